@@ -1,0 +1,115 @@
+"""Pure text handling: Slack escaping and lossless splitting.
+
+Customer text reaches Slack only through :func:`slack_escape`, which makes
+``<!channel>``, ``<@U…>``, ``<!subteam^…>`` and ``<https://x|label>`` inert.
+:func:`split_text` cuts long texts into contiguous pieces that join back to
+the original, preferring paragraph, line and word boundaries and never cutting
+inside a grapheme (combining marks, ZWJ sequences, skin tones, flags).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+
+_SLACK_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def slack_escape(text: str) -> str:
+    """Escape the three control characters of Slack mrkdwn, and nothing else."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_escaped_len(ch: str) -> int:
+    """Cost of one character once escaped for Slack."""
+    return len(_SLACK_ESCAPES.get(ch, ch))
+
+
+def utf8_len(ch: str) -> int:
+    """Cost of one character in UTF-8 bytes (Instagram counts bytes)."""
+    return len(ch.encode("utf-8"))
+
+
+def _joins_previous(ch: str) -> bool:
+    """True when ``ch`` must stay with the character before it."""
+    cp = ord(ch)
+    return (
+        unicodedata.combining(ch) != 0
+        or unicodedata.category(ch) in ("Mn", "Me", "Mc")
+        or cp == 0x200D  # zero-width joiner
+        or 0xFE00 <= cp <= 0xFE0F  # variation selectors
+        or 0x1F3FB <= cp <= 0x1F3FF  # skin tone modifiers
+        or 0xE0020 <= cp <= 0xE007F  # tag characters (subdivision flags)
+    )
+
+
+def is_safe_cut(text: str, pos: int) -> bool:
+    """May ``text`` be cut between ``pos - 1`` and ``pos``?"""
+    if pos <= 0 or pos >= len(text):
+        return True
+    if _joins_previous(text[pos]) or ord(text[pos - 1]) == 0x200D:
+        return False
+    # Regional indicators pair up into flags: cut only after an even run.
+    if _is_regional(text[pos]) and _is_regional(text[pos - 1]):
+        run = 0
+        i = pos - 1
+        while i >= 0 and _is_regional(text[i]):
+            run += 1
+            i -= 1
+        return run % 2 == 0
+    return True
+
+
+def _is_regional(ch: str) -> bool:
+    return 0x1F1E6 <= ord(ch) <= 0x1F1FF
+
+
+def split_text(text: str, limit: int, cost: Callable[[str], int] | None = None) -> list[str]:
+    """Split ``text`` into pieces whose cost is at most ``limit`` each.
+
+    The pieces are contiguous slices: ``"".join(pieces) == text``. A cut is
+    placed after a paragraph break, else a line break, else a space, within
+    the second half of the window; failing that at the last grapheme boundary;
+    only a single grapheme longer than ``limit`` is ever cut inside.
+    """
+    if limit < 1:
+        raise ValueError("limit must be positive")
+    measure = cost or (lambda _ch: 1)
+    if not text:
+        return [""]
+    pieces: list[str] = []
+    start = 0
+    n = len(text)
+    while start < n:
+        used = 0
+        end = start
+        while end < n:
+            c = measure(text[end])
+            if used + c > limit:
+                break
+            used += c
+            end += 1
+        if end >= n:
+            pieces.append(text[start:])
+            break
+        if end == start:  # one character costs more than the limit: it still has to go somewhere
+            end = start + 1
+        pieces.append(text[start : _best_cut(text, start, end)])
+        start += len(pieces[-1])
+    return pieces
+
+
+def _best_cut(text: str, start: int, end: int) -> int:
+    """The cut position in ``(start, end]`` for a window ending at ``end``."""
+    floor = start + max(1, (end - start) // 2)
+    window = text[start:end]
+    for sep in ("\n\n", "\n", " "):
+        i = window.rfind(sep)
+        if i >= 0 and start + i + len(sep) >= floor:
+            cut = start + i + len(sep)
+            if is_safe_cut(text, cut):
+                return cut
+    cut = end
+    while cut > start + 1 and not is_safe_cut(text, cut):
+        cut -= 1
+    return cut if is_safe_cut(text, cut) else end
