@@ -1,0 +1,170 @@
+"""Slack thread messages → what to do with them (pure ``classify``) and the outbox rows that follow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, select
+
+from bridge.domain import Limits
+from bridge.slack.markup import slack_to_plain
+from bridge.store import conversations, outbox
+from bridge.store.tables import Conversation, Outbox
+from bridge.text import split_text, utf8_len
+
+RELAYED_SUBTYPES = (None, "thread_broadcast", "file_share")
+
+
+@dataclass(frozen=True)
+class Relay:
+    channel: str
+    thread_ts: str
+    ts: str
+    user: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Note:
+    channel: str
+    thread_ts: str
+
+
+@dataclass(frozen=True)
+class Command:
+    channel: str
+    thread_ts: str
+    ts: str
+    user: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Changed:
+    """An agent edited or deleted a message in a thread."""
+
+    channel: str
+    thread_ts: str
+    ts: str
+    deleted: bool
+
+
+@dataclass(frozen=True)
+class Ignore:
+    reason: str
+
+
+Action = Relay | Note | Command | Changed | Ignore
+
+
+def classify(event: dict[str, Any], bot_user_id: str, note_prefixes: tuple[str, ...]) -> Action:
+    """Decide what a message event in the channel means. Pure."""
+    subtype = event.get("subtype")
+    channel = str(event.get("channel", ""))
+    if subtype in ("message_changed", "message_deleted"):
+        msg = event.get("message") if subtype == "message_changed" else event.get("previous_message")
+        if not isinstance(msg, dict) or msg.get("bot_id") or msg.get("app_id"):
+            return Ignore("change to a bot message")
+        ts, thread_ts = str(msg.get("ts", "")), msg.get("thread_ts")
+        if not thread_ts or thread_ts == ts:
+            return Ignore("change outside a thread")
+        if subtype == "message_changed" and (msg.get("text") == (event.get("previous_message") or {}).get("text")):
+            return Ignore("not an edit of the text")
+        return Changed(channel, str(thread_ts), ts, deleted=subtype == "message_deleted")
+    if event.get("bot_id") or event.get("app_id") or subtype == "bot_message":
+        return Ignore("bot message")
+    if subtype not in RELAYED_SUBTYPES:
+        return Ignore(f"subtype {subtype}")
+    ts, thread_ts = str(event.get("ts", "")), event.get("thread_ts")
+    if not thread_ts or thread_ts == ts:
+        return Ignore("not a thread reply")
+    user, text = str(event.get("user", "")), str(event.get("text") or "")
+    if not user:
+        return Ignore("no author")
+    if f"<@{bot_user_id}" in text or event.get("type") == "app_mention":
+        return Command(channel, str(thread_ts), ts, user, text)
+    if text.lstrip().lower().startswith(note_prefixes):
+        return Note(channel, str(thread_ts))
+    return Relay(channel, str(thread_ts), ts, user, text)
+
+
+def platform_parts(text: str, limits: Limits) -> list[str]:
+    """Plain text for the customer, split to the platform's limit, in order."""
+    plain = slack_to_plain(text).strip()
+    if not plain:
+        return []
+    cost = utf8_len if limits.count_bytes else None
+    return [p for p in split_text(plain, limits.max_chars, cost) if p.strip()]
+
+
+def slack_lane(conv_id: int) -> str:
+    return f"s:{conv_id}"
+
+
+def platform_lane(conv_id: int) -> str:
+    return f"p:{conv_id}"
+
+
+def enqueue_notice(session: Session, conv: Conversation, key: str, text: str, now: float) -> None:
+    assert conv.id is not None
+    outbox.enqueue(session, key=key, target="slack", lane=slack_lane(conv.id), kind="notice",
+                   payload={"text": text}, now=now, conversation_id=conv.id)
+
+
+def enqueue_reaction(session: Session, conv: Conversation, channel: str, ts: str, name: str, now: float,
+                     remove: bool = False) -> None:
+    assert conv.id is not None
+    verb = "unreact" if remove else "react"
+    outbox.enqueue(session, key=f"{verb}:{name}:{channel}:{ts}", target="slack", lane=slack_lane(conv.id),
+                   kind=verb, payload={"channel": channel, "ts": ts, "name": name}, now=now,
+                   conversation_id=conv.id)
+
+
+HELP_TEXT = (
+    "Commands are typed in a conversation thread by mentioning me, for example `@dmbridge help`. "
+    "Assignment, templates, escalation and snoozing arrive with the desk features; until then, "
+    "write in this thread to answer the customer, and start a message with `//` or `note:` "
+    "to keep it internal."
+)
+
+
+def apply(session: Session, action: Action, limits_for: dict[str, Limits], now: float) -> str:
+    """Turn a classified message into outbox rows. Returns the outcome stored with the event."""
+    match action:
+        case Ignore(reason):
+            return f"ignored: {reason}"
+        case Note():
+            return "note"
+        case Relay(channel, thread_ts, ts, user, text):
+            conv = conversations.by_thread(session, channel, thread_ts)
+            if conv is None or conv.id is None:
+                return "ignored: thread is not a conversation"
+            parts = platform_parts(text, limits_for[conv.platform])
+            if not parts:
+                enqueue_notice(session, conv, f"empty:{channel}:{ts}",
+                               "Only text is relayed for now: that message was not sent to the customer.", now)
+                return "not relayed: no text"
+            for i, part in enumerate(parts):
+                outbox.enqueue(session, key=f"relay:{channel}:{ts}:{i}", target="platform",
+                               lane=platform_lane(conv.id), kind="dm", conversation_id=conv.id, now=now,
+                               payload={"text": part, "part": i, "parts": len(parts), "slack_channel": channel,
+                                        "slack_ts": ts, "author": user})
+            return f"relayed in {len(parts)} part(s)"
+        case Command(channel, thread_ts, ts, _user, _text):
+            conv = conversations.by_thread(session, channel, thread_ts)
+            if conv is None:
+                return "ignored: command outside a conversation"
+            enqueue_notice(session, conv, f"cmd:{channel}:{ts}", HELP_TEXT, now)
+            return "command: help"
+        case Changed(channel, thread_ts, ts, deleted):
+            conv = conversations.by_thread(session, channel, thread_ts)
+            relayed = session.exec(select(Outbox.id).where(Outbox.dedupe_key == f"relay:{channel}:{ts}:0")).first()
+            if conv is None or relayed is None:
+                return "ignored: change to a message that was not relayed"
+            what = "Deleting" if deleted else "Editing"
+            enqueue_notice(session, conv, f"changed:{channel}:{ts}",
+                           f"{what} a message here does not change what the customer received; "
+                           "write a new reply to correct it.", now)
+            return "changed: notice"
+    return "ignored"

@@ -1,0 +1,1 @@
+"""Slack side: Web API calls, pure Block Kit builders, and the listener families."""

@@ -1,0 +1,83 @@
+"""Pure Block Kit builders. Every customer-supplied string passes through ``slack_escape``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.text import slack_escape, slack_escaped_len, split_text
+
+SECTION_LIMIT = 3000  # characters of one section's text
+BLOCKS_PER_MESSAGE = 4  # stays under Slack's aggregate limit (~13k chars of block text per message)
+PREVIEW_CHARS = 150
+
+Block = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """One chat.postMessage: the notification fallback ``text`` and the blocks that carry the content."""
+
+    text: str
+    blocks: list[Block]
+
+
+@dataclass(frozen=True)
+class CardView:
+    """What the header card shows about a conversation."""
+
+    number: int
+    platform_label: str
+    customer_name: str
+    handle: str | None
+    profile_url: str | None
+    status: str
+    assignee: str | None
+
+
+def header_card(card: CardView) -> SlackMessage:
+    name = slack_escape(card.customer_name)
+    who = f"*{name}*"
+    if card.handle:
+        handle = slack_escape("@" + card.handle)
+        who += f" (<{card.profile_url}|{handle}>)" if card.profile_url else f" ({handle})"
+    assignee = f"<@{card.assignee}>" if card.assignee else "nobody yet"
+    blocks: list[Block] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*#{card.number}* · {card.platform_label} · {who}"}},
+        {"type": "context", "elements": [
+            {"type": "mrkdwn", "text": f"Status: *{card.status}*"},
+            {"type": "mrkdwn", "text": f"Assignee: {assignee}"},
+        ]},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text":
+            "Reply in this thread to answer the customer. Start with `//` or `note:` for an internal note; "
+            "mention the bot for commands."}]},
+    ]
+    text = f"#{card.number} {card.platform_label} conversation with {name}"
+    return SlackMessage(text=text, blocks=blocks)
+
+
+def customer_text(text: str, label: str | None = None) -> list[SlackMessage]:
+    """Customer text as one or more messages, nothing dropped: ≤3,000 escaped chars a section."""
+    sections = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": slack_escape(piece), "verbatim": True}}
+        for piece in split_text(text, SECTION_LIMIT, slack_escaped_len)
+        if piece
+    ] or [{"type": "section", "text": {"type": "mrkdwn", "text": "_(no text)_", "verbatim": True}}]
+    groups = [sections[i:i + BLOCKS_PER_MESSAGE] for i in range(0, len(sections), BLOCKS_PER_MESSAGE)]
+    messages = []
+    for n, group in enumerate(groups, start=1):
+        blocks: list[Block] = list(group)
+        if label:
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": label}]})
+        if len(groups) > 1:
+            blocks.append({"type": "context", "elements": [
+                {"type": "mrkdwn", "text": f"part {n} of {len(groups)}"}]})
+        first = group[0]["text"]["text"]
+        preview = first if len(first) <= PREVIEW_CHARS else first[:PREVIEW_CHARS] + "…"
+        messages.append(SlackMessage(text=preview, blocks=blocks))
+    return messages
+
+
+def notice(text: str) -> SlackMessage:
+    """A short message from the bot itself (text we wrote, customer parts already escaped)."""
+    return SlackMessage(text=text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}])

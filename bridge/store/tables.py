@@ -1,0 +1,122 @@
+"""The tables. Every idempotency rule of dmbridge is a unique key here."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Conversation(SQLModel, table=True):
+    """One customer conversation = one Slack thread. ``id`` is the short number shown as ``#id``."""
+
+    __tablename__ = "conversation"
+    __table_args__ = (
+        UniqueConstraint("platform", "account", "remote_id", name="uq_conversation_remote"),
+        UniqueConstraint("channel", "thread_ts", name="uq_conversation_thread"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str
+    account: str
+    remote_id: str
+    customer_id: str
+    customer_name: str
+    customer_handle: str | None = None
+    customer_avatar: str | None = None
+    customer_profile_url: str | None = None
+    channel: str
+    thread_ts: str | None = None
+    status: str = "open"
+    assignee: str | None = None
+    created_at: float
+    last_inbound_at: float | None = None
+
+
+class InboundEvent(SQLModel, table=True):
+    """A platform message we have stored (customer's, or the brand's sent outside Slack)."""
+
+    __tablename__ = "inbound_event"
+    __table_args__ = (UniqueConstraint("platform", "account", "remote_id", name="uq_inbound_remote"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str
+    account: str
+    remote_id: str
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    from_brand: bool = False
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    sent_at: float
+    stored_at: float
+
+
+class SlackEvent(SQLModel, table=True):
+    """A Slack request we acknowledged. ``dedupe_key`` is ``msg:{channel}:{ts}`` for messages, else the event id."""
+
+    __tablename__ = "slack_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(unique=True)
+    event_id: str | None = None
+    kind: str
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: float
+    processed_at: float | None = Field(default=None, index=True)
+    outcome: str | None = None
+
+
+class Outbox(SQLModel, table=True):
+    """One delivery to Slack or to a platform.
+
+    ``lane`` orders deliveries: a row is sent only when no older row of its
+    lane is still pending or sending. ``dedupe_key`` makes every enqueue
+    idempotent. ``state``: pending → sending → sent | failed.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "target", "state", "next_attempt_at"),
+        Index("ix_outbox_lane", "lane", "state", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(unique=True)
+    target: str  # "slack" | "platform"
+    lane: str
+    kind: str
+    conversation_id: int | None = Field(default=None, foreign_key="conversation.id")
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = "pending"
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    claimed_at: float | None = None
+    last_error: str | None = None
+    result: str | None = None
+    waiting_shown: bool = False
+    created_at: float
+
+
+class SentMessage(SQLModel, table=True):
+    """A message dmbridge delivered to a platform; its id tells our echoes apart."""
+
+    __tablename__ = "sent_message"
+    __table_args__ = (UniqueConstraint("platform", "account", "remote_id", name="uq_sent_remote"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str
+    account: str
+    remote_id: str
+    conversation_id: int = Field(foreign_key="conversation.id")
+    slack_channel: str | None = None
+    slack_ts: str | None = None
+    sent_at: float
+
+
+class Cursor(SQLModel, table=True):
+    """Where a connector's poll left off, per account."""
+
+    __tablename__ = "cursor"
+
+    connector: str = Field(primary_key=True)
+    account: str = Field(primary_key=True)
+    value: str
+    updated_at: float
