@@ -17,5 +17,6 @@ def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any
         stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing()
     else:
         stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing()
-    result = session.execute(stmt)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    key = list(table.primary_key.columns)[0]
+    # RETURNING tells reliably on both dialects (psycopg reports rowcount -1 here)
+    return session.execute(stmt.returning(key)).first() is not None

@@ -1,0 +1,98 @@
+"""The ``dmbridge`` command."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bridge import manifest as manifest_mod
+from bridge.config import FileConfig, Settings
+from bridge.errors import ConfigError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="dmbridge: customer DMs from X and other channels as Slack threads.")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="dmbridge.toml (default: ./dmbridge.toml)")]
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 3000, config: ConfigOpt = None, verbose: bool = False) -> None:
+    """Run the bridge: HTTP mode on POST /slack/events, or Socket Mode when SLACK_APP_TOKEN is set."""
+    import uvicorn
+
+    from bridge.app import build
+
+    _logging(verbose)
+    settings = Settings()
+    try:
+        settings.check_for_serve()
+        bridge = build(settings, FileConfig.load(config))
+    except ConfigError as exc:
+        typer.echo(f"dmbridge: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    bridge.start()
+    try:
+        if settings.slack_app_token:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            handler = SocketModeHandler(bridge.bolt, settings.slack_app_token)
+            handler.connect()
+            typer.echo("dmbridge: Socket Mode connected; /healthz and /metrics on "
+                       f"http://{host}:{port}")
+            uvicorn.run(bridge.http, host=host, port=port, log_level="warning")
+            handler.close()
+        else:
+            uvicorn.run(bridge.http, host=host, port=port, log_level="info" if verbose else "warning")
+    finally:
+        bridge.stop()
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (serve does this on start)."""
+    from bridge.store import migrate as mig
+    from bridge.store.db import Database
+
+    settings = Settings()
+    db = Database(settings.database_url)
+    mig.upgrade(db)
+    db.dispose()
+    typer.echo(f"dmbridge: schema is current ({db.engine.url.render_as_string(hide_password=True)})")
+
+
+@app.command()
+def manifest(url: Annotated[str | None, typer.Option(help="public base URL, e.g. https://dm.example.com")] = None,
+             socket: Annotated[bool, typer.Option("--socket", help="Socket Mode variant")] = False) -> None:
+    """Print the Slack app manifest to paste at api.slack.com/apps → Create New App → From a manifest."""
+    typer.echo(manifest_mod.dump(manifest_mod.render(url, socket)), nl=False)
+
+
+@app.command()
+def demo(verbose: bool = False) -> None:
+    """Run the whole loop on local emulators of Slack and X, with no credentials, and print both sides."""
+    from bridge.sandbox.demo import run_demo
+
+    _logging(verbose) if verbose else logging.basicConfig(level=logging.WARNING)
+    ok = run_demo(print)
+    raise typer.Exit(0 if ok else 1)
+
+
+def main() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""The HTTP surface: ``POST /slack/events``, ``GET /healthz``, ``GET /metrics``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from slack_bolt import App, BoltRequest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+MAX_BODY = 1024 * 1024
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes | None:
+    """The raw body, or None when it exceeds ``limit`` (answer 413)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+def build_http(bolt: App | None, health: Callable[[], dict[str, Any]], registry: CollectorRegistry) -> Starlette:
+    async def slack_events(request: Request) -> Response:
+        if bolt is None:
+            return JSONResponse({"error": "HTTP mode is off (Socket Mode in use)"}, status_code=404)
+        body = await read_body(request)
+        if body is None:
+            return JSONResponse({"error": "body too large"}, status_code=413)
+        bolt_req = BoltRequest(body=body.decode("utf-8", errors="replace"), query=request.url.query,
+                               headers={k: [v] for k, v in request.headers.items()})
+        resp = await run_in_threadpool(bolt.dispatch, bolt_req)
+        headers = {k: v[0] for k, v in resp.headers.items() if v and k.lower() != "content-length"}
+        return Response(content=resp.body, status_code=resp.status, headers=headers)
+
+    async def healthz(_request: Request) -> Response:
+        state = await run_in_threadpool(health)
+        return JSONResponse(state, status_code=200 if state.get("ok") else 503)
+
+    async def metrics(_request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(routes=[
+        Route("/slack/events", slack_events, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ])

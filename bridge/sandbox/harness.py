@@ -1,0 +1,145 @@
+"""Start emulated Slack and X, and the real bridge configured against them (demo, tests, benchmarks).
+
+The bridge is built by ``bridge.app.build`` from ordinary ``Settings`` —
+``SLACK_API_URL``, ``X_API_URL``, tokens — exactly as ``dmbridge serve`` does.
+"""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import uvicorn
+
+from bridge.app import Bridge, build
+from bridge.config import FileConfig, Settings
+from bridge.sandbox.slack import SlackEmulator
+from bridge.sandbox.x import XEmulator
+
+T = TypeVar("T")
+
+CHANNEL = "C0INBOX"
+SIGNING_SECRET = "sandbox-signing-secret"
+BOT_TOKEN = "xoxb-sandbox"
+
+
+class HttpServer:
+    """uvicorn on a free loopback port, in a thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("HTTP server did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+def wait_for(check: Callable[[], T], timeout: float = 15.0, what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy; raise after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@dataclass
+class Sandbox:
+    slack: SlackEmulator
+    x: XEmulator
+    settings: Settings
+    bridge: Bridge
+    http: HttpServer
+    workdir: Path
+    _tmp: tempfile.TemporaryDirectory[str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def events_url(self) -> str:
+        return self.http.url + "/slack/events"
+
+    def stop_bridge(self) -> None:
+        self.http.stop()
+        self.bridge.stop()
+
+    def restart(self) -> None:
+        """Stop the bridge and start a new one on the same database and emulators."""
+        self.stop_bridge()
+        self.bridge, self.http = _start_bridge(self.settings)
+        self.slack.event_target = self.events_url
+
+    def close(self) -> None:
+        self.stop_bridge()
+        self.slack.stop()
+        self.x.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def sandbox_settings(slack: SlackEmulator, x: XEmulator, database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = dict(
+        slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url,
+        dmbridge_channel=CHANNEL, database_url=database_url,
+        x_consumer_key="sandbox-ck", x_consumer_secret="sandbox-cs", x_access_token="sandbox-at",
+        x_access_token_secret="sandbox-ats", x_api_url=x.api_url, x_poll_seconds=0.2,
+        dmbridge_slack_posts_per_second=0.0,
+    )
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def _start_bridge(settings: Settings) -> tuple[Bridge, HttpServer]:
+    bridge = build(settings, FileConfig())
+    bridge.start()
+    http = HttpServer(bridge.http)
+    http.start()
+    return bridge, http
+
+
+def start_sandbox(database_url: str | None = None, **overrides: Any) -> Sandbox:
+    """Emulators with a brand, a channel, two agents and two customers; the bridge running against them."""
+    tmp = tempfile.TemporaryDirectory(prefix="dmbridge-")
+    workdir = Path(tmp.name)
+    slack = SlackEmulator(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN)
+    slack.start()
+    slack.add_user("U0AGENT1", "sam", "Sam Rivera")
+    slack.add_user("U0AGENT2", "kim", "Kim Chen")
+    slack.add_channel(CHANNEL, "social-inbox", members=["U0AGENT1", "U0AGENT2", "U0BOT"])
+    x = XEmulator()
+    x.start()
+    x.add_user("1290011223344556677", "maria_l", "Maria López",
+               profile_image_url="https://pbs.twimg.example/maria_normal.jpg")
+    x.add_user("1290011223344559999", "jdoe_buyer", "J Doe",
+               profile_image_url="https://pbs.twimg.example/jdoe_normal.jpg")
+    settings = sandbox_settings(slack, x, database_url or f"sqlite:///{workdir / 'dmbridge.db'}", **overrides)
+    bridge, http = _start_bridge(settings)
+    box = Sandbox(slack=slack, x=x, settings=settings, bridge=bridge, http=http, workdir=workdir, _tmp=tmp)
+    slack.event_target = box.events_url
+    return box

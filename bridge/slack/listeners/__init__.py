@@ -1,0 +1,1 @@
+"""Bolt listener families; each module has ``register(app, deps)``."""

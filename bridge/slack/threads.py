@@ -1,0 +1,79 @@
+"""Slack Web API calls the workers make, with slack_sdk errors translated at this edge."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bridge.errors import AuthFailed, Rejected, RetryLater
+from bridge.slack.blocks import SlackMessage
+
+AUTH_ERRORS = {"invalid_auth", "not_authed", "token_revoked", "account_inactive", "token_expired"}
+HARMLESS = {"already_reacted", "no_reaction"}
+METADATA_EVENT = "dmbridge_delivery"
+
+
+def make_client(token: str, base_url: str, timeout: int = 15) -> WebClient:
+    """A WebClient with no automatic 429 retry: rate limits are handled by the outbox."""
+    return WebClient(token=token, base_url=base_url, timeout=timeout)
+
+
+class SlackThreads:
+    def __init__(self, client: WebClient, clock: Callable[[], float] = time.time) -> None:
+        self.client = client
+        self.clock = clock
+
+    def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            resp = self.client.api_call(method, json=kwargs)
+            return dict(resp.data) if isinstance(resp.data, dict) else {}
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            error = str(exc.response.get("error", "")) if isinstance(exc.response.data, dict) else ""
+            if error in HARMLESS:
+                return {"ok": True, "error": error}
+            if status == 429 or error == "ratelimited":
+                after = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
+                wait = float(after) if after else 1.0
+                raise RetryLater(f"Slack rate limit on {method}", retry_at=self.clock() + wait,
+                                 rate_limited=True) from exc
+            if status >= 500:
+                raise RetryLater(f"Slack {method} answered {status}") from exc
+            if error in AUTH_ERRORS:
+                raise AuthFailed(f"Slack refused the bot token ({error})") from exc
+            raise Rejected(f"Slack {method} failed: {error or status}") from exc
+        except SlackClientError as exc:
+            raise RetryLater(f"Slack {method}: {exc}") from exc
+        except OSError as exc:  # timeouts, resets
+            raise RetryLater(f"Slack unreachable: {type(exc).__name__}") from exc
+
+    def post(self, channel: str, message: SlackMessage, *, thread_ts: str | None = None,
+             username: str | None = None, icon_url: str | None = None, key: str | None = None) -> str:
+        args: dict[str, Any] = dict(channel=channel, text=message.text, blocks=message.blocks, link_names=False,
+                                    unfurl_links=False, unfurl_media=False)
+        if thread_ts:
+            args["thread_ts"] = thread_ts
+        if username:
+            args["username"] = username[:80]
+        if icon_url:
+            args["icon_url"] = icon_url
+        if key:
+            args["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"key": key}}
+        return str(self._call("chat.postMessage", **args)["ts"])
+
+    def update(self, channel: str, ts: str, message: SlackMessage) -> None:
+        self._call("chat.update", channel=channel, ts=ts, text=message.text, blocks=message.blocks)
+
+    def react(self, channel: str, ts: str, name: str) -> None:
+        self._call("reactions.add", channel=channel, timestamp=ts, name=name)
+
+    def unreact(self, channel: str, ts: str, name: str) -> None:
+        self._call("reactions.remove", channel=channel, timestamp=ts, name=name)
+
+    def bot_identity(self) -> tuple[str, str]:
+        data = self._call("auth.test")
+        return str(data.get("user_id", "")), str(data.get("bot_id", ""))

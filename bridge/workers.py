@@ -1,0 +1,398 @@
+"""Background delivery: outbox loops for Slack and platforms, the Slack event processor, pollers.
+
+No platform call happens in a request handler: handlers only store, these
+loops deliver. A row is claimed in one short transaction, the call is made
+with no transaction open, and the outcome is written in another.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlmodel import Session, col, select
+
+from bridge import outbound
+from bridge.config import FileConfig, Settings, channel_for
+from bridge.domain import Limits, OutboundMessage, Platform
+from bridge.errors import AuthFailed, DeliveryError, Rejected, RetryLater
+from bridge.inbound import ingest
+from bridge.pacing import Pacer
+from bridge.slack.blocks import CardView, SlackMessage, header_card, notice
+from bridge.slack.threads import SlackThreads
+from bridge.store import events, outbox
+from bridge.store.db import Database
+from bridge.store.tables import Conversation, Outbox
+from connectors.base import Connector
+
+log = logging.getLogger(__name__)
+
+POST_KINDS = {"card", "mirror", "notice"}
+MAX_ATTEMPTS = 12
+STALE_CLAIM_SECONDS = 120.0
+OK, WAITING, WARNING = "white_check_mark", "hourglass_flowing_sand", "warning"
+
+
+def backoff(attempts: int) -> float:
+    """Exponential backoff with jitter, capped at five minutes."""
+    return float(min(300.0, 2.0 ** min(attempts, 9)) * (0.75 + random.random() / 2))
+
+
+@dataclass
+class Context:
+    """What the loops share; built by ``bridge.app``."""
+
+    settings: Settings
+    file: FileConfig
+    db: Database
+    slack: SlackThreads
+    connectors: dict[str, Connector]
+    clock: Callable[[], float] = time.time
+    bot_user_id: str = ""
+    wake_slack: threading.Event = field(default_factory=threading.Event)
+    wake_platform: threading.Event = field(default_factory=threading.Event)
+    wake_events: threading.Event = field(default_factory=threading.Event)
+    health: dict[str, str] = field(default_factory=dict)
+
+    def limits(self) -> dict[str, Limits]:
+        return {c.platform.value: c.limits for c in self.connectors.values()}
+
+
+def card_view(conv: Conversation) -> CardView:
+    assert conv.id is not None
+    return CardView(number=conv.id, platform_label=Platform(conv.platform).label, customer_name=conv.customer_name,
+                    handle=conv.customer_handle, profile_url=conv.customer_profile_url, status=conv.status,
+                    assignee=conv.assignee)
+
+
+def _claim(ctx: Context, row_id: int, now: float) -> tuple[Outbox, Conversation | None] | None:
+    with ctx.db.session() as s:
+        if not outbox.claim(s, row_id, now):
+            return None
+        row = s.get(Outbox, row_id)
+        assert row is not None
+        conv = s.get(Conversation, row.conversation_id) if row.conversation_id else None
+        return row, conv
+
+
+class SlackDelivery:
+    """Delivers ``target='slack'`` rows: cards, mirrored messages, notices, reactions; paced per channel."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.pacer = Pacer(ctx.settings.dmbridge_slack_posts_per_second, ctx.settings.dmbridge_slack_burst)
+
+    def step(self) -> float:
+        ctx, now = self.ctx, self.ctx.clock()
+        with ctx.db.session() as s:
+            rows = outbox.due(s, "slack", now, limit=50)
+            channels = _channels(s, rows)
+        if not rows:
+            return _idle(ctx, "slack", now)
+        done, wait = 0, 1.0
+        for row in rows:
+            assert row.id is not None
+            channel = channels.get(row.conversation_id or 0, "")
+            if row.kind in POST_KINDS:
+                w = self.pacer.wait(channel, ctx.clock())
+                if w > 0:
+                    wait = min(wait, w)
+                    continue
+            claimed = _claim(ctx, row.id, ctx.clock())
+            if claimed is None:
+                continue
+            row, conv = claimed
+            if row.kind in POST_KINDS:
+                self.pacer.take(channel, ctx.clock())
+            self._deliver(row, conv)
+            done += 1
+        if done:
+            ctx.wake_slack.set()
+        return 0.0 if done else wait
+
+    def _deliver(self, row: Outbox, conv: Conversation | None) -> None:
+        ctx, data = self.ctx, outbox.load(row)
+        assert row.id is not None
+        try:
+            if conv is None:
+                raise Rejected("conversation is gone")
+            result = self._call(row, conv, data)
+        except RetryLater as exc:
+            when = exc.retry_at if exc.retry_at is not None else ctx.clock() + backoff(row.attempts)
+            if exc.rate_limited and conv is not None:
+                self.pacer.pause(conv.channel, when)
+            with ctx.db.session() as s:
+                if row.attempts >= MAX_ATTEMPTS and not exc.rate_limited:
+                    outbox.fail(s, row.id, exc.reason)
+                else:
+                    outbox.retry_at(s, row.id, when, exc.reason)
+            log.info("slack %s #%s retry at %.1f: %s", row.kind, row.id, when, exc.reason)
+        except AuthFailed as exc:
+            ctx.health["slack"] = exc.reason
+            with ctx.db.session() as s:
+                outbox.retry_at(s, row.id, ctx.clock() + 60, exc.reason)
+        except DeliveryError as exc:
+            log.warning("slack %s #%s failed: %s", row.kind, row.id, exc.reason)
+            with ctx.db.session() as s:
+                outbox.fail(s, row.id, exc.reason)
+        else:
+            ctx.health["slack"] = "ok"
+            with ctx.db.session() as s:
+                outbox.finish(s, row.id, result)
+                if row.kind == "card" and conv is not None and result:
+                    fresh = s.get(Conversation, conv.id)
+                    if fresh is not None and fresh.thread_ts is None:
+                        fresh.thread_ts = result
+                        s.add(fresh)
+
+    def _call(self, row: Outbox, conv: Conversation, data: dict[str, object]) -> str | None:
+        slack = self.ctx.slack
+        match row.kind:
+            case "card":
+                if conv.thread_ts:
+                    return conv.thread_ts
+                return slack.post(conv.channel, header_card(card_view(conv)), key=row.dedupe_key)
+            case "mirror" | "notice":
+                if not conv.thread_ts:
+                    raise Rejected("the conversation's header card could not be posted")
+                if row.kind == "notice":
+                    return slack.post(conv.channel, notice(str(data["text"])), thread_ts=conv.thread_ts,
+                                      key=row.dedupe_key)
+                message = SlackMessage(text=str(data["text"]), blocks=list(data["blocks"]))  # type: ignore[call-overload]
+                if data.get("from_brand"):
+                    return slack.post(conv.channel, message, thread_ts=conv.thread_ts, key=row.dedupe_key,
+                                      username=f"@{conv.account} (outside Slack)")
+                return slack.post(conv.channel, message, thread_ts=conv.thread_ts, key=row.dedupe_key,
+                                  username=conv.customer_name, icon_url=conv.customer_avatar)
+            case "card_update":
+                if conv.thread_ts:
+                    slack.update(conv.channel, conv.thread_ts, header_card(card_view(conv)))
+                return None
+            case "react":
+                slack.react(str(data["channel"]), str(data["ts"]), str(data["name"]))
+                return None
+            case "unreact":
+                slack.unreact(str(data["channel"]), str(data["ts"]), str(data["name"]))
+                return None
+        raise Rejected(f"unknown delivery kind {row.kind}")
+
+
+class PlatformDelivery:
+    """Delivers ``target='platform'`` rows (agent replies) through the conversation's connector."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def step(self) -> float:
+        ctx, now = self.ctx, self.ctx.clock()
+        with ctx.db.session() as s:
+            rows = outbox.due(s, "platform", now, limit=20)
+        if not rows:
+            return _idle(ctx, "platform", now)
+        done = 0
+        for row in rows:
+            assert row.id is not None
+            claimed = _claim(ctx, row.id, ctx.clock())
+            if claimed is None:
+                continue
+            self._deliver(*claimed)
+            done += 1
+        ctx.wake_slack.set()
+        return 0.0 if done else 0.5
+
+    def _deliver(self, row: Outbox, conv: Conversation | None) -> None:
+        ctx, data = self.ctx, outbox.load(row)
+        assert row.id is not None
+        channel, ts = str(data["slack_channel"]), str(data["slack_ts"])
+        try:
+            if conv is None:
+                raise Rejected("conversation is gone")
+            connector = ctx.connectors.get(conv.platform)
+            if connector is None:
+                raise Rejected(f"no {conv.platform} connector is configured")
+            result = connector.send(OutboundMessage(
+                platform=Platform(conv.platform), account=conv.account, conversation=conv.remote_id,
+                recipient_id=conv.customer_id, text=str(data["text"])))
+        except RetryLater as exc:
+            assert conv is not None
+            if exc.rate_limited:
+                when = exc.retry_at if exc.retry_at is not None else ctx.clock() + 60
+                with ctx.db.session() as s:
+                    outbox.retry_at(s, row.id, max(when, ctx.clock() + 1), exc.reason, waiting_shown=True)
+                    if not row.waiting_shown:
+                        outbound.enqueue_reaction(s, conv, channel, ts, WAITING, ctx.clock())
+            elif row.attempts >= MAX_ATTEMPTS:
+                self._failed(row, conv, channel, ts, f"{exc.reason} (gave up after {row.attempts} attempts)")
+            else:
+                with ctx.db.session() as s:
+                    outbox.retry_at(s, row.id, ctx.clock() + backoff(row.attempts), exc.reason)
+        except AuthFailed as exc:
+            ctx.health[conv.platform if conv else "platform"] = exc.reason
+            with ctx.db.session() as s:
+                outbox.retry_at(s, row.id, ctx.clock() + 60, exc.reason)
+        except DeliveryError as exc:
+            if conv is None:
+                with ctx.db.session() as s:
+                    outbox.fail(s, row.id, exc.reason)
+            else:
+                self._failed(row, conv, channel, ts, exc.reason)
+        else:
+            assert conv is not None and conv.id is not None
+            ctx.health[conv.platform] = "ok"
+            now = ctx.clock()
+            with ctx.db.session() as s:
+                outbox.finish(s, row.id, result.remote_id)
+                events.record_sent(s, platform=conv.platform, account=conv.account, remote_id=result.remote_id,
+                                   conversation_id=conv.id, slack_channel=channel, slack_ts=ts, now=now)
+                if int(data["part"]) == int(data["parts"]) - 1:
+                    outbound.enqueue_reaction(s, conv, channel, ts, OK, now)
+                    if _exists(s, f"react:{WAITING}:{channel}:{ts}"):
+                        outbound.enqueue_reaction(s, conv, channel, ts, WAITING, now, remove=True)
+
+    def _failed(self, row: Outbox, conv: Conversation, channel: str, ts: str, reason: str) -> None:
+        assert row.id is not None
+        now = self.ctx.clock()
+        with self.ctx.db.session() as s:
+            outbox.fail(s, row.id, reason)
+            # later parts of the same Slack message must not arrive without this one
+            later = s.exec(select(Outbox).where(col(Outbox.dedupe_key).startswith(f"relay:{channel}:{ts}:"),
+                                                Outbox.state == outbox.PENDING)).all()
+            for other in later:
+                assert other.id is not None
+                outbox.fail(s, other.id, "not sent: an earlier part was refused")
+            outbound.enqueue_reaction(s, conv, channel, ts, WARNING, now)
+            if _exists(s, f"react:{WAITING}:{channel}:{ts}"):
+                outbound.enqueue_reaction(s, conv, channel, ts, WAITING, now, remove=True)
+            outbound.enqueue_notice(s, conv, f"failed:{channel}:{ts}",
+                                    f":warning: Not delivered to the customer. {reason}", now)
+
+
+class EventProcessor:
+    """Turns stored Slack events into outbox rows (relay, notices), each exactly once."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def step(self) -> float:
+        ctx = self.ctx
+        with ctx.db.session() as s:
+            pending = [r.id for r in events.unprocessed_slack_events(s)]
+        for row_id in pending:
+            assert row_id is not None
+            try:
+                with ctx.db.session() as s:
+                    self._process(s, row_id)
+            except _AlreadyDone:
+                continue
+        if pending:
+            ctx.wake_slack.set()
+            ctx.wake_platform.set()
+        return 0.0 if pending else 1.0
+
+    def _process(self, s: Session, row_id: int) -> None:
+        from bridge.store.tables import SlackEvent
+
+        row = s.get(SlackEvent, row_id)
+        if row is None or row.processed_at is not None:
+            raise _AlreadyDone
+        body = json.loads(row.payload)
+        event = body.get("event", body)
+        now = self.ctx.clock()
+        action = outbound.classify(event, self.ctx.bot_user_id, self.ctx.settings.note_prefixes)
+        outcome = outbound.apply(s, action, self.ctx.limits(), now)
+        if not events.mark_processed(s, row_id, outcome, now):
+            raise _AlreadyDone
+
+
+class _AlreadyDone(Exception):
+    pass
+
+
+class Poller:
+    """One connector's poll: fetch with no transaction open, then store events and cursor together."""
+
+    def __init__(self, ctx: Context, connector: Connector) -> None:
+        self.ctx, self.connector = ctx, connector
+        self.not_before = 0.0
+        self.started = False
+        self.failures = 0
+
+    def poll_once(self) -> int:
+        ctx, c = self.ctx, self.connector
+        now = ctx.clock()
+        if now < self.not_before:
+            return 0
+        try:
+            if not self.started:
+                c.start()
+                self.started = True
+            with ctx.db.session() as s:
+                cursor = events.get_cursor(s, c.name, c.account)
+            batch = c.poll(cursor)
+        except RetryLater as exc:
+            self.failures += 1
+            self.not_before = exc.retry_at if exc.retry_at else now + backoff(self.failures)
+            log.warning("%s poll postponed until %.0f: %s", c.name, self.not_before, exc.reason)
+            return 0
+        except AuthFailed as exc:
+            self.failures += 1
+            ctx.health[c.name] = exc.reason
+            self.not_before = now + min(600.0, 30.0 * self.failures)
+            log.error("%s poll: %s", c.name, exc.reason)
+            return 0
+        self.failures = 0
+        ctx.health[c.name] = "ok"
+        with ctx.db.session() as s:
+            new = ingest(s, c.name, c.account,  batch,
+                         lambda account: channel_for(ctx.settings, ctx.file, c.name, account), ctx.clock())
+        if new:
+            ctx.wake_slack.set()
+        return new
+
+
+def _channels(s: Session, rows: list[Outbox]) -> dict[int, str]:
+    ids = {r.conversation_id for r in rows if r.conversation_id}
+    if not ids:
+        return {}
+    found = s.exec(select(Conversation.id, Conversation.channel).where(col(Conversation.id).in_(ids))).all()
+    return {int(i): str(ch) for i, ch in found if i is not None}
+
+
+def _exists(s: Session, key: str) -> bool:
+    return s.exec(select(Outbox.id).where(Outbox.dedupe_key == key)).first() is not None
+
+
+def _idle(ctx: Context, target: str, now: float) -> float:
+    with ctx.db.session() as s:
+        nxt = outbox.next_due_at(s, target)
+    return 1.0 if nxt is None else max(0.0, min(1.0, nxt - now))
+
+
+class Loop(threading.Thread):
+    """Runs ``step`` until stopped; sleeps for what it returns or until woken."""
+
+    def __init__(self, name: str, step: Callable[[], float], wake: threading.Event, stop: threading.Event) -> None:
+        super().__init__(name=name, daemon=True)
+        self.step_fn, self.wake, self.stop_event = step, wake, stop
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                delay = self.step_fn()
+            except Exception:
+                log.exception("%s step failed", self.name)
+                delay = 1.0
+            if delay > 0:
+                self.wake.wait(delay)
+            self.wake.clear()
+
+
+def recover(ctx: Context) -> int:
+    """Rows a crashed process left in ``sending`` go back to the queue."""
+    with ctx.db.session() as s:
+        return outbox.recover_stale(s, ctx.clock() - STALE_CLAIM_SECONDS)

@@ -1,0 +1,1 @@
+"""Platform connectors: pure edges that turn platform payloads into domain types and back."""

@@ -1,0 +1,39 @@
+"""The connector protocol the core relies on.
+
+A connector never touches the database, Slack or the scheduler: the core
+hands it a cursor and stores what it returns; it hands it an outbound
+message and records the result. Errors leave a connector only as
+``bridge.errors`` types.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bridge.domain import Batch, Limits, OutboundMessage, Platform, SendResult
+
+
+class Connector(Protocol):
+    name: str
+    """Configuration name (``x``, ``meta``, ``generic``)."""
+
+    platform: Platform
+
+    limits: Limits
+
+    @property
+    def account(self) -> str:
+        """The brand account's handle, known after ``start``."""
+        ...
+
+    def start(self) -> None:
+        """Check the credential and learn who we are; raises AuthFailed or RetryLater."""
+        ...
+
+    def poll(self, cursor: str | None) -> Batch:
+        """Messages newer than ``cursor``, oldest first, and the cursor to store after them."""
+        ...
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        """Deliver one piece of text; raises RetryLater, Rejected or AuthFailed."""
+        ...

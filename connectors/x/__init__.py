@@ -1,0 +1,1 @@
+"""X (Twitter) direct messages through the v2 API, with tweepy."""

@@ -1,0 +1,92 @@
+"""The X connector: polls ``GET /2/dm_events`` with a high-water mark, sends with ``POST …/messages``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from bridge.domain import Batch, Limits, OutboundMessage, Platform, SendResult
+from bridge.errors import AuthFailed
+from connectors.x import api, convert
+
+MAX_DM_CHARS = 10_000
+PAGE_SIZE = 50
+MAX_PAGES_PER_POLL = 3
+
+
+class XConnector:
+    name = "x"
+    platform = Platform.X
+    limits = Limits(max_chars=MAX_DM_CHARS)
+
+    def __init__(self, *, base_url: str, consumer_key: str = "", consumer_secret: str = "",
+                 access_token: str = "", access_token_secret: str = "", user_bearer_token: str = "") -> None:
+        self.client, self._user_auth = api.make_client(
+            base_url=base_url, consumer_key=consumer_key, consumer_secret=consumer_secret,
+            access_token=access_token, access_token_secret=access_token_secret,
+            user_bearer_token=user_bearer_token)
+        self._me: str | None = None
+        self._username: str | None = None
+
+    @property
+    def account(self) -> str:
+        if self._username is None:
+            raise AuthFailed("X connector not started")
+        return self._username
+
+    @property
+    def user_id(self) -> str:
+        if self._me is None:
+            raise AuthFailed("X connector not started")
+        return self._me
+
+    def start(self) -> None:
+        resp: requests.Response = api.call(lambda: self.client.get_me(user_auth=self._user_auth))
+        data = resp.json()["data"]
+        self._me, self._username = str(data["id"]), str(data["username"])
+
+    def _page(self, token: str | None) -> dict[str, Any]:
+        resp: requests.Response = api.call(lambda: self.client.get_direct_message_events(
+            dm_event_fields=convert.DM_EVENT_FIELDS, event_types="MessageCreate", expansions=["sender_id"],
+            user_fields=convert.USER_FIELDS, max_results=PAGE_SIZE, pagination_token=token,
+            user_auth=self._user_auth))
+        body: dict[str, Any] = resp.json()
+        return body
+
+    def poll(self, cursor: str | None) -> Batch:
+        """New events since ``cursor`` (the highest event id stored).
+
+        On the very first poll (no cursor) history is not mirrored: the
+        newest event id becomes the mark, so a new install starts clean.
+        Older pages are read only while a whole page is new.
+        """
+        me = self.user_id
+        high_water = int(cursor) if cursor else None
+        pages = [convert.read_page(self._page(None), high_water or 0)]
+        if high_water is None:
+            return Batch(messages=(), cursor=str(convert.new_high_water(0, pages)))
+        while pages[-1].all_new and pages[-1].next_token and len(pages) < MAX_PAGES_PER_POLL:
+            pages.append(convert.read_page(self._page(pages[-1].next_token), high_water))
+        users: dict[str, dict[str, Any]] = {}
+        for page in pages:
+            users.update(page.users)
+        events = sorted((e for p in pages for e in p.events), key=lambda e: int(e["id"]))
+        missing = {convert.other_participant(str(e.get("dm_conversation_id", "")), me) for e in events
+                   if str(e.get("sender_id")) == me} - set(users) - {None}
+        if missing:
+            users.update(self._lookup_users(sorted(m for m in missing if m)))
+        messages = [m for e in events
+                    if (m := convert.to_message(e, me=me, account=self.account, users=users)) is not None]
+        return Batch(messages=tuple(messages), cursor=str(convert.new_high_water(high_water, pages)))
+
+    def _lookup_users(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        resp: requests.Response = api.call(lambda: self.client.get_users(
+            ids=ids, user_fields=convert.USER_FIELDS, user_auth=self._user_auth))
+        return {str(u["id"]): u for u in resp.json().get("data") or []}
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        resp: requests.Response = api.call(lambda: self.client.create_direct_message(
+            dm_conversation_id=message.conversation, text=message.text, user_auth=self._user_auth))
+        data = resp.json()["data"]
+        return SendResult(remote_id=str(data["dm_event_id"]), conversation=data.get("dm_conversation_id"))
