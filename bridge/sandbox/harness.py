@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
+from bridge.sandbox.slack import SlackEmulator
+from bridge.sandbox.x import XEmulator
 
 from bridge.app import Bridge, build
 from bridge.config import FileConfig, Settings
-from bridge.sandbox.slack import SlackEmulator
-from bridge.sandbox.x import XEmulator
 
 T = TypeVar("T")
 

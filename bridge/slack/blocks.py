@@ -58,21 +58,21 @@ def header_card(card: CardView) -> SlackMessage:
 
 def customer_text(text: str, label: str | None = None) -> list[SlackMessage]:
     """Customer text as one or more messages, nothing dropped: ≤3,000 escaped chars a section."""
-    sections = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": slack_escape(piece), "verbatim": True}}
-        for piece in split_text(text, SECTION_LIMIT, slack_escaped_len)
-        if piece
+    pieces = [slack_escape(p) for p in split_text(text, SECTION_LIMIT, slack_escaped_len) if p]
+    sections: list[Block] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": piece, "verbatim": True}} for piece in pieces
     ] or [{"type": "section", "text": {"type": "mrkdwn", "text": "_(no text)_", "verbatim": True}}]
     groups = [sections[i:i + BLOCKS_PER_MESSAGE] for i in range(0, len(sections), BLOCKS_PER_MESSAGE)]
     messages = []
-    for n, group in enumerate(groups, start=1):
+    for i, group in enumerate(groups):
+        n = i + 1
         blocks: list[Block] = list(group)
         if label:
             blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": label}]})
         if len(groups) > 1:
             blocks.append({"type": "context", "elements": [
                 {"type": "mrkdwn", "text": f"part {n} of {len(groups)}"}]})
-        first = group[0]["text"]["text"]
+        first = str(pieces[i * BLOCKS_PER_MESSAGE]) if pieces else ""
         preview = first if len(first) <= PREVIEW_CHARS else first[:PREVIEW_CHARS] + "…"
         messages.append(SlackMessage(text=preview, blocks=blocks))
     return messages

@@ -17,6 +17,6 @@ def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any
         stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing()
     else:
         stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing()
-    key = list(table.primary_key.columns)[0]
+    key = next(iter(table.primary_key.columns))
     # RETURNING tells reliably on both dialects (psycopg reports rowcount -1 here)
     return session.execute(stmt.returning(key)).first() is not None

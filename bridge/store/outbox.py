@@ -34,7 +34,7 @@ def enqueue(session: Session, *, key: str, target: str, lane: str, kind: str, pa
 def due(session: Session, target: str, now: float, limit: int = 20) -> list[Outbox]:
     """Rows ready to send: due, and first in their lane."""
     older = aliased(Outbox)
-    blocked = exists().where(and_(older.lane == Outbox.lane, older.id < Outbox.id,  # type: ignore[operator]
+    blocked = exists().where(and_(col(older.lane) == col(Outbox.lane), col(older.id) < col(Outbox.id),
                                   col(older.state).in_((PENDING, SENDING))))
     stmt = (select(Outbox)
             .where(Outbox.target == target, Outbox.state == PENDING, Outbox.next_attempt_at <= now, ~blocked)

@@ -28,8 +28,8 @@ class RedirectingSession(requests.Session):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        if isinstance(url, str) and url.startswith(TWEEPY_HOST):
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if url.startswith(TWEEPY_HOST):
             url = self.base_url + url[len(TWEEPY_HOST):]
         kwargs.setdefault("timeout", self.timeout)
         return super().request(method, url, *args, **kwargs)

@@ -2,8 +2,8 @@ from typing import Any
 
 import pytest
 
-from bridge.outbound import Changed, Command, Ignore, Note, Relay, classify, platform_parts
 from bridge.domain import Limits
+from bridge.outbound import Changed, Command, Ignore, Note, Relay, classify, platform_parts
 from bridge.slack.markup import slack_to_plain
 
 BOT = "U0BOT"
