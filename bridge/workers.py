@@ -321,6 +321,7 @@ class Poller:
         self.not_before = 0.0
         self.started = False
         self.failures = 0
+        self.first_done = threading.Event()
 
     def poll_once(self) -> int:
         ctx, c = self.ctx, self.connector
@@ -350,6 +351,7 @@ class Poller:
         with ctx.db.session() as s:
             new = ingest(s, c.name, c.account,  batch,
                          lambda account: channel_for(ctx.settings, ctx.file, c.name, account), ctx.clock())
+        self.first_done.set()
         if new:
             ctx.wake_slack.set()
         return new

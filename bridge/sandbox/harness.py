@@ -6,68 +6,22 @@ The bridge is built by ``bridge.app.build`` from ordinary ``Settings`` —
 
 from __future__ import annotations
 
-import socket
 import tempfile
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-import uvicorn
-from bridge.sandbox.slack import SlackEmulator
-from bridge.sandbox.x import XEmulator
+from typing import Any
 
 from bridge.app import Bridge, build
 from bridge.config import FileConfig, Settings
+from bridge.sandbox.server import HttpServer, wait_for
+from bridge.sandbox.slack import SlackEmulator
+from bridge.sandbox.x import XEmulator
 
-T = TypeVar("T")
+__all__ = ["BOT_TOKEN", "CHANNEL", "SIGNING_SECRET", "HttpServer", "Sandbox", "start_sandbox", "wait_for"]
 
 CHANNEL = "C0INBOX"
 SIGNING_SECRET = "sandbox-signing-secret"
 BOT_TOKEN = "xoxb-sandbox"
-
-
-class HttpServer:
-    """uvicorn on a free loopback port, in a thread."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("HTTP server did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
-
-
-def wait_for(check: Callable[[], T], timeout: float = 15.0, what: str = "condition") -> T:
-    """Poll ``check`` until it returns something truthy; raise after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @dataclass
@@ -107,8 +61,8 @@ def sandbox_settings(slack: SlackEmulator, x: XEmulator, database_url: str, **ov
     values: dict[str, Any] = dict(
         slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url,
         dmbridge_channel=CHANNEL, database_url=database_url,
-        x_consumer_key="sandbox-ck", x_consumer_secret="sandbox-cs", x_access_token="sandbox-at",
-        x_access_token_secret="sandbox-ats", x_api_url=x.api_url, x_poll_seconds=0.2,
+        x_consumer_key=x.consumer_key, x_consumer_secret=x.consumer_secret, x_access_token=x.access_token,
+        x_access_token_secret=x.access_token_secret, x_api_url=x.api_url, x_poll_seconds=0.2,
         dmbridge_slack_posts_per_second=0.0,
     )
     values.update(overrides)
@@ -118,6 +72,8 @@ def sandbox_settings(slack: SlackEmulator, x: XEmulator, database_url: str, **ov
 def _start_bridge(settings: Settings) -> tuple[Bridge, HttpServer]:
     bridge = build(settings, FileConfig())
     bridge.start()
+    for name, poller in bridge.pollers.items():  # the first poll only sets the mark: let it happen first
+        wait_for(lambda p=poller: p.first_done.is_set(), what=f"first {name} poll")  # type: ignore[misc]
     http = HttpServer(bridge.http)
     http.start()
     return bridge, http

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import requests
@@ -10,9 +11,14 @@ from bridge.domain import Batch, Limits, OutboundMessage, Platform, SendResult
 from bridge.errors import AuthFailed
 from connectors.x import api, convert
 
+log = logging.getLogger(__name__)
+
 MAX_DM_CHARS = 10_000
-PAGE_SIZE = 50
-MAX_PAGES_PER_POLL = 3
+PAGE_SIZE = 100
+# X allows 15 reads per 15 minutes: a backlog deeper than this many pages in one
+# poll interval (1,500 DMs) is read newest-first up to here and the rest is
+# logged as skipped; accounts with that volume should use webhooks.
+MAX_PAGES_PER_POLL = 15
 
 
 class XConnector:
@@ -68,6 +74,8 @@ class XConnector:
             return Batch(messages=(), cursor=str(convert.new_high_water(0, pages)))
         while pages[-1].all_new and pages[-1].next_token and len(pages) < MAX_PAGES_PER_POLL:
             pages.append(convert.read_page(self._page(pages[-1].next_token), high_water))
+        if pages[-1].all_new and pages[-1].next_token:
+            log.warning("X backlog deeper than %d pages: older DMs in it were not mirrored", MAX_PAGES_PER_POLL)
         users: dict[str, dict[str, Any]] = {}
         for page in pages:
             users.update(page.users)
