@@ -20,14 +20,27 @@ from sqlmodel import select
 from starlette.applications import Starlette
 
 from bridge.config import FileConfig, Settings
+from bridge.desk import Desk
 from bridge.http import build_http
 from bridge.slack.listeners import commands as command_listeners
 from bridge.slack.listeners import events as event_listeners
+from bridge.slack.listeners import interactions as interaction_listeners
+from bridge.slack.listeners.deps import ListenerDeps
+from bridge.slack.roster import Roster
 from bridge.slack.threads import SlackThreads, make_client
 from bridge.store import migrate
 from bridge.store.db import Database
 from bridge.store.tables import Outbox, SlackEvent
-from bridge.workers import Context, EventProcessor, Loop, PlatformDelivery, Poller, SlackDelivery, recover
+from bridge.workers import (
+    Context,
+    EventProcessor,
+    Loop,
+    PlatformDelivery,
+    Poller,
+    SlackDelivery,
+    recover,
+    wake_snoozed,
+)
 from connectors.base import Connector
 from connectors.x.connector import XConnector
 
@@ -96,6 +109,8 @@ class Bridge:
                                    id=f"poll:{name}", max_instances=1, coalesce=True,
                                    next_run_time=_now_dt())
         self.scheduler.add_job(lambda: recover(ctx), "interval", seconds=60, id="recover", max_instances=1)
+        self.scheduler.add_job(lambda: wake_snoozed(ctx), "interval", seconds=ctx.settings.dmbridge_sweep_seconds,
+                               id="snoozes", max_instances=1, coalesce=True)
         self.scheduler.start()
 
     def stop(self) -> None:
@@ -135,13 +150,19 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
     file = file or FileConfig()
     db = Database(settings.database_url)
     client = make_client(settings.slack_bot_token, settings.slack_base_url)
-    ctx = Context(settings=settings, file=file, db=db, slack=SlackThreads(client, clock),
-                  connectors=connectors if connectors is not None else build_connectors(settings), clock=clock)
+    slack = SlackThreads(client, clock)
+    found = connectors if connectors is not None else build_connectors(settings)
+    roster = Roster(slack, settings.dmbridge_agents or file.agents)
+    desk = Desk(file=file, roster=roster, limits=lambda: {c.platform.value: c.limits for c in found.values()},
+                link=slack.thread_link)
+    ctx = Context(settings=settings, file=file, db=db, slack=slack, connectors=found, desk=desk, clock=clock)
     bolt = App(client=client, signing_secret=settings.slack_signing_secret or "socket-mode",
                process_before_response=True, token_verification_enabled=False,
                request_verification_enabled=not settings.slack_app_token)
     event_listeners.register(bolt, db, clock, ctx.wake_events.set)
-    command_listeners.register(bolt)
+    deps = ListenerDeps(db=db, desk=desk, slack=slack, clock=clock, wake=ctx.wake_slack.set)
+    command_listeners.register(bolt, deps)
+    interaction_listeners.register(bolt, deps)
     registry = CollectorRegistry()
     registry.register(_OutboxCollector(db))
     scheduler = BackgroundScheduler(timezone="UTC")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bridge.errors import ConfigError
@@ -25,13 +26,75 @@ class Route(BaseModel):
     channel: str
 
 
+class Assignment(BaseModel):
+    """``[assignment]``: manual (default) or round robin over a user group."""
+
+    mode: Literal["manual", "round_robin"] = "manual"
+    usergroup: str | None = None
+    capacity: int = Field(default=8, ge=1)
+
+    @model_validator(mode="after")
+    def _needs_group(self) -> Assignment:
+        if self.mode == "round_robin" and not self.usergroup:
+            raise ValueError("[assignment] mode = \"round_robin\" needs usergroup = \"S…\"")
+        return self
+
+
+class Team(BaseModel):
+    """A specialist group to escalate to: a Slack user group, or named users; optionally its own channel."""
+
+    usergroup: str | None = None
+    users: list[str] = Field(default_factory=list)
+    channel: str | None = None
+
+    @model_validator(mode="after")
+    def _has_people(self) -> Team:
+        if not self.usergroup and not self.users:
+            raise ValueError("a team needs a usergroup or users")
+        return self
+
+    def mention(self) -> str:
+        if self.usergroup:
+            return f"<!subteam^{self.usergroup}>"
+        return " ".join(f"<@{u}>" for u in self.users)
+
+
+def _team(value: Any) -> Any:
+    if isinstance(value, str):
+        return {"usergroup": value} if value.startswith("S") else {"users": [value]}
+    return value
+
+
 class FileConfig(BaseModel):
     """The parts of ``dmbridge.toml`` the core reads (no secrets live there)."""
 
     brand: str = "our team"
     agents: str | None = None
+    timezone: str = "UTC"
+    assignment: Assignment = Field(default_factory=Assignment)
+    teams: dict[str, Team] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("teams", mode="before")
+    @classmethod
+    def _teams(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k).lower(): _team(v) for k, v in value.items()}
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r} (use an IANA name like Europe/Berlin)") from exc
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @classmethod
     def load(cls, path: Path | None) -> FileConfig:
@@ -44,8 +107,12 @@ class FileConfig(BaseModel):
             data = tomllib.loads(candidate.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{candidate}: {exc}") from exc
-        known = {k: data.pop(k) for k in ("brand", "agents", "routes") if k in data}
-        return cls(**known, extra=data)
+        known = {k: data.pop(k) for k in ("brand", "agents", "timezone", "assignment", "teams", "routes")
+                 if k in data}
+        try:
+            return cls(**known, extra=data)
+        except ValidationError as exc:
+            raise ConfigError(f"{candidate}: {exc}") from exc
 
 
 class Settings(BaseSettings):
@@ -69,9 +136,11 @@ class Settings(BaseSettings):
     x_poll_seconds: float = 65.0
 
     dmbridge_note_prefixes: str = "//,note:"
+    dmbridge_agents: str = ""  # a user group id; overrides `agents` in dmbridge.toml
     # Slack allows about one post per second per channel; we pace below that with a small burst.
     dmbridge_slack_posts_per_second: float = 1.0
     dmbridge_slack_burst: int = 3
+    dmbridge_sweep_seconds: float = 30.0  # how often due snoozes (and SLA timers) are checked
 
     @property
     def note_prefixes(self) -> tuple[str, ...]:

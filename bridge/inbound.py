@@ -6,14 +6,16 @@ from collections.abc import Callable
 
 from sqlmodel import Session
 
+from bridge import outbound
 from bridge.domain import Batch, InboundMessage
 from bridge.outbound import slack_lane
 from bridge.slack.blocks import customer_text
 from bridge.store import conversations, events, outbox
+from bridge.store import desk as desk_store
 
 
 def ingest(session: Session, connector: str, account: str, batch: Batch, channel_for: Callable[[str], str],
-           now: float) -> int:
+           now: float, auto_assign: bool = False) -> int:
     """Store a poll's or webhook's messages, then its cursor. Returns how many were new.
 
     Our own sends coming back are recognised by their stored remote id and
@@ -24,14 +26,14 @@ def ingest(session: Session, connector: str, account: str, batch: Batch, channel
     for msg in batch.messages:
         if msg.from_brand and events.sent_by_us(session, msg.platform, msg.account, msg.remote_id):
             continue
-        if ingest_message(session, msg, channel_for(msg.account), now):
+        if ingest_message(session, msg, channel_for(msg.account), now, auto_assign):
             new += 1
     if batch.cursor is not None:
         events.set_cursor(session, connector, account, batch.cursor, now)
     return new
 
 
-def ingest_message(session: Session, msg: InboundMessage, channel: str, now: float) -> bool:
+def ingest_message(session: Session, msg: InboundMessage, channel: str, now: float, auto_assign: bool = False) -> bool:
     if events.inbound_known(session, msg.platform, msg.account, msg.remote_id):
         return False
     conv, created = conversations.get_or_create(
@@ -46,8 +48,21 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
     if created:
         outbox.enqueue(session, key=f"card:{conv.id}", target="slack", lane=lane, kind="card",
                        payload={}, now=now, conversation_id=conv.id)
+    if created and auto_assign:
+        outbox.enqueue(session, key=f"autoassign:{conv.id}", target="slack", lane=lane, kind="autoassign",
+                       payload={}, now=now, conversation_id=conv.id)
     if not msg.from_brand:
         conv.last_inbound_at = now
+        if conv.status != "open":  # resolved or snoozed: the customer wrote again
+            was = conv.status
+            conv.status, conv.snoozed_until, conv.resolved_at = "open", None, None
+            audit_id = desk_store.audit(session, conversation_id=conv.id, actor="customer", action="reopen",
+                                        detail=f"was {was}", now=now)
+            outbox.enqueue(session, key=f"card_update:{conv.id}:{audit_id}", target="slack", lane=lane,
+                           kind="card_update", payload={"reopened": True}, now=now, conversation_id=conv.id)
+            outbound.enqueue_notice(session, conv, f"line:{audit_id}",
+                                    f"The customer wrote again: this conversation was {was} and is open again."
+                                    + (f" <@{conv.assignee}>" if conv.assignee else ""), now)
         session.add(conv)
     label = (f"Sent by @{msg.account} from the {msg.platform.label} app, outside Slack"
              if msg.from_brand else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlmodel import Session, select
 from bridge.domain import Limits
 from bridge.slack.markup import slack_to_plain
 from bridge.store import conversations, outbox
+from bridge.store import desk as desk_store
 from bridge.store.tables import Conversation, Outbox
 from bridge.text import split_text, utf8_len
 
@@ -112,24 +114,30 @@ def enqueue_notice(session: Session, conv: Conversation, key: str, text: str, no
                    payload={"text": text}, now=now, conversation_id=conv.id)
 
 
-def enqueue_reaction(session: Session, conv: Conversation, channel: str, ts: str, name: str, now: float,
+def ephemeral(s: Session, channel: str, user: str, text: str, now: float, thread_ts: str | None = None) -> None:
+    """An answer only ``user`` sees, delivered by the Slack worker."""
+    outbox.enqueue(s, key=f"eph:{uuid.uuid4().hex}", target="slack", lane=f"e:{user}", kind="ephemeral",
+                   payload={"channel": channel, "user": user, "text": text, "thread_ts": thread_ts}, now=now)
+
+
+def enqueue_reaction(session: Session, conv: Conversation, channel: str, ts: str | None, name: str, now: float,
                      remove: bool = False) -> None:
+    """A receipt on the agent's message (nothing when there is no message to mark)."""
     assert conv.id is not None
+    if ts is None:
+        return
     verb = "unreact" if remove else "react"
     outbox.enqueue(session, key=f"{verb}:{name}:{channel}:{ts}", target="slack", lane=slack_lane(conv.id),
                    kind=verb, payload={"channel": channel, "ts": ts, "name": name}, now=now,
                    conversation_id=conv.id)
 
 
-HELP_TEXT = (
-    "Commands are typed in a conversation thread by mentioning me, for example `@dmbridge help`. "
-    "Assignment, templates, escalation and snoozing arrive with the desk features; until then, "
-    "write in this thread to answer the customer, and start a message with `//` or `note:` "
-    "to keep it internal."
-)
+NOT_RELAYED = ("Only agents of this desk can answer customers; your message was not sent to the customer. "
+               "Start it with `//` to keep it as a note.")
 
 
-def apply(session: Session, action: Action, limits_for: dict[str, Limits], now: float) -> str:
+def apply(session: Session, action: Relay | Note | Changed | Ignore, limits_for: dict[str, Limits], now: float,
+          is_agent: bool = True) -> str:
     """Turn a classified message into outbox rows. Returns the outcome stored with the event."""
     match action:
         case Ignore(reason):
@@ -140,6 +148,9 @@ def apply(session: Session, action: Action, limits_for: dict[str, Limits], now: 
             conv = conversations.by_thread(session, channel, thread_ts)
             if conv is None or conv.id is None:
                 return "ignored: thread is not a conversation"
+            if not is_agent:
+                ephemeral(session, channel, user, NOT_RELAYED, now, thread_ts)
+                return "not relayed: not an agent"
             parts = platform_parts(text, limits_for[conv.platform])
             if not parts:
                 enqueue_notice(session, conv, f"empty:{channel}:{ts}",
@@ -150,13 +161,11 @@ def apply(session: Session, action: Action, limits_for: dict[str, Limits], now: 
                                lane=platform_lane(conv.id), kind="dm", conversation_id=conv.id, now=now,
                                payload={"text": part, "part": i, "parts": len(parts), "slack_channel": channel,
                                         "slack_ts": ts, "author": user})
+            conv.last_outbound_at = now
+            session.add(conv)
+            desk_store.audit(session, conversation_id=conv.id, actor=user, action="relay", detail="".join(parts),
+                             now=now)
             return f"relayed in {len(parts)} part(s)"
-        case Command(channel, thread_ts, ts, _user, _text):
-            conv = conversations.by_thread(session, channel, thread_ts)
-            if conv is None:
-                return "ignored: command outside a conversation"
-            enqueue_notice(session, conv, f"cmd:{channel}:{ts}", HELP_TEXT, now)
-            return "command: help"
         case Changed(channel, thread_ts, ts, deleted):
             conv = conversations.by_thread(session, channel, thread_ts)
             relayed = session.exec(select(Outbox.id).where(Outbox.dedupe_key == f"relay:{channel}:{ts}:0")).first()

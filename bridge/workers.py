@@ -19,20 +19,24 @@ from sqlmodel import Session, col, select
 
 from bridge import outbound
 from bridge.config import FileConfig, Settings, channel_for
+from bridge.desk import Desk, refresh_home
 from bridge.domain import Limits, OutboundMessage, Platform
 from bridge.errors import AuthFailed, DeliveryError, Rejected, RetryLater
 from bridge.inbound import ingest
+from bridge.outbound import Command, Ignore, Relay
 from bridge.pacing import Pacer
-from bridge.slack.blocks import CardView, SlackMessage, header_card, notice
+from bridge.slack.blocks import SlackMessage, header_card, notice
 from bridge.slack.threads import SlackThreads
-from bridge.store import events, outbox
+from bridge.slack.views import home_view
+from bridge.store import conversations, events, outbox
+from bridge.store import desk as desk_store
 from bridge.store.db import Database
-from bridge.store.tables import Conversation, Outbox
+from bridge.store.tables import Conversation, Outbox, SlackEvent
 from connectors.base import Connector
 
 log = logging.getLogger(__name__)
 
-POST_KINDS = {"card", "mirror", "notice"}
+POST_KINDS = {"card", "mirror", "notice", "template_post", "channel_post"}
 MAX_ATTEMPTS = 12
 STALE_CLAIM_SECONDS = 120.0
 OK, WAITING, WARNING = "white_check_mark", "hourglass_flowing_sand", "warning"
@@ -52,6 +56,7 @@ class Context:
     db: Database
     slack: SlackThreads
     connectors: dict[str, Connector]
+    desk: Desk
     clock: Callable[[], float] = time.time
     bot_user_id: str = ""
     wake_slack: threading.Event = field(default_factory=threading.Event)
@@ -61,13 +66,6 @@ class Context:
 
     def limits(self) -> dict[str, Limits]:
         return {c.platform.value: c.limits for c in self.connectors.values()}
-
-
-def card_view(conv: Conversation) -> CardView:
-    assert conv.id is not None
-    return CardView(number=conv.id, platform_label=Platform(conv.platform).label, customer_name=conv.customer_name,
-                    handle=conv.customer_handle, profile_url=conv.customer_profile_url, status=conv.status,
-                    assignee=conv.assignee)
 
 
 def _claim(ctx: Context, row_id: int, now: float) -> tuple[Outbox, Conversation | None] | None:
@@ -119,8 +117,6 @@ class SlackDelivery:
         ctx, data = self.ctx, outbox.load(row)
         assert row.id is not None
         try:
-            if conv is None:
-                raise Rejected("conversation is gone")
             result = self._call(row, conv, data)
         except RetryLater as exc:
             when = exc.retry_at if exc.retry_at is not None else ctx.clock() + backoff(row.attempts)
@@ -150,28 +146,19 @@ class SlackDelivery:
                         fresh.thread_ts = result
                         s.add(fresh)
 
-    def _call(self, row: Outbox, conv: Conversation, data: dict[str, object]) -> str | None:
-        slack = self.ctx.slack
+    def _call(self, row: Outbox, conv: Conversation | None, data: dict[str, object]) -> str | None:
+        ctx, slack = self.ctx, self.ctx.slack
         match row.kind:
-            case "card":
-                if conv.thread_ts:
-                    return conv.thread_ts
-                return slack.post(conv.channel, header_card(card_view(conv)), key=row.dedupe_key)
-            case "mirror" | "notice":
-                if not conv.thread_ts:
-                    raise Rejected("the conversation's header card could not be posted")
-                if row.kind == "notice":
-                    return slack.post(conv.channel, notice(str(data["text"])), thread_ts=conv.thread_ts,
-                                      key=row.dedupe_key)
-                message = SlackMessage(text=str(data["text"]), blocks=list(data["blocks"]))  # type: ignore[call-overload]
-                if data.get("from_brand"):
-                    return slack.post(conv.channel, message, thread_ts=conv.thread_ts, key=row.dedupe_key,
-                                      username=f"@{conv.account} (outside Slack)")
-                return slack.post(conv.channel, message, thread_ts=conv.thread_ts, key=row.dedupe_key,
-                                  username=conv.customer_name, icon_url=conv.customer_avatar)
-            case "card_update":
-                if conv.thread_ts:
-                    slack.update(conv.channel, conv.thread_ts, header_card(card_view(conv)))
+            case "ephemeral":
+                thread = data.get("thread_ts")
+                slack.post_ephemeral(str(data["channel"]), str(data["user"]), str(data["text"]),
+                                     thread_ts=str(thread) if thread else None)
+                return None
+            case "channel_post":
+                return slack.post(str(data["channel"]), notice(str(data["text"])), key=row.dedupe_key)
+            case "home":
+                user = str(data["user"])
+                slack.publish_home(user, self._home(user))
                 return None
             case "react":
                 slack.react(str(data["channel"]), str(data["ts"]), str(data["name"]))
@@ -179,7 +166,56 @@ class SlackDelivery:
             case "unreact":
                 slack.unreact(str(data["channel"]), str(data["ts"]), str(data["name"]))
                 return None
+        if conv is None:
+            raise Rejected("conversation is gone")
+        match row.kind:
+            case "card":
+                if conv.thread_ts:
+                    return conv.thread_ts
+                return slack.post(conv.channel, header_card(ctx.desk.card(conv)), key=row.dedupe_key)
+            case "card_update":
+                if conv.thread_ts:
+                    card = ctx.desk.card(conv, reopened=bool(data.get("reopened")))
+                    slack.update(conv.channel, conv.thread_ts, header_card(card))
+                return None
+            case "autoassign":
+                self._auto_assign(conv)
+                return None
+        if not conv.thread_ts:
+            raise Rejected("the conversation's header card could not be posted")
+        match row.kind:
+            case "notice" | "template_post":
+                return slack.post(conv.channel, notice(str(data["text"])), thread_ts=conv.thread_ts,
+                                  key=row.dedupe_key)
+            case "mirror":
+                message = SlackMessage(text=str(data["text"]), blocks=list(data["blocks"]))  # type: ignore[call-overload]
+                if data.get("from_brand"):
+                    return slack.post(conv.channel, message, thread_ts=conv.thread_ts, key=row.dedupe_key,
+                                      username=f"@{conv.account} (outside Slack)")
+                return slack.post(conv.channel, message, thread_ts=conv.thread_ts, key=row.dedupe_key,
+                                  username=conv.customer_name, icon_url=conv.customer_avatar)
         raise Rejected(f"unknown delivery kind {row.kind}")
+
+    def _home(self, user: str) -> dict[str, object]:
+        ctx, now = self.ctx, self.ctx.clock()
+        with ctx.db.session() as s:
+            view = home_view(user, desk_store.listing(s, "mine", user), desk_store.listing(s, "unassigned", user),
+                             desk_store.listing(s, "escalated", user), desk_store.status_counts(s),
+                             ctx.desk.link, now)
+        return view
+
+    def _auto_assign(self, conv: Conversation) -> None:
+        """Round robin needs the group's members and presence from Slack: ask first, then decide in one go."""
+        ctx = self.ctx
+        group = ctx.file.assignment.usergroup
+        if not group:
+            return
+        roster = ctx.desk.roster.group(group)
+        away = {u for u in roster if ctx.desk.roster.away(u)}
+        with ctx.db.session() as s:
+            fresh = s.get(Conversation, conv.id)
+            if fresh is not None:
+                ctx.desk.auto_assign(s, fresh, roster, away, ctx.clock())
 
 
 class PlatformDelivery:
@@ -208,7 +244,15 @@ class PlatformDelivery:
     def _deliver(self, row: Outbox, conv: Conversation | None) -> None:
         ctx, data = self.ctx, outbox.load(row)
         assert row.id is not None
-        channel, ts = str(data["slack_channel"]), str(data["slack_ts"])
+        channel, ts = str(data["slack_channel"]), data.get("slack_ts")
+        if ts is None and data.get("receipt_key"):
+            # a template: its receipts go on the thread post that shows it, which must exist first
+            with ctx.db.session() as s:
+                post = s.exec(select(Outbox).where(Outbox.dedupe_key == data["receipt_key"])).first()
+                if post is not None and post.state in (outbox.PENDING, outbox.SENDING):
+                    outbox.retry_at(s, row.id, ctx.clock() + 0.2, "waiting for the thread post")
+                    return
+                ts = post.result if post is not None and post.state == outbox.SENT else None
         try:
             if conv is None:
                 raise Rejected("conversation is gone")
@@ -254,13 +298,14 @@ class PlatformDelivery:
                     if _exists(s, f"react:{WAITING}:{channel}:{ts}"):
                         outbound.enqueue_reaction(s, conv, channel, ts, WAITING, now, remove=True)
 
-    def _failed(self, row: Outbox, conv: Conversation, channel: str, ts: str, reason: str) -> None:
+    def _failed(self, row: Outbox, conv: Conversation, channel: str, ts: str | None, reason: str) -> None:
         assert row.id is not None
         now = self.ctx.clock()
         with self.ctx.db.session() as s:
             outbox.fail(s, row.id, reason)
             # later parts of the same Slack message must not arrive without this one
-            later = s.exec(select(Outbox).where(col(Outbox.dedupe_key).startswith(f"relay:{channel}:{ts}:"),
+            siblings = row.dedupe_key.rsplit(":", 1)[0] + ":"
+            later = s.exec(select(Outbox).where(col(Outbox.dedupe_key).startswith(siblings),
                                                 Outbox.state == outbox.PENDING)).all()
             for other in later:
                 assert other.id is not None
@@ -285,8 +330,7 @@ class EventProcessor:
         for row_id in pending:
             assert row_id is not None
             try:
-                with ctx.db.session() as s:
-                    self._process(s, row_id)
+                self._process(row_id)
             except _AlreadyDone:
                 continue
         if pending:
@@ -294,19 +338,32 @@ class EventProcessor:
             ctx.wake_platform.set()
         return 0.0 if pending else 1.0
 
-    def _process(self, s: Session, row_id: int) -> None:
-        from bridge.store.tables import SlackEvent
-
-        row = s.get(SlackEvent, row_id)
-        if row is None or row.processed_at is not None:
-            raise _AlreadyDone
-        body = json.loads(row.payload)
+    def _process(self, row_id: int) -> None:
+        """Classify a stored event, look the author up in Slack (no transaction open), then act in one."""
+        ctx = self.ctx
+        with ctx.db.session() as s:
+            row = s.get(SlackEvent, row_id)
+            if row is None or row.processed_at is not None:
+                raise _AlreadyDone
+            body = json.loads(row.payload)
         event = body.get("event", body)
-        now = self.ctx.clock()
-        action = outbound.classify(event, self.ctx.bot_user_id, self.ctx.settings.note_prefixes)
-        outcome = outbound.apply(s, action, self.ctx.limits(), now)
-        if not events.mark_processed(s, row_id, outcome, now):
-            raise _AlreadyDone
+        action = outbound.classify(event, ctx.bot_user_id, ctx.settings.note_prefixes)
+        who = ctx.desk.who(action.user, action.channel) if isinstance(action, Relay | Command) else None
+        with ctx.db.session() as s:
+            now = ctx.clock()
+            match action:
+                case Command(channel, thread_ts, ts, _user, text):
+                    conv = conversations.by_thread(s, channel, thread_ts)
+                    assert who is not None
+                    outcome = ("ignored: command outside a conversation" if conv is None else
+                               ctx.desk.thread_command(s, who, conv, ts, text, ctx.bot_user_id, now))
+                case Ignore() if event.get("type") == "app_home_opened" and event.get("tab", "home") == "home":
+                    refresh_home(s, str(event.get("user")), f"opened:{row_id}", now)
+                    outcome = "home"
+                case _:
+                    outcome = outbound.apply(s, action, ctx.limits(), now, is_agent=who is None or who.is_agent)
+            if not events.mark_processed(s, row_id, outcome, now):
+                raise _AlreadyDone
 
 
 class _AlreadyDone(Exception):
@@ -349,8 +406,9 @@ class Poller:
         self.failures = 0
         ctx.health[c.name] = "ok"
         with ctx.db.session() as s:
-            new = ingest(s, c.name, c.account,  batch,
-                         lambda account: channel_for(ctx.settings, ctx.file, c.name, account), ctx.clock())
+            new = ingest(s, c.name, c.account, batch,
+                         lambda account: channel_for(ctx.settings, ctx.file, c.name, account), ctx.clock(),
+                         auto_assign=ctx.file.assignment.mode == "round_robin")
         self.first_done.set()
         if new:
             ctx.wake_slack.set()
@@ -398,3 +456,12 @@ def recover(ctx: Context) -> int:
     """Rows a crashed process left in ``sending`` go back to the queue."""
     with ctx.db.session() as s:
         return outbox.recover_stale(s, ctx.clock() - STALE_CLAIM_SECONDS)
+
+
+def wake_snoozed(ctx: Context) -> int:
+    """Snoozes that are over: reopen and remind (each once, whichever process gets there first)."""
+    with ctx.db.session() as s:
+        woken = ctx.desk.wake_snoozed(s, ctx.clock())
+    if woken:
+        ctx.wake_slack.set()
+    return woken

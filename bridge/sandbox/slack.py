@@ -319,16 +319,28 @@ class SlackEmulator:
                 "trigger_id": self._new_trigger(), "response_url": self._new_response_url()}
         return self.send_form({"payload": json.dumps(base | payload)})
 
-    def click(self, user: str, channel: str, message_ts: str, action_id: str, value: str = "",
+    def click(self, user: str, channel: str, message_ts: str, action_id: str, *, option: str | None = None,
               selected_user: str | None = None) -> httpx.Response:
-        """A person clicks a button (or picks a user in a users_select) on a message."""
+        """A person uses an element of a message: a button, an overflow menu ``option``, or a user picker.
+
+        The element must be on the message, as in Slack: a test cannot click what is not shown.
+        """
         msg = self.messages_by_ts(channel, message_ts)
-        action: dict[str, Any] = {"action_id": action_id, "block_id": "conv_actions",
+        element, block_id = _element(msg.get("blocks") or [], action_id)
+        action: dict[str, Any] = {"action_id": action_id, "block_id": block_id, "type": element["type"],
                                   "action_ts": f"{time.time():.6f}"}
-        if selected_user is not None:
-            action |= {"type": "users_select", "selected_user": selected_user}
-        else:
-            action |= {"type": "button", "value": value, "text": {"type": "plain_text", "text": action_id}}
+        match element["type"]:
+            case "button":
+                action |= {"value": element.get("value", ""), "text": element.get("text")}
+            case "overflow" | "static_select":
+                chosen = [o for o in element.get("options", []) if o.get("value") == option]
+                if not chosen:
+                    raise ValueError(f"{action_id} has no option {option!r}")
+                action["selected_option"] = chosen[0]
+            case "users_select":
+                action["selected_user"] = selected_user
+            case other:
+                raise ValueError(f"cannot use a {other} element")
         container = {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False}
         if msg.get("thread_ts"):
             container["thread_ts"] = msg["thread_ts"]
@@ -525,6 +537,32 @@ class SlackEmulator:
         self.views[view_id] = stored
         return {"view": stored}
 
+    def _m_views_update(self, p: dict[str, Any]) -> dict[str, Any]:
+        view_id = str(p.get("view_id"))
+        old = self.views.get(view_id)
+        if old is None:
+            raise _ApiError("not_found")
+        if p.get("hash") and p["hash"] != old["hash"]:
+            raise _ApiError("hash_conflict")
+        view = _json_field(p.get("view"))
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            raise _ApiError("invalid_arguments")
+        stored = dict(view, id=view_id, team_id=self.team, app_id=APP_ID, bot_id=BOT_ID,
+                      hash=f"{time.time():.6f}.{uuid.uuid4().hex[:8]}", root_view_id=view_id)
+        self.views[view_id] = stored
+        return {"view": stored}
+
+    def select_in_view(self, user: str, view_id: str, action_id: str, value: str) -> httpx.Response:
+        """A person picks ``value`` in a static select inside an open modal (block_actions from a view)."""
+        with self._lock:
+            view = dict(self.views[view_id])
+        action = {"type": "static_select", "action_id": action_id, "block_id": action_id,
+                  "selected_option": {"text": {"type": "plain_text", "text": value}, "value": value},
+                  "action_ts": f"{time.time():.6f}"}
+        return self.interact({"type": "block_actions", "user": self._user_ref(user),
+                              "container": {"type": "view", "view_id": view_id}, "view": view,
+                              "actions": [action]})
+
     def _m_views_publish(self, p: dict[str, Any]) -> dict[str, Any]:
         user = str(p.get("user_id"))
         if user not in self.users:
@@ -595,6 +633,17 @@ class SlackEmulator:
             wait = max(1, int((1 - tokens) / self.posts_per_second + 0.999))
             raise _ApiError("ratelimited", 429, {"Retry-After": str(wait)})
         self._buckets[channel] = (tokens - 1, now)
+
+
+def _element(blocks: list[dict[str, Any]], action_id: str) -> tuple[dict[str, Any], str]:
+    for block in blocks:
+        elements = list(block.get("elements") or []) if block.get("type") == "actions" else []
+        if block.get("accessory"):
+            elements.append(block["accessory"])
+        for element in elements:
+            if element.get("action_id") == action_id:
+                return element, str(block.get("block_id", ""))
+    raise ValueError(f"no element {action_id!r} on that message")
 
 
 def _fault_error(fault: _Fault) -> _ApiError:

@@ -33,6 +33,17 @@ class CardView:
     profile_url: str | None
     status: str
     assignee: str | None
+    priority: str = "normal"
+    team: str | None = None
+    escalation_reason: str | None = None
+    snoozed_until: str | None = None  # already formatted for people
+    reopened: bool = False
+
+
+STATUS_LABEL = {"open": ":large_green_circle: open", "snoozed": ":zzz: snoozed",
+                "resolved": ":white_check_mark: resolved"}
+PRIORITY_LABEL = {"low": "low", "normal": "normal", "high": ":small_orange_diamond: high",
+                  "urgent": ":red_circle: urgent"}
 
 
 def header_card(card: CardView) -> SlackMessage:
@@ -42,18 +53,46 @@ def header_card(card: CardView) -> SlackMessage:
         handle = slack_escape("@" + card.handle)
         who += f" (<{card.profile_url}|{handle}>)" if card.profile_url else f" ({handle})"
     assignee = f"<@{card.assignee}>" if card.assignee else "nobody yet"
+    status = STATUS_LABEL.get(card.status, card.status)
+    if card.status == "snoozed" and card.snoozed_until:
+        status += f" until {card.snoozed_until}"
+    priority = PRIORITY_LABEL.get(card.priority, card.priority)
+    facts = [f"Status: *{status}*", f"Assignee: {assignee}", f"Priority: {priority}"]
+    if card.team:
+        reason = f" — {slack_escape(card.escalation_reason)}" if card.escalation_reason else ""
+        facts.append(f"Escalated to *{slack_escape(card.team)}*{reason}")
+    if card.reopened:
+        facts.append("Reopened: the customer wrote again")
+    more = [("Unassign", "unassign"), ("De-escalate", "deescalate"), ("Snooze 2 hours", "snooze:2h"),
+            ("Snooze until tomorrow 9:00", "snooze:tomorrow 9:00")]
+    actions: list[Block] = [
+        _button("Assign to me", "conv_claim", "primary" if not card.assignee else None),
+        {"type": "users_select", "action_id": "conv_assign",
+         "placeholder": {"type": "plain_text", "text": "Assign to…"},
+         **({"initial_user": card.assignee} if card.assignee else {})},
+        _button("Reply with template", "conv_template"),
+        _button("Escalate", "conv_escalate"),
+        _button("Reopen", "conv_reopen") if card.status == "resolved" else _button("Resolve", "conv_resolve"),
+        {"type": "overflow", "action_id": "conv_more", "options": [
+            {"text": {"type": "plain_text", "text": label}, "value": value} for label, value in more]},
+    ]
     blocks: list[Block] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*#{card.number}* · {card.platform_label} · {who}"}},
-        {"type": "context", "elements": [
-            {"type": "mrkdwn", "text": f"Status: *{card.status}*"},
-            {"type": "mrkdwn", "text": f"Assignee: {assignee}"},
-        ]},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f} for f in facts]},
+        {"type": "actions", "block_id": "conv_actions", "elements": actions},
         {"type": "context", "elements": [{"type": "mrkdwn", "text":
             "Reply in this thread to answer the customer. Start with `//` or `note:` for an internal note; "
-            "mention the bot for commands."}]},
+            "mention the bot for commands (`@dmbridge help`)."}]},
     ]
-    text = f"#{card.number} {card.platform_label} conversation with {name}"
+    text = f"#{card.number} {card.platform_label} conversation with {name} ({card.status})"
     return SlackMessage(text=text, blocks=blocks)
+
+
+def _button(text: str, action_id: str, style: str | None = None) -> Block:
+    button: Block = {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": text}}
+    if style:
+        button["style"] = style
+    return button
 
 
 def customer_text(text: str, label: str | None = None) -> list[SlackMessage]:

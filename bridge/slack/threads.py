@@ -26,6 +26,7 @@ class SlackThreads:
     def __init__(self, client: WebClient, clock: Callable[[], float] = time.time) -> None:
         self.client = client
         self.clock = clock
+        self.team_url = "https://slack.com/"
 
     def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -76,4 +77,51 @@ class SlackThreads:
 
     def bot_identity(self) -> tuple[str, str]:
         data = self._call("auth.test")
+        self.team_url = str(data.get("url") or self.team_url)
         return str(data.get("user_id", "")), str(data.get("bot_id", ""))
+
+    def post_ephemeral(self, channel: str, user: str, text: str, *, thread_ts: str | None = None,
+                       blocks: list[dict[str, Any]] | None = None) -> None:
+        args: dict[str, Any] = dict(channel=channel, user=user, text=text)
+        if thread_ts:
+            args["thread_ts"] = thread_ts
+        if blocks:
+            args["blocks"] = blocks
+        self._call("chat.postEphemeral", **args)
+
+    def publish_home(self, user: str, view: dict[str, Any]) -> None:
+        self._call("views.publish", user_id=user, view=view)
+
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
+        self._call("views.open", trigger_id=trigger_id, view=view)
+
+    def update_view(self, view_id: str, view: dict[str, Any], view_hash: str | None = None) -> None:
+        args: dict[str, Any] = dict(view_id=view_id, view=view)
+        if view_hash:
+            args["hash"] = view_hash
+        self._call("views.update", **args)
+
+    def usergroup_members(self, group: str) -> list[str]:
+        return [str(u) for u in self._call("usergroups.users.list", usergroup=group).get("users") or []]
+
+    def channel_members(self, channel: str) -> list[str]:
+        members: list[str] = []
+        cursor = ""
+        while True:
+            data = self._call("conversations.members", channel=channel, limit=1000, cursor=cursor)
+            members += [str(u) for u in data.get("members") or []]
+            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                return members
+
+    def user_info(self, user: str) -> dict[str, Any]:
+        info: dict[str, Any] = self._call("users.info", user=user).get("user") or {}
+        return info
+
+    def presence(self, user: str) -> str:
+        return str(self._call("users.getPresence", user=user).get("presence") or "away")
+
+    def thread_link(self, channel: str, ts: str) -> str:
+        """A link to a message, built from the workspace URL that auth.test reported."""
+        base = self.team_url if self.team_url.endswith("/") else self.team_url + "/"
+        return f"{base}archives/{channel}/p{ts.replace('.', '')}"

@@ -26,10 +26,17 @@ class Conversation(SQLModel, table=True):
     customer_profile_url: str | None = None
     channel: str
     thread_ts: str | None = None
-    status: str = "open"
+    status: str = Field(default="open", index=True)  # open | snoozed | resolved
     assignee: str | None = None
     created_at: float
     last_inbound_at: float | None = None
+    last_outbound_at: float | None = None
+    assigned_at: float | None = None
+    priority: str = "normal"  # low | normal | high | urgent
+    team: str | None = None  # the team it is escalated to
+    escalation_reason: str | None = None
+    snoozed_until: float | None = Field(default=None, index=True)
+    resolved_at: float | None = None
 
 
 class InboundEvent(SQLModel, table=True):
@@ -120,3 +127,29 @@ class Cursor(SQLModel, table=True):
     account: str = Field(primary_key=True)
     value: str
     updated_at: float
+
+
+class Template(SQLModel, table=True):
+    """A saved reply; ``text`` uses the variables of ``bridge.templates``."""
+
+    __tablename__ = "template"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    updated_by: str
+    updated_at: float
+
+
+class Audit(SQLModel, table=True):
+    """Who did what to which conversation, and when."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_conversation", "conversation_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int | None = Field(default=None, foreign_key="conversation.id")
+    actor: str
+    action: str  # assign | unassign | autoassign | template | escalate | deescalate | resolve | reopen | snooze | relay
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    at: float

@@ -85,8 +85,8 @@ def test_notes_commands_and_bot_messages_are_not_relayed(box: Sandbox) -> None:
     assert box.slack.send_envelope(envelope).status_code == 200
     real_ts, _ = box.slack.post_as_user(SAM, CHANNEL, "Here is the answer.", thread_ts=ts)
     wait_for(lambda: box.x.received_by(MARIA), what="the real reply")
-    wait_for(lambda: any("Commands are typed" in _shown(m) for m in box.slack.thread(CHANNEL, ts)),
-             what="help text in the thread")
+    wait_for(lambda: any("@dmbridge claim" in e["text"] and e["user"] == KIM and e["thread_ts"] == ts
+                         for e in box.slack.ephemerals), what="help, privately, in the thread")
     assert box.x.received_by(MARIA) == ["Here is the answer."]
     with box.bridge.ctx.db.session() as s:
         outcomes = {e.dedupe_key: e.outcome for e in s.exec(select(SlackEvent)).all()}

@@ -35,7 +35,4 @@ def register(app: App, db: Database, clock: Callable[[], float], wake: Callable[
 
     app.event("message")(store)
     app.event("app_mention")(store)
-
-    @app.event("app_home_opened")
-    def home_opened(ack: Ack) -> None:
-        ack()
+    app.event("app_home_opened")(store)  # the processor publishes the Home tab

@@ -1,0 +1,316 @@
+"""The desk: every action on a conversation, whichever way it was asked for.
+
+``Desk.act`` is the one place assignment, templates, escalation and status
+change. It runs inside the caller's transaction, writes an audit row, and
+enqueues what Slack must show (card redraw, a line in the thread, the team's
+notice, App Home refreshes) as outbox rows. Slack look-ups (who is an agent,
+names) happen before, in ``Desk.who``, so no transaction waits on Slack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session
+
+from bridge import templates
+from bridge.commands import (
+    THREAD_USAGE,
+    Assign,
+    Claim,
+    ConversationCommand,
+    Deescalate,
+    Escalate,
+    Help,
+    ParseError,
+    Reopen,
+    Resolve,
+    Snooze,
+    Unassign,
+    UseTemplate,
+    parse_thread,
+)
+from bridge.config import FileConfig
+from bridge.domain import Limits, Platform
+from bridge.outbound import enqueue_notice, ephemeral, platform_lane, slack_lane
+from bridge.slack.blocks import CardView
+from bridge.slack.roster import Roster
+from bridge.store import desk as store
+from bridge.store import outbox
+from bridge.store.tables import Conversation
+from bridge.text import slack_escape, utf8_len
+from bridge.when import parse_when
+
+
+@dataclass(frozen=True)
+class Who:
+    """The person asking, as Slack knows them."""
+
+    id: str
+    name: str
+    is_agent: bool
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What to tell the person who asked (an ephemeral message, or a modal error)."""
+
+    text: str
+    ok: bool = True
+
+
+NOT_AGENT = "Only agents of this desk can do that; nothing was changed."
+
+
+def pick_assignee(roster: list[str], away: set[str], open_counts: dict[str, int], capacity: int,
+                  last: str | None) -> str | None:
+    """Round robin: the first member after ``last`` (in roster order) who is present and under capacity.
+
+    Pure and deterministic: the same roster, presence, counts and last pick give the same answer.
+    """
+    members = sorted(dict.fromkeys(roster))
+    if not members:
+        return None
+    start = members.index(last) + 1 if last in members else 0
+    for i in range(len(members)):
+        user = members[(start + i) % len(members)]
+        if user not in away and open_counts.get(user, 0) < capacity:
+            return user
+    return None
+
+
+class Desk:
+    def __init__(self, *, file: FileConfig, roster: Roster, limits: Callable[[], dict[str, Limits]],
+                 link: Callable[[str, str], str]) -> None:
+        self.file, self.roster, self.limits, self.link = file, roster, limits, link
+
+    # ------------------------------------------------------------------ outside the transaction
+
+    def who(self, user: str, channel: str) -> Who:
+        return Who(user, self.roster.name(user), self.roster.is_agent(user, channel))
+
+    def card(self, conv: Conversation, reopened: bool = False) -> CardView:
+        assert conv.id is not None
+        until = None
+        if conv.snoozed_until:
+            until = datetime.fromtimestamp(conv.snoozed_until, self.file.tz).strftime("%a %d %b %H:%M")
+        return CardView(number=conv.id, platform_label=Platform(conv.platform).label,
+                        customer_name=conv.customer_name, handle=conv.customer_handle,
+                        profile_url=conv.customer_profile_url, status=conv.status, assignee=conv.assignee,
+                        priority=conv.priority, team=conv.team, escalation_reason=conv.escalation_reason,
+                        snoozed_until=until, reopened=reopened and conv.status == "open")
+
+    # ------------------------------------------------------------------ actions
+
+    def act(self, s: Session, who: Who, conv: Conversation, cmd: ConversationCommand, now: float) -> Reply:
+        """Run one conversation command for ``who``; refuse non-agents and change nothing."""
+        assert conv.id is not None
+        if not who.is_agent:
+            return Reply(NOT_AGENT, ok=False)
+        match cmd:
+            case Claim():
+                return self._assign(s, who, conv, who.id, now)
+            case Assign(user):
+                if not self.roster.is_agent(user, conv.channel):
+                    return Reply(f"<@{user}> is not an agent of this desk; nothing was changed.", ok=False)
+                return self._assign(s, who, conv, user, now)
+            case Unassign():
+                if conv.assignee is None:
+                    return Reply(f"#{conv.id} is not assigned.", ok=False)
+                previous = conv.assignee
+                conv.assignee, conv.assigned_at = None, None
+                self._changed(s, conv, who.id, "unassign", previous, f"Unassigned by <@{who.id}>.", now,
+                              homes=[previous])
+                return Reply(f"#{conv.id} is unassigned.")
+            case UseTemplate(name):
+                return self._template(s, who, conv, name, now)
+            case Escalate(team, priority, reason):
+                return self._escalate(s, who, conv, team, priority, reason, now)
+            case Deescalate():
+                if conv.team is None:
+                    return Reply(f"#{conv.id} is not escalated.", ok=False)
+                team, conv.team, conv.escalation_reason, conv.priority = conv.team, None, None, "normal"
+                self._changed(s, conv, who.id, "deescalate", team, f"De-escalated from *{team}* by <@{who.id}>.", now)
+                return Reply(f"#{conv.id} is no longer escalated.")
+            case Resolve():
+                if conv.status == "resolved":
+                    return Reply(f"#{conv.id} is already resolved.", ok=False)
+                conv.status, conv.resolved_at, conv.snoozed_until = "resolved", now, None
+                self._changed(s, conv, who.id, "resolve", "", f"Resolved by <@{who.id}>.", now)
+                return Reply(f"#{conv.id} is resolved.")
+            case Reopen():
+                if conv.status == "open":
+                    return Reply(f"#{conv.id} is already open.", ok=False)
+                conv.status, conv.resolved_at, conv.snoozed_until = "open", None, None
+                self._changed(s, conv, who.id, "reopen", "", f"Reopened by <@{who.id}>.", now)
+                return Reply(f"#{conv.id} is open again.")
+            case Snooze(when):
+                try:
+                    until = parse_when(when, datetime.fromtimestamp(now, self.file.tz))
+                except ValueError as exc:
+                    return Reply(f"Cannot snooze: {exc}.", ok=False)
+                conv.status, conv.snoozed_until = "snoozed", until.timestamp()
+                shown = f"{until:%a %d %b %H:%M} ({self.file.timezone})"
+                self._changed(s, conv, who.id, "snooze", shown, f"Snoozed until {shown} by <@{who.id}>.", now)
+                return Reply(f"#{conv.id} is snoozed until {shown}.")
+        return Reply("That does not apply to a conversation.", ok=False)
+
+    def _assign(self, s: Session, who: Who, conv: Conversation, user: str, now: float) -> Reply:
+        if conv.assignee == user:
+            return Reply(f"#{conv.id} is already assigned to <@{user}>.", ok=False)
+        previous = conv.assignee
+        conv.assignee, conv.assigned_at = user, now
+        self._changed(s, conv, who.id, "assign", user, f"Assigned to <@{user}> by <@{who.id}>.", now,
+                      homes=[user, *([previous] if previous else [])])
+        return Reply(f"#{conv.id} is assigned to <@{user}>.")
+
+    def _escalate(self, s: Session, who: Who, conv: Conversation, team_name: str, priority: str, reason: str,
+                  now: float) -> Reply:
+        team = self.file.teams.get(team_name)
+        if team is None:
+            known = ", ".join(sorted(self.file.teams)) or "none are configured in dmbridge.toml"
+            return Reply(f"There is no team `{team_name}`. Teams: {known}.", ok=False)
+        conv.team, conv.priority, conv.escalation_reason = team_name, priority, reason or None
+        why = f": {slack_escape(reason)}" if reason else ""
+        line = f"{team.mention()} escalated to *{team_name}* (priority {priority}) by <@{who.id}>{why}"
+        audit_id = self._changed(s, conv, who.id, "escalate", f"{team_name} {priority} {reason}".strip(), line, now)
+        if team.channel and conv.thread_ts:
+            link = self.link(conv.channel, conv.thread_ts)
+            notice = (f"{team.mention()} <{link}|#{conv.id}> ({Platform(conv.platform).label}, "
+                      f"{slack_escape(conv.customer_name)}) was escalated to *{team_name}* "
+                      f"(priority {priority}) by <@{who.id}>{why}")
+            outbox.enqueue(s, key=f"escalation:{audit_id}", target="slack", lane=f"c:{team.channel}",
+                           kind="channel_post", payload={"channel": team.channel, "text": notice}, now=now,
+                           conversation_id=conv.id)
+        return Reply(f"#{conv.id} is escalated to {team_name}.")
+
+    def _template(self, s: Session, who: Who, conv: Conversation, name: str, now: float,
+                  text: str | None = None) -> Reply:
+        row = store.get_template(s, name) if text is None else None
+        if text is None:
+            if row is None:
+                return Reply(f"There is no template `{name}` (see `/dm template list`).", ok=False)
+            text = templates.render(row.text, self.template_values(conv, who))
+        problem = self.too_long(conv, text)
+        if problem:
+            return Reply(problem, ok=False)
+        assert conv.id is not None
+        audit_id = store.audit(s, conversation_id=conv.id, actor=who.id, action="template", detail=text, now=now)
+        key = f"tpl:{audit_id}"
+        shown = "\n".join("> " + line for line in slack_escape(text).splitlines()) or ">"
+        outbox.enqueue(s, key=key, target="slack", lane=slack_lane(conv.id), kind="template_post",
+                       payload={"text": f"<@{who.id}> sent the template *{name}*:\n{shown}"}, now=now,
+                       conversation_id=conv.id)
+        outbox.enqueue(s, key=f"{key}:0", target="platform", lane=platform_lane(conv.id), kind="dm",
+                       conversation_id=conv.id, now=now,
+                       payload={"text": text, "part": 0, "parts": 1, "slack_channel": conv.channel,
+                                "slack_ts": None, "receipt_key": key, "author": who.id})
+        conv.last_outbound_at = now
+        s.add(conv)
+        return Reply(f"Template *{name}* is on its way to the customer.")
+
+    def thread_command(self, s: Session, who: Who, conv: Conversation, ts: str, text: str, bot_user_id: str,
+                       now: float) -> str:
+        """``@dmbridge …`` typed in the thread; answers privately when it did not work. Returns the outcome."""
+        try:
+            cmd = parse_thread(text, bot_user_id)
+        except ParseError as exc:
+            ephemeral(s, conv.channel, who.id, str(exc), now, conv.thread_ts)
+            return "command: not understood"
+        name = type(cmd).__name__.lower()
+        if isinstance(cmd, Help):
+            ephemeral(s, conv.channel, who.id, THREAD_USAGE, now, conv.thread_ts)
+            return "command: help"
+        reply = self.act(s, who, conv, cmd, now)
+        if not reply.ok:
+            ephemeral(s, conv.channel, who.id, reply.text, now, conv.thread_ts)
+            return f"command: {name} refused"
+        return f"command: {name}"
+
+    def send_text(self, s: Session, who: Who, conv: Conversation, name: str, text: str, now: float) -> Reply:
+        """Send an (edited) template text from the modal."""
+        if not who.is_agent:
+            return Reply(NOT_AGENT, ok=False)
+        if not text.strip():
+            return Reply("There is nothing to send.", ok=False)
+        return self._template(s, who, conv, name, now, text=text)
+
+    def template_values(self, conv: Conversation, who: Who) -> dict[str, str]:
+        assert conv.id is not None
+        return templates.TemplateContext(
+            customer_name=conv.customer_name, customer_handle=conv.customer_handle, agent_name=who.name,
+            platform=Platform(conv.platform).label, conversation=conv.id, brand=self.file.brand).values()
+
+    def too_long(self, conv: Conversation, text: str) -> str | None:
+        limits = self.limits().get(conv.platform)
+        if limits is None:
+            return None
+        size = sum(utf8_len(c) for c in text) if limits.count_bytes else len(text)
+        if size > limits.max_chars:
+            unit = "bytes" if limits.count_bytes else "characters"
+            return (f"That text is {size:,} {unit}; {Platform(conv.platform).label} takes at most "
+                    f"{limits.max_chars:,} in one message. Shorten it (nothing was sent).")
+        return None
+
+    def _changed(self, s: Session, conv: Conversation, actor: str, action: str, detail: str, line: str,
+                 now: float, homes: list[str] | None = None) -> int:
+        """Record the action, redraw the card, say it in the thread, refresh App Homes."""
+        assert conv.id is not None
+        s.add(conv)
+        audit_id = store.audit(s, conversation_id=conv.id, actor=actor, action=action, detail=detail, now=now)
+        outbox.enqueue(s, key=f"card_update:{conv.id}:{audit_id}", target="slack", lane=slack_lane(conv.id),
+                       kind="card_update", payload={}, now=now, conversation_id=conv.id)
+        enqueue_notice(s, conv, f"line:{audit_id}", line, now)
+        for user in dict.fromkeys([actor, *(homes or []), *([conv.assignee] if conv.assignee else [])]):
+            if user.startswith(("U", "W")):
+                refresh_home(s, user, f"{audit_id}", now)
+        return audit_id
+
+    # ------------------------------------------------------------------ background duties
+
+    def auto_assign(self, s: Session, conv: Conversation, roster: list[str], away: set[str], now: float) -> str | None:
+        """Round-robin assignment of a new conversation (roster and presence fetched by the caller)."""
+        assert conv.id is not None
+        if conv.assignee is not None or conv.status == "resolved":
+            return conv.assignee
+        counts = store.open_counts(s, roster)
+        user = pick_assignee(roster, away, counts, self.file.assignment.capacity, store.last_auto_assignee(s))
+        if user is None:
+            enqueue_notice(s, conv, f"noassign:{conv.id}", "Nobody is free to take this conversation (everyone "
+                           "is away or at capacity); it stays unassigned.", now)
+            return None
+        conv.assignee, conv.assigned_at = user, now
+        s.add(conv)
+        audit_id = store.audit(s, conversation_id=conv.id, actor="dmbridge", action="autoassign", detail=user,
+                               now=now)
+        outbox.enqueue(s, key=f"card_update:{conv.id}:{audit_id}", target="slack", lane=slack_lane(conv.id),
+                       kind="card_update", payload={}, now=now, conversation_id=conv.id)
+        enqueue_notice(s, conv, f"line:{audit_id}", f"Assigned to <@{user}> (round robin).", now)
+        refresh_home(s, user, str(audit_id), now)
+        return user
+
+    def wake_snoozed(self, s: Session, now: float) -> int:
+        """Reopen conversations whose snooze is over, each once, and remind their assignee."""
+        woken = 0
+        for conv in store.due_snoozes(s, now):
+            assert conv.id is not None and conv.snoozed_until is not None
+            until = conv.snoozed_until
+            if not store.wake(s, conv.id, until):
+                continue
+            s.refresh(conv)
+            who = f"<@{conv.assignee}>" if conv.assignee else "Unassigned —"
+            key = f"wake:{conv.id}:{until}"
+            store.audit(s, conversation_id=conv.id, actor="dmbridge", action="reopen", detail="snooze over", now=now)
+            outbox.enqueue(s, key=f"card_update:{key}", target="slack", lane=slack_lane(conv.id),
+                           kind="card_update", payload={}, now=now, conversation_id=conv.id)
+            enqueue_notice(s, conv, key, f"{who} the snooze is over: this conversation is open again.", now)
+            woken += 1
+        return woken
+
+
+def refresh_home(s: Session, user: str, suffix: str, now: float) -> None:
+    outbox.enqueue(s, key=f"home:{user}:{suffix}", target="slack", lane=f"h:{user}", kind="home",
+                   payload={"user": user}, now=now)
+

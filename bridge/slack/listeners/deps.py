@@ -1,0 +1,20 @@
+"""What the listener families share; built by ``bridge.app``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bridge.desk import Desk
+from bridge.slack.threads import SlackThreads
+from bridge.store.db import Database
+
+
+@dataclass(frozen=True)
+class ListenerDeps:
+    db: Database
+    desk: Desk
+    slack: SlackThreads
+    clock: Callable[[], float]
+    wake: Callable[[], None]
+    """Wake the delivery loops after something was enqueued."""

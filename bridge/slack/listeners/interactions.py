@@ -1,0 +1,224 @@
+"""Buttons on the header card, message shortcuts, and the modals they open.
+
+Every action ends in ``Desk.act`` (or ``Desk.send_text`` for an edited
+template), run in one transaction before the ack. Modals are opened in the
+request because Slack's trigger id lives 3 seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bridge import templates
+from bridge.commands import (
+    Assign,
+    Claim,
+    ConversationCommand,
+    Deescalate,
+    Escalate,
+    Reopen,
+    Resolve,
+    Snooze,
+    Unassign,
+)
+from bridge.desk import ephemeral
+from bridge.errors import DeliveryError
+from bridge.slack.listeners.deps import ListenerDeps
+from bridge.slack.views import (
+    ASSIGN_MODAL,
+    ESCALATE_MODAL,
+    STATUS_MODAL,
+    TEMPLATE_MODAL,
+    assign_modal,
+    escalate_modal,
+    state_value,
+    status_modal,
+    template_modal,
+)
+from bridge.store import conversations
+from bridge.store import desk as store
+from bridge.store.tables import Conversation
+
+NOT_A_CONVERSATION = "That message is not part of a customer conversation."
+MORE: dict[str, ConversationCommand] = {"unassign": Unassign(), "deescalate": Deescalate()}
+
+
+def _conversation(deps: ListenerDeps, channel: str, message: dict[str, Any]) -> Conversation | None:
+    root = str(message.get("thread_ts") or message.get("ts") or "")
+    with deps.db.session() as s:
+        return conversations.by_thread(s, channel, root) if root else None
+
+
+def _card_command(action: dict[str, Any]) -> ConversationCommand | str | None:
+    """The command a card element means, or the name of the modal it opens."""
+    match action.get("action_id"):
+        case "conv_claim":
+            return Claim()
+        case "conv_assign":
+            return Assign(str(action["selected_user"])) if action.get("selected_user") else None
+        case "conv_resolve":
+            return Resolve()
+        case "conv_reopen":
+            return Reopen()
+        case "conv_template" | "conv_escalate" as opener:
+            return str(opener)
+        case "conv_more":
+            value = str((action.get("selected_option") or {}).get("value", ""))
+            return Snooze(value.removeprefix("snooze:")) if value.startswith("snooze:") else MORE.get(value)
+    return None
+
+
+def run(deps: ListenerDeps, user: str, conv: Conversation, cmd: ConversationCommand,
+        thread_ts: str | None = None) -> str | None:
+    """Act, and tell the person privately when it did not work. Returns the refusal, if any."""
+    who = deps.desk.who(user, conv.channel)
+    now = deps.clock()
+    with deps.db.session() as s:
+        fresh = conversations.get(s, conv.id or 0)
+        assert fresh is not None
+        reply = deps.desk.act(s, who, fresh, cmd, now)
+        if not reply.ok and thread_ts is not None:
+            ephemeral(s, conv.channel, user, reply.text, now, thread_ts)
+    deps.wake()
+    return None if reply.ok else reply.text
+
+
+def open_modal(deps: ListenerDeps, trigger_id: str, user: str, conv: Conversation, which: str) -> None:
+    assert conv.id is not None
+    if which in ("conv_template", "dmbridge_template"):
+        with deps.db.session() as s:
+            rows = store.all_templates(s)
+        first = rows[0] if rows else None
+        who = deps.desk.who(user, conv.channel)
+        preview = templates.render(first.text, deps.desk.template_values(conv, who)) if first else ""
+        view = template_modal(conv.id, [r.name for r in rows], first.name if first else None, preview)
+    elif which in ("conv_escalate", "dmbridge_escalate"):
+        view = escalate_modal(conv.id, sorted(deps.desk.file.teams))
+    elif which == "dmbridge_assign":
+        view = assign_modal(conv.id, conv.assignee or user)
+    else:
+        view = status_modal(conv.id, conv.status)
+    try:
+        deps.slack.open_view(trigger_id, view)
+    except DeliveryError as exc:
+        with deps.db.session() as s:
+            ephemeral(s, conv.channel, user, f"Could not open the form: {exc.reason}", deps.clock(), conv.thread_ts)
+        deps.wake()
+
+
+def register(app: App, deps: ListenerDeps) -> None:
+    @app.action(re.compile(r"^conv_"))
+    def card_action(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        container = body.get("container") or {}
+        channel = str(container.get("channel_id") or (body.get("channel") or {}).get("id") or "")
+        user = str((body.get("user") or {}).get("id", ""))
+        conv = _conversation(deps, channel, body.get("message") or {})
+        meaning = _card_command(action)
+        if conv is None or meaning is None:
+            ack()
+            return
+        if isinstance(meaning, str):
+            open_modal(deps, str(body.get("trigger_id", "")), user, conv, meaning)
+            ack()
+            return
+        run(deps, user, conv, meaning, thread_ts=conv.thread_ts)
+        ack()
+
+    def shortcut(ack: Ack, body: dict[str, Any]) -> None:
+        channel = str((body.get("channel") or {}).get("id", ""))
+        user = str((body.get("user") or {}).get("id", ""))
+        conv = _conversation(deps, channel, body.get("message") or {})
+        if conv is None:
+            with deps.db.session() as s:
+                ephemeral(s, channel, user, NOT_A_CONVERSATION, deps.clock())
+            deps.wake()
+            ack()
+            return
+        open_modal(deps, str(body.get("trigger_id", "")), user, conv, str(body.get("callback_id")))
+        ack()
+
+    for callback_id in ("dmbridge_assign", "dmbridge_template", "dmbridge_escalate", "dmbridge_status"):
+        app.shortcut(callback_id)(shortcut)
+
+    @app.action("tpl_pick")
+    def template_picked(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """A template chosen in the modal: show it rendered, editable."""
+        ack()
+        view = body.get("view") or {}
+        meta = json.loads(view.get("private_metadata") or "{}")
+        name = str((action.get("selected_option") or {}).get("value", ""))
+        user = str((body.get("user") or {}).get("id", ""))
+        with deps.db.session() as s:
+            conv = conversations.get(s, int(meta.get("conv", 0)))
+            rows = store.all_templates(s)
+        chosen = next((r for r in rows if r.name == name), None)
+        if conv is None or chosen is None:
+            return
+        preview = templates.render(chosen.text, deps.desk.template_values(conv, deps.desk.who(user, conv.channel)))
+        assert conv.id is not None
+        try:
+            deps.slack.update_view(str(view.get("id")), template_modal(conv.id, [r.name for r in rows], name,
+                                                                        preview), view.get("hash"))
+        except DeliveryError:
+            return  # the modal keeps its previous preview; the agent can pick again
+
+    def submission(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        meta = json.loads(view.get("private_metadata") or "{}")
+        values = (view.get("state") or {}).get("values") or {}
+        user = str((body.get("user") or {}).get("id", ""))
+        with deps.db.session() as s:
+            conv = conversations.get(s, int(meta.get("conv", 0)))
+        if conv is None:
+            ack()
+            return
+        callback = view.get("callback_id")
+        block, error = "action", None
+        if callback == TEMPLATE_MODAL:
+            block = next((b for b in values if b.startswith("preview")), "preview")
+            text = state_value(values, "preview")
+            if meta.get("template") is None or text is None:
+                ack()
+                return
+            who = deps.desk.who(user, conv.channel)
+            with deps.db.session() as s:
+                fresh = conversations.get(s, conv.id or 0)
+                assert fresh is not None
+                reply = deps.desk.send_text(s, who, fresh, str(meta["template"]), text, deps.clock())
+            deps.wake()
+            error = None if reply.ok else reply.text
+        else:
+            cmd, block = _submitted(callback, values)
+            if cmd is None:
+                ack()
+                return
+            error = run(deps, user, conv, cmd)
+        if error:
+            ack(response_action="errors", errors={block: error[:150]})
+        else:
+            ack()
+
+    for callback_id in (ASSIGN_MODAL, TEMPLATE_MODAL, ESCALATE_MODAL, STATUS_MODAL):
+        app.view(callback_id)(submission)
+
+
+def _submitted(callback: Any, values: dict[str, Any]) -> tuple[ConversationCommand | None, str]:
+    """The command a submitted modal asks for, and the block to attach an error to."""
+    if callback == ASSIGN_MODAL:
+        user = state_value(values, "assignee")
+        return (Assign(user) if user else None), "assignee"
+    if callback == ESCALATE_MODAL:
+        team = state_value(values, "team")
+        priority = state_value(values, "priority") or "high"
+        return (Escalate(team, priority, state_value(values, "reason") or "") if team else None), "team"
+    if callback == STATUS_MODAL:
+        action = state_value(values, "action")
+        if action == "snooze":
+            when = state_value(values, "when")
+            return Snooze(when or ""), "when"
+        chosen: dict[str, ConversationCommand] = {"resolve": Resolve(), "reopen": Reopen(), **MORE}
+        return chosen.get(action or ""), "action"
+    return None, "action"

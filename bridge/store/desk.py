@@ -1,0 +1,93 @@
+"""Templates, the audit trail, and the desk's queries over conversations."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from bridge.store.common import insert_ignore
+from bridge.store.tables import Audit, Conversation, InboundEvent, Template
+
+
+def audit(session: Session, *, conversation_id: int | None, actor: str, action: str, detail: str,
+          now: float) -> int:
+    row = Audit(conversation_id=conversation_id, actor=actor, action=action, detail=detail, at=now)
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    return row.id
+
+
+def history(session: Session, conversation_id: int, limit: int = 200) -> tuple[list[InboundEvent], list[Audit]]:
+    inbound = session.exec(select(InboundEvent).where(InboundEvent.conversation_id == conversation_id)
+                           .order_by(col(InboundEvent.sent_at).desc()).limit(limit)).all()
+    actions = session.exec(select(Audit).where(Audit.conversation_id == conversation_id)
+                           .order_by(col(Audit.at).desc()).limit(limit)).all()
+    return list(inbound), list(actions)
+
+
+def last_auto_assignee(session: Session) -> str | None:
+    row = session.exec(select(Audit.detail).where(Audit.action == "autoassign")
+                       .order_by(col(Audit.id).desc()).limit(1)).first()
+    return row or None
+
+
+def open_counts(session: Session, users: list[str]) -> dict[str, int]:
+    rows = session.exec(select(Conversation.assignee, func.count()).where(
+        col(Conversation.assignee).in_(users), Conversation.status != "resolved")
+        .group_by(Conversation.assignee)).all()
+    return {str(user): int(n) for user, n in rows}
+
+
+def listing(session: Session, scope: str, user: str, limit: int = 50) -> list[Conversation]:
+    stmt = select(Conversation).where(Conversation.status != "resolved", col(Conversation.thread_ts).is_not(None))
+    if scope == "mine":
+        stmt = stmt.where(Conversation.assignee == user)
+    elif scope == "unassigned":
+        stmt = stmt.where(col(Conversation.assignee).is_(None))
+    elif scope == "escalated":
+        stmt = stmt.where(col(Conversation.team).is_not(None))
+    return list(session.exec(stmt.order_by(col(Conversation.id)).limit(limit)).all())
+
+
+def status_counts(session: Session) -> dict[str, int]:
+    rows = session.exec(select(Conversation.status, func.count()).group_by(Conversation.status)).all()
+    return {str(status): int(n) for status, n in rows}
+
+
+def due_snoozes(session: Session, now: float) -> list[Conversation]:
+    return list(session.exec(select(Conversation).where(Conversation.status == "snoozed",
+                                                        col(Conversation.snoozed_until) <= now)).all())
+
+
+def wake(session: Session, conversation_id: int, until: float) -> bool:
+    """snoozed → open, once: False when someone else already woke it."""
+    result = session.execute(update(Conversation).where(
+        col(Conversation.id) == conversation_id, col(Conversation.status) == "snoozed",
+        col(Conversation.snoozed_until) == until).values(status="open", snoozed_until=None))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def get_template(session: Session, name: str) -> Template | None:
+    return session.exec(select(Template).where(Template.name == name)).first()
+
+
+def all_templates(session: Session) -> list[Template]:
+    return list(session.exec(select(Template).order_by(col(Template.name))).all())
+
+
+def save_template(session: Session, name: str, text: str, by: str, now: float) -> bool:
+    """Insert or replace; True when it is new."""
+    if insert_ignore(session, Template, dict(name=name, text=text, updated_by=by, updated_at=now)):
+        return True
+    session.execute(update(Template).where(col(Template.name) == name)
+                    .values(text=text, updated_by=by, updated_at=now))
+    return False
+
+
+def delete_template(session: Session, name: str) -> bool:
+    row = get_template(session, name)
+    if row is None:
+        return False
+    session.delete(row)
+    return True
