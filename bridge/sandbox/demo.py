@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bridge.sandbox.harness import CHANNEL, Sandbox, start_sandbox, wait_for
+from bridge.sandbox.harness import CHANNEL, Sandbox, shown, start_sandbox, wait_for
 
 MARIA, JDOE = "1290011223344556677", "1290011223344559999"
 SAM, KIM = "U0AGENT1", "U0AGENT2"
@@ -13,21 +13,9 @@ SAM, KIM = "U0AGENT1", "U0AGENT2"
 
 def _thread_of(box: Sandbox, customer_text: str) -> str | None:
     for root in box.slack.roots(CHANNEL):
-        for msg in box.slack.thread(CHANNEL, root["ts"]):
-            if customer_text in _shown(msg):
-                return str(root["ts"])
+        if any(customer_text in shown(m) for m in box.slack.thread(CHANNEL, root["ts"])):
+            return str(root["ts"])
     return None
-
-
-def _shown(msg: dict[str, Any]) -> str:
-    """What a person sees of a message: its blocks' text, else its text."""
-    parts = []
-    for block in msg.get("blocks") or []:
-        if block.get("type") == "section":
-            parts.append(block["text"]["text"])
-        elif block.get("type") == "context":
-            parts.append(" · ".join(e.get("text", "") for e in block.get("elements", [])))
-    return "\n".join(parts) if parts else str(msg.get("text", ""))
 
 
 def transcript(box: Sandbox) -> list[str]:
@@ -38,7 +26,7 @@ def transcript(box: Sandbox) -> list[str]:
             who = msg.get("username") or users.get(msg.get("user", ""), "dmbridge")
             marks = " ".join(f":{name}:" for name in box.slack.reactions(CHANNEL, msg["ts"]))
             indent = "" if i == 0 else "    ↳ "
-            body = _shown(msg).replace("\n", "\n      ")
+            body = shown(msg).replace("\n", "\n      ")
             lines.append(f"{indent}[{who}] {body}" + (f"   {marks}" if marks else ""))
         lines.append("")
     lines.append("=== X (what each customer's DM inbox shows) ===")
@@ -76,7 +64,7 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
         say("Agents answer in the threads (and one internal note)…")
         wait_for(lambda: box.x.received_by(MARIA) and box.x.received_by(JDOE), what="replies on X")
         box.x.customer_sends(MARIA, "Thank you so much!")
-        wait_for(lambda: any("Thank you so much" in _shown(m) for m in box.slack.thread(CHANNEL, maria_ts)),
+        wait_for(lambda: any("Thank you so much" in shown(m) for m in box.slack.thread(CHANNEL, maria_ts)),
                  what="Maria's second message in her thread")
         wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, sam_ts)
                  and "white_check_mark" in box.slack.reactions(CHANNEL, kim_ts), what="delivery receipts")

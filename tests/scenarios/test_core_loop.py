@@ -8,18 +8,13 @@ from typing import Any
 
 from sqlmodel import select
 
-from bridge.sandbox.demo import JDOE, KIM, MARIA, SAM, _shown
-from bridge.sandbox.harness import CHANNEL, Sandbox, start_sandbox, wait_for
+from bridge.sandbox.demo import JDOE, KIM, MARIA, SAM
+from bridge.sandbox.harness import CHANNEL, Sandbox, shown, start_sandbox, wait_for
 from bridge.store.tables import Conversation, Outbox, SlackEvent
 
 
 def thread_with(box: Sandbox, text: str) -> str:
-    def find() -> str | None:
-        for root in box.slack.roots(CHANNEL):
-            if any(text in _shown(m) for m in box.slack.thread(CHANNEL, root["ts"])):
-                return str(root["ts"])
-        return None
-    return wait_for(find, what=f"a thread containing {text!r}")
+    return box.thread_with(text)
 
 
 def conversations(box: Sandbox) -> list[Conversation]:
@@ -35,7 +30,7 @@ def test_new_conversation_gets_a_card_and_the_message_under_the_customers_name(b
     box.x.customer_sends(MARIA, "Hi, my order #5512 never arrived")
     ts = thread_with(box, "never arrived")
     card = box.slack.thread(CHANNEL, ts)[0]
-    card_text = _shown(card)
+    card_text = shown(card)
     assert "#1" in card_text and "X" in card_text and "Maria López" in card_text and "@maria_l" in card_text
     assert "open" in card_text
     post = wait_for(lambda: customer_posts(box, ts), what="mirrored message")[0]
@@ -56,7 +51,7 @@ def test_same_customer_same_thread_two_customers_two_threads(box: Sandbox) -> No
     assert thread_with(box, "hello from jdoe") != ts_m
     assert len(box.slack.roots(CHANNEL)) == 2
     wait_for(lambda: len(customer_posts(box, ts_m)) == 2, what="both of Maria's messages")
-    assert [_shown(m) for m in customer_posts(box, ts_m)] == ["first from maria", "second from maria"]
+    assert [shown(m) for m in customer_posts(box, ts_m)] == ["first from maria", "second from maria"]
 
 
 def test_agent_reply_is_delivered_once_even_when_slack_delivers_the_event_four_times(box: Sandbox) -> None:
@@ -118,9 +113,9 @@ def test_mention_injection_from_a_customer_is_inert(box: Sandbox) -> None:
     box.x.customer_sends(MARIA, hostile)
     ts = thread_with(box, "more")
     post = customer_posts(box, ts)[0]
-    shown = _shown(post)
-    assert "<" not in shown and ">" not in shown
-    assert "&lt;!channel&gt;" in shown and "&amp; more" in shown
+    text = shown(post)
+    assert "<" not in text and ">" not in text
+    assert "&lt;!channel&gt;" in text and "&amp; more" in text
 
 
 def test_a_12000_character_reply_goes_out_as_two_dms_in_order(box: Sandbox) -> None:
@@ -144,7 +139,7 @@ def test_restart_keeps_the_mapping(box: Sandbox) -> None:
     _reply_ts, _ = box.slack.post_as_user(SAM, CHANNEL, "still here", thread_ts=ts)
     wait_for(lambda: box.x.received_by(MARIA) == ["still here"], what="relay after restart")
     # the messages polled before the restart were not mirrored twice
-    assert [_shown(m) for m in customer_posts(box, ts)] == ["before restart", "after restart"]
+    assert [shown(m) for m in customer_posts(box, ts)] == ["before restart", "after restart"]
 
 
 def test_slack_429_is_honoured_and_the_post_lands_once(box: Sandbox) -> None:
@@ -153,9 +148,9 @@ def test_slack_429_is_honoured_and_the_post_lands_once(box: Sandbox) -> None:
     box.slack.fail_next("chat.postMessage", status=429, retry_after=1)
     start = time.monotonic()
     box.x.customer_sends(MARIA, "after a rate limit")
-    wait_for(lambda: any("after a rate limit" in _shown(m) for m in customer_posts(box, ts)), what="post after 429")
+    wait_for(lambda: any("after a rate limit" in shown(m) for m in customer_posts(box, ts)), what="post after 429")
     assert time.monotonic() - start >= 0.9
-    assert [_shown(m) for m in customer_posts(box, ts)].count("after a rate limit") == 1
+    assert [shown(m) for m in customer_posts(box, ts)].count("after a rate limit") == 1
     assert box.slack.count_429() == 1
 
 
@@ -177,9 +172,9 @@ def test_x_refusal_shows_a_warning_with_the_reason(box: Sandbox) -> None:
     ts = thread_with(box, "can you see this")
     reply_ts, _ = box.slack.post_as_user(SAM, CHANNEL, "Yes we can", thread_ts=ts)
     wait_for(lambda: "warning" in box.slack.reactions(CHANNEL, reply_ts), what="⚠️")
-    explanation = wait_for(lambda: [m for m in box.slack.thread(CHANNEL, ts) if "Not delivered" in _shown(m)],
+    explanation = wait_for(lambda: [m for m in box.slack.thread(CHANNEL, ts) if "Not delivered" in shown(m)],
                            what="explanation")
-    assert "does not accept your DMs" in _shown(explanation[0])
+    assert "does not accept your DMs" in shown(explanation[0])
     with box.bridge.ctx.db.session() as s:
         row = s.exec(select(Outbox).where(Outbox.target == "platform")).one()
         assert row.state == "failed" and "does not accept" in (row.last_error or "")
@@ -191,11 +186,11 @@ def test_own_echoes_are_dropped_and_outside_sends_are_labelled(box: Sandbox) -> 
     box.slack.post_as_user(SAM, CHANNEL, "pong from Slack", thread_ts=ts)
     wait_for(lambda: box.x.received_by(MARIA), what="relay")
     box.x.brand_sends_from_app(MARIA, "typed in the X app")
-    post = wait_for(lambda: [m for m in box.slack.thread(CHANNEL, ts) if "typed in the X app" in _shown(m)],
+    post = wait_for(lambda: [m for m in box.slack.thread(CHANNEL, ts) if "typed in the X app" in shown(m)],
                     what="outside send mirrored")[0]
-    assert "outside Slack" in _shown(post)
+    assert "outside Slack" in shown(post)
     time.sleep(0.5)  # a few more polls: the echo of our own send must still not appear
-    assert not any("pong from Slack" in _shown(m) for m in box.slack.thread(CHANNEL, ts) if m.get("bot_id"))
+    assert not any("pong from Slack" in shown(m) for m in box.slack.thread(CHANNEL, ts) if m.get("bot_id"))
 
 
 def test_edits_after_delivery_are_explained_once(box: Sandbox) -> None:
@@ -205,9 +200,9 @@ def test_edits_after_delivery_are_explained_once(box: Sandbox) -> None:
     wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), what="✅")
     box.slack.edit_as_user(SAM, CHANNEL, reply_ts, "Hello")
     box.slack.edit_as_user(SAM, CHANNEL, reply_ts, "Hello!")
-    wait_for(lambda: [m for m in box.slack.thread(CHANNEL, ts) if "does not change" in _shown(m)], what="notice")
+    wait_for(lambda: [m for m in box.slack.thread(CHANNEL, ts) if "does not change" in shown(m)], what="notice")
     time.sleep(0.3)
-    assert len([m for m in box.slack.thread(CHANNEL, ts) if "does not change" in _shown(m)]) == 1
+    assert len([m for m in box.slack.thread(CHANNEL, ts) if "does not change" in shown(m)]) == 1
     assert box.x.received_by(MARIA) == ["Helo"]
 
 
