@@ -130,7 +130,7 @@ def test_slash_commands_in_the_channel(desk: Sandbox) -> None:
 
 def test_escalation_from_a_shortcut_and_modal(desk: Sandbox) -> None:
     ts = new_conversation(desk)
-    customer_msg = [m for m in desk.slack.thread(CHANNEL, ts) if "Hello, I need help" in shown(m)][0]
+    customer_msg = next(m for m in desk.slack.thread(CHANNEL, ts) if "Hello, I need help" in shown(m))
     assert desk.slack.shortcut(SAM, CHANNEL, customer_msg["ts"], "dmbridge_escalate").status_code == 200
     (view_id,) = desk.slack.views
     desk.slack.submit_view(SAM, view_id, {
@@ -163,7 +163,7 @@ def test_templates_managed_in_the_channel_and_sent_from_the_thread(desk: Sandbox
                                                 "{brand} here (ticket {conversation} on {platform}).")
     assert "Saved template `greet`" in ok.text
     assert "greet" in desk.slack.slash_command(SAM, CHANNEL, "template list").text
-    cmd_ts, _ = desk.slack.post_as_user(SAM, CHANNEL, f"<@{BOT_USER}> template greet", thread_ts=ts)
+    _cmd_ts, _ = desk.slack.post_as_user(SAM, CHANNEL, f"<@{BOT_USER}> template greet", thread_ts=ts)
     expected = "Hi Maria, Sam from Acme here (ticket 1 on X)."
     wait_for(lambda: desk.x.received_by(MARIA) == [expected], what="the rendered template on X")
     post = line(desk, ts, "sent the template *greet*")
