@@ -71,6 +71,72 @@ def migrate() -> None:
     typer.echo(f"dmbridge: schema is current ({db.engine.url.render_as_string(hide_password=True)})")
 
 
+templates_app = typer.Typer(no_args_is_help=True, help="Saved replies: bulk import and export as YAML.")
+app.add_typer(templates_app, name="templates")
+
+
+@templates_app.command("export")
+def templates_export(file: Annotated[Path | None, typer.Argument(help="YAML file (default: stdout)")] = None) -> None:
+    """Write every template as YAML (name: text)."""
+    import yaml
+
+    from bridge.store import desk as store
+    from bridge.store.db import Database
+
+    db = Database(Settings().database_url)
+    with db.session() as s:
+        data = {t.name: t.text for t in store.all_templates(s)}
+    db.dispose()
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    def _text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+    _Dumper.add_representer(str, _text)
+    text = yaml.dump(data, Dumper=_Dumper, sort_keys=True, allow_unicode=True, width=1000)
+    if file is None:
+        typer.echo(text, nl=False)
+    else:
+        file.write_text(text, encoding="utf-8")
+        typer.echo(f"dmbridge: wrote {len(data)} template(s) to {file}")
+
+
+@templates_app.command("import")
+def templates_import(file: Path) -> None:
+    """Add or replace templates from YAML (name: text); all are checked before any is saved."""
+    import time
+
+    import yaml
+
+    from bridge import templates
+    from bridge.commands import ParseError, template_name
+    from bridge.store import desk as store
+    from bridge.store import migrate as mig
+    from bridge.store.db import Database
+
+    data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        typer.echo(f"dmbridge: {file} must map template names to texts", err=True)
+        raise typer.Exit(2)
+    problems = []
+    for name, body in data.items():
+        try:
+            template_name(str(name))
+            templates.validate(str(body))
+        except (ParseError, ValueError) as exc:
+            problems.append(f"  {name}: {exc}")
+    if problems:
+        typer.echo(f"dmbridge: nothing imported; fix these in {file}:\n" + "\n".join(problems), err=True)
+        raise typer.Exit(2)
+    db = Database(Settings().database_url)
+    mig.upgrade(db)
+    with db.session() as s:
+        created = sum(store.save_template(s, str(n).lower(), str(b), "import", time.time()) for n, b in data.items())
+    db.dispose()
+    typer.echo(f"dmbridge: imported {len(data)} template(s) ({created} new, {len(data) - created} replaced)")
+
+
 @app.command()
 def manifest(url: Annotated[str | None, typer.Option(help="public base URL, e.g. https://dm.example.com")] = None,
              socket: Annotated[bool, typer.Option("--socket", help="Socket Mode variant")] = False) -> None:

@@ -177,7 +177,7 @@ def _conversation_command(verb: str, args: list[str], raw: str) -> ConversationC
         case "template" | "reply":
             if len(args) != 1:
                 raise ParseError("Usage: `template NAME`")
-            return UseTemplate(_template_name(args[0]))
+            return UseTemplate(template_name(args[0]))
         case "escalate":
             if not args:
                 raise ParseError("Usage: `escalate TEAM [low|normal|high|urgent] [reason]`")
@@ -207,9 +207,9 @@ def _template_admin(args: list[str], raw: str) -> ChannelCommand:
     if action == "add":
         if len(args) < 3:
             raise ParseError("Usage: `/dm template add NAME text…` (variables: {first_name}, {agent_name} …)")
-        return TemplateAdd(_template_name(args[1]), _tail(raw, 3))
+        return TemplateAdd(template_name(args[1]), _tail(raw, 3))
     if action in ("show", "delete", "remove") and len(args) == 2:
-        name = _template_name(args[1])
+        name = template_name(args[1])
         return TemplateShow(name) if action == "show" else TemplateDelete(name)
     raise ParseError("Usage: `/dm template add NAME text…`, `/dm template list`, `/dm template show NAME`, "
                      "`/dm template delete NAME`")
@@ -235,7 +235,7 @@ def _user(word: str) -> str:
     return m.group(1)
 
 
-def _template_name(word: str) -> str:
+def template_name(word: str) -> str:
     name = word.lower()
     if not _NAME.match(name):
         raise ParseError(f"`{word}` is not a template name (letters, digits, - _ . ; up to 64)")

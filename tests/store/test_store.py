@@ -116,3 +116,17 @@ def test_slack_events_store_once(db_url: str) -> None:
         assert events.mark_processed(s, rows[0].id, "done", 1.0)
         assert not events.mark_processed(s, rows[0].id, "again", 1.0)
     db.dispose()
+
+
+def test_migrations_match_the_models(db_url: str) -> None:
+    """alembic's schema is exactly what the SQLModel tables declare (no drift either way)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    db = Database(db_url)
+    upgrade(db)
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    db.dispose()
+    assert diff == []
