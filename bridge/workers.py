@@ -381,6 +381,12 @@ class Poller:
         self.first_done = threading.Event()
 
     def poll_once(self) -> int:
+        try:
+            return self._poll()
+        finally:
+            self.first_done.set()  # tried once: succeeded (the mark is set) or failed and will retry
+
+    def _poll(self) -> int:
         ctx, c = self.ctx, self.connector
         now = ctx.clock()
         if now < self.not_before:
@@ -409,7 +415,6 @@ class Poller:
             new = ingest(s, c.name, c.account, batch,
                          lambda account: channel_for(ctx.settings, ctx.file, c.name, account), ctx.clock(),
                          auto_assign=ctx.file.assignment.mode == "round_robin")
-        self.first_done.set()
         if new:
             ctx.wake_slack.set()
         return new

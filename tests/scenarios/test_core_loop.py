@@ -225,3 +225,25 @@ def test_core_loop_on_postgresql(pg_url: str) -> None:
         assert thread_with(box, "again") == ts
     finally:
         box.close()
+
+
+def test_oauth2_user_token_instead_of_oauth1_keys() -> None:
+    box = start_sandbox(x_consumer_key="", x_consumer_secret="", x_access_token="", x_access_token_secret="",
+                        x_user_bearer_token="sandbox-user-bearer")
+    try:
+        box.x.customer_sends(MARIA, "hello over OAuth 2")
+        ts = thread_with(box, "hello over OAuth 2")
+        box.slack.post_as_user(SAM, CHANNEL, "answered over OAuth 2", thread_ts=ts)
+        wait_for(lambda: box.x.received_by(MARIA) == ["answered over OAuth 2"], what="send with the bearer token")
+        assert all(status != 401 for _, _, status in box.x.requests)
+    finally:
+        box.close()
+
+
+def test_a_wrong_x_credential_is_refused_by_the_emulator_and_reported() -> None:
+    box = start_sandbox(x_access_token_secret="not-the-secret", x_poll_seconds=0.1)
+    try:
+        wait_for(lambda: "refused" in str(box.bridge.health()["checks"].get("x", "")), what="x health")
+        assert box.x.requests and all(status == 401 for _, _, status in box.x.requests)
+    finally:
+        box.close()
