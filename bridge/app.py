@@ -87,6 +87,7 @@ class Bridge:
     stop_event: threading.Event = field(default_factory=threading.Event)
     loops: list[Loop] = field(default_factory=list)
     pollers: dict[str, Poller] = field(default_factory=dict)
+    socket_mode: Any = None
 
     def start(self, *, run_migrations: bool = True) -> None:
         ctx = self.ctx
@@ -113,7 +114,17 @@ class Bridge:
                                id="snoozes", max_instances=1, coalesce=True)
         self.scheduler.start()
 
+    def connect_socket_mode(self) -> None:
+        """With SLACK_APP_TOKEN: receive events, commands and interactivity over Slack's WebSocket."""
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        self.socket_mode = SocketModeHandler(self.bolt, self.ctx.settings.slack_app_token)
+        self.socket_mode.connect()
+
     def stop(self) -> None:
+        if self.socket_mode is not None:
+            self.socket_mode.close()
+            self.socket_mode = None
         self.stop_event.set()
         for wake in (self.ctx.wake_slack, self.ctx.wake_platform, self.ctx.wake_events):
             wake.set()

@@ -44,14 +44,10 @@ def serve(host: str = "127.0.0.1", port: int = 3000, config: ConfigOpt = None, v
     bridge.start()
     try:
         if settings.slack_app_token:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            handler = SocketModeHandler(bridge.bolt, settings.slack_app_token)
-            handler.connect()
+            bridge.connect_socket_mode()
             typer.echo("dmbridge: Socket Mode connected; /healthz and /metrics on "
                        f"http://{host}:{port}")
             uvicorn.run(bridge.http, host=host, port=port, log_level="warning")
-            handler.close()
         else:
             uvicorn.run(bridge.http, host=host, port=port, log_level="info" if verbose else "warning")
     finally:

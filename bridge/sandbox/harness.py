@@ -101,6 +101,8 @@ def _start_bridge(settings: Settings, file: FileConfig, clock: Callable[[], floa
     bridge.start()
     for name, poller in bridge.pollers.items():  # the first poll only sets the mark: let it happen first
         wait_for(lambda p=poller: p.first_done.is_set(), what=f"first {name} poll")  # type: ignore[misc]
+    if settings.slack_app_token:
+        bridge.connect_socket_mode()
     http = HttpServer(bridge.http)
     http.start()
     return bridge, http

@@ -79,11 +79,81 @@ class _ApiError(Exception):
         self.error, self.status, self.headers = error, status, headers or {}
 
 
+class SocketModeServer:
+    """Slack's Socket Mode end: ``apps.connections.open`` hands out a ``ws://`` URL; envelopes go down the
+    socket and count as delivered once the app acknowledges their ``envelope_id`` (within 3 s, as Slack)."""
+
+    def __init__(self, app_token: str) -> None:
+        self.app_token = app_token
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._conns: list[Any] = []
+        self._acks: dict[str, tuple[threading.Event, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self.port = 0
+
+    def start(self) -> None:
+        from websockets.sync.server import serve
+
+        self._server = serve(self._handle, "127.0.0.1", 0)
+        self.port = self._server.socket.getsockname()[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="slack-socket-mode", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/link/?ticket={uuid.uuid4().hex}&app_id={APP_ID}"
+
+    def connected(self) -> bool:
+        with self._lock:
+            return bool(self._conns)
+
+    def _handle(self, conn: Any) -> None:
+        conn.send(json.dumps({"type": "hello", "num_connections": 1, "debug_info": {"host": "sandbox"},
+                              "connection_info": {"app_id": APP_ID}}))
+        with self._lock:
+            self._conns.append(conn)
+        try:
+            for message in conn:
+                data = json.loads(message)
+                with self._lock:
+                    waiting = self._acks.get(str(data.get("envelope_id")))
+                if waiting is not None:
+                    waiting[1].update(data.get("payload") or {})
+                    waiting[0].set()
+        except Exception:  # a dropped connection ends this handler, as on Slack's side
+            pass
+        finally:
+            with self._lock:
+                self._conns.remove(conn)
+
+    def send(self, kind: str, payload: dict[str, Any], retry_num: int = 0, timeout: float = 3.0) -> httpx.Response:
+        """Push one envelope; a 200 with the ack's payload when acknowledged in time, else a 408."""
+        envelope_id = str(uuid.uuid4())
+        done, answer = threading.Event(), dict[str, Any]()
+        with self._lock:
+            self._acks[envelope_id] = (done, answer)
+            conn = self._conns[-1]
+        conn.send(json.dumps({"envelope_id": envelope_id, "type": kind, "payload": payload,
+                              "accepts_response_payload": kind != "events_api", "retry_attempt": retry_num,
+                              "retry_reason": "timeout" if retry_num else ""}))
+        acked = done.wait(timeout)
+        with self._lock:
+            self._acks.pop(envelope_id, None)
+        return httpx.Response(200 if acked else 408, json=answer)
+
+
 class SlackEmulator:
-    def __init__(self, *, signing_secret: str, bot_token: str, team: str = TEAM,
+    def __init__(self, *, signing_secret: str, bot_token: str, team: str = TEAM, app_token: str = "xapp-sandbox",
                  posts_per_second: float = 0.0, post_burst: int = 1, echo_bot_messages: bool = True) -> None:
         self.signing_secret = signing_secret
         self.bot_token = bot_token
+        self.socket = SocketModeServer(app_token)
         self.team = team
         self.token_valid = True
         self.event_target = ""
@@ -124,6 +194,7 @@ class SlackEmulator:
 
     def start(self) -> None:
         self.http.start()
+        self.socket.start()
         self._sender = threading.Thread(target=self._send_echoes, name="slack-emulator-echo", daemon=True)
         self._sender.start()
 
@@ -131,6 +202,7 @@ class SlackEmulator:
         self._outbox.put(None)
         if self._sender is not None:
             self._sender.join(timeout=5)
+        self.socket.stop()
         self.http.stop()
         self.client.close()
 
@@ -212,6 +284,8 @@ class SlackEmulator:
     def send_envelope(self, envelope: dict[str, Any], *, secret: str | None = None, timestamp: int | None = None,
                       retry_num: int = 0) -> httpx.Response:
         """Deliver an Events API body, signed (with ``secret``/``timestamp`` to forge or age it)."""
+        if self.socket.connected() and secret is None and timestamp is None:
+            return self.socket.send("events_api", envelope, retry_num)
         body = json.dumps(envelope).encode()
         headers = self.sign(body, secret=secret, timestamp=timestamp)
         if retry_num:
@@ -220,6 +294,10 @@ class SlackEmulator:
 
     def send_form(self, fields: dict[str, str], *, secret: str | None = None) -> httpx.Response:
         """Deliver a form-encoded request (slash command, or ``payload=`` interactivity), signed."""
+        if self.socket.connected() and secret is None:
+            if "payload" in fields:
+                return self.socket.send("interactive", json.loads(fields["payload"]))
+            return self.socket.send("slash_commands", dict(fields))
         body = urlencode(fields).encode()
         return self.send_raw(body, self.sign(body, secret=secret), "application/x-www-form-urlencoded")
 
@@ -244,7 +322,10 @@ class SlackEmulator:
             if body is None:
                 return
             try:
-                status = self.send_raw(body, self.sign(body)).status_code
+                if self.socket.connected():
+                    status = self.socket.send("events_api", json.loads(body)).status_code
+                else:
+                    status = self.send_raw(body, self.sign(body)).status_code
             except (httpx.HTTPError, RuntimeError):
                 status = 0
             with self._lock:
@@ -384,6 +465,11 @@ class SlackEmulator:
             try:
                 if injected is not None and not injected.delay:
                     raise _fault_error(injected)
+                if method == "apps.connections.open":
+                    if token != self.socket.app_token:
+                        raise _ApiError("invalid_auth")
+                    self._calls.append(Call(method, params, 200))
+                    return JSONResponse({"ok": True, "url": self.socket.url()})
                 if token != self.bot_token or not self.token_valid:
                     raise _ApiError("invalid_auth" if self.token_valid or token != self.bot_token
                                     else "token_revoked")
@@ -432,7 +518,7 @@ class SlackEmulator:
             msg["thread_ts"] = str(thread_ts)
             msg["parent_user_id"] = self._author_of(channel.id, str(thread_ts))
         channel.messages.append(msg)
-        if self.echo_bot_messages and self.event_target:
+        if self.echo_bot_messages and (self.event_target or self.socket.connected()):
             event = dict(msg, channel=channel.id, event_ts=ts, channel_type="channel")
             self._outbox.put(json.dumps(self._envelope(event)).encode())
         return {"channel": channel.id, "ts": ts, "message": msg}

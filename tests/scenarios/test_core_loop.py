@@ -247,3 +247,23 @@ def test_a_wrong_x_credential_is_refused_by_the_emulator_and_reported() -> None:
         assert box.x.requests and all(status == 401 for _, _, status in box.x.requests)
     finally:
         box.close()
+
+
+def test_socket_mode_carries_events_commands_and_buttons() -> None:
+    """With SLACK_APP_TOKEN the bridge opens Slack's WebSocket (apps.connections.open) instead of HTTP."""
+    box = start_sandbox(slack_app_token="xapp-sandbox", slack_signing_secret="")
+    try:
+        wait_for(box.slack.socket.connected, what="the Socket Mode connection")
+        assert box.slack.calls("apps.connections.open")
+        box.x.customer_sends(MARIA, "hello over a socket")
+        ts = thread_with(box, "hello over a socket")
+        reply_ts, statuses = box.slack.post_as_user(SAM, CHANNEL, "answer over a socket", thread_ts=ts,
+                                                    deliveries=2)
+        assert statuses == [200, 200]
+        wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), what="✅")
+        assert box.x.received_by(MARIA) == ["answer over a socket"]
+        assert "In the channel" in box.slack.slash_command(SAM, CHANNEL, "help").text
+        assert box.slack.click(SAM, CHANNEL, ts, "conv_claim").status_code == 200
+        wait_for(lambda: f"Assigned to <@{SAM}>" in str(box.slack.thread(CHANNEL, ts)), what="claimed")
+    finally:
+        box.close()
