@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bridge.errors import ConfigError
+from bridge.sla import BusinessHours, Kind, Policy, Target
+from bridge.when import parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,54 @@ def _team(value: Any) -> Any:
     return value
 
 
+class SlaConfig(BaseModel):
+    """One ``[[sla]]`` policy as written in dmbridge.toml."""
+
+    name: str
+    platforms: list[str] = Field(default_factory=list)
+    accounts: list[str] = Field(default_factory=list)
+    priorities: list[str] = Field(default_factory=list)
+    first_response: str | None = None
+    next_response: str | None = None
+    resolution: str | None = None
+    warn_before: str | None = None  # "15m" or "25%"
+    business_hours: dict[str, Any] | None = None
+    on_breach: list[str] = Field(default_factory=lambda: ["remind"])
+
+    def policy(self, teams: dict[str, Team]) -> Policy:
+        targets = tuple(Target(Kind(kind), parse_duration(value)) for kind, value in (
+            ("first_response", self.first_response), ("next_response", self.next_response),
+            ("resolution", self.resolution)) if value)
+        if not targets:
+            raise ValueError(f"SLA {self.name!r} sets none of first_response, next_response, resolution")
+        warn_before = warn_fraction = None
+        if self.warn_before:
+            text = self.warn_before.strip()
+            if text.endswith("%"):
+                warn_fraction = float(text[:-1]) / 100
+                if not 0 < warn_fraction < 1:
+                    raise ValueError(f"SLA {self.name!r}: warn_before must be between 0% and 100%")
+            else:
+                warn_before = parse_duration(text)
+        for action in self.on_breach:
+            verb, _, team = action.partition(":")
+            if verb not in ("remind", "escalate", "reassign") or (verb == "escalate") != bool(team):
+                raise ValueError(f"SLA {self.name!r}: unknown on_breach action {action!r} "
+                                 "(use remind, escalate:TEAM, reassign)")
+            if team and team.lower() not in teams:
+                raise ValueError(f"SLA {self.name!r}: on_breach names team {team!r}, which [teams] does not define")
+        hours = None
+        if self.business_hours:
+            spec = dict(self.business_hours)
+            tz = str(spec.pop("timezone", "UTC"))
+            holidays = [str(h) for h in spec.pop("holidays", [])]
+            hours = BusinessHours.parse(tz, {str(k): [str(w) for w in v] for k, v in spec.items()}, holidays)
+        return Policy(name=self.name, targets=targets, warn_before=warn_before, warn_fraction=warn_fraction,
+                      hours=hours, on_breach=tuple(a.lower() for a in self.on_breach),
+                      platforms=frozenset(p.lower() for p in self.platforms), accounts=frozenset(self.accounts),
+                      priorities=frozenset(p.lower() for p in self.priorities))
+
+
 class FileConfig(BaseModel):
     """The parts of ``dmbridge.toml`` the core reads (no secrets live there)."""
 
@@ -74,7 +124,17 @@ class FileConfig(BaseModel):
     assignment: Assignment = Field(default_factory=Assignment)
     teams: dict[str, Team] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)
+    sla: list[SlaConfig] = Field(default_factory=list)
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _policies_are_valid(self) -> FileConfig:
+        self.policies()
+        return self
+
+    def policies(self) -> list[Policy]:
+        """The SLA policies, in order; the first that applies to a conversation is its policy."""
+        return [c.policy(self.teams) for c in self.sla]
 
     @field_validator("teams", mode="before")
     @classmethod
@@ -107,7 +167,7 @@ class FileConfig(BaseModel):
             data = tomllib.loads(candidate.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{candidate}: {exc}") from exc
-        known = {k: data.pop(k) for k in ("brand", "agents", "timezone", "assignment", "teams", "routes")
+        known = {k: data.pop(k) for k in ("brand", "agents", "timezone", "assignment", "teams", "routes", "sla")
                  if k in data}
         try:
             return cls(**known, extra=data)
