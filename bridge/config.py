@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bridge.errors import ConfigError
@@ -25,12 +26,39 @@ class Route(BaseModel):
     channel: str
 
 
+class MetaPage(BaseModel):
+    """One Facebook Page or Instagram professional account, when there are several or it needs its own policy."""
+
+    id: str
+    token_env: str | None = None
+    """Environment variable holding this account's page access token (default: META_PAGE_ACCESS_TOKEN)."""
+    human_agent_days: float | None = None
+
+
+class MetaFile(BaseModel):
+    pages: list[MetaPage] = Field(default_factory=list)
+
+
+class GenericSource(BaseModel):
+    """A source posting to ``/webhooks/generic/{name}`` and receiving replies at ``callback_url``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    secret_env: str
+    callback_url: str
+
+
+class GenericFile(BaseModel):
+    sources: list[GenericSource] = Field(default_factory=list)
+
+
 class FileConfig(BaseModel):
     """The parts of ``dmbridge.toml`` the core reads (no secrets live there)."""
 
     brand: str = "our team"
     agents: str | None = None
     routes: list[Route] = Field(default_factory=list)
+    meta: MetaFile = Field(default_factory=MetaFile)
+    generic: GenericFile = Field(default_factory=GenericFile)
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
@@ -44,8 +72,11 @@ class FileConfig(BaseModel):
             data = tomllib.loads(candidate.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{candidate}: {exc}") from exc
-        known = {k: data.pop(k) for k in ("brand", "agents", "routes") if k in data}
-        return cls(**known, extra=data)
+        known = {k: data.pop(k) for k in ("brand", "agents", "routes", "meta", "generic") if k in data}
+        try:
+            return cls(**known, extra=data)
+        except ValidationError as exc:
+            raise ConfigError(f"{candidate}: {exc}") from exc
 
 
 class Settings(BaseSettings):
@@ -67,6 +98,14 @@ class Settings(BaseSettings):
     x_user_bearer_token: str = ""
     x_api_url: str = "https://api.twitter.com"
     x_poll_seconds: float = 65.0
+    x_webhooks: bool = False
+    x_reconcile_seconds: float = 600.0
+
+    meta_app_secret: str = ""
+    meta_verify_token: str = ""
+    meta_page_access_token: str = ""
+    meta_graph_url: str = "https://graph.facebook.com/v21.0"
+    meta_human_agent_days: float = 7.0
 
     dmbridge_note_prefixes: str = "//,note:"
     # Slack allows about one post per second per channel; we pace below that with a small burst.
@@ -87,6 +126,15 @@ class Settings(BaseSettings):
                       self.x_access_token_secret))
         return oauth1 or bool(self.x_user_bearer_token)
 
+    @property
+    def meta_enabled(self) -> bool:
+        return bool(self.meta_app_secret)
+
+    @property
+    def x_interval(self) -> float:
+        """Seconds between X polls: a slow reconciliation pass when webhooks deliver."""
+        return self.x_reconcile_seconds if self.x_webhooks else self.x_poll_seconds
+
     def check_for_serve(self) -> None:
         """Refuse to start without what serving needs; warn about risky values."""
         missing = [name for name, value in (
@@ -96,11 +144,11 @@ class Settings(BaseSettings):
         ) if not value]
         if missing:
             raise ConfigError("missing settings: " + ", ".join(missing))
-        if self.x_poll_seconds <= 0:
-            raise ConfigError("X_POLL_SECONDS must be positive")
-        if self.x_enabled and self.x_poll_seconds < 15 * 60 / X_READ_REQUESTS_PER_15_MIN:
-            log.warning("X_POLL_SECONDS=%s polls faster than X allows (15 reads per 15 minutes); "
-                        "expect 429s against the real API", self.x_poll_seconds)
+        if self.x_poll_seconds <= 0 or self.x_reconcile_seconds <= 0:
+            raise ConfigError("X_POLL_SECONDS and X_RECONCILE_SECONDS must be positive")
+        if self.x_enabled and self.x_interval < 15 * 60 / X_READ_REQUESTS_PER_15_MIN:
+            log.warning("X polls every %ss, faster than X allows (15 reads per 15 minutes); "
+                        "expect 429s against the real API", self.x_interval)
 
 
 def channel_for(settings: Settings, file: FileConfig, connector: str, account: str) -> str:
@@ -111,3 +159,11 @@ def channel_for(settings: Settings, file: FileConfig, connector: str, account: s
     if not settings.dmbridge_channel:
         raise ConfigError(f"no route for {connector}:{account} and DMBRIDGE_CHANNEL is unset")
     return settings.dmbridge_channel
+
+
+def secret_from(environ: Mapping[str, str], name: str, what: str) -> str:
+    """The value of the environment variable ``name`` that ``dmbridge.toml`` points to for ``what``."""
+    value = environ.get(name, "")
+    if not value:
+        raise ConfigError(f"{what}: environment variable {name} is not set")
+    return value
