@@ -1,7 +1,10 @@
-"""Start emulated Slack and X, and the real bridge configured against them (demo, tests, benchmarks).
+"""Start the emulators, and the real bridge configured against them (demo, tests, benchmarks).
 
 The bridge is built by ``bridge.app.build`` from ordinary ``Settings`` —
-``SLACK_API_URL``, ``X_API_URL``, tokens — exactly as ``dmbridge serve`` does.
+``SLACK_API_URL``, ``X_API_URL``, ``META_GRAPH_URL``, tokens — and an
+ordinary ``FileConfig`` and environment for the secrets it names, exactly as
+``dmbridge serve`` does. Webhook senders are pointed at the bridge's public
+routes once it listens.
 """
 
 from __future__ import annotations
@@ -12,16 +15,25 @@ from pathlib import Path
 from typing import Any
 
 from bridge.app import Bridge, build
-from bridge.config import FileConfig, Settings
+from bridge.config import FileConfig, GenericSource, Settings
+from bridge.sandbox.generic import GenericSourceEmulator
+from bridge.sandbox.meta import INSTAGRAM, MESSENGER, MetaEmulator
 from bridge.sandbox.server import HttpServer, wait_for
 from bridge.sandbox.slack import SlackEmulator
 from bridge.sandbox.x import XEmulator
 
-__all__ = ["BOT_TOKEN", "CHANNEL", "SIGNING_SECRET", "HttpServer", "Sandbox", "start_sandbox", "wait_for"]
+__all__ = ["BOT_TOKEN", "CHANNEL", "IG_ACCOUNT", "IG_CUSTOMER", "MESSENGER_CUSTOMER", "PAGE_ID", "PAGE_TOKEN",
+           "SIGNING_SECRET", "HttpServer", "Sandbox", "start_sandbox", "wait_for"]
 
 CHANNEL = "C0INBOX"
 SIGNING_SECRET = "sandbox-signing-secret"
 BOT_TOKEN = "xoxb-sandbox"
+PAGE_ID = "104729384756102"
+IG_ACCOUNT = "17841405309211844"
+PAGE_TOKEN = "sandbox-page-token"
+MESSENGER_CUSTOMER = "7361522908877213"
+IG_CUSTOMER = "17852263944513377"
+GENERIC_SECRET_ENV = "DMBRIDGE_SANDBOX_SHOP_SECRET"
 
 
 @dataclass
@@ -32,6 +44,10 @@ class Sandbox:
     bridge: Bridge
     http: HttpServer
     workdir: Path
+    file: FileConfig = field(default_factory=FileConfig)
+    environ: dict[str, str] = field(default_factory=dict)
+    meta: MetaEmulator | None = None
+    generic: GenericSourceEmulator | None = None
     _tmp: tempfile.TemporaryDirectory[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -46,18 +62,31 @@ class Sandbox:
     def restart(self) -> None:
         """Stop the bridge and start a new one on the same database and emulators."""
         self.stop_bridge()
-        self.bridge, self.http = _start_bridge(self.settings)
+        self.bridge, self.http = _start_bridge(self.settings, self.file, self.environ)
+        self._point_senders()
+
+    def _point_senders(self) -> None:
         self.slack.event_target = self.events_url
+        if self.settings.x_webhooks:
+            self.x.webhook_url = self.http.url + "/webhooks/x"
+        if self.meta is not None:
+            self.meta.webhook_url = self.http.url + "/webhooks/meta"
+        if self.generic is not None:
+            self.generic.webhook_url = f"{self.http.url}/webhooks/generic/{self.generic.name}"
 
     def close(self) -> None:
         self.stop_bridge()
         self.slack.stop()
         self.x.stop()
+        for emulator in (self.meta, self.generic):
+            if emulator is not None:
+                emulator.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
 
 
-def sandbox_settings(slack: SlackEmulator, x: XEmulator, database_url: str, **overrides: Any) -> Settings:
+def sandbox_settings(slack: SlackEmulator, x: XEmulator, database_url: str, meta: MetaEmulator | None = None,
+                     **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
         slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url,
         dmbridge_channel=CHANNEL, database_url=database_url,
@@ -65,22 +94,44 @@ def sandbox_settings(slack: SlackEmulator, x: XEmulator, database_url: str, **ov
         x_access_token_secret=x.access_token_secret, x_api_url=x.api_url, x_poll_seconds=0.2,
         dmbridge_slack_posts_per_second=0.0,
     )
+    if meta is not None:
+        values |= dict(meta_app_secret=meta.app_secret, meta_verify_token=meta.verify_token,
+                       meta_page_access_token=PAGE_TOKEN, meta_graph_url=meta.graph_url)
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def _start_bridge(settings: Settings) -> tuple[Bridge, HttpServer]:
-    bridge = build(settings, FileConfig())
+def _start_bridge(settings: Settings, file: FileConfig, environ: dict[str, str]) -> tuple[Bridge, HttpServer]:
+    bridge = build(settings, file, environ=environ)
     bridge.start()
     for name, poller in bridge.pollers.items():  # the first poll only sets the mark: let it happen first
         wait_for(lambda p=poller: p.first_done.is_set(), what=f"first {name} poll")  # type: ignore[misc]
+    for name, starter in bridge.starters.items():
+        wait_for(starter.started.is_set, what=f"{name} start")
     http = HttpServer(bridge.http)
     http.start()
     return bridge, http
 
 
-def start_sandbox(database_url: str | None = None, **overrides: Any) -> Sandbox:
-    """Emulators with a brand, a channel, two agents and two customers; the bridge running against them."""
+def start_meta() -> MetaEmulator:
+    """A page with a linked Instagram account (one token for both), and one customer on each."""
+    meta = MetaEmulator()
+    meta.start()
+    meta.add_account(PAGE_ID, MESSENGER, PAGE_TOKEN, "Acme Support")
+    meta.add_account(IG_ACCOUNT, INSTAGRAM, PAGE_TOKEN, "acme.support")
+    meta.add_customer(PAGE_ID, MESSENGER_CUSTOMER, name="Lena Fischer",
+                      profile_pic="https://platform-lookaside.fbsbx.example/lena.jpg")
+    meta.add_customer(IG_ACCOUNT, IG_CUSTOMER, name="Tomás Ruiz", username="tomas.rz",
+                      profile_pic="https://scontent.cdninstagram.example/tomas.jpg")
+    return meta
+
+
+def start_sandbox(database_url: str | None = None, *, meta: bool = False, generic: bool = False,
+                  file: FileConfig | None = None, environ: dict[str, str] | None = None,
+                  **overrides: Any) -> Sandbox:
+    """Emulators with a brand, a channel, two agents and two X customers (plus, on request, a Meta page with
+    its Instagram account and a generic source); the bridge running against them. ``overrides`` are Settings
+    fields (``x_webhooks=True``, ``meta_human_agent_days=0``, …)."""
     tmp = tempfile.TemporaryDirectory(prefix="dmbridge-")
     workdir = Path(tmp.name)
     slack = SlackEmulator(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN)
@@ -94,8 +145,21 @@ def start_sandbox(database_url: str | None = None, **overrides: Any) -> Sandbox:
                profile_image_url="https://pbs.twimg.example/maria_normal.jpg")
     x.add_user("1290011223344559999", "jdoe_buyer", "J Doe",
                profile_image_url="https://pbs.twimg.example/jdoe_normal.jpg")
-    settings = sandbox_settings(slack, x, database_url or f"sqlite:///{workdir / 'dmbridge.db'}", **overrides)
-    bridge, http = _start_bridge(settings)
-    box = Sandbox(slack=slack, x=x, settings=settings, bridge=bridge, http=http, workdir=workdir, _tmp=tmp)
-    slack.event_target = box.events_url
+    meta_emulator = start_meta() if meta else None
+    file = file or FileConfig()
+    env = dict(environ or {})
+    source = None
+    if generic:
+        source = GenericSourceEmulator()
+        source.start()
+        env[GENERIC_SECRET_ENV] = source.secret
+        file = file.model_copy(update={"generic": file.generic.model_copy(update={"sources": [
+            *file.generic.sources,
+            GenericSource(name=source.name, secret_env=GENERIC_SECRET_ENV, callback_url=source.callback_url)]})})
+    settings = sandbox_settings(slack, x, database_url or f"sqlite:///{workdir / 'dmbridge.db'}", meta_emulator,
+                                **overrides)
+    bridge, http = _start_bridge(settings, file, env)
+    box = Sandbox(slack=slack, x=x, settings=settings, bridge=bridge, http=http, workdir=workdir, file=file,
+                  environ=env, meta=meta_emulator, generic=source, _tmp=tmp)
+    box._point_senders()
     return box
