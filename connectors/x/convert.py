@@ -127,7 +127,7 @@ def webhook_messages(payload: Any, *, me: str, account: str) -> list[InboundMess
 
 def _account_activity(body: dict[str, Any], me: str, account: str, users: dict[str, dict[str, Any]]) -> \
         list[InboundMessage]:
-    events = body.get("direct_message_events") or []
+    events = body.get("direct_message_events", [])
     if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
         raise BadPayload("direct_message_events must be a list of objects")
     found = []
