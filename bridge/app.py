@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
@@ -19,9 +20,13 @@ from sqlalchemy import func, text
 from sqlmodel import select
 from starlette.applications import Starlette
 
-from bridge.config import FileConfig, Settings
+from bridge.config import FileConfig, Settings, channel_for, secret_from
 from bridge.desk import Desk
+from bridge.domain import Batch, Platform
+from bridge.errors import ConfigError
 from bridge.http import build_http
+from bridge.inbound import store_batch
+from bridge.pollers import Poller, Starter
 from bridge.slack.listeners import commands as command_listeners
 from bridge.slack.listeners import events as event_listeners
 from bridge.slack.listeners import interactions as interaction_listeners
@@ -36,25 +41,71 @@ from bridge.workers import (
     EventProcessor,
     Loop,
     PlatformDelivery,
-    Poller,
     SlackDelivery,
     recover,
     wake_snoozed,
 )
-from connectors.base import Connector
+from connectors.base import Connector, PollingConnector, ProfileLookup, WebhookReceiver
+from connectors.meta.connector import MetaApp, MetaConnector, MetaPage
+from connectors.meta.graph import Graph
+from connectors.meta.webhook import MetaWebhook
+from connectors.webhook.connector import GenericConnector, Source
+from connectors.webhook.webhook import GenericWebhook
 from connectors.x.connector import XConnector
+from connectors.x.webhook import XWebhook
 
 log = logging.getLogger(__name__)
 
 
-def build_connectors(settings: Settings) -> dict[str, Connector]:
-    found: dict[str, Connector] = {}
+@dataclass
+class Channels:
+    """The configured connectors, by role: senders by platform, pollers and webhook receivers by name."""
+
+    senders: dict[str, Connector] = field(default_factory=dict)
+    polled: dict[str, PollingConnector] = field(default_factory=dict)
+    receivers: dict[str, WebhookReceiver] = field(default_factory=dict)
+    profiles: dict[str, ProfileLookup] = field(default_factory=dict)
+
+
+def build_channels(settings: Settings, file: FileConfig, environ: Mapping[str, str]) -> Channels:
+    found = Channels()
     if settings.x_enabled:
-        found["x"] = XConnector(
+        x = XConnector(
             base_url=settings.x_api_url, consumer_key=settings.x_consumer_key,
             consumer_secret=settings.x_consumer_secret, access_token=settings.x_access_token,
             access_token_secret=settings.x_access_token_secret, user_bearer_token=settings.x_user_bearer_token)
+        found.senders["x"] = found.polled["x"] = x
+        if settings.x_webhooks:
+            if not settings.x_consumer_secret:
+                raise ConfigError("X_WEBHOOKS needs X_CONSUMER_SECRET (it signs X's webhook deliveries)")
+            found.receivers["x"] = XWebhook(x, settings.x_consumer_secret)
+    if settings.meta_enabled:
+        _add_meta(found, settings, file, environ)
+    if file.generic.sources:
+        sources = {s.name: Source(name=s.name, secret=secret_from(environ, s.secret_env, f"generic source {s.name}"),
+                                  callback_url=s.callback_url) for s in file.generic.sources}
+        found.senders["generic"] = GenericConnector(sources)
+        found.receivers["generic"] = GenericWebhook(sources)
     return found
+
+
+def _add_meta(found: Channels, settings: Settings, file: FileConfig, environ: Mapping[str, str]) -> None:
+    if not settings.meta_verify_token:
+        raise ConfigError("META_APP_SECRET is set but META_VERIFY_TOKEN is not")
+    pages = {p.id: MetaPage(
+        token=secret_from(environ, p.token_env, f"Meta account {p.id}") if p.token_env
+        else settings.meta_page_access_token,
+        human_agent_days=settings.meta_human_agent_days if p.human_agent_days is None else p.human_agent_days)
+        for p in file.meta.pages}
+    if not settings.meta_page_access_token and not pages:
+        raise ConfigError("Meta needs META_PAGE_ACCESS_TOKEN or [[meta.pages]] in dmbridge.toml")
+    default = MetaPage(token=settings.meta_page_access_token, human_agent_days=settings.meta_human_agent_days)
+    app = MetaApp(graph=Graph(settings.meta_graph_url), pages=pages, default=default)
+    for connector in (MetaConnector(app, Platform.MESSENGER), MetaConnector(app, Platform.INSTAGRAM)):
+        found.senders[connector.platform.value] = connector
+        found.profiles[connector.platform.value] = connector
+    found.receivers["meta"] = MetaWebhook(app, app_secret=settings.meta_app_secret,
+                                          verify_token=settings.meta_verify_token)
 
 
 class _OutboxCollector(Collector):
@@ -85,9 +136,11 @@ class Bridge:
     http: Starlette
     scheduler: BackgroundScheduler
     stop_event: threading.Event = field(default_factory=threading.Event)
+    channels: Channels = field(default_factory=Channels)
     loops: list[Loop] = field(default_factory=list)
     pollers: dict[str, Poller] = field(default_factory=dict)
     socket_mode: Any = None
+    starters: dict[str, Starter] = field(default_factory=dict)
 
     def start(self, *, run_migrations: bool = True) -> None:
         ctx = self.ctx
@@ -103,12 +156,20 @@ class Bridge:
         ]
         for loop in self.loops:
             loop.start()
-        for name, connector in ctx.connectors.items():
-            poller = Poller(ctx, connector)
+        for name, polled in self.channels.polled.items():
+            poller = Poller(ctx, polled)
             self.pollers[name] = poller
-            self.scheduler.add_job(poller.poll_once, "interval", seconds=ctx.settings.x_poll_seconds,
+            self.scheduler.add_job(poller.poll_once, "interval", seconds=ctx.settings.x_interval,
                                    id=f"poll:{name}", max_instances=1, coalesce=True,
                                    next_run_time=_now_dt())
+        polled_ids = {id(c) for c in self.channels.polled.values()}
+        for key, sender in ctx.connectors.items():
+            if id(sender) in polled_ids:
+                continue
+            starter = Starter(ctx, sender)
+            self.starters[key] = starter
+            self.scheduler.add_job(starter.run, "interval", seconds=30, id=f"start:{key}", max_instances=1,
+                                   coalesce=True, next_run_time=_now_dt())
         self.scheduler.add_job(lambda: recover(ctx), "interval", seconds=60, id="recover", max_instances=1)
         self.scheduler.add_job(lambda: wake_snoozed(ctx), "interval", seconds=ctx.settings.dmbridge_sweep_seconds,
                                id="snoozes", max_instances=1, coalesce=True)
@@ -156,17 +217,22 @@ def _now_dt() -> Any:
 
 
 def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable[[], float] = time.time,
-          connectors: dict[str, Connector] | None = None) -> Bridge:
-    """Build the whole graph from settings. Nothing starts until ``Bridge.start``."""
+          environ: Mapping[str, str] | None = None) -> Bridge:
+    """Build the whole graph from settings. Nothing starts until ``Bridge.start``.
+
+    ``environ`` is where the secrets named in ``dmbridge.toml`` are read (default: the process environment).
+    """
     file = file or FileConfig()
+    channels = build_channels(settings, file, os.environ if environ is None else environ)
     db = Database(settings.database_url)
     client = make_client(settings.slack_bot_token, settings.slack_base_url)
     slack = SlackThreads(client, clock)
-    found = connectors if connectors is not None else build_connectors(settings)
     roster = Roster(slack, settings.dmbridge_agents or file.agents)
-    desk = Desk(file=file, roster=roster, limits=lambda: {c.platform.value: c.limits for c in found.values()},
+    senders = channels.senders
+    desk = Desk(file=file, roster=roster, limits=lambda: {c.platform.value: c.limits for c in senders.values()},
                 link=slack.thread_link)
-    ctx = Context(settings=settings, file=file, db=db, slack=slack, connectors=found, desk=desk, clock=clock)
+    ctx = Context(settings=settings, file=file, db=db, slack=slack, connectors=senders, profiles=channels.profiles,
+                  desk=desk, clock=clock)
     bolt = App(client=client, signing_secret=settings.slack_signing_secret or "socket-mode",
                process_before_response=True, token_verification_enabled=False,
                request_verification_enabled=not settings.slack_app_token)
@@ -177,6 +243,15 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
     registry = CollectorRegistry()
     registry.register(_OutboxCollector(db))
     scheduler = BackgroundScheduler(timezone="UTC")
-    bridge = Bridge(ctx=ctx, bolt=bolt, http=build_http(None, lambda: {}, registry), scheduler=scheduler)
-    bridge.http = build_http(bolt, bridge.health, registry)
+
+    def store(route: str, batch: Batch) -> int:
+        new = store_batch(db, route, batch, lambda account: channel_for(settings, file, route, account), clock(),
+                          auto_assign=file.assignment.mode == "round_robin")
+        ctx.wake_platform.set()
+        ctx.wake_slack.set()
+        return new
+
+    bridge = Bridge(ctx=ctx, bolt=bolt, http=build_http(None, lambda: {}, registry, {}, store),
+                    scheduler=scheduler, channels=channels)
+    bridge.http = build_http(bolt, bridge.health, registry, channels.receivers, store)
     return bridge

@@ -142,7 +142,7 @@ def manifest(url: Annotated[str | None, typer.Option(help="public base URL, e.g.
 
 @app.command()
 def demo(verbose: bool = False) -> None:
-    """Run the whole loop on local emulators of Slack and X, with no credentials, and print both sides."""
+    """Run the whole loop on local emulators of Slack, X and Meta, with no credentials, and print both sides."""
     from bridge.sandbox.demo import run_demo
 
     _logging(verbose) if verbose else logging.basicConfig(level=logging.WARNING)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -115,6 +116,31 @@ class SlaConfig(BaseModel):
                       priorities=frozenset(p.lower() for p in self.priorities))
 
 
+class MetaPage(BaseModel):
+    """One Facebook Page or Instagram professional account, when there are several or it needs its own policy."""
+
+    id: str
+    token_env: str | None = None
+    """Environment variable holding this account's page access token (default: META_PAGE_ACCESS_TOKEN)."""
+    human_agent_days: float | None = None
+
+
+class MetaFile(BaseModel):
+    pages: list[MetaPage] = Field(default_factory=list)
+
+
+class GenericSource(BaseModel):
+    """A source posting to ``/webhooks/generic/{name}`` and receiving replies at ``callback_url``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    secret_env: str
+    callback_url: str
+
+
+class GenericFile(BaseModel):
+    sources: list[GenericSource] = Field(default_factory=list)
+
+
 class FileConfig(BaseModel):
     """The parts of ``dmbridge.toml`` the core reads (no secrets live there)."""
 
@@ -125,6 +151,8 @@ class FileConfig(BaseModel):
     teams: dict[str, Team] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)
     sla: list[SlaConfig] = Field(default_factory=list)
+    meta: MetaFile = Field(default_factory=MetaFile)
+    generic: GenericFile = Field(default_factory=GenericFile)
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -167,8 +195,8 @@ class FileConfig(BaseModel):
             data = tomllib.loads(candidate.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{candidate}: {exc}") from exc
-        known = {k: data.pop(k) for k in ("brand", "agents", "timezone", "assignment", "teams", "routes", "sla")
-                 if k in data}
+        known = {k: data.pop(k) for k in ("brand", "agents", "timezone", "assignment", "teams", "routes", "sla",
+                                          "meta", "generic") if k in data}
         try:
             return cls(**known, extra=data)
         except ValidationError as exc:
@@ -194,6 +222,14 @@ class Settings(BaseSettings):
     x_user_bearer_token: str = ""
     x_api_url: str = "https://api.twitter.com"
     x_poll_seconds: float = 65.0
+    x_webhooks: bool = False
+    x_reconcile_seconds: float = 600.0
+
+    meta_app_secret: str = ""
+    meta_verify_token: str = ""
+    meta_page_access_token: str = ""
+    meta_graph_url: str = "https://graph.facebook.com/v21.0"
+    meta_human_agent_days: float = 7.0
 
     dmbridge_note_prefixes: str = "//,note:"
     dmbridge_agents: str = ""  # a user group id; overrides `agents` in dmbridge.toml
@@ -216,6 +252,15 @@ class Settings(BaseSettings):
                       self.x_access_token_secret))
         return oauth1 or bool(self.x_user_bearer_token)
 
+    @property
+    def meta_enabled(self) -> bool:
+        return bool(self.meta_app_secret)
+
+    @property
+    def x_interval(self) -> float:
+        """Seconds between X polls: a slow reconciliation pass when webhooks deliver."""
+        return self.x_reconcile_seconds if self.x_webhooks else self.x_poll_seconds
+
     def check_for_serve(self) -> None:
         """Refuse to start without what serving needs; warn about risky values."""
         missing = [name for name, value in (
@@ -225,11 +270,11 @@ class Settings(BaseSettings):
         ) if not value]
         if missing:
             raise ConfigError("missing settings: " + ", ".join(missing))
-        if self.x_poll_seconds <= 0:
-            raise ConfigError("X_POLL_SECONDS must be positive")
-        if self.x_enabled and self.x_poll_seconds < 15 * 60 / X_READ_REQUESTS_PER_15_MIN:
-            log.warning("X_POLL_SECONDS=%s polls faster than X allows (15 reads per 15 minutes); "
-                        "expect 429s against the real API", self.x_poll_seconds)
+        if self.x_poll_seconds <= 0 or self.x_reconcile_seconds <= 0:
+            raise ConfigError("X_POLL_SECONDS and X_RECONCILE_SECONDS must be positive")
+        if self.x_enabled and self.x_interval < 15 * 60 / X_READ_REQUESTS_PER_15_MIN:
+            log.warning("X polls every %ss, faster than X allows (15 reads per 15 minutes); "
+                        "expect 429s against the real API", self.x_interval)
 
 
 def channel_for(settings: Settings, file: FileConfig, connector: str, account: str) -> str:
@@ -240,3 +285,11 @@ def channel_for(settings: Settings, file: FileConfig, connector: str, account: s
     if not settings.dmbridge_channel:
         raise ConfigError(f"no route for {connector}:{account} and DMBRIDGE_CHANNEL is unset")
     return settings.dmbridge_channel
+
+
+def secret_from(environ: Mapping[str, str], name: str, what: str) -> str:
+    """The value of the environment variable ``name`` that ``dmbridge.toml`` points to for ``what``."""
+    value = environ.get(name, "")
+    if not value:
+        raise ConfigError(f"{what}: environment variable {name} is not set")
+    return value

@@ -51,11 +51,14 @@ class InboundMessage:
     sent_at: datetime
     from_brand: bool = False
     attachments: tuple[str, ...] = ()
+    needs_profile: bool = False
+    """Only the customer's id is known: the core asks the platform's ProfileLookup (at most daily)."""
 
 
 @dataclass(frozen=True)
 class Batch:
-    """What one poll found: messages oldest first, and the cursor to store once they are stored."""
+    """What one poll or webhook delivery found: messages oldest first, and the cursor to store with them
+    (None for webhooks)."""
 
     messages: tuple[InboundMessage, ...]
     cursor: str | None
@@ -70,6 +73,10 @@ class OutboundMessage:
     conversation: str
     recipient_id: str
     text: str
+    last_inbound_at: float | None = None
+    """Epoch seconds of the customer's newest message (Meta's messaging window), None if they never wrote."""
+    key: str = ""
+    """Stable across retries of the same delivery (the outbox key): for receivers that deduplicate."""
 
 
 @dataclass(frozen=True)

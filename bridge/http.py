@@ -1,4 +1,4 @@
-"""The HTTP surface: ``POST /slack/events``, ``GET /healthz``, ``GET /metrics``."""
+"""The HTTP surface: ``POST /slack/events``, ``/webhooks/…``, ``GET /healthz``, ``GET /metrics``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from bridge.domain import Batch
+from bridge.errors import BadPayload
+from connectors.base import WebhookReceiver, WebhookReply, WebhookRequest
 
 MAX_BODY = 1024 * 1024
 
@@ -29,7 +33,32 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes | None:
     return bytes(body)
 
 
-def build_http(bolt: App | None, health: Callable[[], dict[str, Any]], registry: CollectorRegistry) -> Starlette:
+def build_http(bolt: App | None, health: Callable[[], dict[str, Any]], registry: CollectorRegistry,
+               receivers: dict[str, WebhookReceiver], store: Callable[[str, Batch], int]) -> Starlette:
+    """``store(route, batch)`` writes a webhook's messages in one transaction and wakes the loops."""
+
+    async def webhook(request: Request) -> Response:
+        route = request.path_params.get("route", "generic")
+        receiver = receivers.get(route)
+        if receiver is None:
+            return JSONResponse({"error": f"no {route} webhook is configured"}, status_code=404)
+        body = await read_body(request)
+        if body is None:
+            return JSONResponse({"error": "body too large"}, status_code=413)
+        req = WebhookRequest(method=request.method, query=dict(request.query_params),
+                             headers={k.lower(): v for k, v in request.headers.items()}, body=body,
+                             source=request.path_params.get("name"))
+        try:
+            result = receiver.handle_webhook(req)
+        except BadPayload as exc:
+            return JSONResponse({"error": exc.reason}, status_code=exc.status)
+        match result:
+            case WebhookReply(status=status, body=content, content_type=content_type):
+                return Response(content=content, status_code=status, media_type=content_type)
+            case Batch():
+                new = await run_in_threadpool(store, route, result)
+                return JSONResponse({"received": len(result.messages), "new": new})
+
     async def slack_events(request: Request) -> Response:
         if bolt is None:
             return JSONResponse({"error": "HTTP mode is off (Socket Mode in use)"}, status_code=404)
@@ -51,6 +80,8 @@ def build_http(bolt: App | None, health: Callable[[], dict[str, Any]], registry:
 
     return Starlette(routes=[
         Route("/slack/events", slack_events, methods=["POST"]),
+        Route("/webhooks/generic/{name}", webhook, methods=["POST"]),
+        Route("/webhooks/{route:str}", webhook, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ])

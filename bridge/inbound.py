@@ -12,6 +12,12 @@ from bridge.outbound import slack_lane
 from bridge.slack.blocks import customer_text
 from bridge.store import conversations, events, outbox
 from bridge.store import desk as desk_store
+from bridge.store.db import Database
+
+# A webhook echo of our own send can arrive before the send's result is recorded:
+# a brand message's mirror waits this long and checks sent_message again when due.
+ECHO_GRACE_SECONDS = 2.0
+DAY = 86_400
 
 
 def ingest(session: Session, connector: str, account: str, batch: Batch, channel_for: Callable[[str], str],
@@ -33,6 +39,13 @@ def ingest(session: Session, connector: str, account: str, batch: Batch, channel
     return new
 
 
+def store_batch(db: Database, connector: str, batch: Batch, channel_for: Callable[[str], str], now: float,
+                auto_assign: bool = False) -> int:
+    """Store a webhook delivery's messages in one transaction (before the 200 goes out)."""
+    with db.session() as s:
+        return ingest(s, connector, "", batch, channel_for, now, auto_assign)
+
+
 def ingest_message(session: Session, msg: InboundMessage, channel: str, now: float, auto_assign: bool = False) -> bool:
     if events.inbound_known(session, msg.platform, msg.account, msg.remote_id):
         return False
@@ -45,6 +58,11 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
                                 sent_at=msg.sent_at.timestamp(), now=now):
         return False
     lane = slack_lane(conv.id)
+    if msg.needs_profile and not msg.from_brand:
+        # before the card in the lane, so the card is drawn with the customer's real name
+        outbox.enqueue(session, key=f"profile:{conv.id}:{int(now // DAY)}", target="platform", lane=lane,
+                       kind="profile", payload={"customer_id": conv.customer_id}, now=now,
+                       conversation_id=conv.id)
     if created:
         outbox.enqueue(session, key=f"card:{conv.id}", target="slack", lane=lane, kind="card",
                        payload={}, now=now, conversation_id=conv.id)
@@ -52,7 +70,8 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
         outbox.enqueue(session, key=f"autoassign:{conv.id}", target="slack", lane=lane, kind="autoassign",
                        payload={}, now=now, conversation_id=conv.id)
     if not msg.from_brand:
-        conv.last_inbound_at = now
+        # the platform's time of the message: messaging windows count from it, not from our receipt
+        conv.last_inbound_at = max(conv.last_inbound_at or 0.0, min(msg.sent_at.timestamp(), now))
         if conv.status != "open":  # resolved or snoozed: the customer wrote again
             was = conv.status
             conv.status, conv.snoozed_until, conv.resolved_at = "open", None, None
@@ -70,8 +89,11 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
     if msg.attachments:
         text += ("\n" if text else "") + f"[{len(msg.attachments)} attachment(s) — open the conversation on " \
                                          f"{msg.platform.label} to view]"
+    echo = {"echo_of": [msg.platform.value, msg.account, msg.remote_id]} if msg.from_brand else {}
     for i, part in enumerate(customer_text(text, label)):
         outbox.enqueue(session, key=f"mirror:{msg.platform}:{msg.account}:{msg.remote_id}:{i}", target="slack",
                        lane=lane, kind="mirror", conversation_id=conv.id, now=now,
-                       payload={"text": part.text, "blocks": part.blocks, "from_brand": msg.from_brand})
+                       not_before=now + ECHO_GRACE_SECONDS if msg.from_brand else 0.0,
+                       payload={"text": part.text, "blocks": part.blocks, "from_brand": msg.from_brand, **echo})
     return True
+

@@ -1,4 +1,4 @@
-"""Background delivery: outbox loops for Slack and platforms, the Slack event processor, pollers.
+"""Background delivery: outbox loops for Slack and platforms, and the Slack event processor.
 
 No platform call happens in a request handler: handlers only store, these
 loops deliver. A row is claimed in one short transaction, the call is made
@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select
 
-from bridge import outbound
-from bridge.config import FileConfig, Settings, channel_for
+from bridge import outbound, profiles
+from bridge.config import FileConfig, Settings
 from bridge.desk import Desk, refresh_home
 from bridge.domain import Limits, OutboundMessage, Platform
 from bridge.errors import AuthFailed, DeliveryError, Rejected, RetryLater
-from bridge.inbound import ingest
 from bridge.outbound import Command, Ignore, Relay
 from bridge.pacing import Pacer
 from bridge.slack.blocks import SlackMessage, header_card, notice
@@ -32,7 +31,7 @@ from bridge.store import conversations, events, outbox
 from bridge.store import desk as desk_store
 from bridge.store.db import Database
 from bridge.store.tables import Conversation, Outbox, SlackEvent
-from connectors.base import Connector
+from connectors.base import Connector, ProfileLookup
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +55,10 @@ class Context:
     db: Database
     slack: SlackThreads
     connectors: dict[str, Connector]
+    """Senders by platform (``x``, ``messenger``, ``instagram``, ``generic``)."""
     desk: Desk
     clock: Callable[[], float] = time.time
+    profiles: dict[str, ProfileLookup] = field(default_factory=dict)
     bot_user_id: str = ""
     wake_slack: threading.Event = field(default_factory=threading.Event)
     wake_platform: threading.Event = field(default_factory=threading.Event)
@@ -189,6 +190,8 @@ class SlackDelivery:
                                   key=row.dedupe_key)
             case "mirror":
                 message = SlackMessage(text=str(data["text"]), blocks=list(data["blocks"]))  # type: ignore[call-overload]
+                if data.get("echo_of") and _our_echo(self.ctx, data["echo_of"]):
+                    return "our own send: not mirrored"
                 if data.get("from_brand"):
                     return slack.post(conv.channel, message, thread_ts=conv.thread_ts, key=row.dedupe_key,
                                       username=f"@{conv.account} (outside Slack)")
@@ -236,7 +239,11 @@ class PlatformDelivery:
             claimed = _claim(ctx, row.id, ctx.clock())
             if claimed is None:
                 continue
-            self._deliver(*claimed)
+            match claimed[0].kind:
+                case "profile":
+                    profiles.refresh(ctx, *claimed)
+                case _:
+                    self._deliver(*claimed)
             done += 1
         ctx.wake_slack.set()
         return 0.0 if done else 0.5
@@ -261,7 +268,8 @@ class PlatformDelivery:
                 raise Rejected(f"no {conv.platform} connector is configured")
             result = connector.send(OutboundMessage(
                 platform=Platform(conv.platform), account=conv.account, conversation=conv.remote_id,
-                recipient_id=conv.customer_id, text=str(data["text"])))
+                recipient_id=conv.customer_id, text=str(data["text"]), last_inbound_at=conv.last_inbound_at,
+                key=row.dedupe_key))
         except RetryLater as exc:
             assert conv is not None
             if exc.rate_limited:
@@ -370,62 +378,18 @@ class _AlreadyDone(Exception):
     pass
 
 
-class Poller:
-    """One connector's poll: fetch with no transaction open, then store events and cursor together."""
-
-    def __init__(self, ctx: Context, connector: Connector) -> None:
-        self.ctx, self.connector = ctx, connector
-        self.not_before = 0.0
-        self.started = False
-        self.failures = 0
-        self.first_done = threading.Event()
-
-    def poll_once(self) -> int:
-        try:
-            return self._poll()
-        finally:
-            self.first_done.set()  # tried once: succeeded (the mark is set) or failed and will retry
-
-    def _poll(self) -> int:
-        ctx, c = self.ctx, self.connector
-        now = ctx.clock()
-        if now < self.not_before:
-            return 0
-        try:
-            if not self.started:
-                c.start()
-                self.started = True
-            with ctx.db.session() as s:
-                cursor = events.get_cursor(s, c.name, c.account)
-            batch = c.poll(cursor)
-        except RetryLater as exc:
-            self.failures += 1
-            self.not_before = exc.retry_at if exc.retry_at else now + backoff(self.failures)
-            log.warning("%s poll postponed until %.0f: %s", c.name, self.not_before, exc.reason)
-            return 0
-        except AuthFailed as exc:
-            self.failures += 1
-            ctx.health[c.name] = exc.reason
-            self.not_before = now + min(600.0, 30.0 * self.failures)
-            log.error("%s poll: %s", c.name, exc.reason)
-            return 0
-        self.failures = 0
-        ctx.health[c.name] = "ok"
-        with ctx.db.session() as s:
-            new = ingest(s, c.name, c.account, batch,
-                         lambda account: channel_for(ctx.settings, ctx.file, c.name, account), ctx.clock(),
-                         auto_assign=ctx.file.assignment.mode == "round_robin")
-        if new:
-            ctx.wake_slack.set()
-        return new
-
-
 def _channels(s: Session, rows: list[Outbox]) -> dict[int, str]:
     ids = {r.conversation_id for r in rows if r.conversation_id}
     if not ids:
         return {}
     found = s.exec(select(Conversation.id, Conversation.channel).where(col(Conversation.id).in_(ids))).all()
     return {int(i): str(ch) for i, ch in found if i is not None}
+
+
+def _our_echo(ctx: Context, echo_of: object) -> bool:
+    platform, account, remote_id = (str(v) for v in echo_of)  # type: ignore[attr-defined]
+    with ctx.db.session() as s:
+        return events.sent_by_us(s, platform, account, remote_id)
 
 
 def _exists(s: Session, key: str) -> bool:

@@ -1,39 +1,86 @@
-"""The connector protocol the core relies on.
+"""The connector protocols the core relies on.
 
 A connector never touches the database, Slack or the scheduler: the core
 hands it a cursor and stores what it returns; it hands it an outbound
-message and records the result. Errors leave a connector only as
-``bridge.errors`` types.
+message and records the result; the HTTP layer hands it a raw webhook
+request and stores the batch it returns before answering. Errors leave a
+connector only as ``bridge.errors`` types.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from bridge.domain import Batch, Limits, OutboundMessage, Platform, SendResult
+from bridge.domain import Batch, Customer, Limits, OutboundMessage, Platform, SendResult
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """One HTTP request to ``/webhooks/…``, unparsed: signatures are checked on ``body`` as received."""
+
+    method: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    """Header names in lower case."""
+    body: bytes
+    source: str | None = None
+    """The ``{name}`` of ``/webhooks/generic/{name}``; None for the other routes."""
+
+
+@dataclass(frozen=True)
+class WebhookReply:
+    """A reply the receiver composes itself (verification challenge, CRC answer, not ready yet)."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain"
+
+    @classmethod
+    def json(cls, data: Any, status: int = 200) -> WebhookReply:
+        return cls(status=status, body=json.dumps(data).encode(), content_type="application/json")
 
 
 class Connector(Protocol):
     name: str
-    """Configuration name (``x``, ``meta``, ``generic``)."""
+    """Configuration name (``x``, ``meta``, ``generic``): the ``connector`` of ``dmbridge.toml`` routes."""
 
     platform: Platform
 
     limits: Limits
 
+    def start(self) -> None:
+        """Check the credential and learn who we are; raises AuthFailed or RetryLater."""
+        ...
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        """Deliver one piece of text; raises RetryLater, Rejected or AuthFailed."""
+        ...
+
+
+class PollingConnector(Connector, Protocol):
     @property
     def account(self) -> str:
         """The brand account's handle, known after ``start``."""
-        ...
-
-    def start(self) -> None:
-        """Check the credential and learn who we are; raises AuthFailed or RetryLater."""
         ...
 
     def poll(self, cursor: str | None) -> Batch:
         """Messages newer than ``cursor``, oldest first, and the cursor to store after them."""
         ...
 
-    def send(self, message: OutboundMessage) -> SendResult:
-        """Deliver one piece of text; raises RetryLater, Rejected or AuthFailed."""
+
+class WebhookReceiver(Protocol):
+    route: str
+    """``x``, ``meta`` or ``generic``: served at ``/webhooks/{route}`` (``/webhooks/generic/{name}``)."""
+
+    def handle_webhook(self, request: WebhookRequest) -> WebhookReply | Batch:
+        """Verify and parse; no network call, no database. Raises BadPayload (4xx, nothing stored)."""
+        ...
+
+
+class ProfileLookup(Protocol):
+    def profile(self, account: str, customer_id: str) -> Customer:
+        """The customer's current name and avatar; raises DeliveryError types."""
         ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bridge.sandbox.harness import CHANNEL, Sandbox, shown, start_sandbox, wait_for
+from bridge.sandbox.harness import CHANNEL, IG_CUSTOMER, MESSENGER_CUSTOMER, Sandbox, shown, start_sandbox, wait_for
 
 MARIA, JDOE = "1290011223344556677", "1290011223344559999"
 SAM, KIM = "U0AGENT1", "U0AGENT2"
@@ -37,23 +37,40 @@ def transcript(box: Sandbox) -> list[str]:
             if user in str(event.get("dm_conversation_id", "")):
                 who = "  them → brand" if event["sender_id"] == user else "  brand → them"
                 lines.append(f"{who}: {event['text']}")
+    if box.meta is not None:
+        lines.append("")
+        lines.append("=== Messenger and Instagram (what each customer's inbox shows) ===")
+        for user, name in ((MESSENGER_CUSTOMER, "Lena Fischer (Messenger)"), (IG_CUSTOMER, "Tomás Ruiz (Instagram)")):
+            lines.append(f"{name}:")
+            for entry in box.meta.log(user):
+                who = "  them → brand" if entry["from"] == "customer" else "  brand → them"
+                lines.append(f"{who}: {entry['text']}")
     return lines
 
 
 def run_demo(say: Callable[[str], Any] = print) -> bool:
     """Play the script; True only if every expected delivery happened."""
-    say("Starting emulated Slack and X, and dmbridge against them (SLACK_API_URL, X_API_URL)…")
-    box = start_sandbox(dmbridge_slack_posts_per_second=1.0)
+    say("Starting emulated Slack, X and Meta, and dmbridge against them (SLACK_API_URL, X_API_URL, "
+        "META_GRAPH_URL)…")
+    box = start_sandbox(meta=True, dmbridge_slack_posts_per_second=1.0)
+    meta = box.meta
+    assert meta is not None
     failures: list[str] = []
     try:
         say(f"  Slack Web API emulator: {box.slack.api_url}")
         say(f"  X API emulator:         {box.x.api_url}")
-        say(f"  dmbridge listening on:  {box.events_url}")
+        say(f"  Graph API emulator:     {meta.graph_url}")
+        say(f"  dmbridge listening on:  {box.events_url} and {box.http.url}/webhooks/meta")
         box.x.customer_sends(MARIA, "Hi! My order #5512 never arrived <!channel> :(")
         box.x.customer_sends(JDOE, "Do you ship to Canada?")
         say("Two customers DM the brand on X…")
         maria_ts = wait_for(lambda: _thread_of(box, "never arrived"), what="Maria's thread")
         jdoe_ts = wait_for(lambda: _thread_of(box, "ship to Canada"), what="J Doe's thread")
+        meta.customer_sends(MESSENGER_CUSTOMER, "Can I change the delivery address for order #7731?")
+        meta.customer_sends(IG_CUSTOMER, "¿El abrigo azul viene en talla M? 🧥")
+        say("One customer writes on Messenger, one on Instagram (signed webhooks)…")
+        lena_ts = wait_for(lambda: _thread_of(box, "delivery address"), what="Lena's Messenger thread")
+        tomas_ts = wait_for(lambda: _thread_of(box, "abrigo azul"), what="Tomás's Instagram thread")
 
         reply1 = "Sorry about that, Maria! A replacement ships today; tracking follows by DM."
         reply2 = "We do: 5–7 business days to Canada, duties included."
@@ -61,16 +78,27 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
         sam_ts, _ = box.slack.post_as_user(SAM, CHANNEL, reply1, thread_ts=maria_ts)
         box.slack.post_as_user(KIM, CHANNEL, note, thread_ts=maria_ts)
         kim_ts, _ = box.slack.post_as_user(KIM, CHANNEL, reply2, thread_ts=jdoe_ts)
+        reply3 = "Of course, Lena: reply with the new address and we'll update #7731."
+        reply4 = "¡Sí! La talla M está disponible en azul."
+        lena_reply_ts, _ = box.slack.post_as_user(SAM, CHANNEL, reply3, thread_ts=lena_ts)
+        tomas_reply_ts, _ = box.slack.post_as_user(KIM, CHANNEL, reply4, thread_ts=tomas_ts)
         say("Agents answer in the threads (and one internal note)…")
         wait_for(lambda: box.x.received_by(MARIA) and box.x.received_by(JDOE), what="replies on X")
+        wait_for(lambda: meta.received_by(MESSENGER_CUSTOMER) and meta.received_by(IG_CUSTOMER),
+                 what="replies on Messenger and Instagram")
         box.x.customer_sends(MARIA, "Thank you so much!")
         wait_for(lambda: any("Thank you so much" in shown(m) for m in box.slack.thread(CHANNEL, maria_ts)),
                  what="Maria's second message in her thread")
-        wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, sam_ts)
-                 and "white_check_mark" in box.slack.reactions(CHANNEL, kim_ts), what="delivery receipts")
+        wait_for(lambda: all("white_check_mark" in box.slack.reactions(CHANNEL, ts)
+                             for ts in (sam_ts, kim_ts, lena_reply_ts, tomas_reply_ts)), what="delivery receipts")
 
         checks = {
-            "two conversations, two threads": len(box.slack.roots(CHANNEL)) == 2,
+            "four conversations, four threads": len(box.slack.roots(CHANNEL)) == 4,
+            "Lena received exactly Sam's reply on Messenger": meta.received_by(MESSENGER_CUSTOMER) == [reply3],
+            "Tomás received exactly Kim's reply on Instagram": meta.received_by(IG_CUSTOMER) == [reply4],
+            "Messenger and Instagram threads show the customers' names": all(
+                name in shown(box.slack.thread(CHANNEL, ts)[0])
+                for name, ts in (("Lena Fischer", lena_ts), ("Tomás Ruiz", tomas_ts))),
             "Maria received exactly Sam's reply": box.x.received_by(MARIA) == [reply1],
             "J Doe received exactly Kim's reply": box.x.received_by(JDOE) == [reply2],
             "the note stayed in Slack": all("warehouse" not in t for u in (MARIA, JDOE)

@@ -1,7 +1,10 @@
-"""Start emulated Slack and X, and the real bridge configured against them (demo, tests, benchmarks).
+"""Start the emulators, and the real bridge configured against them (demo, tests, benchmarks).
 
 The bridge is built by ``bridge.app.build`` from ordinary ``Settings`` —
-``SLACK_API_URL``, ``X_API_URL``, tokens — exactly as ``dmbridge serve`` does.
+``SLACK_API_URL``, ``X_API_URL``, ``META_GRAPH_URL``, tokens — and an
+ordinary ``FileConfig`` and environment for the secrets it names, exactly as
+``dmbridge serve`` does. Webhook senders are pointed at the bridge's public
+routes once it listens.
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from bridge.app import Bridge, build
-from bridge.config import FileConfig, Settings
+from bridge.config import FileConfig, GenericSource, Settings
+from bridge.sandbox.generic import GenericSourceEmulator
+from bridge.sandbox.meta import INSTAGRAM, MESSENGER, MetaEmulator
 from bridge.sandbox.server import HttpServer, wait_for
 from bridge.sandbox.slack import SlackEmulator
 from bridge.sandbox.x import XEmulator
 
-__all__ = ["BOT_TOKEN", "CHANNEL", "SIGNING_SECRET", "HttpServer", "Sandbox", "start_sandbox", "wait_for"]
+__all__ = ["BOT_TOKEN", "CHANNEL", "IG_ACCOUNT", "IG_CUSTOMER", "MESSENGER_CUSTOMER", "PAGE_ID", "PAGE_TOKEN",
+           "SIGNING_SECRET", "HttpServer", "Sandbox", "start_sandbox", "wait_for"]
 
 CHANNEL = "C0INBOX"
 SIGNING_SECRET = "sandbox-signing-secret"
@@ -27,6 +33,12 @@ BOT_TOKEN = "xoxb-sandbox"
 TEAM_CHANNEL = "C0BILLING"
 AGENTS_GROUP = "S0AGENTS"
 BILLING_GROUP = "S0BILLING"
+PAGE_ID = "104729384756102"
+IG_ACCOUNT = "17841405309211844"
+PAGE_TOKEN = "sandbox-page-token"
+MESSENGER_CUSTOMER = "7361522908877213"
+IG_CUSTOMER = "17852263944513377"
+GENERIC_SECRET_ENV = "DMBRIDGE_SANDBOX_SHOP_SECRET"
 
 
 @dataclass
@@ -39,6 +51,9 @@ class Sandbox:
     workdir: Path
     file: FileConfig = field(default_factory=FileConfig)
     clock: Callable[[], float] = time.time
+    environ: dict[str, str] = field(default_factory=dict)
+    meta: MetaEmulator | None = None
+    generic: GenericSourceEmulator | None = None
     _tmp: tempfile.TemporaryDirectory[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -62,13 +77,25 @@ class Sandbox:
     def restart(self) -> None:
         """Stop the bridge and start a new one on the same database and emulators."""
         self.stop_bridge()
-        self.bridge, self.http = _start_bridge(self.settings, self.file, self.clock)
+        self.bridge, self.http = _start_bridge(self.settings, self.file, self.environ, self.clock)
+        self._point_senders()
+
+    def _point_senders(self) -> None:
         self.slack.event_target = self.events_url
+        if self.settings.x_webhooks:
+            self.x.webhook_url = self.http.url + "/webhooks/x"
+        if self.meta is not None:
+            self.meta.webhook_url = self.http.url + "/webhooks/meta"
+        if self.generic is not None:
+            self.generic.webhook_url = f"{self.http.url}/webhooks/generic/{self.generic.name}"
 
     def close(self) -> None:
         self.stop_bridge()
         self.slack.stop()
         self.x.stop()
+        for emulator in (self.meta, self.generic):
+            if emulator is not None:
+                emulator.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -84,7 +111,8 @@ def shown(msg: dict[str, Any]) -> str:
     return "\n".join(parts) if parts else str(msg.get("text", ""))
 
 
-def sandbox_settings(slack: SlackEmulator, x: XEmulator, database_url: str, **overrides: Any) -> Settings:
+def sandbox_settings(slack: SlackEmulator, x: XEmulator, database_url: str, meta: MetaEmulator | None = None,
+                     **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
         slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url,
         dmbridge_channel=CHANNEL, database_url=database_url,
@@ -92,15 +120,21 @@ def sandbox_settings(slack: SlackEmulator, x: XEmulator, database_url: str, **ov
         x_access_token_secret=x.access_token_secret, x_api_url=x.api_url, x_poll_seconds=0.2,
         dmbridge_slack_posts_per_second=0.0,
     )
+    if meta is not None:
+        values |= dict(meta_app_secret=meta.app_secret, meta_verify_token=meta.verify_token,
+                       meta_page_access_token=PAGE_TOKEN, meta_graph_url=meta.graph_url)
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def _start_bridge(settings: Settings, file: FileConfig, clock: Callable[[], float]) -> tuple[Bridge, HttpServer]:
-    bridge = build(settings, file, clock=clock)
+def _start_bridge(settings: Settings, file: FileConfig, environ: dict[str, str],
+                  clock: Callable[[], float]) -> tuple[Bridge, HttpServer]:
+    bridge = build(settings, file, clock=clock, environ=environ)
     bridge.start()
     for name, poller in bridge.pollers.items():  # the first poll only sets the mark: let it happen first
         wait_for(lambda p=poller: p.first_done.is_set(), what=f"first {name} poll")  # type: ignore[misc]
+    for name, starter in bridge.starters.items():
+        wait_for(starter.started.is_set, what=f"{name} start")
     if settings.slack_app_token:
         bridge.connect_socket_mode()
     http = HttpServer(bridge.http)
@@ -108,10 +142,25 @@ def _start_bridge(settings: Settings, file: FileConfig, clock: Callable[[], floa
     return bridge, http
 
 
-def start_sandbox(database_url: str | None = None, *, file: FileConfig | None = None,
+def start_meta() -> MetaEmulator:
+    """A page with a linked Instagram account (one token for both), and one customer on each."""
+    meta = MetaEmulator()
+    meta.start()
+    meta.add_account(PAGE_ID, MESSENGER, PAGE_TOKEN, "Acme Support")
+    meta.add_account(IG_ACCOUNT, INSTAGRAM, PAGE_TOKEN, "acme.support")
+    meta.add_customer(PAGE_ID, MESSENGER_CUSTOMER, name="Lena Fischer",
+                      profile_pic="https://platform-lookaside.fbsbx.example/lena.jpg")
+    meta.add_customer(IG_ACCOUNT, IG_CUSTOMER, name="Tomás Ruiz", username="tomas.rz",
+                      profile_pic="https://scontent.cdninstagram.example/tomas.jpg")
+    return meta
+
+
+def start_sandbox(database_url: str | None = None, *, meta: bool = False, generic: bool = False,
+                  file: FileConfig | None = None, environ: dict[str, str] | None = None,
                   clock: Callable[[], float] = time.time, **overrides: Any) -> Sandbox:
-    """Emulators with a brand, a channel, two agents, an outsider and two customers; the bridge running
-    against them, built from ordinary Settings (``overrides``) and a ``dmbridge.toml`` model (``file``)."""
+    """Emulators with a brand, a channel, two agents, an outsider and two X customers (plus, on request, a Meta
+    page with its Instagram account and a generic source); the bridge running against them, built from ordinary
+    Settings (``overrides``: ``x_webhooks=True``, ``meta_human_agent_days=0``, …) and a dmbridge.toml model."""
     tmp = tempfile.TemporaryDirectory(prefix="dmbridge-")
     workdir = Path(tmp.name)
     slack = SlackEmulator(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN)
@@ -129,10 +178,21 @@ def start_sandbox(database_url: str | None = None, *, file: FileConfig | None = 
                profile_image_url="https://pbs.twimg.example/maria_normal.jpg")
     x.add_user("1290011223344559999", "jdoe_buyer", "J Doe",
                profile_image_url="https://pbs.twimg.example/jdoe_normal.jpg")
-    settings = sandbox_settings(slack, x, database_url or f"sqlite:///{workdir / 'dmbridge.db'}", **overrides)
+    meta_emulator = start_meta() if meta else None
     file = file or FileConfig()
-    bridge, http = _start_bridge(settings, file, clock)
+    env = dict(environ or {})
+    source = None
+    if generic:
+        source = GenericSourceEmulator()
+        source.start()
+        env[GENERIC_SECRET_ENV] = source.secret
+        file = file.model_copy(update={"generic": file.generic.model_copy(update={"sources": [
+            *file.generic.sources,
+            GenericSource(name=source.name, secret_env=GENERIC_SECRET_ENV, callback_url=source.callback_url)]})})
+    settings = sandbox_settings(slack, x, database_url or f"sqlite:///{workdir / 'dmbridge.db'}", meta_emulator,
+                                **overrides)
+    bridge, http = _start_bridge(settings, file, env, clock)
     box = Sandbox(slack=slack, x=x, settings=settings, bridge=bridge, http=http, workdir=workdir, file=file,
-                  clock=clock, _tmp=tmp)
-    slack.event_target = box.events_url
+                  environ=env, meta=meta_emulator, generic=source, clock=clock, _tmp=tmp)
+    box._point_senders()
     return box

@@ -9,6 +9,13 @@
 (HMAC-SHA1 over the URL actually requested) or the OAuth 2.0 user bearer
 token. Errors are problem documents; rate limits answer 429 with
 ``x-rate-limit-*`` (and ``x-user-limit-24hour-*`` for the daily send cap).
+
+With ``webhook_url`` set, every new DM event is also POSTed there, in the
+background, as X's webhooks do: an Account Activity body
+(``direct_message_events``) or, with ``webhook_format="activity"``, an X
+Activity API envelope (``dm.received``/``dm.sent``), signed
+``x-twitter-webhooks-signature: sha256=<base64 HMAC-SHA256(consumer secret,
+body)>``. :meth:`XEmulator.crc_check` runs the CRC challenge.
 """
 
 from __future__ import annotations
@@ -16,13 +23,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import queue
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 from oauthlib.oauth1.rfc5849 import signature as oauth_sig
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,6 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge.sandbox.server import HttpServer
+from connectors import signing
 
 BRAND_ID = "1460987654321098752"
 BRAND_USERNAME = "acme_help"
@@ -95,6 +106,13 @@ class XEmulator:
         self._last_id = 0
         self._lock = threading.RLock()
         self.requests: list[tuple[str, str, int]] = []
+        self.webhook_url = ""
+        self.webhook_format = "account_activity"
+        self.webhook_statuses: list[int] = []
+        self._drop_webhooks = 0
+        self._webhooks: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._webhook_thread: threading.Thread | None = None
+        self.client = httpx.Client(timeout=30)
         self.add_user(BRAND_ID, BRAND_USERNAME, "Acme Support")
         self.http = HttpServer(Starlette(routes=[
             Route("/2/users/me", self._me, methods=["GET"]),
@@ -112,9 +130,15 @@ class XEmulator:
 
     def start(self) -> None:
         self.http.start()
+        self._webhook_thread = threading.Thread(target=self._send_webhooks, name="x-emulator-webhooks", daemon=True)
+        self._webhook_thread.start()
 
     def stop(self) -> None:
+        self._webhooks.put(None)
+        if self._webhook_thread is not None:
+            self._webhook_thread.join(timeout=5)
         self.http.stop()
+        self.client.close()
 
     def add_user(self, user_id: str, username: str, name: str, *, profile_image_url: str | None = None,
                  accepts_dms: bool = True) -> None:
@@ -171,7 +195,74 @@ class XEmulator:
             self._events.append(event)
             if via_api:
                 self._api_sent.add(event["id"])
+            if self.webhook_url:
+                self._webhooks.put(dict(event))
             return event["id"]
+
+    # ------------------------------------------------------------------ webhooks
+
+    def drop_next_webhooks(self, times: int = 1) -> None:
+        """The next ``times`` webhook deliveries are lost (never sent)."""
+        with self._lock:
+            self._drop_webhooks += times
+
+    def webhook_payload(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The body X would POST for one DM event, in ``webhook_format``."""
+        with self._lock:
+            sender = event["sender_id"]
+            low, high = event["dm_conversation_id"].split("-")
+            recipient = high if low == sender else low
+            created = datetime.fromisoformat(event["created_at"].replace("Z", "+00:00"))
+            millis = str(int(created.timestamp() * 1000))
+            dm = {"type": "message_create", "id": event["id"], "created_timestamp": millis,
+                  "message_create": {"target": {"recipient_id": recipient}, "sender_id": sender,
+                                     "message_data": {"text": event["text"], "entities": {
+                                         "hashtags": [], "symbols": [], "user_mentions": [], "urls": []}}}}
+            if event["id"] in self._api_sent:
+                dm["message_create"]["source_app_id"] = "28371937"
+            users = {u: self.users[u] for u in (sender, recipient) if u in self.users}
+        if self.webhook_format == "activity":
+            return {"data": {"event_uuid": str(uuid.uuid4()), "filter": {"user_id": BRAND_ID}, "tag": "",
+                             "event_type": "dm.sent" if sender == BRAND_ID else "dm.received",
+                             "payload": {"direct_message_events": [dm],
+                                         "users": {k: {"data": dict(v)} for k, v in users.items()}}}}
+        return {"for_user_id": BRAND_ID, "direct_message_events": [dm],
+                "users": {k: {"id": k, "name": v["name"], "screen_name": v["username"],
+                              "profile_image_url_https": v.get("profile_image_url")} for k, v in users.items()}}
+
+    def deliver_webhook(self, payload: Any, *, secret: str | None = None) -> httpx.Response:
+        return self.deliver_webhook_raw(json.dumps(payload).encode(), secret=secret)
+
+    def deliver_webhook_raw(self, body: bytes, *, secret: str | None = None,
+                            signature: str | None = None) -> httpx.Response:
+        sig = signature if signature is not None else signing.base64_sha256(secret or self.consumer_secret, body)
+        resp = self.client.post(self.webhook_url, content=body,
+                                headers={"Content-Type": "application/json", "x-twitter-webhooks-signature": sig})
+        with self._lock:
+            self.webhook_statuses.append(resp.status_code)
+        return resp
+
+    def crc_check(self) -> bool:
+        """X's challenge: GET ?crc_token=…; True when the answer is the expected HMAC."""
+        token = uuid.uuid4().hex
+        resp = self.client.get(self.webhook_url, params={"crc_token": token})
+        expected = signing.base64_sha256(self.consumer_secret, token.encode())
+        return resp.status_code == 200 and resp.json().get("response_token") == expected
+
+    def _send_webhooks(self) -> None:
+        while True:
+            event = self._webhooks.get()
+            if event is None:
+                return
+            with self._lock:
+                if self._drop_webhooks:
+                    self._drop_webhooks -= 1
+                    continue
+            try:
+                self.deliver_webhook(self.webhook_payload(event))
+            except httpx.HTTPError:
+                with self._lock:
+                    self.webhook_statuses.append(0)
 
     # ------------------------------------------------------------------ HTTP
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bridge.domain import Customer, InboundMessage, Platform
+from bridge.errors import BadPayload
 
 DM_EVENT_FIELDS = ["id", "event_type", "text", "sender_id", "dm_conversation_id", "created_at", "attachments"]
 USER_FIELDS = ["name", "username", "profile_image_url"]
@@ -96,3 +97,90 @@ def to_message(event: dict[str, Any], *, me: str, account: str, users: dict[str,
         from_brand=from_brand,
         attachments=attachments,
     )
+
+
+# ---------------------------------------------------------------- webhook deliveries
+
+
+def webhook_messages(payload: Any, *, me: str, account: str) -> list[InboundMessage]:
+    """The DMs of one webhook delivery, oldest first: Account Activity (``direct_message_events``) or an
+    X Activity API envelope (``data.event_type`` ``dm.received``/``dm.sent``). Other events give nothing;
+    a body of neither shape raises BadPayload."""
+    if not isinstance(payload, dict):
+        raise BadPayload("body must be a JSON object")
+    data = payload.get("data")
+    if isinstance(data, dict) and "event_type" in data:
+        if data["event_type"] not in ("dm.received", "dm.sent"):
+            return []
+        inner = data.get("payload")
+        if not isinstance(inner, dict):
+            raise BadPayload("an activity event needs a payload object")
+        users = _users(inner.get("users")) | _users((data.get("includes") or {}).get("users"))
+        if "direct_message_events" in inner:
+            return _account_activity(inner, me, account, users)
+        message = to_message(_v2_event(inner), me=me, account=account, users=users)
+        return [message] if message is not None else []
+    if "for_user_id" in payload or "direct_message_events" in payload:
+        return _account_activity(payload, me, account, _users(payload.get("users")))
+    raise BadPayload("neither an Account Activity nor an X Activity delivery")
+
+
+def _account_activity(body: dict[str, Any], me: str, account: str, users: dict[str, dict[str, Any]]) -> \
+        list[InboundMessage]:
+    events = body.get("direct_message_events", [])
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        raise BadPayload("direct_message_events must be a list of objects")
+    found = []
+    for event in events:
+        if event.get("type") != "message_create":
+            continue
+        create = event.get("message_create")
+        if not isinstance(create, dict) or "id" not in event:
+            raise BadPayload("a message_create event needs id and message_create")
+        sender = str(create.get("sender_id") or "")
+        recipient = str((create.get("target") or {}).get("recipient_id") or "")
+        if not sender.isdigit() or not recipient.isdigit():
+            raise BadPayload("message_create needs sender_id and target.recipient_id")
+        data = create.get("message_data") or {}
+        media = ((data.get("attachment") or {}).get("media") or {}).get("id_str")
+        v2 = {"id": str(event["id"]), "sender_id": sender, "text": data.get("text") or "",
+              "dm_conversation_id": conversation_id(sender, recipient),
+              "created_at": _from_ms(event.get("created_timestamp")),
+              "attachments": {"media_keys": [str(media)]} if media else None}
+        message = to_message(v2, me=me, account=account, users=users)
+        if message is not None:
+            found.append(message)
+    return sorted(found, key=lambda m: int(m.remote_id))
+
+
+def _v2_event(event: dict[str, Any]) -> dict[str, Any]:
+    if "id" not in event or "sender_id" not in event or "dm_conversation_id" not in event:
+        raise BadPayload("a dm event needs id, sender_id and dm_conversation_id")
+    return event
+
+
+def _users(raw: Any) -> dict[str, dict[str, Any]]:
+    """Users from ``{id: user}``, ``{id: {"data": user}}`` or ``[user]``, in v2 field names."""
+    items = list(raw.values()) if isinstance(raw, dict) else raw if isinstance(raw, list) else []
+    found = {}
+    for item in items:
+        user = item.get("data", item) if isinstance(item, dict) else None
+        if isinstance(user, dict) and "id" in user:
+            found[str(user["id"])] = {
+                "id": str(user["id"]), "name": user.get("name"),
+                "username": user.get("username") or user.get("screen_name"),
+                "profile_image_url": user.get("profile_image_url") or user.get("profile_image_url_https")}
+    return found
+
+
+def conversation_id(a: str, b: str) -> str:
+    """The id of the one-to-one conversation between two users: the smaller id first."""
+    low, high = sorted((a, b), key=int)
+    return f"{low}-{high}"
+
+
+def _from_ms(value: Any) -> str | None:
+    try:
+        return datetime.fromtimestamp(int(value) / 1000, UTC).isoformat()
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None

@@ -1,0 +1,86 @@
+"""Pollers and start-up jobs for connectors: fetch with no transaction open, then store in one."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from bridge.config import channel_for
+from bridge.errors import AuthFailed, RetryLater
+from bridge.inbound import ingest
+from bridge.store import events
+from bridge.workers import Context, backoff
+from connectors.base import Connector, PollingConnector
+
+log = logging.getLogger(__name__)
+
+
+class Poller:
+    """One connector's poll: fetch with no transaction open, then store events and cursor together."""
+
+    def __init__(self, ctx: Context, connector: PollingConnector) -> None:
+        self.ctx, self.connector = ctx, connector
+        self.not_before = 0.0
+        self.started = False
+        self.failures = 0
+        self.first_done = threading.Event()
+
+    def poll_once(self) -> int:
+        try:
+            return self._poll()
+        finally:
+            self.first_done.set()  # tried once: succeeded (the mark is set) or failed and will retry
+
+    def _poll(self) -> int:
+        ctx, c = self.ctx, self.connector
+        now = ctx.clock()
+        if now < self.not_before:
+            return 0
+        try:
+            if not self.started:
+                c.start()
+                self.started = True
+            with ctx.db.session() as s:
+                cursor = events.get_cursor(s, c.name, c.account)
+            batch = c.poll(cursor)
+        except RetryLater as exc:
+            self.failures += 1
+            self.not_before = exc.retry_at if exc.retry_at else now + backoff(self.failures)
+            log.warning("%s poll postponed until %.0f: %s", c.name, self.not_before, exc.reason)
+            return 0
+        except AuthFailed as exc:
+            self.failures += 1
+            ctx.health[c.name] = exc.reason
+            self.not_before = now + min(600.0, 30.0 * self.failures)
+            log.error("%s poll: %s", c.name, exc.reason)
+            return 0
+        self.failures = 0
+        ctx.health[c.name] = "ok"
+        with ctx.db.session() as s:
+            new = ingest(s, c.name, c.account, batch,
+                         lambda account: channel_for(ctx.settings, ctx.file, c.name, account), ctx.clock(),
+                         auto_assign=ctx.file.assignment.mode == "round_robin")
+        if new:
+            ctx.wake_slack.set()
+        return new
+
+
+class Starter:
+    """Starts a push-only connector (learns its identity); retried by the scheduler until it succeeds."""
+
+    def __init__(self, ctx: Context, connector: Connector) -> None:
+        self.ctx, self.connector = ctx, connector
+        self.started = threading.Event()
+
+    def run(self) -> None:
+        if self.started.is_set():
+            return
+        c = self.connector
+        try:
+            c.start()
+        except (RetryLater, AuthFailed) as exc:
+            self.ctx.health[c.platform.value] = exc.reason
+            log.warning("%s start failed, retrying: %s", c.platform.value, exc.reason)
+            return
+        self.ctx.health[c.platform.value] = "ok"
+        self.started.set()

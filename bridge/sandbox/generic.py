@@ -1,0 +1,102 @@
+"""A generic webhook source: it posts signed messages to ``/webhooks/generic/{name}`` and receives replies
+at its own callback URL, checking the bridge's signature and deduplicating retries by reply id."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bridge.sandbox.server import HttpServer
+from connectors import signing
+
+SIGNATURE_HEADER = "X-Dmbridge-Signature"
+
+
+class GenericSourceEmulator:
+    def __init__(self, *, name: str = "shop", secret: str = "sandbox-generic-secret") -> None:
+        self.name, self.secret = name, secret
+        self.webhook_url = ""
+        self.deliveries: list[dict[str, Any]] = []
+        """Every signed callback received, retries included."""
+        self.refused: list[int] = []
+        self._replies: dict[str, dict[str, Any]] = {}
+        self._faults: list[int] = []
+        self._lock = threading.RLock()
+        self.client = httpx.Client(timeout=30)
+        self.http = HttpServer(Starlette(routes=[Route("/callback", self._callback, methods=["POST"])]))
+
+    @property
+    def callback_url(self) -> str:
+        return self.http.url + "/callback"
+
+    def start(self) -> None:
+        self.http.start()
+
+    def stop(self) -> None:
+        self.http.stop()
+        self.client.close()
+
+    def fail_next(self, status: int = 503, times: int = 1) -> None:
+        """The next ``times`` callbacks are answered with ``status`` (after being checked and counted)."""
+        with self._lock:
+            self._faults.extend([status] * times)
+
+    # ------------------------------------------------------------------ messages to the bridge
+
+    def message(self, conversation_id: str, sender_id: str, name: str, text: str, *,
+                message_id: str | None = None, handle: str | None = None, avatar_url: str | None = None,
+                attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "conversation_id": conversation_id, "message_id": message_id or f"msg-{uuid.uuid4().hex[:12]}",
+            "sender": {"id": sender_id, "name": name}, "text": text,
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+        if handle:
+            body["sender"]["handle"] = handle
+        if avatar_url:
+            body["sender"]["avatar_url"] = avatar_url
+        if attachments:
+            body["attachments"] = attachments
+        return body
+
+    def customer_sends(self, conversation_id: str, sender_id: str, name: str, text: str,
+                       **kwargs: Any) -> httpx.Response:
+        return self.post(self.message(conversation_id, sender_id, name, text, **kwargs))
+
+    def post(self, payload: Any, *, secret: str | None = None) -> httpx.Response:
+        return self.post_raw(json.dumps(payload).encode(), secret=secret)
+
+    def post_raw(self, body: bytes, *, secret: str | None = None, signature: str | None = None) -> httpx.Response:
+        sig = signature if signature is not None else signing.hex_sha256(secret or self.secret, body)
+        return self.client.post(self.webhook_url, content=body,
+                                headers={"Content-Type": "application/json", SIGNATURE_HEADER: sig})
+
+    # ------------------------------------------------------------------ replies from the bridge
+
+    def replies(self, conversation_id: str | None = None) -> list[str]:
+        """Reply texts accepted, once each, in order of arrival."""
+        with self._lock:
+            return [r["text"] for r in self._replies.values()
+                    if conversation_id is None or r["conversation_id"] == conversation_id]
+
+    async def _callback(self, request: Request) -> Response:
+        body = await request.body()
+        with self._lock:
+            if not signing.same(signing.hex_sha256(self.secret, body), request.headers.get(SIGNATURE_HEADER)):
+                self.refused.append(401)
+                return JSONResponse({"error": "bad signature"}, status_code=401)
+            reply = json.loads(body)
+            self.deliveries.append(reply)
+            if self._faults:
+                status = self._faults.pop(0)
+                return JSONResponse({"error": "injected failure"}, status_code=status)
+            self._replies.setdefault(reply["id"], reply)
+            return JSONResponse({"message_id": "src-" + reply["id"]})

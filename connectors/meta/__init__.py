@@ -1,0 +1,1 @@
+"""Facebook Messenger and Instagram direct messages through Meta's Graph API (Send API, webhooks)."""

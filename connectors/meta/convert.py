@@ -1,0 +1,203 @@
+"""Pure conversion for Meta: webhook payloads → domain messages, the messaging window, Send API bodies,
+profiles, and Graph errors → reasons people can act on."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bridge.domain import Customer, InboundMessage, Limits, Platform
+from bridge.errors import AuthFailed, BadPayload, DeliveryError, Rejected, RetryLater
+
+OBJECTS = {"page": Platform.MESSENGER, "instagram": Platform.INSTAGRAM}
+LIMITS = {Platform.MESSENGER: Limits(max_chars=2_000), Platform.INSTAGRAM: Limits(max_chars=1_000, count_bytes=True)}
+STANDARD_WINDOW = 24 * 3600.0
+PROFILE_FIELDS = {Platform.MESSENGER: "first_name,last_name,name,profile_pic",
+                  Platform.INSTAGRAM: "name,username,profile_pic"}
+RATE_LIMIT_CODES = {4, 17, 32, 613}
+TRANSIENT_CODES = {1, 2}
+
+
+def parse(payload: Any, our_app_id: str | None) -> list[InboundMessage]:
+    """The messages of one webhook delivery (``entry[].messaging[]``), oldest first.
+
+    Events other than messages (reads, deliveries, reactions, postbacks) are
+    skipped; echoes of our own app's sends are dropped here; echoes from any
+    other app (Meta Business Suite, the Instagram app) come back ``from_brand``.
+    Raises BadPayload (400) when the structure is not Meta's.
+    """
+    if not isinstance(payload, dict) or payload.get("object") not in OBJECTS:
+        raise BadPayload("not a Messenger or Instagram webhook (object must be page or instagram)")
+    platform = OBJECTS[payload["object"]]
+    entries = payload.get("entry")
+    if not isinstance(entries, list):
+        raise BadPayload("entry must be a list")
+    found: list[InboundMessage] = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str | int):
+            raise BadPayload("each entry needs an id")
+        events = entry.get("messaging", [])
+        if not isinstance(events, list):
+            raise BadPayload("entry.messaging must be a list")
+        for event in events:
+            if not isinstance(event, dict):
+                raise BadPayload("each messaging item must be an object")
+            msg = _message(platform, str(entry["id"]), event, our_app_id)
+            if msg is not None:
+                found.append(msg)
+    return sorted(found, key=lambda m: m.sent_at)
+
+
+def _message(platform: Platform, account: str, event: dict[str, Any], our_app_id: str | None) -> \
+        InboundMessage | None:
+    message = event.get("message")
+    if message is None:
+        return None  # read, delivery, reaction, postback, referral: nothing to mirror
+    sender, recipient = _id(event.get("sender")), _id(event.get("recipient"))
+    if not isinstance(message, dict) or not isinstance(message.get("mid"), str) or not sender or not recipient:
+        raise BadPayload("a message needs message.mid, sender.id and recipient.id")
+    if message.get("is_deleted"):
+        return None
+    echo = bool(message.get("is_echo"))
+    if echo and our_app_id is not None and str(message.get("app_id", "")) == our_app_id:
+        return None
+    customer_id = recipient if echo else sender
+    attachments = tuple(str((a.get("payload") or {}).get("url") or a.get("type") or "attachment")
+                        for a in message.get("attachments") or [] if isinstance(a, dict))
+    return InboundMessage(
+        platform=platform, account=account, remote_id=message["mid"], conversation=customer_id,
+        customer=Customer(id=customer_id, name=customer_id), text=str(message.get("text") or ""),
+        sent_at=_time(event.get("timestamp")), from_brand=echo, attachments=attachments, needs_profile=not echo)
+
+
+def _id(party: Any) -> str | None:
+    if isinstance(party, dict) and isinstance(party.get("id"), str | int):
+        return str(party["id"])
+    return None
+
+
+def _time(ms: Any) -> datetime:
+    try:
+        return datetime.fromtimestamp(int(ms) / 1000, UTC)
+    except (TypeError, ValueError, OverflowError, OSError) as exc:
+        raise BadPayload("timestamp must be epoch milliseconds") from exc
+
+
+# ---------------------------------------------------------------- the messaging window
+
+
+@dataclass(frozen=True)
+class Response:
+    """Within 24 hours of the customer's last message: ``messaging_type=RESPONSE``."""
+
+
+@dataclass(frozen=True)
+class HumanAgent:
+    """Within the human-agent window: ``messaging_type=MESSAGE_TAG``, ``tag=HUMAN_AGENT``."""
+
+
+@dataclass(frozen=True)
+class Closed:
+    reason: str
+
+
+SendWindow = Response | HumanAgent | Closed
+
+
+def send_window(platform: Platform, last_inbound_at: float | None, now: float, human_agent_days: float) -> SendWindow:
+    """How (and whether) a reply may go out now. Pure."""
+    label = platform.label
+    if last_inbound_at is None:
+        return Closed(f"{label} only allows replies after the customer has written; they have not yet.")
+    age = now - last_inbound_at
+    if age < STANDARD_WINDOW:
+        return Response()
+    if age < human_agent_days * 86_400:
+        return HumanAgent()
+    allowed = (f"{_days(human_agent_days)} for a human agent" if human_agent_days * 86_400 > STANDARD_WINDOW
+               else "the human-agent extension is off for this account")
+    return Closed(f"{label} only allows replies within 24 hours of the customer's last message "
+                  f"({allowed}); their last message was {_days(age / 86_400)} ago. "
+                  "The reply can go out once they write again.")
+
+
+def _days(days: float) -> str:
+    if days < 2:
+        return f"{round(days * 24)} hours"
+    return f"{days:.0f} days"
+
+
+def send_body(recipient_id: str, text: str, window: Response | HumanAgent) -> dict[str, Any]:
+    body: dict[str, Any] = {"recipient": {"id": recipient_id}, "message": {"text": text}}
+    match window:
+        case Response():
+            body["messaging_type"] = "RESPONSE"
+        case HumanAgent():
+            body |= {"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}
+    return body
+
+
+def customer_from_profile(platform: Platform, customer_id: str, data: dict[str, Any]) -> Customer:
+    first_last = " ".join(str(data[k]) for k in ("first_name", "last_name") if data.get(k))
+    handle = data.get("username")
+    name = str(data.get("name") or first_last or (f"@{handle}" if handle else customer_id))
+    profile_url = f"https://www.instagram.com/{handle}" if handle and platform is Platform.INSTAGRAM else None
+    return Customer(id=customer_id, name=name, handle=str(handle) if handle else None,
+                    avatar_url=data.get("profile_pic"), profile_url=profile_url)
+
+
+# ---------------------------------------------------------------- errors
+
+
+def error_for(platform: Platform, status: int, body: bytes, headers: dict[str, str], now: float) -> DeliveryError:
+    """A Graph API error answer as one of dmbridge's errors, with a reason for the team."""
+    try:
+        error = json.loads(body).get("error") or {}
+    except (ValueError, AttributeError):
+        error = {}
+    if not isinstance(error, dict):
+        error = {}
+    code, sub = _int(error.get("code")), _int(error.get("error_subcode"))
+    detail = str(error.get("message") or f"HTTP {status}")
+    label = platform.label
+    if status == 429 or code in RATE_LIMIT_CODES:
+        return RetryLater(f"{label} rate limit reached", retry_at=_retry_at(headers, now), rate_limited=True)
+    if code == 190 or status == 401:
+        return AuthFailed(f"Meta refused the page access token (expired or revoked): {detail}")
+    if code == 10 and sub == 2018278:
+        return Rejected(f"{label} refused: the reply is outside the messaging window (more than 24 hours, "
+                        "or 7 days for a human agent, since the customer's last message)")
+    if code == 551 or sub == 1545041:
+        return Rejected(f"{label} refused: this person isn't available right now (they may have blocked the "
+                        "account, deleted theirs, or restricted messages)")
+    if code in (10, 200) or (code is not None and 200 <= code < 300):
+        return Rejected(f"{label} refused: the app lacks permission for this message ({detail})")
+    if status >= 500 or code in TRANSIENT_CODES or error.get("is_transient"):
+        return RetryLater(f"{label} temporary error: {detail}")
+    return Rejected(f"{label} refused the message: {detail}")
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _retry_at(headers: dict[str, str], now: float) -> float | None:
+    """Retry-After, else the Business Use Case header's ``estimated_time_to_regain_access`` (minutes)."""
+    retry_after = headers.get("retry-after")
+    if retry_after:
+        try:
+            return now + float(retry_after)
+        except ValueError:
+            pass
+    try:
+        usage = json.loads(headers.get("x-business-use-case-usage") or "{}")
+        minutes = max(int(u.get("estimated_time_to_regain_access") or 0)
+                      for items in usage.values() for u in items)
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return now + minutes * 60 if minutes else None

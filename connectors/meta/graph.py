@@ -1,0 +1,47 @@
+"""The Graph API over httpx, at the configured ``META_GRAPH_URL``; failures leave as dmbridge errors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from bridge.domain import Platform
+from bridge.errors import RetryLater
+from connectors.meta import convert
+
+
+class Graph:
+    def __init__(self, base_url: str, *, timeout: float = 15.0, clock: Callable[[], float] = time.time,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        # the token goes in the Authorization header, so URLs (which httpx logs) carry no secret
+        self.client = httpx.Client(base_url=base_url.rstrip("/") + "/", timeout=timeout, transport=transport)
+        self.clock = clock
+
+    def get(self, platform: Platform, path: str, token: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        return self._call(platform, "GET", path, token, params=params)
+
+    def post(self, platform: Platform, path: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call(platform, "POST", path, token, json=body)
+
+    def _call(self, platform: Platform, method: str, path: str, token: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            resp = self.client.request(method, path.lstrip("/"), headers={"Authorization": f"Bearer {token}"},
+                                       **kwargs)
+        except httpx.HTTPError as exc:
+            raise RetryLater(f"Meta unreachable: {type(exc).__name__}") from exc
+        if resp.status_code >= 400:
+            raise convert.error_for(platform, resp.status_code, resp.content,
+                                    {k.lower(): v for k, v in resp.headers.items()}, self.clock())
+        try:
+            data = resp.json()
+        except ValueError as exc:
+            raise RetryLater(f"Meta answered {resp.status_code} with a body that is not JSON") from exc
+        if not isinstance(data, dict):
+            raise RetryLater("Meta answered with an unexpected body")
+        return data
+
+    def close(self) -> None:
+        self.client.close()

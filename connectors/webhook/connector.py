@@ -1,0 +1,83 @@
+"""Replies to generic sources: a signed JSON POST to the source's callback URL, retried through the outbox."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from bridge.domain import Limits, OutboundMessage, Platform, SendResult
+from bridge.errors import AuthFailed, Rejected, RetryLater
+from connectors import signing
+from connectors.webhook import convert
+
+SIGNATURE_HEADER = "X-Dmbridge-Signature"
+MAX_REPLY_CHARS = 10_000
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    secret: str
+    callback_url: str
+
+
+class GenericConnector:
+    name = "generic"
+    platform = Platform.GENERIC
+    limits = Limits(max_chars=MAX_REPLY_CHARS)
+
+    def __init__(self, sources: dict[str, Source], *, clock: Callable[[], float] = time.time,
+                 timeout: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
+        self.sources, self.clock = sources, clock
+        self.client = httpx.Client(timeout=timeout, transport=transport)
+
+    def start(self) -> None:
+        """Nothing to learn: the sources are configured."""
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        source = self.sources.get(message.account)
+        if source is None:
+            raise Rejected(f"the webhook source {message.account} is no longer configured")
+        body = json.dumps(convert.reply_body(message, self.clock())).encode()
+        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signing.hex_sha256(source.secret, body),
+                   "X-Dmbridge-Source": source.name}
+        try:
+            resp = self.client.post(source.callback_url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise RetryLater(f"{source.name} unreachable: {type(exc).__name__}") from exc
+        if resp.status_code == 429:
+            retry = resp.headers.get("retry-after")
+            when = self.clock() + float(retry) if retry and retry.isdigit() else None
+            raise RetryLater(f"{source.name} asked us to slow down", retry_at=when, rate_limited=True)
+        if resp.status_code in (401, 403):
+            raise AuthFailed(f"{source.name} refused our signature (HTTP {resp.status_code}): check its secret")
+        if resp.status_code >= 500 or resp.status_code == 408:
+            raise RetryLater(f"{source.name} answered {resp.status_code}")
+        if resp.status_code >= 400:
+            raise Rejected(f"{source.name} refused the reply: {_error(resp)}")
+        return SendResult(remote_id=_remote_id(resp) or convert.reply_id(message.key),
+                          conversation=message.conversation)
+
+
+def _error(resp: httpx.Response) -> str:
+    try:
+        data = resp.json()
+        if isinstance(data, dict) and isinstance(data.get("error"), str):
+            return str(data["error"])[:300]
+    except ValueError:
+        pass
+    return f"HTTP {resp.status_code}"
+
+
+def _remote_id(resp: httpx.Response) -> str | None:
+    try:
+        data = resp.json()
+    except ValueError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("message_id"), str) and data["message_id"]:
+        return str(data["message_id"])
+    return None
