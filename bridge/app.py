@@ -27,6 +27,7 @@ from bridge.errors import ConfigError
 from bridge.http import build_http
 from bridge.inbound import store_batch
 from bridge.pollers import Poller, Starter
+from bridge.sla_runner import SlaRunner
 from bridge.slack.listeners import commands as command_listeners
 from bridge.slack.listeners import events as event_listeners
 from bridge.slack.listeners import interactions as interaction_listeners
@@ -135,6 +136,7 @@ class Bridge:
     bolt: App
     http: Starlette
     scheduler: BackgroundScheduler
+    sla: SlaRunner
     stop_event: threading.Event = field(default_factory=threading.Event)
     channels: Channels = field(default_factory=Channels)
     loops: list[Loop] = field(default_factory=list)
@@ -173,7 +175,23 @@ class Bridge:
         self.scheduler.add_job(lambda: recover(ctx), "interval", seconds=60, id="recover", max_instances=1)
         self.scheduler.add_job(lambda: wake_snoozed(ctx), "interval", seconds=ctx.settings.dmbridge_sweep_seconds,
                                id="snoozes", max_instances=1, coalesce=True)
+        self.scheduler.add_job(self._sla_sweep, "interval", seconds=ctx.settings.dmbridge_sweep_seconds,
+                               id="sla", max_instances=1, coalesce=True, next_run_time=_now_dt())
         self.scheduler.start()
+
+    def _sla_sweep(self) -> None:
+        """The periodic safety net; it also books a precise run for the next due time before the next sweep."""
+        if self.sla.sweep():
+            self.ctx.wake_slack.set()
+        nxt = self.sla.next_at()
+        if nxt is None:
+            return
+        delay = nxt - self.ctx.clock()
+        if 0 < delay < self.ctx.settings.dmbridge_sweep_seconds:
+            from datetime import datetime, timedelta
+
+            self.scheduler.add_job(self._sla_sweep, "date", id="sla-precise", replace_existing=True,
+                                   run_date=datetime.now(UTC) + timedelta(seconds=delay + 0.05))
 
     def connect_socket_mode(self) -> None:
         """With SLACK_APP_TOKEN: receive events, commands and interactivity over Slack's WebSocket."""
@@ -252,6 +270,6 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
         return new
 
     bridge = Bridge(ctx=ctx, bolt=bolt, http=build_http(None, lambda: {}, registry, {}, store),
-                    scheduler=scheduler, channels=channels)
+                    scheduler=scheduler, channels=channels, sla=SlaRunner(db, desk, file.policies(), clock))
     bridge.http = build_http(bolt, bridge.health, registry, channels.receivers, store)
     return bridge

@@ -101,6 +101,11 @@ class TemplateDelete:
     name: str
 
 
+@dataclass(frozen=True)
+class SlaPolicies:
+    pass
+
+
 ConversationCommand = Assign | Claim | Unassign | UseTemplate | Escalate | Deescalate | Resolve | Reopen | Snooze
 
 
@@ -113,7 +118,7 @@ class OnConversation:
 
 
 ChannelCommand = (Help | ListConversations | Show | TemplateAdd | TemplateList | TemplateShow | TemplateDelete
-                  | OnConversation)
+                  | SlaPolicies | OnConversation)
 
 
 class ParseError(ValueError):
@@ -126,7 +131,7 @@ THREAD_USAGE = ("In a conversation thread: `@dmbridge claim`, `assign @user`, `u
 CHANNEL_USAGE = ("In the channel: `/dm list [mine|unassigned|escalated|all]`, `/dm show 12`, "
                  "`/dm assign 12 @user`, `/dm claim 12`, `/dm resolve 12`, `/dm escalate 12 billing [reason]`, "
                  "`/dm snooze 12 2h`, `/dm template add NAME text…`, `/dm template list`, "
-                 "`/dm template show NAME`, `/dm template delete NAME`, `/dm help`.")
+                 "`/dm template show NAME`, `/dm template delete NAME`, `/dm sla`, `/dm help`.")
 
 
 def parse_thread(text: str, bot_user_id: str) -> ConversationCommand | Help:
@@ -155,6 +160,8 @@ def parse_slash(text: str) -> ChannelCommand:
         return Show(_number(args[0]))
     if verb in ("template", "templates"):
         return _template_admin(args, text)
+    if verb == "sla" and not args:
+        return SlaPolicies()
     if not args:
         raise ParseError(f"Which conversation? e.g. `/dm {verb} 12 …`. " + CHANNEL_USAGE)
     number = _number(args[0])

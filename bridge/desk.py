@@ -35,7 +35,7 @@ from bridge.commands import (
 from bridge.config import FileConfig
 from bridge.domain import Limits, Platform
 from bridge.outbound import enqueue_notice, ephemeral, platform_lane, slack_lane
-from bridge.slack.blocks import CardView
+from bridge.slack.blocks import CardView, slack_date
 from bridge.slack.roster import Roster
 from bridge.store import desk as store
 from bridge.store import outbox
@@ -62,6 +62,13 @@ class Reply:
 
 
 NOT_AGENT = "Only agents of this desk can do that; nothing was changed."
+SLA_LABEL = {"on_track": ":large_green_circle: on track", "warning": ":large_yellow_circle: due soon",
+             "breached": ":red_circle: breached", "paused": ":double_vertical_bar: paused"}
+
+
+def mention(user: str) -> str:
+    """``<@U…>`` for a person; dmbridge's own actions (SLA breaches) are signed with its name."""
+    return f"<@{user}>" if user.startswith(("U", "W")) else user
 
 
 def pick_assignee(roster: list[str], away: set[str], open_counts: dict[str, int], capacity: int,
@@ -96,11 +103,19 @@ class Desk:
         until = None
         if conv.snoozed_until:
             until = datetime.fromtimestamp(conv.snoozed_until, self.file.tz).strftime("%a %d %b %H:%M")
+        sla_line = None
+        if conv.sla_state and conv.sla_policy:
+            when = ""
+            if conv.sla_due_at and conv.sla_kind:
+                fallback = datetime.fromtimestamp(conv.sla_due_at, self.file.tz).strftime("%a %d %b %H:%M")
+                verb = "was due" if conv.sla_state == "breached" else "due"
+                when = f" · {conv.sla_kind.replace('_', ' ')} {verb} {slack_date(conv.sla_due_at, fallback)}"
+            sla_line = f"SLA *{conv.sla_policy}*: {SLA_LABEL.get(conv.sla_state, conv.sla_state)}{when}"
         return CardView(number=conv.id, platform_label=Platform(conv.platform).label,
                         customer_name=conv.customer_name, handle=conv.customer_handle,
                         profile_url=conv.customer_profile_url, status=conv.status, assignee=conv.assignee,
                         priority=conv.priority, team=conv.team, escalation_reason=conv.escalation_reason,
-                        snoozed_until=until, reopened=reopened and conv.status == "open")
+                        snoozed_until=until, reopened=reopened and conv.status == "open", sla=sla_line)
 
     # ------------------------------------------------------------------ actions
 
@@ -121,7 +136,7 @@ class Desk:
                     return Reply(f"#{conv.id} is not assigned.", ok=False)
                 previous = conv.assignee
                 conv.assignee, conv.assigned_at = None, None
-                self._changed(s, conv, who.id, "unassign", previous, f"Unassigned by <@{who.id}>.", now,
+                self._changed(s, conv, who.id, "unassign", previous, f"Unassigned by {mention(who.id)}.", now,
                               homes=[previous])
                 return Reply(f"#{conv.id} is unassigned.")
             case UseTemplate(name):
@@ -132,19 +147,20 @@ class Desk:
                 if conv.team is None:
                     return Reply(f"#{conv.id} is not escalated.", ok=False)
                 team, conv.team, conv.escalation_reason, conv.priority = conv.team, None, None, "normal"
-                self._changed(s, conv, who.id, "deescalate", team, f"De-escalated from *{team}* by <@{who.id}>.", now)
+                self._changed(s, conv, who.id, "deescalate", team,
+                              f"De-escalated from *{team}* by {mention(who.id)}.", now)
                 return Reply(f"#{conv.id} is no longer escalated.")
             case Resolve():
                 if conv.status == "resolved":
                     return Reply(f"#{conv.id} is already resolved.", ok=False)
                 conv.status, conv.resolved_at, conv.snoozed_until = "resolved", now, None
-                self._changed(s, conv, who.id, "resolve", "", f"Resolved by <@{who.id}>.", now)
+                self._changed(s, conv, who.id, "resolve", "", f"Resolved by {mention(who.id)}.", now)
                 return Reply(f"#{conv.id} is resolved.")
             case Reopen():
                 if conv.status == "open":
                     return Reply(f"#{conv.id} is already open.", ok=False)
                 conv.status, conv.resolved_at, conv.snoozed_until = "open", None, None
-                self._changed(s, conv, who.id, "reopen", "", f"Reopened by <@{who.id}>.", now)
+                self._changed(s, conv, who.id, "reopen", "", f"Reopened by {mention(who.id)}.", now)
                 return Reply(f"#{conv.id} is open again.")
             case Snooze(when):
                 try:
@@ -153,7 +169,7 @@ class Desk:
                     return Reply(f"Cannot snooze: {exc}.", ok=False)
                 conv.status, conv.snoozed_until = "snoozed", until.timestamp()
                 shown = f"{until:%a %d %b %H:%M} ({self.file.timezone})"
-                self._changed(s, conv, who.id, "snooze", shown, f"Snoozed until {shown} by <@{who.id}>.", now)
+                self._changed(s, conv, who.id, "snooze", shown, f"Snoozed until {shown} by {mention(who.id)}.", now)
                 return Reply(f"#{conv.id} is snoozed until {shown}.")
         return Reply("That does not apply to a conversation.", ok=False)
 
@@ -162,7 +178,7 @@ class Desk:
             return Reply(f"#{conv.id} is already assigned to <@{user}>.", ok=False)
         previous = conv.assignee
         conv.assignee, conv.assigned_at = user, now
-        self._changed(s, conv, who.id, "assign", user, f"Assigned to <@{user}> by <@{who.id}>.", now,
+        self._changed(s, conv, who.id, "assign", user, f"Assigned to <@{user}> by {mention(who.id)}.", now,
                       homes=[user, *([previous] if previous else [])])
         return Reply(f"#{conv.id} is assigned to <@{user}>.")
 
@@ -174,13 +190,13 @@ class Desk:
             return Reply(f"There is no team `{team_name}`. Teams: {known}.", ok=False)
         conv.team, conv.priority, conv.escalation_reason = team_name, priority, reason or None
         why = f": {slack_escape(reason)}" if reason else ""
-        line = f"{team.mention()} escalated to *{team_name}* (priority {priority}) by <@{who.id}>{why}"
+        line = f"{team.mention()} escalated to *{team_name}* (priority {priority}) by {mention(who.id)}{why}"
         audit_id = self._changed(s, conv, who.id, "escalate", f"{team_name} {priority} {reason}".strip(), line, now)
         if team.channel and conv.thread_ts:
             link = self.link(conv.channel, conv.thread_ts)
             notice = (f"{team.mention()} <{link}|#{conv.id}> ({Platform(conv.platform).label}, "
                       f"{slack_escape(conv.customer_name)}) was escalated to *{team_name}* "
-                      f"(priority {priority}) by <@{who.id}>{why}")
+                      f"(priority {priority}) by {mention(who.id)}{why}")
             outbox.enqueue(s, key=f"escalation:{audit_id}", target="slack", lane=f"c:{team.channel}",
                            kind="channel_post", payload={"channel": team.channel, "text": notice}, now=now,
                            conversation_id=conv.id)
@@ -258,6 +274,7 @@ class Desk:
                  now: float, homes: list[str] | None = None) -> int:
         """Record the action, redraw the card, say it in the thread, refresh App Homes."""
         assert conv.id is not None
+        store.sla_touch(conv, now)
         s.add(conv)
         audit_id = store.audit(s, conversation_id=conv.id, actor=actor, action=action, detail=detail, now=now)
         outbox.enqueue(s, key=f"card_update:{conv.id}:{audit_id}", target="slack", lane=slack_lane(conv.id),
@@ -300,6 +317,8 @@ class Desk:
             if not store.wake(s, conv.id, until):
                 continue
             s.refresh(conv)
+            store.sla_touch(conv, now)
+            s.add(conv)
             who = f"<@{conv.assignee}>" if conv.assignee else "Unassigned —"
             key = f"wake:{conv.id}:{until}"
             store.audit(s, conversation_id=conv.id, actor="dmbridge", action="reopen", detail="snooze over", now=now)

@@ -69,6 +69,8 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
     if created and auto_assign:
         outbox.enqueue(session, key=f"autoassign:{conv.id}", target="slack", lane=lane, kind="autoassign",
                        payload={}, now=now, conversation_id=conv.id)
+    desk_store.sla_touch(conv, now)
+    session.add(conv)
     if not msg.from_brand:
         # the platform's time of the message: messaging windows count from it, not from our receipt
         conv.last_inbound_at = max(conv.last_inbound_at or 0.0, min(msg.sent_at.timestamp(), now))

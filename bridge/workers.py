@@ -180,7 +180,7 @@ class SlackDelivery:
                     slack.update(conv.channel, conv.thread_ts, header_card(card))
                 return None
             case "autoassign":
-                self._auto_assign(conv)
+                self._auto_assign(conv, str(data.get("skip") or ""))
                 return None
         if not conv.thread_ts:
             raise Rejected("the conversation's header card could not be posted")
@@ -207,14 +207,14 @@ class SlackDelivery:
                              ctx.desk.link, now)
         return view
 
-    def _auto_assign(self, conv: Conversation) -> None:
+    def _auto_assign(self, conv: Conversation, skip: str = "") -> None:
         """Round robin needs the group's members and presence from Slack: ask first, then decide in one go."""
         ctx = self.ctx
         group = ctx.file.assignment.usergroup
         if not group:
             return
         roster = ctx.desk.roster.group(group)
-        away = {u for u in roster if ctx.desk.roster.away(u)}
+        away = {u for u in roster if u == skip or ctx.desk.roster.away(u)}
         with ctx.db.session() as s:
             fresh = s.get(Conversation, conv.id)
             if fresh is not None:
@@ -301,6 +301,10 @@ class PlatformDelivery:
                 outbox.finish(s, row.id, result.remote_id)
                 events.record_sent(s, platform=conv.platform, account=conv.account, remote_id=result.remote_id,
                                    conversation_id=conv.id, slack_channel=channel, slack_ts=ts, now=now)
+                fresh = s.get(Conversation, conv.id)
+                if fresh is not None:  # an agent reply was delivered: the SLA clocks change
+                    desk_store.sla_touch(fresh, now)
+                    s.add(fresh)
                 if int(data["part"]) == int(data["parts"]) - 1:
                     outbound.enqueue_reaction(s, conv, channel, ts, OK, now)
                     if _exists(s, f"react:{WAITING}:{channel}:{ts}"):

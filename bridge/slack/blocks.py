@@ -38,6 +38,7 @@ class CardView:
     escalation_reason: str | None = None
     snoozed_until: str | None = None  # already formatted for people
     reopened: bool = False
+    sla: str | None = None  # already formatted mrkdwn
 
 
 STATUS_LABEL = {"open": ":large_green_circle: open", "snoozed": ":zzz: snoozed",
@@ -63,6 +64,8 @@ def header_card(card: CardView) -> SlackMessage:
         facts.append(f"Escalated to *{slack_escape(card.team)}*{reason}")
     if card.reopened:
         facts.append("Reopened: the customer wrote again")
+    if card.sla:
+        facts.append(card.sla)
     more = [("Unassign", "unassign"), ("De-escalate", "deescalate"), ("Snooze 2 hours", "snooze:2h"),
             ("Snooze until tomorrow 9:00", "snooze:tomorrow 9:00")]
     actions: list[Block] = [
@@ -86,6 +89,11 @@ def header_card(card: CardView) -> SlackMessage:
     ]
     text = f"#{card.number} {card.platform_label} conversation with {name} ({card.status})"
     return SlackMessage(text=text, blocks=blocks)
+
+
+def slack_date(ts: float, fallback: str) -> str:
+    """A moment each reader sees in their own timezone (``fallback`` where Slack cannot format it)."""
+    return f"<!date^{int(ts)}^{{date_short_pretty}} at {{time}}|{fallback}>"
 
 
 def _button(text: str, action_id: str, style: str | None = None) -> Block:

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from bridge.commands import PRIORITIES
 from bridge.domain import Platform
+from bridge.sla import Policy
 from bridge.store.tables import Audit, Conversation, InboundEvent
 from bridge.text import slack_escape
 
@@ -193,3 +194,20 @@ def template_list_text(rows: list[tuple[str, str]]) -> str:
     if not rows:
         return "No templates yet. Add one: `/dm template add thanks Thanks {first_name}! — {agent_first_name}`"
     return "*Templates:*\n" + "\n".join(f"• `{name}` — {_clip(slack_escape(text), 120)}" for name, text in rows)
+
+
+def policies_text(policies: list[Policy]) -> str:
+    if not policies:
+        return "No SLA policies are set. Add `[[sla]]` tables to dmbridge.toml (see the README)."
+    lines = ["*SLA policies* (the first that applies to a conversation is its policy):"]
+    for p in policies:
+        scope = ", ".join(filter(None, [
+            "platforms " + "/".join(sorted(p.platforms)) if p.platforms else "",
+            "accounts " + "/".join(sorted(p.accounts)) if p.accounts else "",
+            "priority " + "/".join(sorted(p.priorities)) if p.priorities else ""])) or "every conversation"
+        targets = ", ".join(f"{t.kind.value.replace('_', ' ')} {age(t.seconds)}" for t in p.targets)
+        warn = (f"warn {age(p.warn_before)} before" if p.warn_before else
+                f"warn when {p.warn_fraction:.0%} is left" if p.warn_fraction else "no warning")
+        hours = f"business hours ({p.hours.timezone})" if p.hours else "24/7"
+        lines.append(f"• *{p.name}* — {scope}: {targets}; {warn}; {hours}; on breach: {', '.join(p.on_breach)}")
+    return "\n".join(lines)

@@ -6,7 +6,7 @@ from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from bridge.store.common import insert_ignore
-from bridge.store.tables import Audit, Conversation, InboundEvent, Template
+from bridge.store.tables import Audit, Conversation, InboundEvent, SentMessage, Template
 
 
 def audit(session: Session, *, conversation_id: int | None, actor: str, action: str, detail: str,
@@ -91,3 +91,33 @@ def delete_template(session: Session, name: str) -> bool:
         return False
     session.delete(row)
     return True
+
+
+def sla_touch(conv: Conversation, now: float) -> None:
+    """The conversation's timeline changed: its SLA is evaluated at the next sweep."""
+    conv.sla_next_at = now
+
+
+def sla_due(session: Session, now: float, limit: int = 500) -> list[int]:
+    """Conversations whose SLA must be evaluated now: one indexed range scan."""
+    rows = session.exec(select(Conversation.id).where(col(Conversation.sla_next_at) <= now)
+                        .order_by(col(Conversation.sla_next_at)).limit(limit)).all()
+    return [int(r) for r in rows if r is not None]
+
+
+def next_sla_at(session: Session) -> float | None:
+    return session.exec(select(func.min(Conversation.sla_next_at))).one()
+
+
+def timeline_rows(session: Session, conversation_id: int) -> tuple[list[tuple[float, bool]], list[float],
+                                                                   list[tuple[float, str]]]:
+    """What an SLA clock is made of: (sent_at, from_brand) of platform messages, our deliveries' times,
+    and (at, action) of status changes."""
+    inbound = session.exec(select(InboundEvent.sent_at, InboundEvent.from_brand)
+                           .where(InboundEvent.conversation_id == conversation_id)).all()
+    sent = session.exec(select(SentMessage.sent_at).where(SentMessage.conversation_id == conversation_id)).all()
+    changes = session.exec(select(Audit.at, Audit.action).where(
+        Audit.conversation_id == conversation_id,
+        col(Audit.action).in_(("snooze", "resolve", "reopen")))).all()
+    return ([(float(t), bool(b)) for t, b in inbound], [float(t) for t in sent],
+            [(float(t), str(a)) for t, a in changes])

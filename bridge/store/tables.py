@@ -37,6 +37,11 @@ class Conversation(SQLModel, table=True):
     escalation_reason: str | None = None
     snoozed_until: float | None = Field(default=None, index=True)
     resolved_at: float | None = None
+    sla_policy: str | None = None  # the policy that applied when last evaluated
+    sla_kind: str | None = None  # the most urgent running clock
+    sla_state: str | None = None  # on_track | warning | breached | paused
+    sla_due_at: float | None = None
+    sla_next_at: float | None = Field(default=None, index=True)  # when to evaluate again (the sweep's key)
 
 
 class InboundEvent(SQLModel, table=True):
@@ -112,7 +117,7 @@ class SentMessage(SQLModel, table=True):
     platform: str
     account: str
     remote_id: str
-    conversation_id: int = Field(foreign_key="conversation.id")
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
     slack_channel: str | None = None
     slack_ts: str | None = None
     sent_at: float

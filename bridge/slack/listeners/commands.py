@@ -20,6 +20,7 @@ from bridge.commands import (
     OnConversation,
     ParseError,
     Show,
+    SlaPolicies,
     TemplateAdd,
     TemplateDelete,
     TemplateList,
@@ -28,7 +29,7 @@ from bridge.commands import (
 )
 from bridge.desk import NOT_AGENT, Who
 from bridge.slack.listeners.deps import ListenerDeps
-from bridge.slack.views import listing_text, template_list_text, timeline_text
+from bridge.slack.views import listing_text, policies_text, template_list_text, timeline_text
 from bridge.store import conversations
 from bridge.store import desk as store
 from bridge.text import slack_escape
@@ -72,6 +73,8 @@ def answer(deps: ListenerDeps, user: str, channel: str, text: str) -> str:
                     return f"There is no conversation #{number}."
                 inbound, actions = store.history(s, number)
                 return timeline_text(conv, inbound, actions, deps.desk.file.tz, deps.desk.link)
+            case SlaPolicies():
+                return policies_text(deps.desk.file.policies())
             case TemplateList():
                 return template_list_text([(t.name, t.text) for t in store.all_templates(s)])
             case TemplateShow(name):

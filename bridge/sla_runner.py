@@ -1,0 +1,164 @@
+"""SLA duties: evaluate conversations whose time has come, warn before a breach, act on it — each once.
+
+Nothing is held in memory: a conversation's next evaluation time is
+``conversation.sla_next_at`` (indexed), set whenever its timeline changes
+and after each evaluation. The sweep reads the due ones with one range scan.
+Every warning and breach is an outbox row whose unique key names the
+conversation, the clock and the span it measures, so several processes
+sweeping the same database send each reminder once, and breach actions run
+only in the transaction that inserted that row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlmodel import Session
+
+from bridge import sla
+from bridge.commands import Escalate
+from bridge.desk import Desk, Who
+from bridge.outbound import enqueue_notice, slack_lane
+from bridge.sla import Event, Mark, Policy, State
+from bridge.slack.blocks import slack_date
+from bridge.store import desk as store
+from bridge.store import outbox
+from bridge.store.db import Database
+from bridge.store.tables import Conversation
+
+log = logging.getLogger(__name__)
+
+SYSTEM = Who("dmbridge", "dmbridge", is_agent=True)
+_ACTIONS = {"snooze": Mark.SNOOZE, "resolve": Mark.RESOLVE, "reopen": Mark.REOPEN}
+
+
+def policy_for(policies: list[Policy], conv: Conversation) -> Policy | None:
+    return next((p for p in policies if p.applies(conv.platform, conv.account, conv.priority)), None)
+
+
+def timeline(s: Session, conv_id: int) -> list[Event]:
+    inbound, sent, changes = store.timeline_rows(s, conv_id)
+    events = [Event(_dt(t), Mark.AGENT if brand else Mark.CUSTOMER) for t, brand in inbound]
+    events += [Event(_dt(t), Mark.AGENT) for t in sent]
+    events += [Event(_dt(t), _ACTIONS[a]) for t, a in changes]
+    # at one instant a customer message comes before the reopen it caused
+    order = {Mark.CUSTOMER: 0, Mark.AGENT: 1}
+    return sorted(events, key=lambda e: (e.at, order.get(e.mark, 2)))
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class SlaRunner:
+    def __init__(self, db: Database, desk: Desk, policies: list[Policy], clock: Callable[[], float]) -> None:
+        self.db, self.desk, self.policies, self.clock = db, desk, policies, clock
+
+    def sweep(self) -> int:
+        """Evaluate every conversation that is due; returns how many were evaluated."""
+        if not self.policies:
+            return 0
+        now = self.clock()
+        done = 0
+        while True:
+            with self.db.session() as s:
+                due = store.sla_due(s, now)
+            for conv_id in due:
+                with self.db.session() as s:
+                    self.evaluate(s, conv_id, now)
+                done += 1
+            if len(due) < 500:
+                return done
+
+    def next_at(self) -> float | None:
+        with self.db.session() as s:
+            return store.next_sla_at(s)
+
+    def evaluate(self, s: Session, conv_id: int, now: float) -> None:
+        conv = s.get(Conversation, conv_id)
+        if conv is None or conv.sla_next_at is None or conv.sla_next_at > now:
+            return  # another process got here first
+        policy = policy_for(self.policies, conv)
+        if policy is None:
+            self._store(s, conv, None, sla.Summary(State.NONE), None, now)
+            return
+        moment = _dt(now)
+        events = timeline(s, conv_id)
+        upcoming: list[float] = []
+        for clock in sla.clocks(policy, events, moment):
+            if not clock.running or clock.due is None:
+                continue
+            key = f"sla:{conv_id}:{clock.kind.value}:{clock.started.timestamp():.3f}"
+            if clock.due <= moment:
+                if outbox.enqueue(s, key=f"{key}:breach", target="slack", lane=slack_lane(conv_id), kind="notice",
+                                  payload={"text": self._breach_text(conv, policy, clock)}, now=now,
+                                  conversation_id=conv_id):
+                    self._on_breach(s, conv, policy, clock, now)
+                continue
+            upcoming.append(clock.due.timestamp())
+            if clock.warn_at is not None:
+                if clock.warn_at <= moment:
+                    outbox.enqueue(s, key=f"{key}:warn", target="slack", lane=slack_lane(conv_id), kind="notice",
+                                   payload={"text": self._warn_text(conv, policy, clock)}, now=now,
+                                   conversation_id=conv_id)
+                else:
+                    upcoming.append(clock.warn_at.timestamp())
+        summary = sla.summarise(policy, events, moment)
+        self._store(s, conv, policy.name, summary, min(upcoming) if upcoming else None, now)
+
+    def _store(self, s: Session, conv: Conversation, policy: str | None, summary: sla.Summary,
+               next_at: float | None, now: float) -> None:
+        state = None if summary.state is State.NONE else summary.state.value
+        kind = summary.kind.value if summary.kind else None
+        due = summary.due.timestamp() if summary.due else None
+        changed = (conv.sla_policy, conv.sla_state, conv.sla_kind, conv.sla_due_at) != (policy, state, kind, due)
+        conv.sla_policy, conv.sla_state, conv.sla_kind, conv.sla_due_at = policy, state, kind, due
+        conv.sla_next_at = next_at
+        s.add(conv)
+        if changed and conv.thread_ts:
+            assert conv.id is not None
+            outbox.enqueue(s, key=f"card_update:{conv.id}:sla:{now:.6f}", target="slack",
+                           lane=slack_lane(conv.id), kind="card_update", payload={}, now=now,
+                           conversation_id=conv.id)
+
+    def _who(self, conv: Conversation) -> str:
+        if conv.assignee:
+            return f"<@{conv.assignee}>"
+        team = self.desk.file.teams.get(conv.team or "")
+        return team.mention() if team else "<!here>"
+
+    def _warn_text(self, conv: Conversation, policy: Policy, clock: sla.Clock) -> str:
+        assert clock.due is not None
+        return (f":hourglass: {self._who(conv)} {clock.kind.value.replace('_', ' ')} is due "
+                f"{_slack_time(clock.due)} (SLA *{policy.name}*).")
+
+    def _breach_text(self, conv: Conversation, policy: Policy, clock: sla.Clock) -> str:
+        assert clock.due is not None
+        return (f":rotating_light: {self._who(conv)} the {clock.kind.value.replace('_', ' ')} SLA "
+                f"*{policy.name}* was breached (due {_slack_time(clock.due)}).")
+
+    def _on_breach(self, s: Session, conv: Conversation, policy: Policy, clock: sla.Clock, now: float) -> None:
+        """The policy's breach actions, run once (in the transaction that recorded the breach)."""
+        assert conv.id is not None
+        what = clock.kind.value.replace("_", " ")
+        for action in policy.on_breach:
+            verb, _, team = action.partition(":")
+            if verb == "escalate" and conv.team != team:
+                self.desk.act(s, SYSTEM, conv, Escalate(team, "urgent", f"SLA {policy.name}: {what} breached"), now)
+            elif verb == "reassign":
+                previous = conv.assignee
+                conv.assignee, conv.assigned_at = None, None
+                s.add(conv)
+                store.audit(s, conversation_id=conv.id, actor="dmbridge", action="unassign",
+                            detail=f"SLA {policy.name}: {what} breached", now=now)
+                outbox.enqueue(s, key=f"reassign:{conv.id}:{now:.6f}", target="slack", lane=slack_lane(conv.id),
+                               kind="autoassign", payload={"skip": previous}, now=now, conversation_id=conv.id)
+                enqueue_notice(s, conv, f"reassign-note:{conv.id}:{now:.6f}",
+                               "Reassigning: the SLA was breached." + (f" (was <@{previous}>)" if previous else ""),
+                               now)
+
+
+def _slack_time(when: datetime) -> str:
+    return slack_date(when.timestamp(), f"{when:%Y-%m-%d %H:%M} UTC")
