@@ -134,6 +134,24 @@ def templates_import(file: Path) -> None:
 
 
 @app.command()
+def stats(days: Annotated[int, typer.Option(help="how many days back")] = 7, config: ConfigOpt = None) -> None:
+    """Volumes, response and resolution times, SLA attainment and busiest hours (as /dm stats)."""
+    import time
+
+    from bridge.sla_runner import report_text
+    from bridge.store.db import Database
+
+    try:
+        file = FileConfig.load(config)
+    except ConfigError as exc:
+        typer.echo(f"dmbridge: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    db = Database(Settings().database_url)
+    typer.echo(report_text(db, file, days, time.time()).replace("*", ""))
+    db.dispose()
+
+
+@app.command()
 def manifest(url: Annotated[str | None, typer.Option(help="public base URL, e.g. https://dm.example.com")] = None,
              socket: Annotated[bool, typer.Option("--socket", help="Socket Mode variant")] = False) -> None:
     """Print the Slack app manifest to paste at api.slack.com/apps → Create New App → From a manifest."""

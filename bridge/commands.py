@@ -14,7 +14,7 @@ PRIORITIES = ("low", "normal", "high", "urgent")
 LIST_SCOPES = ("mine", "unassigned", "all", "escalated")
 _USER = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-_MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
+_DIGITS = re.compile(r"^[0-9]{1,9}$")
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,11 @@ class SlaPolicies:
     pass
 
 
+@dataclass(frozen=True)
+class Stats:
+    days: int = 7
+
+
 ConversationCommand = Assign | Claim | Unassign | UseTemplate | Escalate | Deescalate | Resolve | Reopen | Snooze
 
 
@@ -118,7 +123,7 @@ class OnConversation:
 
 
 ChannelCommand = (Help | ListConversations | Show | TemplateAdd | TemplateList | TemplateShow | TemplateDelete
-                  | SlaPolicies | OnConversation)
+                  | SlaPolicies | Stats | OnConversation)
 
 
 class ParseError(ValueError):
@@ -131,7 +136,7 @@ THREAD_USAGE = ("In a conversation thread: `@dmbridge claim`, `assign @user`, `u
 CHANNEL_USAGE = ("In the channel: `/dm list [mine|unassigned|escalated|all]`, `/dm show 12`, "
                  "`/dm assign 12 @user`, `/dm claim 12`, `/dm resolve 12`, `/dm escalate 12 billing [reason]`, "
                  "`/dm snooze 12 2h`, `/dm template add NAME text…`, `/dm template list`, "
-                 "`/dm template show NAME`, `/dm template delete NAME`, `/dm sla`, `/dm help`.")
+                 "`/dm template show NAME`, `/dm template delete NAME`, `/dm sla`, `/dm stats [7d|30d]`, `/dm help`.")
 
 
 def parse_thread(text: str, bot_user_id: str) -> ConversationCommand | Help:
@@ -162,6 +167,12 @@ def parse_slash(text: str) -> ChannelCommand:
         return _template_admin(args, text)
     if verb == "sla" and not args:
         return SlaPolicies()
+    if verb == "stats":
+        period = args[0].lower() if args else "7d"
+        if len(args) > 1 or not period.endswith("d") or not _DIGITS.match(period[:-1]) \
+                or not 0 < int(period[:-1]) <= 365:
+            raise ParseError("Usage: `/dm stats [7d|30d]`")
+        return Stats(int(period[:-1]))
     if not args:
         raise ParseError(f"Which conversation? e.g. `/dm {verb} 12 …`. " + CHANNEL_USAGE)
     number = _number(args[0])
@@ -230,7 +241,7 @@ def _tail(raw: str, skip_words: int) -> str:
 
 def _number(word: str) -> int:
     digits = word.removeprefix("#")
-    if not digits.isdigit() or int(digits) <= 0:
+    if not _DIGITS.match(digits) or int(digits) <= 0:
         raise ParseError(f"`{word}` is not a conversation number (like 12 or #12)")
     return int(digits)
 
@@ -248,6 +259,3 @@ def template_name(word: str) -> str:
         raise ParseError(f"`{word}` is not a template name (letters, digits, - _ . ; up to 64)")
     return name
 
-
-def mentions_someone(text: str) -> bool:
-    return bool(_MENTION.search(text))

@@ -23,7 +23,7 @@ MAX_BODY = 1024 * 1024
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes | None:
     """The raw body, or None when it exceeds ``limit`` (answer 413)."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         return None
     body = bytearray()
     async for chunk in request.stream():

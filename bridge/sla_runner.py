@@ -19,8 +19,10 @@ from sqlmodel import Session
 
 from bridge import sla
 from bridge.commands import Escalate
+from bridge.config import FileConfig
 from bridge.desk import Desk, Who
 from bridge.outbound import enqueue_notice, slack_lane
+from bridge.reports import ConversationFacts, build_report, render
 from bridge.sla import Event, Mark, Policy, State
 from bridge.slack.blocks import slack_date
 from bridge.store import desk as store
@@ -162,3 +164,15 @@ class SlaRunner:
 
 def _slack_time(when: datetime) -> str:
     return slack_date(when.timestamp(), f"{when:%Y-%m-%d %H:%M} UTC")
+
+
+def report_text(db: Database, file: FileConfig, days: int, now: float) -> str:
+    """``/dm stats`` and ``dmbridge stats``: the last ``days`` days."""
+    policies = file.policies()
+    since, until = now - days * 86_400, now
+    with db.session() as s:
+        facts = [ConversationFacts(number=c.id or 0, assignee=c.assignee, policy=policy_for(policies, c),
+                                   timeline=timeline(s, c.id or 0))
+                 for c in store.active_between(s, since, until)]
+    report = build_report(facts, _dt(since), _dt(until), file.tz)
+    return render(report, f"Last {days} days")

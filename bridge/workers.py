@@ -24,6 +24,7 @@ from bridge.domain import Limits, OutboundMessage, Platform
 from bridge.errors import AuthFailed, DeliveryError, Rejected, RetryLater
 from bridge.outbound import Command, Ignore, Relay
 from bridge.pacing import Pacer
+from bridge.sla_runner import report_text
 from bridge.slack.blocks import SlackMessage, header_card, notice
 from bridge.slack.threads import SlackThreads
 from bridge.slack.views import home_view
@@ -202,10 +203,11 @@ class SlackDelivery:
     def _home(self, user: str) -> dict[str, object]:
         ctx, now = self.ctx, self.ctx.clock()
         with ctx.db.session() as s:
-            view = home_view(user, desk_store.listing(s, "mine", user), desk_store.listing(s, "unassigned", user),
-                             desk_store.listing(s, "escalated", user), desk_store.status_counts(s),
-                             ctx.desk.link, now)
-        return view
+            mine, unassigned, escalated = (desk_store.listing(s, scope, user)
+                                           for scope in ("mine", "unassigned", "escalated"))
+            counts = desk_store.status_counts(s)
+        return home_view(user, mine, unassigned, escalated, counts, ctx.desk.link, now,
+                         report_text(ctx.db, ctx.file, 7, now))
 
     def _auto_assign(self, conv: Conversation, skip: str = "") -> None:
         """Round robin needs the group's members and presence from Slack: ask first, then decide in one go."""

@@ -172,7 +172,7 @@ def _clip(text: str, n: int = 300) -> str:
 
 
 def home_view(user: str, mine: list[Conversation], unassigned: list[Conversation], escalated: list[Conversation],
-              counts: dict[str, int], link: Link, now: float) -> View:
+              counts: dict[str, int], link: Link, now: float, report: str = "") -> View:
     def section(title: str, convs: list[Conversation]) -> list[dict[str, Any]]:
         body = "\n".join(conversation_line(c, link, now) for c in convs[:15]) or "_none_"
         if len(convs) > 15:
@@ -187,6 +187,8 @@ def home_view(user: str, mine: list[Conversation], unassigned: list[Conversation
         *section("Unassigned", unassigned), {"type": "divider"},
         *section("Escalated", escalated),
     ]
+    if report:
+        blocks += [{"type": "divider"}, {"type": "section", "text": {"type": "mrkdwn", "text": report[:3000]}}]
     return {"type": "home", "blocks": blocks}
 
 

@@ -121,3 +121,16 @@ def timeline_rows(session: Session, conversation_id: int) -> tuple[list[tuple[fl
         col(Audit.action).in_(("snooze", "resolve", "reopen")))).all()
     return ([(float(t), bool(b)) for t, b in inbound], [float(t) for t in sent],
             [(float(t), str(a)) for t, a in changes])
+
+
+def active_between(session: Session, since: float, until: float) -> list[Conversation]:
+    """Conversations with a message either way, or a resolve, in ``[since, until)``."""
+    ids = set(session.exec(select(InboundEvent.conversation_id).where(
+        col(InboundEvent.sent_at) >= since, col(InboundEvent.sent_at) < until)).all())
+    ids |= set(session.exec(select(SentMessage.conversation_id).where(
+        col(SentMessage.sent_at) >= since, col(SentMessage.sent_at) < until)).all())
+    ids |= {i for i in session.exec(select(Audit.conversation_id).where(
+        Audit.action == "resolve", col(Audit.at) >= since, col(Audit.at) < until)).all() if i is not None}
+    if not ids:
+        return []
+    return list(session.exec(select(Conversation).where(col(Conversation.id).in_(ids))).all())

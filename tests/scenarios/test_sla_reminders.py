@@ -136,3 +136,18 @@ def test_sla_policies_are_listed_in_the_channel(box: Sandbox) -> None:
     text = box.slack.slash_command(SAM, CHANNEL, "sla").text
     assert "*standard*" in text and "first response 2h" in text and "warn 15m before" in text
     assert "escalate:billing" in text
+
+
+def test_stats_in_the_channel_on_the_command_line_and_in_the_home_tab(box: Sandbox, tmp_path: object) -> None:
+    box.x.customer_sends(MARIA, "Quick question")
+    ts = box.thread_with("Quick question")
+    box.slack.post_as_user(SAM, CHANNEL, "Quick answer", thread_ts=ts)
+    wait_for(lambda: box.x.received_by(MARIA), what="the reply")
+    box.slack.click(SAM, CHANNEL, ts, "conv_resolve")
+    text = wait_for(lambda: (t := box.slack.slash_command(SAM, CHANNEL, "stats 7d").text)
+                    and "Resolution: median" in t and t, what="stats with the resolution")
+    assert "Messages in: *1*" in text and "out: *1*" in text and "First response: median 0m" in text
+    assert "standard 100% of 1" in text
+    assert "Usage" in box.slack.slash_command(SAM, CHANNEL, "stats forever").text
+    box.slack.open_home(SAM)
+    wait_for(lambda: "Last 7 days" in str(box.slack.home_views.get(SAM, {})), what="stats on the Home tab")

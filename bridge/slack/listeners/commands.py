@@ -21,6 +21,7 @@ from bridge.commands import (
     ParseError,
     Show,
     SlaPolicies,
+    Stats,
     TemplateAdd,
     TemplateDelete,
     TemplateList,
@@ -28,6 +29,7 @@ from bridge.commands import (
     parse_slash,
 )
 from bridge.desk import NOT_AGENT, Who
+from bridge.sla_runner import report_text
 from bridge.slack.listeners.deps import ListenerDeps
 from bridge.slack.views import listing_text, policies_text, template_list_text, timeline_text
 from bridge.store import conversations
@@ -63,6 +65,8 @@ def answer(deps: ListenerDeps, user: str, channel: str, text: str) -> str:
     if not who.is_agent:
         return NOT_AGENT
     now = deps.clock()
+    if isinstance(cmd, Stats):
+        return report_text(deps.db, deps.desk.file, cmd.days, now)
     with deps.db.session() as s:
         match cmd:
             case ListConversations(scope):
