@@ -40,8 +40,11 @@ def policy_for(policies: list[Policy], conv: Conversation) -> Policy | None:
     return next((p for p in policies if p.applies(conv.platform, conv.account, conv.priority)), None)
 
 
-def timeline(s: Session, conv_id: int) -> list[Event]:
-    inbound, sent, changes = store.timeline_rows(s, conv_id)
+def timelines(s: Session, conv_ids: list[int]) -> dict[int, list[Event]]:
+    return {cid: _events(*rows) for cid, rows in store.timeline_rows(s, conv_ids).items()}
+
+
+def _events(inbound: list[tuple[float, bool]], sent: list[float], changes: list[tuple[float, str]]) -> list[Event]:
     events = [Event(_dt(t), Mark.AGENT if brand else Mark.CUSTOMER) for t, brand in inbound]
     events += [Event(_dt(t), Mark.AGENT) for t in sent]
     events += [Event(_dt(t), _ACTIONS[a]) for t, a in changes]
@@ -67,10 +70,13 @@ class SlaRunner:
         while True:
             with self.db.session() as s:
                 due = store.sla_due(s, now)
-            for conv_id in due:
+            for start in range(0, len(due), 50):  # a few dozen per transaction: one commit, not one each
+                batch = due[start:start + 50]
                 with self.db.session() as s:
-                    self.evaluate(s, conv_id, now)
-                done += 1
+                    found = timelines(s, batch)
+                    for conv_id in batch:
+                        self.evaluate(s, conv_id, now, found[conv_id])
+                done += len(batch)
             if len(due) < 500:
                 return done
 
@@ -78,7 +84,7 @@ class SlaRunner:
         with self.db.session() as s:
             return store.next_sla_at(s)
 
-    def evaluate(self, s: Session, conv_id: int, now: float) -> None:
+    def evaluate(self, s: Session, conv_id: int, now: float, events: list[Event]) -> None:
         conv = s.get(Conversation, conv_id)
         if conv is None or conv.sla_next_at is None or conv.sla_next_at > now:
             return  # another process got here first
@@ -87,7 +93,6 @@ class SlaRunner:
             self._store(s, conv, None, sla.Summary(State.NONE), None, now)
             return
         moment = _dt(now)
-        events = timeline(s, conv_id)
         upcoming: list[float] = []
         for clock in sla.clocks(policy, events, moment):
             if not clock.running or clock.due is None:
@@ -171,8 +176,9 @@ def report_text(db: Database, file: FileConfig, days: int, now: float) -> str:
     policies = file.policies()
     since, until = now - days * 86_400, now
     with db.session() as s:
+        convs = store.active_between(s, since, until)
+        found = timelines(s, [c.id for c in convs if c.id is not None])
         facts = [ConversationFacts(number=c.id or 0, assignee=c.assignee, policy=policy_for(policies, c),
-                                   timeline=timeline(s, c.id or 0))
-                 for c in store.active_between(s, since, until)]
+                                   timeline=found.get(c.id or 0, [])) for c in convs]
     report = build_report(facts, _dt(since), _dt(until), file.tz)
     return render(report, f"Last {days} days")

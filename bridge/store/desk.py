@@ -109,18 +109,25 @@ def next_sla_at(session: Session) -> float | None:
     return session.exec(select(func.min(Conversation.sla_next_at))).one()
 
 
-def timeline_rows(session: Session, conversation_id: int) -> tuple[list[tuple[float, bool]], list[float],
-                                                                   list[tuple[float, str]]]:
-    """What an SLA clock is made of: (sent_at, from_brand) of platform messages, our deliveries' times,
-    and (at, action) of status changes."""
-    inbound = session.exec(select(InboundEvent.sent_at, InboundEvent.from_brand)
-                           .where(InboundEvent.conversation_id == conversation_id)).all()
-    sent = session.exec(select(SentMessage.sent_at).where(SentMessage.conversation_id == conversation_id)).all()
-    changes = session.exec(select(Audit.at, Audit.action).where(
-        Audit.conversation_id == conversation_id,
-        col(Audit.action).in_(("snooze", "resolve", "reopen")))).all()
-    return ([(float(t), bool(b)) for t, b in inbound], [float(t) for t in sent],
-            [(float(t), str(a)) for t, a in changes])
+def timeline_rows(session: Session, conversation_ids: list[int]) -> dict[int, tuple[
+        list[tuple[float, bool]], list[float], list[tuple[float, str]]]]:
+    """What SLA clocks are made of, per conversation, in three queries: (sent_at, from_brand) of platform
+    messages, our deliveries' times, and (at, action) of status changes."""
+    found: dict[int, tuple[list[tuple[float, bool]], list[float], list[tuple[float, str]]]] = {
+        i: ([], [], []) for i in conversation_ids}
+    for cid, t, brand in session.exec(select(InboundEvent.conversation_id, InboundEvent.sent_at,
+                                             InboundEvent.from_brand)
+                                      .where(col(InboundEvent.conversation_id).in_(conversation_ids))).all():
+        found[int(cid)][0].append((float(t), bool(brand)))
+    for cid, t in session.exec(select(SentMessage.conversation_id, SentMessage.sent_at)
+                               .where(col(SentMessage.conversation_id).in_(conversation_ids))).all():
+        found[int(cid)][1].append(float(t))
+    for audited, t, action in session.exec(select(Audit.conversation_id, Audit.at, Audit.action).where(
+            col(Audit.conversation_id).in_(conversation_ids),
+            col(Audit.action).in_(("snooze", "resolve", "reopen")))).all():
+        if audited is not None:
+            found[int(audited)][2].append((float(t), str(action)))
+    return found
 
 
 def active_between(session: Session, since: float, until: float) -> list[Conversation]:

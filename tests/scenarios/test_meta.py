@@ -243,9 +243,13 @@ def test_revoked_token_shows_in_health_and_the_reply_waits(box: Sandbox) -> None
     reply(box, ts, "will wait for a new token")
     wait_for(lambda: "access token" in box.bridge.ctx.health.get("messenger", ""), what="health shows the token")
     assert box.bridge.health()["ok"] is False
-    with box.bridge.ctx.db.session() as s:
-        row = s.exec(select(Outbox).where(Outbox.kind == "dm")).one()
-    assert row.state == "pending" and "expired or revoked" in (row.last_error or "")
+
+    def waiting() -> bool:  # health is reported as the attempt ends; the row is put back just after
+        with box.bridge.ctx.db.session() as s:
+            row = s.exec(select(Outbox).where(Outbox.kind == "dm")).one()
+        return row.state == "pending" and "expired or revoked" in (row.last_error or "")
+
+    wait_for(waiting, what="the reply waiting for a new token")
 
 
 def test_several_pages_route_to_their_channels(monkeypatch: pytest.MonkeyPatch) -> None:
