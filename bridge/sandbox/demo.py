@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
+from bridge.config import FileConfig
 from bridge.sandbox.harness import CHANNEL, IG_CUSTOMER, MESSENGER_CUSTOMER, Sandbox, shown, start_sandbox, wait_for
 
 MARIA, JDOE = "1290011223344556677", "1290011223344559999"
@@ -26,7 +28,8 @@ def transcript(box: Sandbox) -> list[str]:
             who = msg.get("username") or users.get(msg.get("user", ""), "dmbridge")
             marks = " ".join(f":{name}:" for name in box.slack.reactions(CHANNEL, msg["ts"]))
             indent = "" if i == 0 else "    ↳ "
-            body = shown(msg).replace("\n", "\n      ")
+            body = re.sub(r"<@(\w+)>", lambda m: "@" + str(box.slack.users.get(m.group(1), {}).get("name", m.group(1))),
+                          shown(msg)).replace("\n", "\n      ")
             lines.append(f"{indent}[{who}] {body}" + (f"   {marks}" if marks else ""))
         lines.append("")
     lines.append("=== X (what each customer's DM inbox shows) ===")
@@ -52,7 +55,7 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
     """Play the script; True only if every expected delivery happened."""
     say("Starting emulated Slack, X and Meta, and dmbridge against them (SLACK_API_URL, X_API_URL, "
         "META_GRAPH_URL)…")
-    box = start_sandbox(meta=True, dmbridge_slack_posts_per_second=1.0)
+    box = start_sandbox(meta=True, file=FileConfig(brand="Acme"), dmbridge_slack_posts_per_second=1.0)
     meta = box.meta
     assert meta is not None
     failures: list[str] = []
@@ -92,6 +95,18 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
         wait_for(lambda: all("white_check_mark" in box.slack.reactions(CHANNEL, ts)
                              for ts in (sam_ts, kim_ts, lena_reply_ts, tomas_reply_ts)), what="delivery receipts")
 
+        say("The desk: Sam takes Maria's conversation with the card's button; Kim saves a template and "
+            "sends it in J Doe's thread; /dm list shows what is open…")
+        box.slack.click(SAM, CHANNEL, maria_ts, "conv_claim")
+        saved = box.slack.slash_command(KIM, CHANNEL, "template add tracking Hi {first_name}, here is your "
+                                                      "tracking link: https://track.example/{conversation} "
+                                                      "— {agent_first_name}, {brand}").text
+        box.slack.post_as_user(KIM, CHANNEL, "<@U0BOT> template tracking", thread_ts=jdoe_ts)
+        template_text = "Hi J, here is your tracking link: https://track.example/2 — Kim, Acme"
+        wait_for(lambda: box.x.received_by(JDOE) == [reply2, template_text], what="the template on X")
+        listing = box.slack.slash_command(SAM, CHANNEL, "list mine").text
+        say("  /dm list mine → " + listing.replace("\n", "\n    "))
+
         checks = {
             "four conversations, four threads": len(box.slack.roots(CHANNEL)) == 4,
             "Lena received exactly Sam's reply on Messenger": meta.received_by(MESSENGER_CUSTOMER) == [reply3],
@@ -100,7 +115,10 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
                 name in shown(box.slack.thread(CHANNEL, ts)[0])
                 for name, ts in (("Lena Fischer", lena_ts), ("Tomás Ruiz", tomas_ts))),
             "Maria received exactly Sam's reply": box.x.received_by(MARIA) == [reply1],
-            "J Doe received exactly Kim's reply": box.x.received_by(JDOE) == [reply2],
+            "J Doe received Kim's reply, then the template": box.x.received_by(JDOE) == [reply2, template_text],
+            "the template was saved": "Saved template" in saved,
+            "the card shows Sam as assignee": f"Assignee: <@{SAM}>" in shown(box.slack.thread(CHANNEL,
+                                                                                             maria_ts)[0]),
             "the note stayed in Slack": all("warehouse" not in t for u in (MARIA, JDOE)
                                             for t in box.x.received_by(u)),
             "<!channel> arrived inert": all("<!channel>" not in str(m.get("blocks"))
