@@ -53,3 +53,13 @@ def wait_for(check: Callable[[], T | None], timeout: float = 15.0, what: str = "
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+class OffsetClock:
+    """A clock the tests can move forward: real time plus ``offset`` seconds (the emulators keep real time)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from bridge.sandbox.harness import Sandbox, start_sandbox
+from bridge.sandbox.server import OffsetClock
 
 
 @pytest.fixture
@@ -14,3 +15,9 @@ def box() -> Iterator[Sandbox]:
         yield sandbox
     finally:
         sandbox.close()
+
+
+@pytest.fixture
+def clock() -> OffsetClock:
+    """The bridge's clock, movable by the test."""
+    return OffsetClock()

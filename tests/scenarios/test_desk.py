@@ -12,6 +12,7 @@ from sqlmodel import select
 from bridge.config import Assignment, FileConfig, Team
 from bridge.sandbox.demo import JDOE, KIM, MARIA, SAM
 from bridge.sandbox.harness import BILLING_GROUP, CHANNEL, TEAM_CHANNEL, Sandbox, shown, start_sandbox, wait_for
+from bridge.sandbox.server import OffsetClock
 from bridge.sandbox.slack import BOT_USER
 from bridge.store.tables import Audit, Conversation
 
@@ -20,26 +21,8 @@ DESK = FileConfig(brand="Acme", timezone="Europe/Berlin",
                   teams={"billing": Team(usergroup=BILLING_GROUP, channel=TEAM_CHANNEL)})
 
 
-class Clock:
-    """The bridge's clock, movable by the test (the emulators keep real time)."""
-
-    def __init__(self) -> None:
-        import time
-
-        self.offset = 0.0
-        self._time = time.time
-
-    def __call__(self) -> float:
-        return self._time() + self.offset
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def desk(clock: Clock) -> Iterator[Sandbox]:
+def desk(clock: OffsetClock) -> Iterator[Sandbox]:
     box = start_sandbox(file=DESK, clock=clock, dmbridge_sweep_seconds=0.2)
     try:
         yield box
@@ -213,7 +196,7 @@ def test_resolved_conversation_reopens_when_the_customer_writes(desk: Sandbox) -
     wait_for(lambda: "Reopened: the customer wrote again" in card(desk, ts), what="card says reopened")
 
 
-def test_snooze_wakes_up_once_and_reminds_the_assignee(desk: Sandbox, clock: Clock) -> None:
+def test_snooze_wakes_up_once_and_reminds_the_assignee(desk: Sandbox, clock: OffsetClock) -> None:
     ts = new_conversation(desk)
     desk.slack.click(SAM, CHANNEL, ts, "conv_claim")
     desk.slack.click(SAM, CHANNEL, ts, "conv_more", option="snooze:2h")
@@ -283,7 +266,7 @@ def test_app_home_lists_my_unassigned_and_escalated_conversations(desk: Sandbox)
     wait_for(lambda: "Escalated (1)" in home(), what="Home refreshed after a change")
 
 
-def test_round_robin_skips_away_agents_and_respects_capacity(clock: Clock) -> None:
+def test_round_robin_skips_away_agents_and_respects_capacity(clock: OffsetClock) -> None:
     file = FileConfig(assignment=Assignment(mode="round_robin", usergroup="S0AGENTS", capacity=1))
     box = start_sandbox(file=file, clock=clock)
     try:

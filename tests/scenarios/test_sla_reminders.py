@@ -11,6 +11,7 @@ from bridge.app import build
 from bridge.config import FileConfig, SlaConfig, Team
 from bridge.sandbox.demo import JDOE, MARIA, SAM
 from bridge.sandbox.harness import BILLING_GROUP, CHANNEL, TEAM_CHANNEL, Sandbox, shown, start_sandbox, wait_for
+from bridge.sandbox.server import OffsetClock
 from bridge.store.tables import Conversation
 
 STANDARD = SlaConfig(name="standard", first_response="2h", next_response="1h", warn_before="15m",
@@ -18,21 +19,8 @@ STANDARD = SlaConfig(name="standard", first_response="2h", next_response="1h", w
 FILE = FileConfig(teams={"billing": Team(usergroup=BILLING_GROUP, channel=TEAM_CHANNEL)}, sla=[STANDARD])
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def box(clock: Clock) -> Iterator[Sandbox]:
+def box(clock: OffsetClock) -> Iterator[Sandbox]:
     sandbox = start_sandbox(file=FILE, clock=clock, dmbridge_sweep_seconds=0.1)
     try:
         yield sandbox
@@ -55,7 +43,7 @@ def card(box: Sandbox, ts: str) -> str:
     return shown(box.slack.messages_by_ts(CHANNEL, ts))
 
 
-def test_warning_then_breach_then_escalation_exactly_once(box: Sandbox, clock: Clock) -> None:
+def test_warning_then_breach_then_escalation_exactly_once(box: Sandbox, clock: OffsetClock) -> None:
     box.x.customer_sends(MARIA, "Where is my refund?")
     ts = box.thread_with("Where is my refund?")
     box.slack.click(SAM, CHANNEL, ts, "conv_claim")
@@ -84,7 +72,7 @@ def test_warning_then_breach_then_escalation_exactly_once(box: Sandbox, clock: C
     assert len(lines(box, ts, "escalated to *billing*")) == 1
 
 
-def test_a_reply_stops_the_clock_and_a_new_message_starts_next_response(box: Sandbox, clock: Clock) -> None:
+def test_a_reply_stops_the_clock_and_a_new_message_starts_next_response(box: Sandbox, clock: OffsetClock) -> None:
     box.x.customer_sends(JDOE, "Hello?")
     ts = box.thread_with("Hello?")
     wait_for(lambda: conv(box).sla_state == "on_track", what="first response running")
@@ -102,7 +90,7 @@ def test_a_reply_stops_the_clock_and_a_new_message_starts_next_response(box: San
     assert due is not None and abs(due - (clock() + 3600)) < 30
 
 
-def test_snoozed_conversations_do_not_breach(box: Sandbox, clock: Clock) -> None:
+def test_snoozed_conversations_do_not_breach(box: Sandbox, clock: OffsetClock) -> None:
     box.x.customer_sends(MARIA, "Call me next week")
     ts = box.thread_with("Call me next week")
     box.slack.click(SAM, CHANNEL, ts, "conv_more", option="snooze:tomorrow 9:00")
@@ -112,7 +100,7 @@ def test_snoozed_conversations_do_not_breach(box: Sandbox, clock: Clock) -> None
     assert not lines(box, ts, "was breached")
 
 
-def test_two_processes_on_postgresql_send_each_reminder_once(pg_url: str, clock: Clock) -> None:
+def test_two_processes_on_postgresql_send_each_reminder_once(pg_url: str, clock: OffsetClock) -> None:
     box = start_sandbox(database_url=pg_url, file=FILE, clock=clock, dmbridge_sweep_seconds=0.05)
     other = build(box.settings, FILE, clock=clock)
     other.start()
