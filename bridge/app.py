@@ -26,12 +26,27 @@ from bridge.slack.listeners import events as event_listeners
 from bridge.slack.threads import SlackThreads, make_client
 from bridge.store import migrate
 from bridge.store.db import Database
+from bridge.store.locks import ProcessLock
 from bridge.store.tables import Outbox, SlackEvent
 from bridge.workers import Context, EventProcessor, Loop, PlatformDelivery, Poller, SlackDelivery, recover
 from connectors.base import Connector
 from connectors.x.connector import XConnector
 
 log = logging.getLogger(__name__)
+RECOVER_SECONDS = 5.0
+
+
+class _SkippedPollFilter(logging.Filter):
+    """A poll still running when the next one is due is normal (slow API, backlog); APScheduler warns each time."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+def quiet_skipped_runs() -> None:
+    logger = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _SkippedPollFilter) for f in logger.filters):
+        logger.addFilter(_SkippedPollFilter())
 
 
 def build_connectors(settings: Settings) -> dict[str, Connector]:
@@ -74,12 +89,17 @@ class Bridge:
     stop_event: threading.Event = field(default_factory=threading.Event)
     loops: list[Loop] = field(default_factory=list)
     pollers: dict[str, Poller] = field(default_factory=dict)
+    locks: list[ProcessLock] = field(default_factory=list)
 
     def start(self, *, run_migrations: bool = True) -> None:
         ctx = self.ctx
         if run_migrations:
             migrate.upgrade(ctx.db)
         ctx.bot_user_id, _bot_id = ctx.slack.bot_identity()
+        alive = ProcessLock(ctx.db, f"instance:{ctx.instance_id}")  # held while this process lives
+        if not alive.try_acquire():
+            raise RuntimeError("could not take this process's instance lock")
+        self.locks.append(alive)
         recover(ctx)
         slack, platform, processor = SlackDelivery(ctx), PlatformDelivery(ctx), EventProcessor(ctx)
         self.loops = [
@@ -90,12 +110,15 @@ class Bridge:
         for loop in self.loops:
             loop.start()
         for name, connector in ctx.connectors.items():
-            poller = Poller(ctx, connector)
+            lock = ProcessLock(ctx.db, f"poll:{name}")  # one poller per account across processes
+            self.locks.append(lock)
+            poller = Poller(ctx, connector, lock)
             self.pollers[name] = poller
             self.scheduler.add_job(poller.poll_once, "interval", seconds=ctx.settings.x_poll_seconds,
                                    id=f"poll:{name}", max_instances=1, coalesce=True,
                                    next_run_time=_now_dt())
-        self.scheduler.add_job(lambda: recover(ctx), "interval", seconds=60, id="recover", max_instances=1)
+        self.scheduler.add_job(lambda: recover(ctx), "interval", seconds=RECOVER_SECONDS, id="recover",
+                               max_instances=1)
         self.scheduler.start()
 
     def stop(self) -> None:
@@ -106,6 +129,8 @@ class Bridge:
             self.scheduler.shutdown(wait=True)
         for loop in self.loops:
             loop.join(timeout=10)
+        for lock in reversed(self.locks):
+            lock.release(forget=lock.name.startswith("instance:"))
         self.ctx.db.dispose()
 
     def health(self) -> dict[str, Any]:
@@ -133,6 +158,7 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
           connectors: dict[str, Connector] | None = None) -> Bridge:
     """Build the whole graph from settings. Nothing starts until ``Bridge.start``."""
     file = file or FileConfig()
+    quiet_skipped_runs()
     db = Database(settings.database_url)
     client = make_client(settings.slack_bot_token, settings.slack_base_url)
     ctx = Context(settings=settings, file=file, db=db, slack=SlackThreads(client, clock),

@@ -12,6 +12,7 @@ import logging
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from bridge import outbound
 from bridge.config import FileConfig, Settings, channel_for
-from bridge.domain import Limits, OutboundMessage, Platform
+from bridge.domain import Limits, OutboundMessage, Platform, SendResult
 from bridge.errors import AuthFailed, DeliveryError, Rejected, RetryLater
 from bridge.inbound import ingest
 from bridge.pacing import Pacer
@@ -27,20 +28,51 @@ from bridge.slack.blocks import CardView, SlackMessage, header_card, notice
 from bridge.slack.threads import SlackThreads
 from bridge.store import events, outbox
 from bridge.store.db import Database
-from bridge.store.tables import Conversation, Outbox
-from connectors.base import Connector
+from bridge.store.locks import ProcessLock, xact_serialize
+from bridge.store.tables import Conversation, Outbox, SentMessage
+from connectors.base import Connector, VerifiesSends
 
 log = logging.getLogger(__name__)
 
-POST_KINDS = {"card", "mirror", "notice"}
+POST_KINDS = {"card", "mirror", "notice", "channel_notice"}
 MAX_ATTEMPTS = 12
 STALE_CLAIM_SECONDS = 120.0
+AUTH_PAUSE_MIN, AUTH_PAUSE_MAX = 5.0, 300.0
 OK, WAITING, WARNING = "white_check_mark", "hourglass_flowing_sand", "warning"
 
 
 def backoff(attempts: int) -> float:
     """Exponential backoff with jitter, capped at five minutes."""
     return float(min(300.0, 2.0 ** min(attempts, 9)) * (0.75 + random.random() / 2))
+
+
+def auth_pause(failures: int) -> float:
+    """How long to leave a refused credential alone: 5 s, 10 s, 20 s … up to five minutes."""
+    return min(AUTH_PAUSE_MAX, AUTH_PAUSE_MIN * 2.0 ** max(0, min(failures - 1, 10)))
+
+
+@dataclass
+class AuthState:
+    """One credential that was refused: we pause its deliveries and probe with one call per pause."""
+
+    failures: int = 0
+    since: float = 0.0
+    paused_until: float = 0.0
+
+    def refused(self, now: float) -> bool:
+        """Record a refusal; True for the first of an incident (the one to report)."""
+        self.failures += 1
+        first = self.failures == 1
+        if first:
+            self.since = now
+        self.paused_until = now + auth_pause(self.failures)
+        return first
+
+    def works(self) -> float | None:
+        """Record success; the incident's start when one just ended."""
+        ended = self.since if self.failures else None
+        self.failures, self.since, self.paused_until = 0, 0.0, 0.0
+        return ended
 
 
 @dataclass
@@ -58,6 +90,11 @@ class Context:
     wake_platform: threading.Event = field(default_factory=threading.Event)
     wake_events: threading.Event = field(default_factory=threading.Event)
     health: dict[str, str] = field(default_factory=dict)
+    instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    auth: dict[str, AuthState] = field(default_factory=dict)
+
+    def auth_state(self, name: str) -> AuthState:
+        return self.auth.setdefault(name, AuthState())
 
     def limits(self) -> dict[str, Limits]:
         return {c.platform.value: c.limits for c in self.connectors.values()}
@@ -72,7 +109,7 @@ def card_view(conv: Conversation) -> CardView:
 
 def _claim(ctx: Context, row_id: int, now: float) -> tuple[Outbox, Conversation | None] | None:
     with ctx.db.session() as s:
-        if not outbox.claim(s, row_id, now):
+        if not outbox.claim(s, row_id, now, ctx.instance_id):
             return None
         row = s.get(Outbox, row_id)
         assert row is not None
@@ -89,6 +126,9 @@ class SlackDelivery:
 
     def step(self) -> float:
         ctx, now = self.ctx, self.ctx.clock()
+        paused = ctx.auth_state("slack").paused_until - now
+        if paused > 0:  # the token was refused: one probe per pause, not one call per queued row
+            return min(paused, 1.0)
         with ctx.db.session() as s:
             rows = outbox.due(s, "slack", now, limit=50)
             channels = _channels(s, rows)
@@ -111,6 +151,8 @@ class SlackDelivery:
                 self.pacer.take(channel, ctx.clock())
             self._deliver(row, conv)
             done += 1
+            if ctx.auth_state("slack").failures:
+                break
         if done:
             ctx.wake_slack.set()
         return 0.0 if done else wait
@@ -118,10 +160,17 @@ class SlackDelivery:
     def _deliver(self, row: Outbox, conv: Conversation | None) -> None:
         ctx, data = self.ctx, outbox.load(row)
         assert row.id is not None
+        checked = not row.uncertain
         try:
-            if conv is None:
-                raise Rejected("conversation is gone")
-            result = self._call(row, conv, data)
+            if row.kind == "channel_notice":
+                result: str | None = self._channel_notice(row, data)
+            else:
+                if conv is None:
+                    raise Rejected("conversation is gone")
+                result = None if checked else self._verify(row, conv)
+                checked = True
+                if result is None:
+                    result = self._call(row, conv, data)
         except RetryLater as exc:
             when = exc.retry_at if exc.retry_at is not None else ctx.clock() + backoff(row.attempts)
             if exc.rate_limited and conv is not None:
@@ -130,25 +179,56 @@ class SlackDelivery:
                 if row.attempts >= MAX_ATTEMPTS and not exc.rate_limited:
                     outbox.fail(s, row.id, exc.reason)
                 else:
-                    outbox.retry_at(s, row.id, when, exc.reason)
+                    outbox.retry_at(s, row.id, when, exc.reason, uncertain=exc.uncertain or not checked)
             log.info("slack %s #%s retry at %.1f: %s", row.kind, row.id, when, exc.reason)
         except AuthFailed as exc:
+            state = ctx.auth_state("slack")
+            if state.refused(ctx.clock()):
+                log.error("slack deliveries paused: %s", exc.reason)
             ctx.health["slack"] = exc.reason
             with ctx.db.session() as s:
-                outbox.retry_at(s, row.id, ctx.clock() + 60, exc.reason)
+                outbox.retry_at(s, row.id, state.paused_until, exc.reason, uncertain=not checked)
         except DeliveryError as exc:
             log.warning("slack %s #%s failed: %s", row.kind, row.id, exc.reason)
             with ctx.db.session() as s:
                 outbox.fail(s, row.id, exc.reason)
         else:
             ctx.health["slack"] = "ok"
+            ended = ctx.auth_state("slack").works()
             with ctx.db.session() as s:
+                if ended is not None:
+                    log.warning("slack deliveries resumed: the bot token works again")
+                    enqueue_channel_notice(s, ctx, "slack", ended, ":white_check_mark: Slack refused dmbridge's "
+                                           "bot token for a while; it works again and queued messages are being "
+                                           "delivered in order.")
                 outbox.finish(s, row.id, result)
                 if row.kind == "card" and conv is not None and result:
                     fresh = s.get(Conversation, conv.id)
                     if fresh is not None and fresh.thread_ts is None:
                         fresh.thread_ts = result
                         s.add(fresh)
+
+    def _verify(self, row: Outbox, conv: Conversation) -> str | None:
+        """An earlier attempt ended without an answer: did it post? (Only posts need this; the rest is idempotent.)"""
+        if row.kind not in POST_KINDS:
+            return None
+        if row.kind == "card" and conv.thread_ts:
+            return conv.thread_ts
+        thread = None if row.kind == "card" else conv.thread_ts
+        if row.kind != "card" and not thread:
+            return None
+        found = self.ctx.slack.find_delivered(conv.channel, row.dedupe_key, thread_ts=thread, since=row.created_at)
+        if found:
+            log.info("slack %s #%s was already posted before the interruption (ts %s)", row.kind, row.id, found)
+        return found
+
+    def _channel_notice(self, row: Outbox, data: dict[str, object]) -> str | None:
+        channel = str(data["channel"])
+        if row.uncertain:
+            found = self.ctx.slack.find_delivered(channel, row.dedupe_key, thread_ts=None, since=row.created_at)
+            if found:
+                return found
+        return self.ctx.slack.post(channel, notice(str(data["text"])), key=row.dedupe_key)
 
     def _call(self, row: Outbox, conv: Conversation, data: dict[str, object]) -> str | None:
         slack = self.ctx.slack
@@ -192,49 +272,70 @@ class PlatformDelivery:
         ctx, now = self.ctx, self.ctx.clock()
         with ctx.db.session() as s:
             rows = outbox.due(s, "platform", now, limit=20)
+            platforms = {i: p for i, p in s.exec(select(Conversation.id, Conversation.platform).where(
+                col(Conversation.id).in_({r.conversation_id for r in rows if r.conversation_id}))).all()}
         if not rows:
             return _idle(ctx, "platform", now)
-        done = 0
+        done, wait = 0, 0.5
         for row in rows:
             assert row.id is not None
+            paused = ctx.auth_state(platforms.get(row.conversation_id or 0, "")).paused_until - ctx.clock()
+            if paused > 0:  # this platform refused our credential: leave its rows alone until the next probe
+                wait = min(wait, paused)
+                continue
             claimed = _claim(ctx, row.id, ctx.clock())
             if claimed is None:
                 continue
             self._deliver(*claimed)
             done += 1
         ctx.wake_slack.set()
-        return 0.0 if done else 0.5
+        return 0.0 if done else wait
 
     def _deliver(self, row: Outbox, conv: Conversation | None) -> None:
         ctx, data = self.ctx, outbox.load(row)
         assert row.id is not None
         channel, ts = str(data["slack_channel"]), str(data["slack_ts"])
+        checked = not row.uncertain
         try:
             if conv is None:
                 raise Rejected("conversation is gone")
             connector = ctx.connectors.get(conv.platform)
             if connector is None:
                 raise Rejected(f"no {conv.platform} connector is configured")
-            result = connector.send(OutboundMessage(
+            message = OutboundMessage(
                 platform=Platform(conv.platform), account=conv.account, conversation=conv.remote_id,
-                recipient_id=conv.customer_id, text=str(data["text"])))
+                recipient_id=conv.customer_id, text=str(data["text"]))
+            result = None if checked else self._verify(connector, message, row, conv)
+            checked = True
+            if result is None:
+                result = connector.send(message)
         except RetryLater as exc:
             assert conv is not None
+            uncertain = exc.uncertain or not checked
             if exc.rate_limited:
                 when = exc.retry_at if exc.retry_at is not None else ctx.clock() + 60
                 with ctx.db.session() as s:
-                    outbox.retry_at(s, row.id, max(when, ctx.clock() + 1), exc.reason, waiting_shown=True)
+                    outbox.retry_at(s, row.id, max(when, ctx.clock() + 1), exc.reason, waiting_shown=True,
+                                    uncertain=uncertain)
                     if not row.waiting_shown:
                         outbound.enqueue_reaction(s, conv, channel, ts, WAITING, ctx.clock())
             elif row.attempts >= MAX_ATTEMPTS:
                 self._failed(row, conv, channel, ts, f"{exc.reason} (gave up after {row.attempts} attempts)")
             else:
                 with ctx.db.session() as s:
-                    outbox.retry_at(s, row.id, ctx.clock() + backoff(row.attempts), exc.reason)
+                    outbox.retry_at(s, row.id, ctx.clock() + backoff(row.attempts), exc.reason, uncertain=uncertain)
         except AuthFailed as exc:
-            ctx.health[conv.platform if conv else "platform"] = exc.reason
+            name = conv.platform if conv else "platform"
+            state = ctx.auth_state(name)
+            first = state.refused(ctx.clock())
+            ctx.health[name] = exc.reason
             with ctx.db.session() as s:
-                outbox.retry_at(s, row.id, ctx.clock() + 60, exc.reason)
+                outbox.retry_at(s, row.id, state.paused_until, exc.reason, uncertain=not checked)
+                if first:
+                    log.error("%s deliveries paused: %s", name, exc.reason)
+                    enqueue_channel_notice(s, ctx, name, state.since, f":warning: {exc.reason}. Replies to "
+                                           f"{Platform(name).label} customers are queued, not lost; they go out "
+                                           "in order once the credential works again (see /healthz).")
         except DeliveryError as exc:
             if conv is None:
                 with ctx.db.session() as s:
@@ -244,6 +345,8 @@ class PlatformDelivery:
         else:
             assert conv is not None and conv.id is not None
             ctx.health[conv.platform] = "ok"
+            if ctx.auth_state(conv.platform).works() is not None:
+                log.warning("%s deliveries resumed: the credential works again", conv.platform)
             now = ctx.clock()
             with ctx.db.session() as s:
                 outbox.finish(s, row.id, result.remote_id)
@@ -253,6 +356,19 @@ class PlatformDelivery:
                     outbound.enqueue_reaction(s, conv, channel, ts, OK, now)
                     if _exists(s, f"react:{WAITING}:{channel}:{ts}"):
                         outbound.enqueue_reaction(s, conv, channel, ts, WAITING, now, remove=True)
+
+    def _verify(self, connector: Connector, message: OutboundMessage, row: Outbox,
+                conv: Conversation) -> SendResult | None:
+        """An earlier attempt ended without an answer: look for it on the platform before sending again."""
+        if not isinstance(connector, VerifiesSends):
+            return None  # no way to check: resending may duplicate (README, "Running more than one instance")
+        with self.ctx.db.session() as s:
+            known = set(s.exec(select(SentMessage.remote_id).where(SentMessage.conversation_id == conv.id)).all())
+        found = connector.find_sent(message, since=row.created_at, known=known)
+        if found is not None:
+            log.info("%s delivery #%s had gone out before the interruption (%s)", conv.platform, row.id,
+                     found.remote_id)
+        return found
 
     def _failed(self, row: Outbox, conv: Conversation, channel: str, ts: str, reason: str) -> None:
         assert row.id is not None
@@ -297,6 +413,7 @@ class EventProcessor:
     def _process(self, s: Session, row_id: int) -> None:
         from bridge.store.tables import SlackEvent
 
+        xact_serialize(s, "slack-event-processor")  # outbox ids follow event order across processes
         row = s.get(SlackEvent, row_id)
         if row is None or row.processed_at is not None:
             raise _AlreadyDone
@@ -316,17 +433,21 @@ class _AlreadyDone(Exception):
 class Poller:
     """One connector's poll: fetch with no transaction open, then store events and cursor together."""
 
-    def __init__(self, ctx: Context, connector: Connector) -> None:
-        self.ctx, self.connector = ctx, connector
+    def __init__(self, ctx: Context, connector: Connector, lock: ProcessLock | None = None) -> None:
+        self.ctx, self.connector, self.lock = ctx, connector, lock
         self.not_before = 0.0
         self.started = False
         self.failures = 0
         self.first_done = threading.Event()
 
     def poll_once(self) -> int:
+        """Poll if this process leads for the connector (one poller per account across processes)."""
         ctx, c = self.ctx, self.connector
         now = ctx.clock()
         if now < self.not_before:
+            return 0
+        if self.lock is not None and not self.lock.try_acquire():
+            self.first_done.set()  # another process polls; nothing to wait for here
             return 0
         try:
             if not self.started:
@@ -341,13 +462,20 @@ class Poller:
             log.warning("%s poll postponed until %.0f: %s", c.name, self.not_before, exc.reason)
             return 0
         except AuthFailed as exc:
-            self.failures += 1
-            ctx.health[c.name] = exc.reason
-            self.not_before = now + min(600.0, 30.0 * self.failures)
-            log.error("%s poll: %s", c.name, exc.reason)
+            state = ctx.auth_state(c.platform.value)
+            first = state.refused(now)
+            ctx.health[c.platform.value] = exc.reason
+            self.not_before = state.paused_until
+            if first:
+                log.error("%s poll paused: %s", c.name, exc.reason)
+                with ctx.db.session() as s:
+                    enqueue_channel_notice(s, ctx, c.platform.value, state.since,
+                                           f":warning: {exc.reason}. New {c.platform.label} messages are not "
+                                           "being fetched until the credential works again (see /healthz).")
             return 0
         self.failures = 0
-        ctx.health[c.name] = "ok"
+        ctx.health[c.platform.value] = "ok"
+        ctx.auth_state(c.platform.value).works()
         with ctx.db.session() as s:
             new = ingest(s, c.name, c.account,  batch,
                          lambda account: channel_for(ctx.settings, ctx.file, c.name, account), ctx.clock())
@@ -355,6 +483,19 @@ class Poller:
         if new:
             ctx.wake_slack.set()
         return new
+
+
+def enqueue_channel_notice(s: Session, ctx: Context, about: str, since: float, text: str) -> None:
+    """A top-level message in the inbox channel (credential problems), once per incident."""
+    try:
+        channel = channel_for(ctx.settings, ctx.file, about, "")
+    except Exception:
+        channel = ctx.settings.dmbridge_channel
+    if not channel:
+        return
+    outbox.enqueue(s, key=f"auth:{about}:{int(since)}:{'ok' if text.startswith(':white') else 'refused'}",
+                   target="slack", lane=f"c:{channel}", kind="channel_notice",
+                   payload={"channel": channel, "text": text}, now=ctx.clock())
 
 
 def _channels(s: Session, rows: list[Outbox]) -> dict[int, str]:
@@ -395,6 +536,29 @@ class Loop(threading.Thread):
 
 
 def recover(ctx: Context) -> int:
-    """Rows a crashed process left in ``sending`` go back to the queue."""
+    """Rows a dead process left in ``sending`` go back to the queue, marked to be verified first.
+
+    A process is dead when its ``instance:{id}`` lock can be taken (see
+    ``bridge.store.locks``); rows with no recorded owner wait out
+    ``STALE_CLAIM_SECONDS``.
+    """
     with ctx.db.session() as s:
-        return outbox.recover_stale(s, ctx.clock() - STALE_CLAIM_SECONDS)
+        owners = outbox.claim_owners(s) - {ctx.instance_id}
+    total = 0
+    for owner in owners:
+        lock = ProcessLock(ctx.db, f"instance:{owner}")
+        if not lock.try_acquire():
+            continue  # alive
+        try:
+            with ctx.db.session() as s:
+                n = outbox.release_claims(s, owner)
+            total += n
+            log.warning("%d deliveries interrupted by a stopped process go back to the queue, verified first", n)
+        finally:
+            lock.release(forget=True)
+    with ctx.db.session() as s:
+        total += outbox.recover_stale(s, ctx.clock() - STALE_CLAIM_SECONDS)
+    if total:
+        ctx.wake_slack.set()
+        ctx.wake_platform.set()
+    return total

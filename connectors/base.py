@@ -8,7 +8,7 @@ message and records the result. Errors leave a connector only as
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bridge.domain import Batch, Limits, OutboundMessage, Platform, SendResult
 
@@ -36,4 +36,14 @@ class Connector(Protocol):
 
     def send(self, message: OutboundMessage) -> SendResult:
         """Deliver one piece of text; raises RetryLater, Rejected or AuthFailed."""
+        ...
+
+
+@runtime_checkable
+class VerifiesSends(Protocol):
+    """A connector that can tell whether a send whose outcome was lost actually happened."""
+
+    def find_sent(self, message: OutboundMessage, *, since: float, known: set[str]) -> SendResult | None:
+        """A message of ours in ``message.conversation`` with this text, sent at or after ``since``
+        (epoch seconds) and not among ``known`` remote ids; None when there is none."""
         ...

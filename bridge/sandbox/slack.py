@@ -503,6 +503,16 @@ class SlackEmulator:
                 m.pop("metadata", None)
         return {"messages": sorted(found, key=lambda m: float(m["ts"])), "has_more": False}
 
+    def _m_conversations_history(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(p)
+        oldest = float(p.get("oldest") or 0)
+        found = [dict(m) for m in channel.messages
+                 if m.get("thread_ts", m["ts"]) == m["ts"] and float(m["ts"]) > oldest]
+        if str(p.get("include_all_metadata", "")).lower() not in ("true", "1"):
+            for m in found:
+                m.pop("metadata", None)
+        return {"messages": sorted(found, key=lambda m: -float(m["ts"])), "has_more": False}
+
     def _m_usergroups_users_list(self, p: dict[str, Any]) -> dict[str, Any]:
         group = self.usergroups.get(str(p.get("usergroup")))
         if group is None:

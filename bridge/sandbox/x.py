@@ -2,7 +2,8 @@
 
 ``GET /2/users/me``, ``GET /2/users``, ``GET /2/dm_events`` (newest first,
 ``max_results`` ≤ 100, opaque ``pagination_token``, ``dm_event.fields``,
-``expansions=sender_id`` with ``user.fields``), ``POST
+``expansions=sender_id`` with ``user.fields``), ``GET
+/2/dm_conversations/{id}/dm_events`` (one conversation's events), ``POST
 /2/dm_conversations/{id}/messages`` and ``…/with/{participant}/messages``
 (201 with ``dm_conversation_id``/``dm_event_id``; our own sends come back in
 ``dm_events`` like on X). Requests must carry a valid OAuth 1.0a signature
@@ -100,6 +101,7 @@ class XEmulator:
             Route("/2/users/me", self._me, methods=["GET"]),
             Route("/2/users", self._users, methods=["GET"]),
             Route("/2/dm_events", self._dm_events, methods=["GET"]),
+            Route("/2/dm_conversations/{conversation}/dm_events", self._dm_events, methods=["GET"]),
             Route("/2/dm_conversations/with/{participant}/messages", self._send_with, methods=["POST"]),
             Route("/2/dm_conversations/{conversation}/messages", self._send_in, methods=["POST"]),
         ]))
@@ -242,6 +244,9 @@ class XEmulator:
                                                        "1 and 100")
             types = set((q.get("event_types") or "MessageCreate,ParticipantsJoin,ParticipantsLeave").split(","))
             ordered = [e for e in reversed(self._events) if e["event_type"] in types]
+            conversation = request.path_params.get("conversation")
+            if conversation:
+                ordered = [e for e in ordered if e["dm_conversation_id"] == conversation]
             token = q.get("pagination_token")
             if token:
                 before = _decode_token(token)

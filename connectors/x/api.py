@@ -97,4 +97,6 @@ def call(fn: Callable[[], T]) -> T:
     except tweepy.HTTPException as exc:
         raise RetryLater(f"X answered {exc.response.status_code}") from exc
     except requests.RequestException as exc:
-        raise RetryLater(f"X unreachable: {type(exc).__name__}") from exc
+        # a timeout or reset may come after X acted on the request; a connection never made cannot
+        never_sent = isinstance(exc, requests.ConnectTimeout) or "refused" in str(exc).lower()
+        raise RetryLater(f"X unreachable: {type(exc).__name__}", uncertain=not never_sent) from exc
