@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -14,7 +15,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from slack_bolt import App
+from slack_bolt import App, BoltResponse
+from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import func, text
 from sqlmodel import select
 from starlette.applications import Starlette
@@ -95,7 +97,7 @@ class Bridge:
         ctx = self.ctx
         if run_migrations:
             migrate.upgrade(ctx.db)
-        ctx.bot_user_id, _bot_id = ctx.slack.bot_identity()
+        ctx.bot_user_id, ctx.bot_id = ctx.slack.bot_identity()
         alive = ProcessLock(ctx.db, f"instance:{ctx.instance_id}")  # held while this process lives
         if not alive.try_acquire():
             raise RuntimeError("could not take this process's instance lock")
@@ -154,6 +156,40 @@ def _now_dt() -> Any:
     return datetime.now(UTC)
 
 
+def _own_echoes(ctx: Context) -> Callable[..., BoltResponse | None]:
+    """Bolt middleware: Slack sends each of our own posts back as a ``message`` event; acknowledge those
+    at once and store nothing (they would only be classified "bot message" and dropped)."""
+
+    def middleware(body: dict[str, Any], next: Callable[[], BoltResponse | None]) -> BoltResponse | None:
+        event = body.get("event") if isinstance(body, dict) else None
+        if (isinstance(event, dict) and event.get("type") == "message" and ctx.bot_id
+                and event.get("bot_id") == ctx.bot_id and event.get("subtype") in (None, "bot_message")):
+            return BoltResponse(status=200, body="")
+        return next()
+
+    return middleware
+
+
+def _own_echo_check(ctx: Context, signing_secret: str) -> Callable[[bytes, dict[str, str]], bool]:
+    """The HTTP fast path for our own posts echoed back: signature verified, then recognised by bot id."""
+    verifier = SignatureVerifier(signing_secret)
+
+    def check(body: bytes, headers: dict[str, str]) -> bool:
+        if not ctx.bot_id or b'"bot_id"' not in body:
+            return False
+        if not verifier.is_valid_request(body, headers):
+            return False  # bolt answers it (401)
+        try:
+            envelope = json.loads(body)
+        except ValueError:
+            return False
+        event = envelope.get("event") if isinstance(envelope, dict) else None
+        return (isinstance(event, dict) and event.get("type") == "message" and event.get("bot_id") == ctx.bot_id
+                and event.get("subtype") in (None, "bot_message"))
+
+    return check
+
+
 def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable[[], float] = time.time,
           connectors: dict[str, Connector] | None = None) -> Bridge:
     """Build the whole graph from settings. Nothing starts until ``Bridge.start``."""
@@ -166,11 +202,13 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
     bolt = App(client=client, signing_secret=settings.slack_signing_secret or "socket-mode",
                process_before_response=True, token_verification_enabled=False,
                request_verification_enabled=not settings.slack_app_token)
+    bolt.middleware(_own_echoes(ctx))
     event_listeners.register(bolt, db, clock, ctx.wake_events.set)
     command_listeners.register(bolt)
     registry = CollectorRegistry()
     registry.register(_OutboxCollector(db))
     scheduler = BackgroundScheduler(timezone="UTC")
     bridge = Bridge(ctx=ctx, bolt=bolt, http=build_http(None, lambda: {}, registry), scheduler=scheduler)
-    bridge.http = build_http(bolt, bridge.health, registry)
+    skip = _own_echo_check(ctx, settings.slack_signing_secret) if settings.slack_signing_secret else None
+    bridge.http = build_http(bolt, bridge.health, registry, skip)
     return bridge

@@ -29,13 +29,19 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes | None:
     return bytes(body)
 
 
-def build_http(bolt: App | None, health: Callable[[], dict[str, Any]], registry: CollectorRegistry) -> Starlette:
+def build_http(bolt: App | None, health: Callable[[], dict[str, Any]], registry: CollectorRegistry,
+               skip: Callable[[bytes, dict[str, str]], bool] | None = None) -> Starlette:
+    """``skip(body, headers)``: True for a verified request to acknowledge without storing (our own posts
+    echoed back), answered on the event loop without a trip through bolt."""
+
     async def slack_events(request: Request) -> Response:
         if bolt is None:
             return JSONResponse({"error": "HTTP mode is off (Socket Mode in use)"}, status_code=404)
         body = await read_body(request)
         if body is None:
             return JSONResponse({"error": "body too large"}, status_code=413)
+        if skip is not None and skip(body, dict(request.headers)):
+            return Response(status_code=200)
         bolt_req = BoltRequest(body=body.decode("utf-8", errors="replace"), query=request.url.query,
                                headers={k: [v] for k, v in request.headers.items()})
         resp = await run_in_threadpool(bolt.dispatch, bolt_req)

@@ -86,6 +86,7 @@ class Context:
     connectors: dict[str, Connector]
     clock: Callable[[], float] = time.time
     bot_user_id: str = ""
+    bot_id: str = ""
     wake_slack: threading.Event = field(default_factory=threading.Event)
     wake_platform: threading.Event = field(default_factory=threading.Event)
     wake_events: threading.Event = field(default_factory=threading.Event)
@@ -107,14 +108,14 @@ def card_view(conv: Conversation) -> CardView:
                     assignee=conv.assignee)
 
 
-def _claim(ctx: Context, row_id: int, now: float) -> tuple[Outbox, Conversation | None] | None:
+def _claim(ctx: Context, row_ids: list[int], now: float) -> list[tuple[Outbox, Conversation | None]]:
+    """Claim rows in one short transaction; the ones we got, with their conversations."""
     with ctx.db.session() as s:
-        if not outbox.claim(s, row_id, now, ctx.instance_id):
-            return None
-        row = s.get(Outbox, row_id)
-        assert row is not None
-        conv = s.get(Conversation, row.conversation_id) if row.conversation_id else None
-        return row, conv
+        rows = outbox.claim_many(s, row_ids, now, ctx.instance_id)
+        ids = {r.conversation_id for r in rows if r.conversation_id}
+        convs = {c.id: c for c in s.exec(select(Conversation).where(col(Conversation.id).in_(ids))).all()} \
+            if ids else {}
+        return [(r, convs.get(r.conversation_id)) for r in rows]
 
 
 class SlackDelivery:
@@ -129,37 +130,51 @@ class SlackDelivery:
         paused = ctx.auth_state("slack").paused_until - now
         if paused > 0:  # the token was refused: one probe per pause, not one call per queued row
             return min(paused, 1.0)
-        with ctx.db.session() as s:
+        with ctx.db.read() as s:
             rows = outbox.due(s, "slack", now, limit=50)
             channels = _channels(s, rows)
         if not rows:
             return _idle(ctx, "slack", now)
-        done, wait = 0, 1.0
-        for row in rows:
+        wait, wanted = 1.0, []
+        for row in rows:  # each is the head of its lane; pace posts per channel before claiming
             assert row.id is not None
-            channel = channels.get(row.conversation_id or 0, "")
             if row.kind in POST_KINDS:
+                channel = channels.get(row.conversation_id or 0) or str(outbox.load(row).get("channel", ""))
                 w = self.pacer.wait(channel, ctx.clock())
                 if w > 0:
                     wait = min(wait, w)
                     continue
-            claimed = _claim(ctx, row.id, ctx.clock())
-            if claimed is None:
-                continue
-            row, conv = claimed
-            if row.kind in POST_KINDS:
                 self.pacer.take(channel, ctx.clock())
-            self._deliver(row, conv)
-            done += 1
-            if ctx.auth_state("slack").failures:
-                break
-        if done:
+            wanted.append(row.id)
+        claimed = _claim(ctx, wanted, ctx.clock())
+        # Calls go out one after another with no transaction open; their outcomes are written together
+        # afterwards. A crash in between leaves rows in ``sending``: they are verified before any resend.
+        outcomes: list[Callable[[Session], None]] = []
+        finished: list[tuple[int, str | None]] = []
+        limited: set[str] = set()
+        for row, conv in claimed:
+            refused = ctx.auth_state("slack").failures > 0
+            if refused or (conv is not None and conv.channel in limited and row.kind in POST_KINDS):
+                # the token was just refused, or this channel just answered 429: hand the row back untouched
+                when = ctx.auth_state("slack").paused_until if refused else ctx.clock() + 1.0
+                outcomes.append(_hand_back(row, when))
+                continue
+            outcomes.append(self._attempt(row, conv, limited, finished))
+        if outcomes:
+            with ctx.db.session() as s:
+                outbox.finish_many(s, finished)
+                for write in outcomes:
+                    write(s)
             ctx.wake_slack.set()
-        return 0.0 if done else wait
+        return 0.0 if claimed else wait
 
-    def _deliver(self, row: Outbox, conv: Conversation | None) -> None:
+    def _attempt(self, row: Outbox, conv: Conversation | None, limited: set[str],
+                 finished: list[tuple[int, str | None]]) -> Callable[[Session], None]:
+        """Make the call (no transaction open); return what to write about its outcome (successes are
+        added to ``finished``, written in one statement)."""
         ctx, data = self.ctx, outbox.load(row)
-        assert row.id is not None
+        row_id = row.id
+        assert row_id is not None
         checked = not row.uncertain
         try:
             if row.kind == "channel_notice":
@@ -175,38 +190,44 @@ class SlackDelivery:
             when = exc.retry_at if exc.retry_at is not None else ctx.clock() + backoff(row.attempts)
             if exc.rate_limited and conv is not None:
                 self.pacer.pause(conv.channel, when)
-            with ctx.db.session() as s:
-                if row.attempts >= MAX_ATTEMPTS and not exc.rate_limited:
-                    outbox.fail(s, row.id, exc.reason)
+                limited.add(conv.channel)
+            log.info("slack %s #%s retry at %.1f: %s", row.kind, row_id, when, exc.reason)
+            give_up = row.attempts >= MAX_ATTEMPTS and not exc.rate_limited
+            uncertain, why = exc.uncertain or not checked, exc.reason
+
+            def retry(s: Session) -> None:
+                if give_up:
+                    outbox.fail(s, row_id, why)
                 else:
-                    outbox.retry_at(s, row.id, when, exc.reason, uncertain=exc.uncertain or not checked)
-            log.info("slack %s #%s retry at %.1f: %s", row.kind, row.id, when, exc.reason)
+                    outbox.retry_at(s, row_id, when, why, uncertain=uncertain)
+            return retry
         except AuthFailed as exc:
             state = ctx.auth_state("slack")
             if state.refused(ctx.clock()):
                 log.error("slack deliveries paused: %s", exc.reason)
             ctx.health["slack"] = exc.reason
-            with ctx.db.session() as s:
-                outbox.retry_at(s, row.id, state.paused_until, exc.reason, uncertain=not checked)
+            paused_until, reason, unsure = state.paused_until, exc.reason, not checked
+            return lambda s: outbox.retry_at(s, row_id, paused_until, reason, uncertain=unsure)
         except DeliveryError as exc:
-            log.warning("slack %s #%s failed: %s", row.kind, row.id, exc.reason)
-            with ctx.db.session() as s:
-                outbox.fail(s, row.id, exc.reason)
-        else:
-            ctx.health["slack"] = "ok"
-            ended = ctx.auth_state("slack").works()
-            with ctx.db.session() as s:
-                if ended is not None:
-                    log.warning("slack deliveries resumed: the bot token works again")
-                    enqueue_channel_notice(s, ctx, "slack", ended, ":white_check_mark: Slack refused dmbridge's "
-                                           "bot token for a while; it works again and queued messages are being "
-                                           "delivered in order.")
-                outbox.finish(s, row.id, result)
-                if row.kind == "card" and conv is not None and result:
-                    fresh = s.get(Conversation, conv.id)
-                    if fresh is not None and fresh.thread_ts is None:
-                        fresh.thread_ts = result
-                        s.add(fresh)
+            log.warning("slack %s #%s failed: %s", row.kind, row_id, exc.reason)
+            failed_reason = exc.reason
+            return lambda s: outbox.fail(s, row_id, failed_reason)
+        ctx.health["slack"] = "ok"
+        ended = ctx.auth_state("slack").works()
+        finished.append((row_id, result))
+
+        def sent(s: Session) -> None:
+            if ended is not None:
+                log.warning("slack deliveries resumed: the bot token works again")
+                enqueue_channel_notice(s, ctx, "slack", ended, ":white_check_mark: Slack refused dmbridge's "
+                                       "bot token for a while; it works again and queued messages are being "
+                                       "delivered in order.")
+            if row.kind == "card" and conv is not None and result:
+                fresh = s.get(Conversation, conv.id)
+                if fresh is not None and fresh.thread_ts is None:
+                    fresh.thread_ts = result
+                    s.add(fresh)
+        return sent
 
     def _verify(self, row: Outbox, conv: Conversation) -> str | None:
         """An earlier attempt ended without an answer: did it post? (Only posts need this; the rest is idempotent.)"""
@@ -270,30 +291,42 @@ class PlatformDelivery:
 
     def step(self) -> float:
         ctx, now = self.ctx, self.ctx.clock()
-        with ctx.db.session() as s:
+        with ctx.db.read() as s:
             rows = outbox.due(s, "platform", now, limit=20)
             platforms = {i: p for i, p in s.exec(select(Conversation.id, Conversation.platform).where(
                 col(Conversation.id).in_({r.conversation_id for r in rows if r.conversation_id}))).all()}
         if not rows:
             return _idle(ctx, "platform", now)
-        done, wait = 0, 0.5
-        for row in rows:
+        wait, wanted = 0.5, []
+        for row in rows:  # each is the head of its lane
             assert row.id is not None
             paused = ctx.auth_state(platforms.get(row.conversation_id or 0, "")).paused_until - ctx.clock()
             if paused > 0:  # this platform refused our credential: leave its rows alone until the next probe
                 wait = min(wait, paused)
                 continue
-            claimed = _claim(ctx, row.id, ctx.clock())
-            if claimed is None:
+            wanted.append(row.id)
+        claimed = _claim(ctx, wanted, ctx.clock())
+        # calls with no transaction open, outcomes written together afterwards (see SlackDelivery.step)
+        outcomes: list[Callable[[Session], None]] = []
+        held: dict[str, float] = {}  # platforms that just refused us or rate-limited us: until when
+        for row, conv in claimed:
+            platform = conv.platform if conv else ""
+            if platform in held:
+                outcomes.append(_hand_back(row, held[platform]))
                 continue
-            self._deliver(*claimed)
-            done += 1
+            outcomes.append(self._attempt(row, conv, held))
+        if outcomes:
+            with ctx.db.session() as s:
+                for write in outcomes:
+                    write(s)
         ctx.wake_slack.set()
-        return 0.0 if done else wait
+        return 0.0 if claimed else wait
 
-    def _deliver(self, row: Outbox, conv: Conversation | None) -> None:
+    def _attempt(self, row: Outbox, conv: Conversation | None, held: dict[str, float]) -> Callable[[Session], None]:
+        """Send one part (no transaction open); return what to write about the outcome."""
         ctx, data = self.ctx, outbox.load(row)
-        assert row.id is not None
+        row_id = row.id
+        assert row_id is not None
         channel, ts = str(data["slack_channel"]), str(data["slack_ts"])
         checked = not row.uncertain
         try:
@@ -311,51 +344,59 @@ class PlatformDelivery:
                 result = connector.send(message)
         except RetryLater as exc:
             assert conv is not None
-            uncertain = exc.uncertain or not checked
+            uncertain, reason = exc.uncertain or not checked, exc.reason
             if exc.rate_limited:
-                when = exc.retry_at if exc.retry_at is not None else ctx.clock() + 60
-                with ctx.db.session() as s:
-                    outbox.retry_at(s, row.id, max(when, ctx.clock() + 1), exc.reason, waiting_shown=True,
-                                    uncertain=uncertain)
-                    if not row.waiting_shown:
+                when = max(exc.retry_at if exc.retry_at is not None else ctx.clock() + 60, ctx.clock() + 1)
+                held[conv.platform] = when  # the limit is the account's: the other rows would only hit it too
+                show = not row.waiting_shown
+
+                def limited(s: Session) -> None:
+                    outbox.retry_at(s, row_id, when, reason, waiting_shown=True, uncertain=uncertain)
+                    if show:
                         outbound.enqueue_reaction(s, conv, channel, ts, WAITING, ctx.clock())
-            elif row.attempts >= MAX_ATTEMPTS:
-                self._failed(row, conv, channel, ts, f"{exc.reason} (gave up after {row.attempts} attempts)")
-            else:
-                with ctx.db.session() as s:
-                    outbox.retry_at(s, row.id, ctx.clock() + backoff(row.attempts), exc.reason, uncertain=uncertain)
+                return limited
+            if row.attempts >= MAX_ATTEMPTS:
+                return self._failed(row, conv, channel, ts, f"{reason} (gave up after {row.attempts} attempts)")
+            when = ctx.clock() + backoff(row.attempts)
+            return lambda s: outbox.retry_at(s, row_id, when, reason, uncertain=uncertain)
         except AuthFailed as exc:
             name = conv.platform if conv else "platform"
             state = ctx.auth_state(name)
             first = state.refused(ctx.clock())
             ctx.health[name] = exc.reason
-            with ctx.db.session() as s:
-                outbox.retry_at(s, row.id, state.paused_until, exc.reason, uncertain=not checked)
+            held[name] = state.paused_until
+            paused_until, reason, unsure = state.paused_until, exc.reason, not checked
+
+            def refused(s: Session) -> None:
+                outbox.retry_at(s, row_id, paused_until, reason, uncertain=unsure)
                 if first:
-                    log.error("%s deliveries paused: %s", name, exc.reason)
-                    enqueue_channel_notice(s, ctx, name, state.since, f":warning: {exc.reason}. Replies to "
+                    log.error("%s deliveries paused: %s", name, reason)
+                    enqueue_channel_notice(s, ctx, name, state.since, f":warning: {reason}. Replies to "
                                            f"{Platform(name).label} customers are queued, not lost; they go out "
                                            "in order once the credential works again (see /healthz).")
+            return refused
         except DeliveryError as exc:
             if conv is None:
-                with ctx.db.session() as s:
-                    outbox.fail(s, row.id, exc.reason)
-            else:
-                self._failed(row, conv, channel, ts, exc.reason)
-        else:
-            assert conv is not None and conv.id is not None
-            ctx.health[conv.platform] = "ok"
-            if ctx.auth_state(conv.platform).works() is not None:
-                log.warning("%s deliveries resumed: the credential works again", conv.platform)
+                failed_reason = exc.reason
+                return lambda s: outbox.fail(s, row_id, failed_reason)
+            return self._failed(row, conv, channel, ts, exc.reason)
+        assert conv is not None and conv.id is not None
+        ctx.health[conv.platform] = "ok"
+        if ctx.auth_state(conv.platform).works() is not None:
+            log.warning("%s deliveries resumed: the credential works again", conv.platform)
+        last_part = int(data["part"]) == int(data["parts"]) - 1
+        conv_id, sent = conv.id, result
+
+        def delivered(s: Session) -> None:
             now = ctx.clock()
-            with ctx.db.session() as s:
-                outbox.finish(s, row.id, result.remote_id)
-                events.record_sent(s, platform=conv.platform, account=conv.account, remote_id=result.remote_id,
-                                   conversation_id=conv.id, slack_channel=channel, slack_ts=ts, now=now)
-                if int(data["part"]) == int(data["parts"]) - 1:
-                    outbound.enqueue_reaction(s, conv, channel, ts, OK, now)
-                    if _exists(s, f"react:{WAITING}:{channel}:{ts}"):
-                        outbound.enqueue_reaction(s, conv, channel, ts, WAITING, now, remove=True)
+            outbox.finish(s, row_id, sent.remote_id)
+            events.record_sent(s, platform=conv.platform, account=conv.account, remote_id=sent.remote_id,
+                               conversation_id=conv_id, slack_channel=channel, slack_ts=ts, now=now)
+            if last_part:
+                outbound.enqueue_reaction(s, conv, channel, ts, OK, now)
+                if _exists(s, f"react:{WAITING}:{channel}:{ts}"):
+                    outbound.enqueue_reaction(s, conv, channel, ts, WAITING, now, remove=True)
+        return delivered
 
     def _verify(self, connector: Connector, message: OutboundMessage, row: Outbox,
                 conv: Conversation) -> SendResult | None:
@@ -370,11 +411,15 @@ class PlatformDelivery:
                      found.remote_id)
         return found
 
-    def _failed(self, row: Outbox, conv: Conversation, channel: str, ts: str, reason: str) -> None:
-        assert row.id is not None
-        now = self.ctx.clock()
-        with self.ctx.db.session() as s:
-            outbox.fail(s, row.id, reason)
+    def _failed(self, row: Outbox, conv: Conversation, channel: str, ts: str,
+                reason: str) -> Callable[[Session], None]:
+        """What to write when a part is refused for good: ⚠️, a notice, and its later parts failed too."""
+        row_id = row.id
+        assert row_id is not None
+
+        def write(s: Session) -> None:
+            now = self.ctx.clock()
+            outbox.fail(s, row_id, reason)
             # later parts of the same Slack message must not arrive without this one
             later = s.exec(select(Outbox).where(col(Outbox.dedupe_key).startswith(f"relay:{channel}:{ts}:"),
                                                 Outbox.state == outbox.PENDING)).all()
@@ -386,6 +431,7 @@ class PlatformDelivery:
                 outbound.enqueue_reaction(s, conv, channel, ts, WAITING, now, remove=True)
             outbound.enqueue_notice(s, conv, f"failed:{channel}:{ts}",
                                     f":warning: Not delivered to the customer. {reason}", now)
+        return write
 
 
 class EventProcessor:
@@ -396,38 +442,28 @@ class EventProcessor:
 
     def step(self) -> float:
         ctx = self.ctx
-        with ctx.db.session() as s:
-            pending = [r.id for r in events.unprocessed_slack_events(s)]
-        for row_id in pending:
-            assert row_id is not None
-            try:
-                with ctx.db.session() as s:
-                    self._process(s, row_id)
-            except _AlreadyDone:
-                continue
-        if pending:
+        with ctx.db.read() as s:
+            pending = events.unprocessed_slack_events(s)
+        if not pending:
+            return 1.0
+        deliveries = False
+        with ctx.db.session() as s:  # the batch in one transaction, processors serialised across processes
+            xact_serialize(s, "slack-event-processor")  # so outbox ids follow event order
+            still = events.still_unprocessed(s, [r.id for r in pending if r.id is not None])
+            now, done = ctx.clock(), []
+            for row in pending:
+                if row.id not in still:
+                    continue  # another process got there first
+                body = json.loads(row.payload)
+                event = body.get("event", body)
+                action = outbound.classify(event, ctx.bot_user_id, ctx.settings.note_prefixes)
+                done.append((row.id, outbound.apply(s, action, ctx.limits(), now)))
+                deliveries = deliveries or not isinstance(action, outbound.Ignore | outbound.Note)
+            events.mark_all_processed(s, done, now)
+        if deliveries:
             ctx.wake_slack.set()
             ctx.wake_platform.set()
-        return 0.0 if pending else 1.0
-
-    def _process(self, s: Session, row_id: int) -> None:
-        from bridge.store.tables import SlackEvent
-
-        xact_serialize(s, "slack-event-processor")  # outbox ids follow event order across processes
-        row = s.get(SlackEvent, row_id)
-        if row is None or row.processed_at is not None:
-            raise _AlreadyDone
-        body = json.loads(row.payload)
-        event = body.get("event", body)
-        now = self.ctx.clock()
-        action = outbound.classify(event, self.ctx.bot_user_id, self.ctx.settings.note_prefixes)
-        outcome = outbound.apply(s, action, self.ctx.limits(), now)
-        if not events.mark_processed(s, row_id, outcome, now):
-            raise _AlreadyDone
-
-
-class _AlreadyDone(Exception):
-    pass
+        return 0.0
 
 
 class Poller:
@@ -510,10 +546,25 @@ def _exists(s: Session, key: str) -> bool:
     return s.exec(select(Outbox.id).where(Outbox.dedupe_key == key)).first() is not None
 
 
+def _hand_back(row: Outbox, when: float) -> Callable[[Session], None]:
+    """A claimed row we will not attempt now goes back to ``pending`` as it was."""
+    row_id, error, uncertain = row.id, row.last_error or "postponed", row.uncertain
+    assert row_id is not None
+    return lambda s: outbox.retry_at(s, row_id, when, error, uncertain=uncertain)
+
+
+BLOCKED_RECHECK = 0.2
+
+
 def _idle(ctx: Context, target: str, now: float) -> float:
-    with ctx.db.session() as s:
+    """How long to sleep with nothing to claim (the loop's wake event cuts it short)."""
+    with ctx.db.read() as s:
         nxt = outbox.next_due_at(s, target)
-    return 1.0 if nxt is None else max(0.0, min(1.0, nxt - now))
+    if nxt is None:
+        return 1.0
+    if nxt <= now:  # due but waiting behind an older row of its lane: that row's outcome wakes us
+        return BLOCKED_RECHECK
+    return min(1.0, nxt - now)
 
 
 class Loop(threading.Thread):

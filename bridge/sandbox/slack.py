@@ -204,10 +204,12 @@ class SlackEmulator:
         digest = hmac.new((secret or self.signing_secret).encode(), base, hashlib.sha256).hexdigest()
         return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
-    def send_raw(self, body: bytes, headers: dict[str, str], content_type: str = "application/json") -> httpx.Response:
-        if not self.event_target:
+    def send_raw(self, body: bytes, headers: dict[str, str], content_type: str = "application/json",
+                 target: str | None = None) -> httpx.Response:
+        url = target or self.event_target
+        if not url:
             raise RuntimeError("no event_target: the app's request URL is not set")
-        return self.client.post(self.event_target, content=body, headers={"Content-Type": content_type, **headers})
+        return self.client.post(url, content=body, headers={"Content-Type": content_type, **headers})
 
     def send_envelope(self, envelope: dict[str, Any], *, secret: str | None = None, timestamp: int | None = None,
                       retry_num: int = 0) -> httpx.Response:
@@ -252,9 +254,8 @@ class SlackEmulator:
 
     # ------------------------------------------------------------------ people acting in Slack
 
-    def post_as_user(self, user: str, channel: str, text: str, *, thread_ts: str | None = None,
-                     deliveries: int = 1) -> tuple[str, list[int]]:
-        """A person posts; the app receives ``message`` (and ``app_mention`` when the bot is mentioned)."""
+    def add_message(self, user: str, channel: str, text: str, *, thread_ts: str | None = None) -> dict[str, Any]:
+        """A person posts, and nothing is delivered yet: the ``message`` event to deliver is returned."""
         with self._lock:
             ts = self._next_ts()
             msg: dict[str, Any] = {"type": "message", "user": user, "text": text, "ts": ts, "team": self.team,
@@ -263,7 +264,17 @@ class SlackEmulator:
                 msg["thread_ts"] = thread_ts
                 msg["parent_user_id"] = self._author_of(channel, thread_ts)
             self.channels[channel].messages.append(msg)
-        event = dict(msg, channel=channel, channel_type="channel", event_ts=ts)
+        return dict(msg, channel=channel, channel_type="channel", event_ts=ts)
+
+    def envelope(self, event: dict[str, Any]) -> dict[str, Any]:
+        """An Events API envelope around ``event`` with a fresh ``event_id``."""
+        return self._envelope(event)
+
+    def post_as_user(self, user: str, channel: str, text: str, *, thread_ts: str | None = None,
+                     deliveries: int = 1) -> tuple[str, list[int]]:
+        """A person posts; the app receives ``message`` (and ``app_mention`` when the bot is mentioned)."""
+        event = self.add_message(user, channel, text, thread_ts=thread_ts)
+        ts = str(event["ts"])
         statuses = self.deliver(event, deliveries)
         if f"<@{BOT_USER}>" in text:
             statuses += self.deliver(dict(event, type="app_mention"), deliveries)

@@ -38,11 +38,13 @@ def enqueue(session: Session, *, key: str, target: str, lane: str, kind: str, pa
     ))
 
 
+_older = aliased(Outbox)
+
+
 def _blocked() -> Any:
     """An older row of the same lane is still pending or sending."""
-    older = aliased(Outbox)
-    return exists().where(and_(col(older.lane) == col(Outbox.lane), col(older.id) < col(Outbox.id),
-                               col(older.state).in_((PENDING, SENDING))))
+    return exists().where(and_(col(_older.lane) == col(Outbox.lane), col(_older.id) < col(Outbox.id),
+                               col(_older.state).in_((PENDING, SENDING))))
 
 
 def due(session: Session, target: str, now: float, limit: int = 20) -> list[Outbox]:
@@ -55,20 +57,43 @@ def due(session: Session, target: str, now: float, limit: int = 20) -> list[Outb
 
 def claim(session: Session, row_id: int, now: float, owner: str | None = None) -> bool:
     """pending → sending for ``owner``, atomically and only while first in its lane; False otherwise."""
-    ready = and_(col(Outbox.id) == row_id, col(Outbox.state) == PENDING, ~_blocked())
+    return bool(claim_many(session, [row_id], now, owner))
+
+
+def claim_many(session: Session, row_ids: list[int], now: float, owner: str | None = None) -> list[Outbox]:
+    """Claim those of ``row_ids`` that are still pending and first in their lane; the claimed rows, by id.
+
+    On PostgreSQL rows another worker is claiming are skipped (``FOR UPDATE
+    SKIP LOCKED``), not waited for.
+    """
+    if not row_ids:
+        return []
+    ready = and_(col(Outbox.id).in_(row_ids), col(Outbox.state) == PENDING, ~_blocked())
     if session.get_bind().dialect.name == "postgresql":
         lockable = select(Outbox.id).where(ready).with_for_update(skip_locked=True, of=Outbox)
         where: Any = col(Outbox.id).in_(lockable.scalar_subquery())
     else:
         where = ready
-    result = session.execute(update(Outbox).where(where).values(
-        state=SENDING, claimed_at=now, claimed_by=owner, attempts=Outbox.attempts + 1))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    claimed = session.execute(update(Outbox).where(where).values(
+        state=SENDING, claimed_at=now, claimed_by=owner, attempts=Outbox.attempts + 1)
+        .returning(col(Outbox.id))).scalars().all()
+    if not claimed:
+        return []
+    rows = session.exec(select(Outbox).where(col(Outbox.id).in_(claimed)).order_by(col(Outbox.id))
+                        .execution_options(populate_existing=True)).all()
+    return list(rows)
 
 
 def finish(session: Session, row_id: int, result: str | None = None) -> None:
     session.execute(update(Outbox).where(col(Outbox.id) == row_id).values(state=SENT, result=result,
                                                                           uncertain=False))
+
+
+def finish_many(session: Session, results: list[tuple[int, str | None]]) -> None:
+    """Several rows sent, in one statement (executemany by primary key)."""
+    if results:
+        session.execute(update(Outbox), [{"id": i, "state": SENT, "result": r, "uncertain": False}
+                                         for i, r in results])
 
 
 def fail(session: Session, row_id: int, error: str) -> None:
