@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from slack_bolt import App, BoltResponse
+from slack_bolt import Ack, App, BoltResponse
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import func, text
 from sqlmodel import select
@@ -57,7 +58,8 @@ def build_connectors(settings: Settings) -> dict[str, Connector]:
         found["x"] = XConnector(
             base_url=settings.x_api_url, consumer_key=settings.x_consumer_key,
             consumer_secret=settings.x_consumer_secret, access_token=settings.x_access_token,
-            access_token_secret=settings.x_access_token_secret, user_bearer_token=settings.x_user_bearer_token)
+            access_token_secret=settings.x_access_token_secret, user_bearer_token=settings.x_user_bearer_token,
+            timeout=settings.dmbridge_http_timeout)
     return found
 
 
@@ -158,16 +160,28 @@ def _now_dt() -> Any:
 
 def _own_echoes(ctx: Context) -> Callable[..., BoltResponse | None]:
     """Bolt middleware: Slack sends each of our own posts back as a ``message`` event; acknowledge those
-    at once and store nothing (they would only be classified "bot message" and dropped)."""
+    at once and store nothing (they would only be classified "bot message" and dropped). Also
+    acknowledges ``app_rate_limited`` notices, which no event listener can take."""
 
     def middleware(body: dict[str, Any], next: Callable[[], BoltResponse | None]) -> BoltResponse | None:
+        if isinstance(body, dict) and body.get("type") == "app_rate_limited":
+            # Slack tells us it dropped events for a minute; nothing to store, and a 404 would be retried
+            log.warning("Slack rate-limited event deliveries to this app (minute %s)", body.get("minute_rate_limited"))
+            return BoltResponse(status=200, body="")
         event = body.get("event") if isinstance(body, dict) else None
+        typed = isinstance(event, dict) and isinstance(event.get("type"), str)
+        if body.get("type") == "event_callback" and not typed:
+            return BoltResponse(status=200, body="")  # nothing any listener could take; a 404 would be retried
         if (isinstance(event, dict) and event.get("type") == "message" and ctx.bot_id
                 and event.get("bot_id") == ctx.bot_id and event.get("subtype") in (None, "bot_message")):
             return BoltResponse(status=200, body="")
         return next()
 
     return middleware
+
+
+def _acknowledge_unhandled(ack: Ack) -> None:
+    ack()
 
 
 def _own_echo_check(ctx: Context, signing_secret: str) -> Callable[[bytes, dict[str, str]], bool]:
@@ -196,7 +210,7 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
     file = file or FileConfig()
     quiet_skipped_runs()
     db = Database(settings.database_url)
-    client = make_client(settings.slack_bot_token, settings.slack_base_url)
+    client = make_client(settings.slack_bot_token, settings.slack_base_url, timeout=settings.dmbridge_http_timeout)
     ctx = Context(settings=settings, file=file, db=db, slack=SlackThreads(client, clock),
                   connectors=connectors if connectors is not None else build_connectors(settings), clock=clock)
     bolt = App(client=client, signing_secret=settings.slack_signing_secret or "socket-mode",
@@ -205,6 +219,9 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
     bolt.middleware(_own_echoes(ctx))
     event_listeners.register(bolt, db, clock, ctx.wake_events.set)
     command_listeners.register(bolt)
+    # registered last, so only events no listener above takes reach it: acknowledged (a 404 would make
+    # Slack retry) and not stored
+    bolt.event(re.compile(".*"))(_acknowledge_unhandled)
     registry = CollectorRegistry()
     registry.register(_OutboxCollector(db))
     scheduler = BackgroundScheduler(timezone="UTC")

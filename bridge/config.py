@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     # Slack allows about one post per second per channel; we pace below that with a small burst.
     dmbridge_slack_posts_per_second: float = 1.0
     dmbridge_slack_burst: int = 3
+    # seconds before a Slack or X call is given up as timed out (it is then verified before any resend)
+    dmbridge_http_timeout: float = 15.0
 
     @property
     def note_prefixes(self) -> tuple[str, ...]:

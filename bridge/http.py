@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 MAX_BODY = 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes | None:
@@ -42,9 +44,20 @@ def build_http(bolt: App | None, health: Callable[[], dict[str, Any]], registry:
             return JSONResponse({"error": "body too large"}, status_code=413)
         if skip is not None and skip(body, dict(request.headers)):
             return Response(status_code=200)
-        bolt_req = BoltRequest(body=body.decode("utf-8", errors="replace"), query=request.url.query,
-                               headers={k: [v] for k, v in request.headers.items()})
-        resp = await run_in_threadpool(bolt.dispatch, bolt_req)
+        try:
+            bolt_req = BoltRequest(body=body.decode("utf-8", errors="replace"), query=request.url.query,
+                                   headers={k: [v] for k, v in request.headers.items()})
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError):
+            # bolt parses (and reads fields) before it verifies: a body it cannot read is refused here
+            return JSONResponse({"error": "body is not a Slack request"}, status_code=400)
+        if not isinstance(bolt_req.body, dict):
+            return JSONResponse({"error": "body is not an object"}, status_code=400)
+        try:
+            resp = await run_in_threadpool(bolt.dispatch, bolt_req)
+        except (TypeError, AttributeError, KeyError, IndexError, ValueError):
+            # a verified request whose shape bolt cannot handle will never succeed: 400, not a retried 5xx
+            log.warning("refused a Slack request bolt could not handle", exc_info=True)
+            return JSONResponse({"error": "malformed Slack request"}, status_code=400)
         headers = {k: v[0] for k, v in resp.headers.items() if v and k.lower() != "content-length"}
         return Response(content=resp.body, status_code=resp.status, headers=headers)
 

@@ -26,7 +26,7 @@ from bridge.inbound import ingest
 from bridge.pacing import Pacer
 from bridge.slack.blocks import CardView, SlackMessage, header_card, notice
 from bridge.slack.threads import SlackThreads
-from bridge.store import events, outbox
+from bridge.store import conversations, events, outbox
 from bridge.store.db import Database
 from bridge.store.locks import ProcessLock, xact_serialize
 from bridge.store.tables import Conversation, Outbox, SentMessage
@@ -153,7 +153,7 @@ class SlackDelivery:
         finished: list[tuple[int, str | None]] = []
         limited: set[str] = set()
         for row, conv in claimed:
-            refused = ctx.auth_state("slack").failures > 0
+            refused = ctx.auth_state("slack").paused_until > ctx.clock()  # refused just now, in this batch
             if refused or (conv is not None and conv.channel in limited and row.kind in POST_KINDS):
                 # the token was just refused, or this channel just answered 429: hand the row back untouched
                 when = ctx.auth_state("slack").paused_until if refused else ctx.clock() + 1.0
@@ -188,6 +188,8 @@ class SlackDelivery:
                     result = self._call(row, conv, data)
         except RetryLater as exc:
             when = exc.retry_at if exc.retry_at is not None else ctx.clock() + backoff(row.attempts)
+            if exc.uncertain:  # let a late answer land before we look for it
+                when = max(when, ctx.clock() + ctx.settings.dmbridge_http_timeout)
             if exc.rate_limited and conv is not None:
                 self.pacer.pause(conv.channel, when)
                 limited.add(conv.channel)
@@ -212,6 +214,9 @@ class SlackDelivery:
             log.warning("slack %s #%s failed: %s", row.kind, row_id, exc.reason)
             failed_reason = exc.reason
             return lambda s: outbox.fail(s, row_id, failed_reason)
+        except Exception as exc:  # anything unforeseen: the row must not stay claimed; it may have gone out
+            log.exception("slack %s #%s: unexpected error", row.kind, row_id)
+            return _unexpected(row, ctx.clock(), exc)
         ctx.health["slack"] = "ok"
         ended = ctx.auth_state("slack").works()
         finished.append((row_id, result))
@@ -358,6 +363,8 @@ class PlatformDelivery:
             if row.attempts >= MAX_ATTEMPTS:
                 return self._failed(row, conv, channel, ts, f"{reason} (gave up after {row.attempts} attempts)")
             when = ctx.clock() + backoff(row.attempts)
+            if exc.uncertain:  # let a late answer land before we look for it
+                when = max(when, ctx.clock() + ctx.settings.dmbridge_http_timeout)
             return lambda s: outbox.retry_at(s, row_id, when, reason, uncertain=uncertain)
         except AuthFailed as exc:
             name = conv.platform if conv else "platform"
@@ -380,6 +387,9 @@ class PlatformDelivery:
                 failed_reason = exc.reason
                 return lambda s: outbox.fail(s, row_id, failed_reason)
             return self._failed(row, conv, channel, ts, exc.reason)
+        except Exception as exc:  # anything unforeseen: the row must not stay claimed; it may have gone out
+            log.exception("platform delivery #%s: unexpected error", row_id)
+            return _unexpected(row, ctx.clock(), exc)
         assert conv is not None and conv.id is not None
         ctx.health[conv.platform] = "ok"
         if ctx.auth_state(conv.platform).works() is not None:
@@ -451,19 +461,34 @@ class EventProcessor:
             xact_serialize(s, "slack-event-processor")  # so outbox ids follow event order
             still = events.still_unprocessed(s, [r.id for r in pending if r.id is not None])
             now, done = ctx.clock(), []
+            deferred = False
             for row in pending:
                 if row.id not in still:
                     continue  # another process got there first
                 body = json.loads(row.payload)
                 event = body.get("event", body)
                 action = outbound.classify(event, ctx.bot_user_id, ctx.settings.note_prefixes)
+                if _thread_not_known_yet(s, action):
+                    deferred = True  # its header card is posted but not recorded yet: come back to it
+                    continue
                 done.append((row.id, outbound.apply(s, action, ctx.limits(), now)))
                 deliveries = deliveries or not isinstance(action, outbound.Ignore | outbound.Note)
             events.mark_all_processed(s, done, now)
         if deliveries:
             ctx.wake_slack.set()
             ctx.wake_platform.set()
-        return 0.0
+        return BLOCKED_RECHECK if deferred and not done else 0.0
+
+
+def _thread_not_known_yet(s: Session, action: outbound.Action) -> bool:
+    """A reply in a thread we do not know, while some header card's post is unsettled: the thread may be
+    that card's (posted, its ts not written yet, or cut short by a crash and awaiting verification)."""
+    if not isinstance(action, outbound.Relay | outbound.Command | outbound.Changed):
+        return False
+    if conversations.by_thread(s, action.channel, action.thread_ts) is not None:
+        return False
+    return s.exec(select(Outbox.id).where(Outbox.kind == "card", col(Outbox.state).in_(
+        (outbox.PENDING, outbox.SENDING))).limit(1)).first() is not None
 
 
 class Poller:
@@ -544,6 +569,12 @@ def _channels(s: Session, rows: list[Outbox]) -> dict[int, str]:
 
 def _exists(s: Session, key: str) -> bool:
     return s.exec(select(Outbox.id).where(Outbox.dedupe_key == key)).first() is not None
+
+
+def _unexpected(row: Outbox, now: float, exc: Exception) -> Callable[[Session], None]:
+    row_id, when, reason = row.id, now + backoff(row.attempts), f"unexpected {type(exc).__name__}"
+    assert row_id is not None
+    return lambda s: outbox.retry_at(s, row_id, when, reason, uncertain=True)
 
 
 def _hand_back(row: Outbox, when: float) -> Callable[[Session], None]:

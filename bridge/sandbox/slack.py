@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import queue
+import random
 import threading
 import time
 import uuid
@@ -63,6 +64,25 @@ class _Fault:
     retry_after: float | None = None
     error: str | None = None
     delay: float = 0.0
+    reset: bool = False  # do the work, then break the connection before the answer is complete
+
+
+class _CutOff(Response):
+    """Announces a body it never sends: the client sees the connection close mid-answer."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+        await send({"type": "http.response.body", "body": b'{"ok": tr', "more_body": False})
+
+
+@dataclass
+class _Chaos:
+    rate: float
+    kinds: tuple[str, ...]
+    methods: frozenset[str]
+    rng: random.Random
+    slow: float
 
 
 @dataclass
@@ -101,6 +121,8 @@ class SlackEmulator:
         self.responses: list[dict[str, Any]] = []
         self._calls: list[Call] = []
         self._faults: dict[str, list[_Fault]] = {}
+        self._chaos: _Chaos | None = None
+        self.chaos_log: list[tuple[str, str]] = []
         self._triggers: dict[str, float] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
         self._last_ts = 0.0
@@ -171,6 +193,15 @@ class SlackEmulator:
             self._faults.setdefault(method, []).extend(
                 _Fault(status, retry_after if status == 429 else None, error, delay) for _ in range(times))
 
+    def chaos(self, rate: float, *, kinds: tuple[str, ...] = ("429", "500", "slow", "reset"),
+              methods: tuple[str, ...] = ("chat.postMessage", "reactions.add", "reactions.remove", "chat.update"),
+              slow: float = 2.0, seed: int = 7) -> None:
+        """From now on a share ``rate`` of calls to ``methods`` fail at random with one of ``kinds``: 429 with
+        Retry-After, 500, an answer ``slow`` seconds late (after the call took effect), or a connection cut
+        off after the call took effect (``reset``). ``rate=0`` stops it."""
+        with self._lock:
+            self._chaos = _Chaos(rate, kinds, frozenset(methods), random.Random(seed), slow) if rate else None
+
     # ------------------------------------------------------------------ what happened
 
     def calls(self, method: str | None = None) -> list[Call]:
@@ -219,6 +250,14 @@ class SlackEmulator:
         if retry_num:
             headers |= {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
         return self.send_raw(body, headers)
+
+    def send_envelope_to(self, envelope: dict[str, Any], target: str, *, retry_num: int = 0) -> httpx.Response:
+        """Deliver a signed Events API body to ``target`` (one of several app instances)."""
+        body = json.dumps(envelope).encode()
+        headers = self.sign(body)
+        if retry_num:
+            headers |= {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_error"}
+        return self.send_raw(body, headers, target=target)
 
     def send_form(self, fields: dict[str, str], *, secret: str | None = None) -> httpx.Response:
         """Deliver a form-encoded request (slash command, or ``payload=`` interactivity), signed."""
@@ -377,11 +416,17 @@ class SlackEmulator:
         with self._lock:
             fault = self._faults.get(method, [])
             injected = fault.pop(0) if fault else None
+            chaos = self._chaos
+            if injected is None and chaos is not None and method in chaos.methods and chaos.rng.random() < chaos.rate:
+                kind = chaos.rng.choice(chaos.kinds)
+                self.chaos_log.append((method, kind))
+                injected = {"429": _Fault(429, retry_after=1), "500": _Fault(500),
+                            "slow": _Fault(200, delay=chaos.slow), "reset": _Fault(200, reset=True)}[kind]
         if injected is not None and injected.delay:
             await asyncio.sleep(injected.delay)  # a slow Slack: the call still happens, late
         with self._lock:
             try:
-                if injected is not None and not injected.delay:
+                if injected is not None and not injected.delay and not injected.reset:
                     raise _fault_error(injected)
                 if token != self.bot_token or not self.token_valid:
                     raise _ApiError("invalid_auth" if self.token_valid or token != self.bot_token
@@ -391,6 +436,8 @@ class SlackEmulator:
                     raise _ApiError("unknown_method", 404)
                 data = handler(params)
                 self._calls.append(Call(method, params, 200))
+                if injected is not None and injected.reset:
+                    return _CutOff()
                 return JSONResponse({"ok": True, **data})
             except _ApiError as exc:
                 self._calls.append(Call(method, params, exc.status, exc.error))

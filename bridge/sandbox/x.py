@@ -90,6 +90,7 @@ class XEmulator:
         self._events: list[dict[str, Any]] = []
         self._api_sent: set[str] = set()
         self._faults: dict[str, list[_Fault]] = {}
+        self._chaos: tuple[float, tuple[str, ...], set[str], Any] | None = None
         self._reads = _Window(reads_per_window, window_seconds)
         self._sends = _Window(sends_per_window, window_seconds)
         self._daily = _Window(sends_per_day, 86_400.0)
@@ -126,6 +127,15 @@ class XEmulator:
                 user["profile_image_url"] = profile_image_url
             self.users[user_id] = user
             self.accepts_dms[user_id] = accepts_dms
+
+    def chaos(self, rate: float, *, kinds: tuple[str, ...] = ("429", "503"), on: tuple[str, ...] = ("send", "read"),
+              seed: int = 11) -> None:
+        """From now on a share ``rate`` of ``on`` calls fail at random: 429 (reset a second ahead) or 503.
+        ``rate=0`` stops it."""
+        import random
+
+        with self._lock:
+            self._chaos = (rate, kinds, set(on), random.Random(seed)) if rate else None
 
     def revoke(self, revoked: bool = True) -> None:
         """Every call answers 401 until called with False (a revoked or expired credential)."""
@@ -182,6 +192,10 @@ class XEmulator:
         with self._lock:
             faults = self._faults.get(kind, [])
             fault = faults.pop(0) if faults else None
+            if fault is None and self._chaos is not None:
+                rate, kinds, on, rng = self._chaos
+                if kind in on and rng.random() < rate:
+                    fault = _Fault(429 if rng.choice(kinds) == "429" else 503, 1.0, False, 0.0)
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)
             fault = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,9 +18,9 @@ HARMLESS = {"already_reacted", "no_reaction"}
 METADATA_EVENT = "dmbridge_delivery"
 
 
-def make_client(token: str, base_url: str, timeout: int = 15) -> WebClient:
+def make_client(token: str, base_url: str, timeout: float = 15) -> WebClient:
     """A WebClient with no automatic 429 retry: rate limits are handled by the outbox."""
-    return WebClient(token=token, base_url=base_url, timeout=timeout)
+    return WebClient(token=token, base_url=base_url, timeout=max(1, round(timeout)))
 
 
 class SlackThreads:
@@ -50,6 +51,8 @@ class SlackThreads:
             raise RetryLater(f"Slack {method}: {exc}", uncertain=True) from exc
         except OSError as exc:  # timeouts and resets may come after Slack acted; a refused connection cannot
             raise RetryLater(f"Slack unreachable: {type(exc).__name__}", uncertain=not _refused(exc)) from exc
+        except http.client.HTTPException as exc:  # the connection broke mid-answer: Slack may have acted
+            raise RetryLater(f"Slack answer cut off: {type(exc).__name__}", uncertain=True) from exc
 
     def post(self, channel: str, message: SlackMessage, *, thread_ts: str | None = None,
              username: str | None = None, icon_url: str | None = None, key: str | None = None) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import and_, exists, update
+from sqlalchemy import and_, exists, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -110,6 +110,20 @@ def retry_at(session: Session, row_id: int, when: float, error: str, waiting_sho
     if uncertain is not None:
         values["uncertain"] = uncertain
     session.execute(update(Outbox).where(col(Outbox.id) == row_id).values(**values))
+
+
+def attempted_with_text(session: Session, *, platform: str, account: str, remote_conversation: str,
+                        text: str) -> bool:
+    """A delivery to this platform conversation with exactly this text was attempted and its outcome is not
+    recorded yet (``sending``, or back in the queue as ``uncertain``): an echo of it is ours."""
+    from bridge.store.tables import Conversation
+
+    candidates = session.exec(select(Outbox.payload).join(Conversation, col(Conversation.id) == Outbox.conversation_id)
+                              .where(Conversation.platform == platform, Conversation.account == account,
+                                     Conversation.remote_id == remote_conversation, Outbox.target == "platform",
+                                     or_(col(Outbox.state) == SENDING,
+                                         and_(col(Outbox.state) == PENDING, col(Outbox.uncertain))))).all()
+    return any(json.loads(payload).get("text") == text for payload in candidates)
 
 
 def claim_owners(session: Session) -> set[str]:

@@ -27,11 +27,12 @@ class XConnector:
     limits = Limits(max_chars=MAX_DM_CHARS)
 
     def __init__(self, *, base_url: str, consumer_key: str = "", consumer_secret: str = "",
-                 access_token: str = "", access_token_secret: str = "", user_bearer_token: str = "") -> None:
+                 access_token: str = "", access_token_secret: str = "", user_bearer_token: str = "",
+                 timeout: float = 15.0) -> None:
         self.client, self._user_auth = api.make_client(
             base_url=base_url, consumer_key=consumer_key, consumer_secret=consumer_secret,
             access_token=access_token, access_token_secret=access_token_secret,
-            user_bearer_token=user_bearer_token)
+            user_bearer_token=user_bearer_token, timeout=timeout)
         self._me: str | None = None
         self._username: str | None = None
 
