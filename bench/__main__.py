@@ -1,25 +1,29 @@
-"""Run every benchmark and print a table: ``python -m bench [--quick] [--no-pg]``."""
+"""Run every benchmark and print a table: ``python -m bench [--messages N] [--no-pg] [--no-drain]``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bench import core
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--messages", type=int, default=300, help="DMs per throughput run")
+    parser.add_argument("--messages", type=int, default=300, help="DMs / replies per throughput run")
     parser.add_argument("--no-pg", action="store_true", help="skip PostgreSQL runs")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="admin URL of a PostgreSQL server for a scratch database")
+    parser.add_argument("--rates", default="100,200", help="ack-latency arrival rates, events/s")
+    parser.add_argument("--seconds", type=float, default=20.0, help="duration of each ack-latency run")
+    parser.add_argument("--drain", type=int, default=300, help="DMs in the drain burst (0 skips it)")
     args = parser.parse_args()
-    rows = core.run_all(args.messages, None if args.no_pg else args.pg)
-    width = max(len(r[0]) for r in rows)
-    print(f"{'benchmark'.ljust(width)}  result")
-    print("-" * (width + 40))
-    for name, value in rows:
-        print(f"{name.ljust(width)}  {value}")
+    sys.setswitchinterval(0.0005)  # the emulators answer from threads of this process
+    print(f"{'benchmark':<92}  result", flush=True)
+    print("-" * 150, flush=True)
+    core.run_all(args.messages, None if args.no_pg else args.pg,
+                 rates=tuple(float(r) for r in args.rates.split(",") if r), seconds=args.seconds,
+                 drain_messages=args.drain, out=lambda row: print(f"{row.name:<92}  {row.value}", flush=True))
 
 
 if __name__ == "__main__":

@@ -1,46 +1,56 @@
-"""Core-loop figures: inbound throughput vs a no-persistence ceiling, ack latency, idle RSS."""
+"""The benchmark suite: throughput against a same-run ceiling, ack latency, RSS, drain under Slack's limit.
+
+Everything measured here runs ``python -m bridge serve`` as real
+subprocesses against the emulators, which run in this process; the ceiling
+(``bench.ceiling``) and the load generator (``bench.loadgen``) run in their
+own processes too, so no two measured parties share an interpreter.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import httpx
-import requests
 from sqlalchemy import create_engine, text
 
-from bridge.sandbox.harness import BOT_TOKEN, CHANNEL, SIGNING_SECRET, start_sandbox, wait_for
-from bridge.sandbox.slack import SlackEmulator
-from bridge.sandbox.x import XEmulator
-from connectors.x.connector import XConnector
+from bridge.sandbox.harness import CHANNEL, wait_for
+from bridge.sandbox.process import ROOT, ServeProcess, World, free_port, serve_env, start_world
+from bridge.sandbox.x import BRAND_ID
 
-CUSTOMERS = [str(1290011223300000000 + i) for i in range(20)]
+AGENT = "U0AGENT1"
 
 
-def _customers(x: XEmulator) -> None:
-    for i, cid in enumerate(CUSTOMERS):
-        x.add_user(cid, f"customer{i}", f"Customer {i}", profile_image_url=f"https://img.example/{i}.jpg")
+@dataclass
+class Row:
+    name: str
+    value: str
 
 
 @contextmanager
-def scratch_pg(admin: str) -> Iterator[str]:
+def scratch_db(kind: str, pg_admin: str | None) -> Iterator[str]:
+    """A fresh SQLite file or PostgreSQL database, removed afterwards."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="dmbridge-bench-") as tmp:
+            yield f"sqlite:///{Path(tmp) / 'bench.db'}"
+        return
+    assert pg_admin is not None
     name = f"dmbridge_bench_{uuid.uuid4().hex[:8]}"
-    url = admin.replace("postgresql://", "postgresql+psycopg://")
-    eng = create_engine(url, isolation_level="AUTOCOMMIT")
+    eng = create_engine(pg_admin.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
     with eng.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield admin.rsplit("/", 1)[0] + "/" + name
+        yield pg_admin.rsplit("/", 1)[0] + "/" + name
     finally:
         with eng.connect() as c:
             c.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname='{name}'"))
@@ -48,124 +58,276 @@ def scratch_pg(admin: str) -> Iterator[str]:
         eng.dispose()
 
 
-def inbound_throughput(n: int, database_url: str | None) -> tuple[float, float]:
-    """DMs/s from X emulator to mirrored Slack posts through the whole bridge; CPU ms per DM (whole process)."""
-    box = start_sandbox(database_url=database_url, x_poll_seconds=0.05)
+def _migrate(env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "-m", "bridge", "migrate"], env=env, cwd=tempfile.gettempdir(), check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+@contextmanager
+def bridges(world: World, database_url: str, count: int, **extra: str) -> Iterator[list[ServeProcess]]:
+    """``count`` serve processes on one database, the first poll done (so new DMs count as new)."""
+    env = serve_env(world, database_url, **extra)
+    _migrate(env)
+    procs = [ServeProcess(env, name=f"serve{i}") for i in range(count)]
     try:
-        _customers(box.x)
-        for i in range(n):
-            box.x.customer_sends(CUSTOMERS[i % len(CUSTOMERS)], f"message {i}")
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        wait_for(lambda: sum(1 for m in box.slack.messages(CHANNEL) if m.get("username")) >= n, timeout=600,
-                 what="all mirrored")
-        elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-        return n / elapsed, cpu * 1000 / n
+        for p in procs:
+            p.start(wait=False)
+        for p in procs:
+            p.wait_ready()
+        wait_for(lambda: any(r[1] == "/2/dm_events" and r[2] == 200 for r in world.x.requests), what="first poll")
+        time.sleep(0.3)  # the first poll's cursor is committed just after its answer
+        world.slack.event_target = procs[0].events_url
+        yield procs
     finally:
-        box.close()
+        for p in procs:
+            p.stop()
 
 
-def ceiling_throughput(n: int) -> float:
-    """The same HTTP calls with no persistence and no queue: poll pages, then one post per DM."""
-    slack, x = SlackEmulator(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN), XEmulator()
-    slack.start()
-    x.start()
+def _mirrored(world: World) -> int:
+    return sum(1 for m in world.slack.messages(CHANNEL) if m.get("username") and m.get("thread_ts"))
+
+
+def _ceiling(mode: str, world: World, n: int, go: Callable[[str], str]) -> subprocess.Popen[str]:
+    """Start ``bench.ceiling``; ``go(events_url)`` prepares the run and returns the line that starts it."""
+    args = [sys.executable, "-m", "bench.ceiling", mode, world.slack.api_url, world.x.api_url, str(n)]
+    proc = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    ready = proc.stdout.readline().split()
+    if not ready or ready[0] != "ready":
+        raise RuntimeError("ceiling process did not start")
+    proc.stdin.write(go(ready[1]) + "\n")
+    proc.stdin.flush()
+    return proc
+
+
+def _finished(proc: subprocess.Popen[str]) -> float:
+    assert proc.stdout is not None
+    result = json.loads(proc.stdout.readline())
+    proc.wait(timeout=30)
+    return float(result["elapsed"])
+
+
+def ceiling_inbound(n: int) -> float:
+    world = start_world()
     try:
-        slack.add_channel(CHANNEL, "social-inbox")
-        _customers(x)
-        conn = XConnector(base_url=x.api_url, consumer_key=x.consumer_key, consumer_secret=x.consumer_secret,
-                          access_token=x.access_token, access_token_secret=x.access_token_secret)
-        conn.start()
-        mark = conn.poll(None).cursor
-        for i in range(n):
-            x.customer_sends(CUSTOMERS[i % len(CUSTOMERS)], f"message {i}")
-        client = httpx.Client(base_url=slack.api_url, headers={"Authorization": f"Bearer {BOT_TOKEN}"})
-        t0 = time.perf_counter()
-        done = 0
-        while done < n:
-            batch = conn.poll(mark)
-            mark = batch.cursor
-            for m in batch.messages:
-                client.post("chat.postMessage", json={"channel": CHANNEL, "text": m.text, "thread_ts": None,
-                                                      "username": m.customer.name})
-                done += 1
+        def go(url: str) -> str:
+            world.slack.event_target = url  # the ceiling acknowledges Slack's echoes of its posts too
+            for i in range(n):
+                world.x.customer_sends(world.customers[i % len(world.customers)], f"message {i}")
+            return "go"
+        return n / _finished(_ceiling("inbound", world, n, go))
+    finally:
+        world.close()
+
+
+def inbound(n: int, database_url: str, count: int) -> tuple[float, float]:
+    """DMs/s from the X emulator to mirrored Slack posts; CPU ms per DM summed over the processes."""
+    world = start_world()
+    try:
+        with bridges(world, database_url, count, X_POLL_SECONDS="0.1") as procs:
+            cpu0 = sum(p.cpu_seconds() for p in procs)
+            t0 = time.perf_counter()
+            for i in range(n):
+                world.x.customer_sends(world.customers[i % len(world.customers)], f"message {i}")
+            wait_for(lambda: _mirrored(world) >= n, timeout=600, what="all mirrored")
+            elapsed = time.perf_counter() - t0
+            cpu = sum(p.cpu_seconds() for p in procs) - cpu0
+            return n / elapsed, cpu * 1000 / n
+    finally:
+        world.close()
+
+
+def _threads(world: World, procs: list[ServeProcess]) -> list[tuple[str, str, str]]:
+    """One conversation per customer: (customer, dm_conversation_id, thread ts)."""
+    for cid in world.customers:
+        world.x.customer_sends(cid, "hello")
+    wait_for(lambda: len(world.slack.roots(CHANNEL)) >= len(world.customers) and
+             _mirrored(world) >= len(world.customers), timeout=120, what="threads")
+    found = []
+    for root in world.slack.roots(CHANNEL):
+        replies = world.slack.thread(CHANNEL, root["ts"])[1:]
+        name = replies[0]["username"]
+        cid = world.customers[int(name.split()[-1])]
+        low, high = sorted((cid, BRAND_ID), key=int)
+        found.append((cid, f"{low}-{high}", str(root["ts"])))
+    return found
+
+
+def _signed(world: World, event: dict[str, Any]) -> dict[str, Any]:
+    body = json.dumps(world.slack.envelope(event))
+    return {"body": body, "headers": world.slack.sign(body.encode())}
+
+
+def _send_all(world: World, requests: list[tuple[str, dict[str, Any]]]) -> None:
+    """Deliver signed events with 8 senders at once, as Slack's delivery does, each acknowledged."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(lambda r: world.slack.send_raw(
+            r[1]["body"].encode(), r[1]["headers"], target=r[0]).status_code, requests))
+    assert set(statuses) == {200}, statuses
+
+
+def ceiling_relay(n: int) -> float:
+    world = start_world(echo_bot_messages=False)
+    try:
+        convs = {}
+        for cid in world.customers:
+            low, high = sorted((cid, BRAND_ID), key=int)
+            convs[str(world.slack.add_message(AGENT, CHANNEL, f"thread of {cid}")["ts"])] = f"{low}-{high}"
+        roots = list(convs)
+        t0 = 0.0
+
+        def go(url: str) -> str:
+            nonlocal t0
+            requests = [(url, _signed(world, world.slack.add_message(AGENT, CHANNEL, f"reply {i}",
+                                                                      thread_ts=roots[i % len(roots)])))
+                        for i in range(n)]
+            threading.Thread(target=_send_all, args=(world, requests), daemon=True).start()
+            t0 = time.perf_counter()
+            return json.dumps(convs)
+        proc = _ceiling("relay", world, n, go)
+        _finished(proc)
         return n / (time.perf_counter() - t0)
     finally:
-        slack.stop()
-        x.stop()
+        world.close()
 
 
-def ack_latency(concurrency: int = 100, total: int = 400) -> tuple[float, float]:
-    """Latency of signed Events API requests answered by the bridge (stored, then acked), in ms."""
-    box = start_sandbox()
+def relay(n: int, database_url: str, count: int) -> tuple[float, float]:
+    """Agent replies/s from signed Slack events (spread over the processes) to DMs out and ✅ on Slack."""
+    world = start_world()
     try:
-        box.x.customer_sends("1290011223344556677", "hello")
-        ts = wait_for(lambda: box.slack.roots(CHANNEL), what="thread")[0]["ts"]
-        bodies = []
-        for i in range(total):
-            env = {"type": "event_callback", "team_id": "T0SANDBOX", "api_app_id": "A0BRIDGE",
-                   "event_id": f"EvBENCH{i}", "event_time": int(time.time()),
-                   "event": {"type": "message", "user": "U0AGENT1", "text": f"// note {i}",
-                             "ts": f"1900000000.{i:06d}", "thread_ts": ts, "channel": CHANNEL}}
-            bodies.append(json.dumps(env).encode())
-        session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=concurrency, pool_maxsize=concurrency)
-        session.mount("http://", adapter)
+        with bridges(world, database_url, count) as procs:
+            threads = _threads(world, procs)
+            requests = []
+            for i in range(n):
+                _cid, _conv, ts = threads[i % len(threads)]
+                ev = world.slack.add_message(AGENT, CHANNEL, f"reply {i}", thread_ts=ts)
+                requests.append((procs[i % len(procs)].events_url, _signed(world, ev)))
+            cpu0 = sum(p.cpu_seconds() for p in procs)
+            t0 = time.perf_counter()
+            _send_all(world, requests)
 
-        def send(body: bytes) -> float:
-            headers = box.slack.sign(body)
-            t = time.perf_counter()
-            r = session.post(box.events_url, data=body, headers=headers, timeout=30)
-            assert r.status_code == 200, r.status_code
-            return (time.perf_counter() - t) * 1000
-
-        with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            lat = sorted(pool.map(send, bodies))
-        return statistics.median(lat), lat[int(len(lat) * 0.99) - 1]
+            def delivered() -> bool:
+                sent = sum(len(world.x.received_by(c)) for c, _v, _t in threads)
+                oks = sum(1 for m in world.slack.messages(CHANNEL)
+                          if "white_check_mark" in world.slack.reactions(CHANNEL, m["ts"]))
+                return sent >= n and oks >= n
+            wait_for(delivered, timeout=600, what="all relayed")
+            elapsed = time.perf_counter() - t0
+            cpu = sum(p.cpu_seconds() for p in procs) - cpu0
+            return n / elapsed, cpu * 1000 / n
     finally:
-        box.close()
+        world.close()
 
 
-def idle_rss_mb() -> float:
-    """RSS of a real ``dmbridge serve`` process after it settles, against the emulators."""
-    slack, x = SlackEmulator(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN), XEmulator()
-    slack.start()
-    x.start()
-    slack.add_channel(CHANNEL, "social-inbox")
-    tmp = tempfile.mkdtemp()
-    env = dict(os.environ, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET,
-               SLACK_API_URL=slack.api_url, DMBRIDGE_CHANNEL=CHANNEL,
-               DATABASE_URL=f"sqlite:///{Path(tmp) / 'rss.db'}", X_CONSUMER_KEY=x.consumer_key,
-               X_CONSUMER_SECRET=x.consumer_secret, X_ACCESS_TOKEN=x.access_token,
-               X_ACCESS_TOKEN_SECRET=x.access_token_secret, X_API_URL=x.api_url, X_POLL_SECONDS="65")
-    proc = subprocess.Popen([sys.executable, "-m", "bridge", "serve", "--port", "0"], env=env, cwd=tmp,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def ack_latency(rate: float, seconds: float, in_flight: int = 100, kind: str = "reply") -> tuple[dict[str, Any], float,
+                                                                                                 float]:
+    """Open-loop signed thread messages at ``rate``/s against one serve process (SQLite).
+
+    ``kind="reply"``: agent replies, each then relayed to X and marked ✅ while
+    the load runs; ``kind="note"``: internal notes (stored, classified, nothing
+    sent), which isolates the acknowledgement path.
+
+    Returns the load generator's summary, the process's idle RSS before the
+    load and its peak RSS (VmHWM) after it, in MB.
+    """
+    world = start_world()
     try:
-        time.sleep(6)
-        if proc.poll() is not None:
-            raise RuntimeError("dmbridge serve exited early")
-        status = Path(f"/proc/{proc.pid}/status").read_text()
-        kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
-        return kb / 1024
+        with scratch_db("sqlite", None) as url, bridges(world, url, 1) as procs:
+            proc = procs[0]
+            threads = _threads(world, procs)
+            time.sleep(2)
+            idle = proc.status_kb("VmRSS") / 1024
+            total = int(rate * seconds)
+            requests = []
+            for i in range(total):
+                ts = threads[i % len(threads)][2]
+                text = f"// note {i}" if kind == "note" else f"reply {i}"
+                requests.append(_signed(world, world.slack.add_message(AGENT, CHANNEL, text, thread_ts=ts)))
+            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+                json.dump(requests, fh)
+            out = subprocess.run([sys.executable, "-m", "bench.loadgen", fh.name, proc.events_url, str(rate),
+                                  str(in_flight)], cwd=ROOT, capture_output=True, text=True, check=True)
+            summary = json.loads(out.stdout)
+            if kind == "reply":
+                wait_for(lambda: sum(len(world.x.received_by(c)) for c, _v, _t in threads) >= total, timeout=300,
+                         what="relays after the load")
+            return summary, idle, proc.status_kb("VmHWM") / 1024
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        slack.stop()
-        x.stop()
+        world.close()
 
 
-def run_all(n: int, pg_admin: str | None) -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = []
-    ceiling = ceiling_throughput(n)
-    rows.append((f"ceiling: same HTTP calls, no persistence ({n} DMs)", f"{ceiling:8.1f} DMs/s"))
-    rate, cpu = inbound_throughput(n, None)
-    rows.append(("inbound DM → Slack post, SQLite", f"{rate:8.1f} DMs/s  ({rate / ceiling:.0%} of ceiling), "
-                                                   f"{cpu:.2f} ms CPU/DM"))
-    if pg_admin:
-        with scratch_pg(pg_admin) as url:
-            rate, cpu = inbound_throughput(n, url)
-        rows.append(("inbound DM → Slack post, PostgreSQL", f"{rate:8.1f} DMs/s  ({rate / ceiling:.0%} of ceiling), "
-                                                           f"{cpu:.2f} ms CPU/DM"))
-    p50, p99 = ack_latency()
-    rows.append(("Slack event ack latency, 100 concurrent", f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"))
-    rows.append(("idle RSS of dmbridge serve", f"{idle_rss_mb():.0f} MB"))
+def idle_rss() -> float:
+    """RSS of a serve process with the production poll interval, after it settles."""
+    world = start_world(customers=1)
+    try:
+        with scratch_db("sqlite", None) as url, bridges(world, url, 1, X_POLL_SECONDS="65") as procs:
+            time.sleep(5)
+            return procs[0].status_kb("VmRSS") / 1024
+    finally:
+        world.close()
+
+
+def drain(n: int, burst: int = 3) -> tuple[float, float, int, int]:
+    """A burst of ``n`` DMs from one customer into one channel, Slack limited to 1 post/s (burst ``burst``).
+
+    Returns (seconds from first to last post, theoretical minimum, 429s, posts).
+    The bridge runs with its default pacing (1/s, burst 3).
+    """
+    world = start_world(customers=1, posts_per_second=1.0, post_burst=burst)
+    try:
+        with scratch_db("sqlite", None) as url, bridges(world, url, 1, DMBRIDGE_SLACK_POSTS_PER_SECOND="1",
+                                                        DMBRIDGE_SLACK_BURST=str(burst)):
+            for i in range(n):
+                world.x.customer_sends(world.customers[0], f"burst {i}")
+            posts = n + 1  # the header card, then every message
+            wait_for(lambda: len(world.slack.messages(CHANNEL)) >= posts, timeout=n * 3 + 120, what="drain")
+            stamps = sorted(float(m["ts"]) for m in world.slack.messages(CHANNEL))
+            took = stamps[-1] - stamps[0]
+            minimum = max(0.0, posts - burst) / 1.0
+            return took, minimum, world.slack.count_429(), len(world.slack.calls("chat.postMessage"))
+    finally:
+        world.close()
+
+
+def run_all(n: int, pg_admin: str | None, *, rates: tuple[float, ...] = (100.0, 200.0), seconds: float = 20.0,
+            drain_messages: int = 300, out: Callable[[Row], None] = lambda r: None) -> list[Row]:
+    rows: list[Row] = []
+
+    def add(name: str, value: str) -> None:
+        rows.append(Row(name, value))
+        out(rows[-1])
+
+    dbs = ["sqlite"] + (["postgresql"] if pg_admin else [])
+    ceiling = ceiling_inbound(n)
+    add(f"inbound ceiling (same calls, same clients, no store; {n} DMs, 20 conversations)", f"{ceiling:7.1f} DMs/s")
+    for db in dbs:
+        for count in (1, 3):
+            with scratch_db(db, pg_admin) as url:
+                rate, cpu = inbound(n, url, count)
+            add(f"inbound DM → Slack post, {db}, {count} process{'es' if count > 1 else ''}",
+                f"{rate:7.1f} DMs/s = {rate / ceiling:4.0%} of ceiling; {cpu:.2f} ms CPU/DM")
+    ceiling_r = ceiling_relay(n)
+    add(f"relay ceiling (X send + ✅ reaction, no store; {n} replies)", f"{ceiling_r:7.1f} replies/s")
+    for db in dbs:
+        for count in (1, 3):
+            with scratch_db(db, pg_admin) as url:
+                rate, cpu = relay(n, url, count)
+            add(f"relay Slack reply → DM out + ✅, {db}, {count} process{'es' if count > 1 else ''}",
+                f"{rate:7.1f} replies/s = {rate / ceiling_r:4.0%} of ceiling; {cpu:.2f} ms CPU/reply")
+    for kind in ("note", "reply"):
+        for r in rates:
+            summary, _idle, peak = ack_latency(r, seconds, kind=kind)
+            what = "notes (stored, nothing sent)" if kind == "note" else "replies (each relayed to X + ✅)"
+            add(f"ack latency, {what}, open loop {r:.0f}/s for {seconds:.0f} s, ≤100 in flight, SQLite",
+                f"p50 {summary['p50']:.1f} ms, p99 {summary['p99']:.1f} ms, max {summary['max']:.0f} ms; "
+                f"HTTP {summary['statuses']}; peak RSS {peak:.0f} MB")
+    add("idle RSS of dmbridge serve (X_POLL_SECONDS=65, after 5 s)", f"{idle_rss():.0f} MB")
+    if drain_messages:
+        took, minimum, n429, posts = drain(drain_messages)
+        add(f"drain {drain_messages} DMs into one channel, Slack 1 post/s (burst 3)",
+            f"{took:.1f} s vs minimum {minimum:.0f} s (+{(took / minimum - 1) if minimum else 0:.1%}); "
+            f"{n429} × 429 of {posts} posts ({n429 / posts:.1%})")
     return rows
+
+
+__all__ = ["Row", "free_port", "run_all"]

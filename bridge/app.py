@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -15,7 +17,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from slack_bolt import App
+from slack_bolt import Ack, App, BoltResponse
+from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import func, text
 from sqlmodel import select
 from starlette.applications import Starlette
@@ -36,6 +39,7 @@ from bridge.slack.roster import Roster
 from bridge.slack.threads import SlackThreads, make_client
 from bridge.store import migrate
 from bridge.store.db import Database
+from bridge.store.locks import ProcessLock
 from bridge.store.tables import Outbox, SlackEvent
 from bridge.workers import (
     Context,
@@ -56,6 +60,20 @@ from connectors.x.connector import XConnector
 from connectors.x.webhook import XWebhook
 
 log = logging.getLogger(__name__)
+RECOVER_SECONDS = 5.0
+
+
+class _SkippedPollFilter(logging.Filter):
+    """A poll still running when the next one is due is normal (slow API, backlog); APScheduler warns each time."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+def quiet_skipped_runs() -> None:
+    logger = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _SkippedPollFilter) for f in logger.filters):
+        logger.addFilter(_SkippedPollFilter())
 
 
 @dataclass
@@ -74,7 +92,8 @@ def build_channels(settings: Settings, file: FileConfig, environ: Mapping[str, s
         x = XConnector(
             base_url=settings.x_api_url, consumer_key=settings.x_consumer_key,
             consumer_secret=settings.x_consumer_secret, access_token=settings.x_access_token,
-            access_token_secret=settings.x_access_token_secret, user_bearer_token=settings.x_user_bearer_token)
+            access_token_secret=settings.x_access_token_secret, user_bearer_token=settings.x_user_bearer_token,
+            timeout=settings.dmbridge_http_timeout)
         found.senders["x"] = found.polled["x"] = x
         if settings.x_webhooks:
             if not settings.x_consumer_secret:
@@ -143,12 +162,17 @@ class Bridge:
     pollers: dict[str, Poller] = field(default_factory=dict)
     socket_mode: Any = None
     starters: dict[str, Starter] = field(default_factory=dict)
+    locks: list[ProcessLock] = field(default_factory=list)
 
     def start(self, *, run_migrations: bool = True) -> None:
         ctx = self.ctx
         if run_migrations:
             migrate.upgrade(ctx.db)
-        ctx.bot_user_id, _bot_id = ctx.slack.bot_identity()
+        ctx.bot_user_id, ctx.bot_id = ctx.slack.bot_identity()
+        alive = ProcessLock(ctx.db, f"instance:{ctx.instance_id}")  # held while this process lives
+        if not alive.try_acquire():
+            raise RuntimeError("could not take this process's instance lock")
+        self.locks.append(alive)
         recover(ctx)
         slack, platform, processor = SlackDelivery(ctx), PlatformDelivery(ctx), EventProcessor(ctx)
         self.loops = [
@@ -159,7 +183,9 @@ class Bridge:
         for loop in self.loops:
             loop.start()
         for name, polled in self.channels.polled.items():
-            poller = Poller(ctx, polled)
+            lock = ProcessLock(ctx.db, f"poll:{name}")  # one poller per account across processes
+            self.locks.append(lock)
+            poller = Poller(ctx, polled, lock)
             self.pollers[name] = poller
             self.scheduler.add_job(poller.poll_once, "interval", seconds=ctx.settings.x_interval,
                                    id=f"poll:{name}", max_instances=1, coalesce=True,
@@ -172,7 +198,8 @@ class Bridge:
             self.starters[key] = starter
             self.scheduler.add_job(starter.run, "interval", seconds=30, id=f"start:{key}", max_instances=1,
                                    coalesce=True, next_run_time=_now_dt())
-        self.scheduler.add_job(lambda: recover(ctx), "interval", seconds=60, id="recover", max_instances=1)
+        self.scheduler.add_job(lambda: recover(ctx), "interval", seconds=RECOVER_SECONDS, id="recover",
+                               max_instances=1)
         self.scheduler.add_job(lambda: wake_snoozed(ctx), "interval", seconds=ctx.settings.dmbridge_sweep_seconds,
                                id="snoozes", max_instances=1, coalesce=True)
         self.scheduler.add_job(self._sla_sweep, "interval", seconds=ctx.settings.dmbridge_sweep_seconds,
@@ -211,6 +238,8 @@ class Bridge:
             self.scheduler.shutdown(wait=True)
         for loop in self.loops:
             loop.join(timeout=10)
+        for lock in reversed(self.locks):
+            lock.release(forget=lock.name.startswith("instance:"))
         self.ctx.db.dispose()
 
     def health(self) -> dict[str, Any]:
@@ -234,6 +263,52 @@ def _now_dt() -> Any:
     return datetime.now(UTC)
 
 
+def _own_echoes(ctx: Context) -> Callable[..., BoltResponse | None]:
+    """Bolt middleware: Slack sends each of our own posts back as a ``message`` event; acknowledge those
+    at once and store nothing (they would only be classified "bot message" and dropped). Also
+    acknowledges ``app_rate_limited`` notices, which no event listener can take."""
+
+    def middleware(body: dict[str, Any], next: Callable[[], BoltResponse | None]) -> BoltResponse | None:
+        if isinstance(body, dict) and body.get("type") == "app_rate_limited":
+            # Slack tells us it dropped events for a minute; nothing to store, and a 404 would be retried
+            log.warning("Slack rate-limited event deliveries to this app (minute %s)", body.get("minute_rate_limited"))
+            return BoltResponse(status=200, body="")
+        event = body.get("event") if isinstance(body, dict) else None
+        typed = isinstance(event, dict) and isinstance(event.get("type"), str)
+        if body.get("type") == "event_callback" and not typed:
+            return BoltResponse(status=200, body="")  # nothing any listener could take; a 404 would be retried
+        if (isinstance(event, dict) and event.get("type") == "message" and ctx.bot_id
+                and event.get("bot_id") == ctx.bot_id and event.get("subtype") in (None, "bot_message")):
+            return BoltResponse(status=200, body="")
+        return next()
+
+    return middleware
+
+
+def _acknowledge_unhandled(ack: Ack) -> None:
+    ack()
+
+
+def _own_echo_check(ctx: Context, signing_secret: str) -> Callable[[bytes, dict[str, str]], bool]:
+    """The HTTP fast path for our own posts echoed back: signature verified, then recognised by bot id."""
+    verifier = SignatureVerifier(signing_secret)
+
+    def check(body: bytes, headers: dict[str, str]) -> bool:
+        if not ctx.bot_id or b'"bot_id"' not in body:
+            return False
+        if not verifier.is_valid_request(body, headers):
+            return False  # bolt answers it (401)
+        try:
+            envelope = json.loads(body)
+        except ValueError:
+            return False
+        event = envelope.get("event") if isinstance(envelope, dict) else None
+        return (isinstance(event, dict) and event.get("type") == "message" and event.get("bot_id") == ctx.bot_id
+                and event.get("subtype") in (None, "bot_message"))
+
+    return check
+
+
 def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable[[], float] = time.time,
           environ: Mapping[str, str] | None = None) -> Bridge:
     """Build the whole graph from settings. Nothing starts until ``Bridge.start``.
@@ -241,9 +316,10 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
     ``environ`` is where the secrets named in ``dmbridge.toml`` are read (default: the process environment).
     """
     file = file or FileConfig()
+    quiet_skipped_runs()
     channels = build_channels(settings, file, os.environ if environ is None else environ)
     db = Database(settings.database_url)
-    client = make_client(settings.slack_bot_token, settings.slack_base_url)
+    client = make_client(settings.slack_bot_token, settings.slack_base_url, timeout=settings.dmbridge_http_timeout)
     slack = SlackThreads(client, clock)
     roster = Roster(slack, settings.dmbridge_agents or file.agents)
     senders = channels.senders
@@ -254,10 +330,14 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
     bolt = App(client=client, signing_secret=settings.slack_signing_secret or "socket-mode",
                process_before_response=True, token_verification_enabled=False,
                request_verification_enabled=not settings.slack_app_token)
+    bolt.middleware(_own_echoes(ctx))
     event_listeners.register(bolt, db, clock, ctx.wake_events.set)
     deps = ListenerDeps(db=db, desk=desk, slack=slack, clock=clock, wake=ctx.wake_slack.set)
     command_listeners.register(bolt, deps)
     interaction_listeners.register(bolt, deps)
+    # registered last, so only events no listener above takes reach it: acknowledged (a 404 would make
+    # Slack retry) and not stored
+    bolt.event(re.compile(".*"))(_acknowledge_unhandled)
     registry = CollectorRegistry()
     registry.register(_OutboxCollector(db))
     scheduler = BackgroundScheduler(timezone="UTC")
@@ -270,6 +350,7 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
         return new
 
     bridge = Bridge(ctx=ctx, bolt=bolt, http=build_http(None, lambda: {}, registry, {}, store),
-                    scheduler=scheduler, channels=channels, sla=SlaRunner(db, desk, file.policies(), clock))
-    bridge.http = build_http(bolt, bridge.health, registry, channels.receivers, store)
+                    scheduler=scheduler, sla=SlaRunner(db, desk, file.policies(), clock), channels=channels)
+    skip = _own_echo_check(ctx, settings.slack_signing_secret) if settings.slack_signing_secret else None
+    bridge.http = build_http(bolt, bridge.health, registry, channels.receivers, store, skip)
     return bridge

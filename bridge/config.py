@@ -237,6 +237,8 @@ class Settings(BaseSettings):
     dmbridge_slack_posts_per_second: float = 1.0
     dmbridge_slack_burst: int = 3
     dmbridge_sweep_seconds: float = 30.0  # how often due snoozes (and SLA timers) are checked
+    # seconds before a Slack or X call is given up as timed out (it is then verified before any resend)
+    dmbridge_http_timeout: float = 15.0
 
     @property
     def note_prefixes(self) -> tuple[str, ...]:

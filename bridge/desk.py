@@ -198,7 +198,7 @@ class Desk:
                       f"{slack_escape(conv.customer_name)}) was escalated to *{team_name}* "
                       f"(priority {priority}) by {mention(who.id)}{why}")
             outbox.enqueue(s, key=f"escalation:{audit_id}", target="slack", lane=f"c:{team.channel}",
-                           kind="channel_post", payload={"channel": team.channel, "text": notice}, now=now,
+                           kind="channel_notice", payload={"channel": team.channel, "text": notice}, now=now,
                            conversation_id=conv.id)
         return Reply(f"#{conv.id} is escalated to {team_name}.")
 

@@ -43,12 +43,18 @@ class DeliveryError(DmbridgeError):
 
 
 class RetryLater(DeliveryError):
-    """Try again at ``retry_at`` (epoch seconds), or after backoff when None."""
+    """Try again at ``retry_at`` (epoch seconds), or after backoff when None.
 
-    def __init__(self, reason: str, retry_at: float | None = None, rate_limited: bool = False) -> None:
+    ``uncertain``: the call may have taken effect (timeout, reset, 5xx after
+    the request went out); the next attempt verifies before sending again.
+    """
+
+    def __init__(self, reason: str, retry_at: float | None = None, rate_limited: bool = False,
+                 uncertain: bool = False) -> None:
         super().__init__(reason)
         self.retry_at = retry_at
         self.rate_limited = rate_limited
+        self.uncertain = uncertain
 
 
 class Rejected(DeliveryError):

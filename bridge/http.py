@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from bridge.errors import BadPayload
 from connectors.base import WebhookReceiver, WebhookReply, WebhookRequest
 
 MAX_BODY = 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes | None:
@@ -34,8 +36,11 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes | None:
 
 
 def build_http(bolt: App | None, health: Callable[[], dict[str, Any]], registry: CollectorRegistry,
-               receivers: dict[str, WebhookReceiver], store: Callable[[str, Batch], int]) -> Starlette:
-    """``store(route, batch)`` writes a webhook's messages in one transaction and wakes the loops."""
+               receivers: dict[str, WebhookReceiver], store: Callable[[str, Batch], int],
+               skip: Callable[[bytes, dict[str, str]], bool] | None = None) -> Starlette:
+    """``store(route, batch)`` writes a webhook's messages in one transaction and wakes the loops.
+    ``skip(body, headers)``: True for a verified request to acknowledge without storing (our own posts
+    echoed back), answered on the event loop without a trip through bolt."""
 
     async def webhook(request: Request) -> Response:
         route = request.path_params.get("route", "generic")
@@ -65,9 +70,22 @@ def build_http(bolt: App | None, health: Callable[[], dict[str, Any]], registry:
         body = await read_body(request)
         if body is None:
             return JSONResponse({"error": "body too large"}, status_code=413)
-        bolt_req = BoltRequest(body=body.decode("utf-8", errors="replace"), query=request.url.query,
-                               headers={k: [v] for k, v in request.headers.items()})
-        resp = await run_in_threadpool(bolt.dispatch, bolt_req)
+        if skip is not None and skip(body, dict(request.headers)):
+            return Response(status_code=200)
+        try:
+            bolt_req = BoltRequest(body=body.decode("utf-8", errors="replace"), query=request.url.query,
+                                   headers={k: [v] for k, v in request.headers.items()})
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError):
+            # bolt parses (and reads fields) before it verifies: a body it cannot read is refused here
+            return JSONResponse({"error": "body is not a Slack request"}, status_code=400)
+        if not isinstance(bolt_req.body, dict):
+            return JSONResponse({"error": "body is not an object"}, status_code=400)
+        try:
+            resp = await run_in_threadpool(bolt.dispatch, bolt_req)
+        except (TypeError, AttributeError, KeyError, IndexError, ValueError):
+            # a verified request whose shape bolt cannot handle will never succeed: 400, not a retried 5xx
+            log.warning("refused a Slack request bolt could not handle", exc_info=True)
+            return JSONResponse({"error": "malformed Slack request"}, status_code=400)
         headers = {k: v[0] for k, v in resp.headers.items() if v and k.lower() != "content-length"}
         return Response(content=resp.body, status_code=resp.status, headers=headers)
 

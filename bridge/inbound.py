@@ -24,14 +24,18 @@ def ingest(session: Session, connector: str, account: str, batch: Batch, channel
            now: float, auto_assign: bool = False) -> int:
     """Store a poll's or webhook's messages, then its cursor. Returns how many were new.
 
-    Our own sends coming back are recognised by their stored remote id and
-    dropped; anything else the brand sent (from the platform's own app) is
+    Our own sends coming back are recognised by their stored remote id, or
+    while a send's outcome is not yet recorded by a matching attempted delivery,
+    and dropped; anything else the brand sent (from the platform's own app) is
     mirrored with a label. A message seen before inserts nothing.
     """
     new = 0
     for msg in batch.messages:
         if msg.from_brand and events.sent_by_us(session, msg.platform, msg.account, msg.remote_id):
             continue
+        if msg.from_brand and outbox.attempted_with_text(session, platform=msg.platform, account=msg.account,
+                                                         remote_conversation=msg.conversation, text=msg.text):
+            continue  # our own send whose outcome is not written yet (in flight, or cut short by a crash)
         if ingest_message(session, msg, channel_for(msg.account), now, auto_assign):
             new += 1
     if batch.cursor is not None:

@@ -78,7 +78,9 @@ def classify(event: dict[str, Any], bot_user_id: str, note_prefixes: tuple[str, 
         return Ignore("bot message")
     if subtype not in RELAYED_SUBTYPES:
         return Ignore(f"subtype {subtype}")
-    ts, thread_ts = str(event.get("ts", "")), event.get("thread_ts")
+    ts, thread_ts = str(event.get("ts") or ""), event.get("thread_ts")
+    if not ts:
+        return Ignore("no ts")
     if not thread_ts or thread_ts == ts:
         return Ignore("not a thread reply")
     user, text = str(event.get("user", "")), str(event.get("text") or "")

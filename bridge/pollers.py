@@ -9,17 +9,21 @@ from bridge.config import channel_for
 from bridge.errors import AuthFailed, RetryLater
 from bridge.inbound import ingest
 from bridge.store import events
-from bridge.workers import Context, backoff
+from bridge.store.locks import ProcessLock
+from bridge.workers import Context, backoff, enqueue_channel_notice
 from connectors.base import Connector, PollingConnector
 
 log = logging.getLogger(__name__)
 
 
 class Poller:
-    """One connector's poll: fetch with no transaction open, then store events and cursor together."""
+    """One connector's poll: fetch with no transaction open, then store events and cursor together.
 
-    def __init__(self, ctx: Context, connector: PollingConnector) -> None:
-        self.ctx, self.connector = ctx, connector
+    With a ``lock`` only the process holding it polls (one poller per account across processes).
+    """
+
+    def __init__(self, ctx: Context, connector: PollingConnector, lock: ProcessLock | None = None) -> None:
+        self.ctx, self.connector, self.lock = ctx, connector, lock
         self.not_before = 0.0
         self.started = False
         self.failures = 0
@@ -29,13 +33,15 @@ class Poller:
         try:
             return self._poll()
         finally:
-            self.first_done.set()  # tried once: succeeded (the mark is set) or failed and will retry
+            self.first_done.set()  # tried once: succeeded (the mark is set), failed, or another process leads
 
     def _poll(self) -> int:
         ctx, c = self.ctx, self.connector
         now = ctx.clock()
         if now < self.not_before:
             return 0
+        if self.lock is not None and not self.lock.try_acquire():
+            return 0  # another process polls this account
         try:
             if not self.started:
                 c.start()
@@ -49,13 +55,20 @@ class Poller:
             log.warning("%s poll postponed until %.0f: %s", c.name, self.not_before, exc.reason)
             return 0
         except AuthFailed as exc:
-            self.failures += 1
-            ctx.health[c.name] = exc.reason
-            self.not_before = now + min(600.0, 30.0 * self.failures)
-            log.error("%s poll: %s", c.name, exc.reason)
+            state = ctx.auth_state(c.platform.value)
+            first = state.refused(now)
+            ctx.health[c.platform.value] = exc.reason
+            self.not_before = state.paused_until
+            if first:
+                log.error("%s poll paused: %s", c.name, exc.reason)
+                with ctx.db.session() as s:
+                    enqueue_channel_notice(s, ctx, c.platform.value, state.since,
+                                           f":warning: {exc.reason}. New {c.platform.label} messages are not "
+                                           "being fetched until the credential works again (see /healthz).")
             return 0
         self.failures = 0
-        ctx.health[c.name] = "ok"
+        ctx.health[c.platform.value] = "ok"
+        ctx.auth_state(c.platform.value).works()
         with ctx.db.session() as s:
             new = ingest(s, c.name, c.account, batch,
                          lambda account: channel_for(ctx.settings, ctx.file, c.name, account), ctx.clock(),

@@ -1,4 +1,4 @@
-"""Background delivery: outbox loops for Slack and platforms, and the Slack event processor.
+"""Background delivery: outbox loops for Slack and platforms, the Slack event processor, pollers.
 
 No platform call happens in a request handler: handlers only store, these
 loops deliver. A row is claimed in one short transaction, the call is made
@@ -12,17 +12,17 @@ import logging
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select
 
 from bridge import outbound, profiles
-from bridge.config import FileConfig, Settings
-from bridge.desk import Desk, refresh_home
-from bridge.domain import Limits, OutboundMessage, Platform
+from bridge.config import FileConfig, Settings, channel_for
+from bridge.desk import Desk, Who, refresh_home
+from bridge.domain import Limits, OutboundMessage, Platform, SendResult
 from bridge.errors import AuthFailed, DeliveryError, Rejected, RetryLater
-from bridge.outbound import Command, Ignore, Relay
 from bridge.pacing import Pacer
 from bridge.sla_runner import report_text
 from bridge.slack.blocks import SlackMessage, header_card, notice
@@ -31,20 +31,52 @@ from bridge.slack.views import home_view
 from bridge.store import conversations, events, outbox
 from bridge.store import desk as desk_store
 from bridge.store.db import Database
-from bridge.store.tables import Conversation, Outbox, SlackEvent
-from connectors.base import Connector, ProfileLookup
+from bridge.store.locks import ProcessLock, xact_serialize
+from bridge.store.tables import Conversation, Outbox, SentMessage
+from connectors.base import Connector, ProfileLookup, VerifiesSends
 
 log = logging.getLogger(__name__)
 
-POST_KINDS = {"card", "mirror", "notice", "template_post", "channel_post"}
+POST_KINDS = {"card", "mirror", "notice", "channel_notice", "template_post"}
+UNTHREADED = {"channel_notice", "ephemeral", "home"}  # deliveries that need no conversation
 MAX_ATTEMPTS = 12
 STALE_CLAIM_SECONDS = 120.0
+AUTH_PAUSE_MIN, AUTH_PAUSE_MAX = 5.0, 300.0
 OK, WAITING, WARNING = "white_check_mark", "hourglass_flowing_sand", "warning"
 
 
 def backoff(attempts: int) -> float:
     """Exponential backoff with jitter, capped at five minutes."""
     return float(min(300.0, 2.0 ** min(attempts, 9)) * (0.75 + random.random() / 2))
+
+
+def auth_pause(failures: int) -> float:
+    """How long to leave a refused credential alone: 5 s, 10 s, 20 s … up to five minutes."""
+    return min(AUTH_PAUSE_MAX, AUTH_PAUSE_MIN * 2.0 ** max(0, min(failures - 1, 10)))
+
+
+@dataclass
+class AuthState:
+    """One credential that was refused: we pause its deliveries and probe with one call per pause."""
+
+    failures: int = 0
+    since: float = 0.0
+    paused_until: float = 0.0
+
+    def refused(self, now: float) -> bool:
+        """Record a refusal; True for the first of an incident (the one to report)."""
+        self.failures += 1
+        first = self.failures == 1
+        if first:
+            self.since = now
+        self.paused_until = now + auth_pause(self.failures)
+        return first
+
+    def works(self) -> float | None:
+        """Record success; the incident's start when one just ended."""
+        ended = self.since if self.failures else None
+        self.failures, self.since, self.paused_until = 0, 0.0, 0.0
+        return ended
 
 
 @dataclass
@@ -61,23 +93,29 @@ class Context:
     clock: Callable[[], float] = time.time
     profiles: dict[str, ProfileLookup] = field(default_factory=dict)
     bot_user_id: str = ""
+    bot_id: str = ""
     wake_slack: threading.Event = field(default_factory=threading.Event)
     wake_platform: threading.Event = field(default_factory=threading.Event)
     wake_events: threading.Event = field(default_factory=threading.Event)
     health: dict[str, str] = field(default_factory=dict)
+    instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    auth: dict[str, AuthState] = field(default_factory=dict)
+
+    def auth_state(self, name: str) -> AuthState:
+        return self.auth.setdefault(name, AuthState())
 
     def limits(self) -> dict[str, Limits]:
         return {c.platform.value: c.limits for c in self.connectors.values()}
 
 
-def _claim(ctx: Context, row_id: int, now: float) -> tuple[Outbox, Conversation | None] | None:
+def _claim(ctx: Context, row_ids: list[int], now: float) -> list[tuple[Outbox, Conversation | None]]:
+    """Claim rows in one short transaction; the ones we got, with their conversations."""
     with ctx.db.session() as s:
-        if not outbox.claim(s, row_id, now):
-            return None
-        row = s.get(Outbox, row_id)
-        assert row is not None
-        conv = s.get(Conversation, row.conversation_id) if row.conversation_id else None
-        return row, conv
+        rows = outbox.claim_many(s, row_ids, now, ctx.instance_id)
+        ids = {r.conversation_id for r in rows if r.conversation_id}
+        convs = {c.id: c for c in s.exec(select(Conversation).where(col(Conversation.id).in_(ids))).all()} \
+            if ids else {}
+        return [(r, convs.get(r.conversation_id)) for r in rows]
 
 
 class SlackDelivery:
@@ -89,87 +127,150 @@ class SlackDelivery:
 
     def step(self) -> float:
         ctx, now = self.ctx, self.ctx.clock()
-        with ctx.db.session() as s:
+        paused = ctx.auth_state("slack").paused_until - now
+        if paused > 0:  # the token was refused: one probe per pause, not one call per queued row
+            return min(paused, 1.0)
+        with ctx.db.read() as s:
             rows = outbox.due(s, "slack", now, limit=50)
             channels = _channels(s, rows)
         if not rows:
             return _idle(ctx, "slack", now)
-        done, wait = 0, 1.0
-        for row in rows:
+        wait, wanted = 1.0, []
+        for row in rows:  # each is the head of its lane; pace posts per channel before claiming
             assert row.id is not None
-            channel = channels.get(row.conversation_id or 0, "")
             if row.kind in POST_KINDS:
+                channel = channels.get(row.conversation_id or 0) or str(outbox.load(row).get("channel", ""))
                 w = self.pacer.wait(channel, ctx.clock())
                 if w > 0:
                     wait = min(wait, w)
                     continue
-            claimed = _claim(ctx, row.id, ctx.clock())
-            if claimed is None:
-                continue
-            row, conv = claimed
-            if row.kind in POST_KINDS:
                 self.pacer.take(channel, ctx.clock())
-            self._deliver(row, conv)
-            done += 1
-        if done:
+            wanted.append(row.id)
+        claimed = _claim(ctx, wanted, ctx.clock())
+        # Calls go out one after another with no transaction open; their outcomes are written together
+        # afterwards. A crash in between leaves rows in ``sending``: they are verified before any resend.
+        outcomes: list[Callable[[Session], None]] = []
+        finished: list[tuple[int, str | None]] = []
+        limited: set[str] = set()
+        for row, conv in claimed:
+            refused = ctx.auth_state("slack").paused_until > ctx.clock()  # refused just now, in this batch
+            if refused or (conv is not None and conv.channel in limited and row.kind in POST_KINDS):
+                # the token was just refused, or this channel just answered 429: hand the row back untouched
+                when = ctx.auth_state("slack").paused_until if refused else ctx.clock() + 1.0
+                outcomes.append(_hand_back(row, when))
+                continue
+            outcomes.append(self._attempt(row, conv, limited, finished))
+        if outcomes:
+            with ctx.db.session() as s:
+                outbox.finish_many(s, finished)
+                for write in outcomes:
+                    write(s)
             ctx.wake_slack.set()
-        return 0.0 if done else wait
+        return 0.0 if claimed else wait
 
-    def _deliver(self, row: Outbox, conv: Conversation | None) -> None:
+    def _attempt(self, row: Outbox, conv: Conversation | None, limited: set[str],
+                 finished: list[tuple[int, str | None]]) -> Callable[[Session], None]:
+        """Make the call (no transaction open); return what to write about its outcome (successes are
+        added to ``finished``, written in one statement)."""
         ctx, data = self.ctx, outbox.load(row)
-        assert row.id is not None
+        row_id = row.id
+        assert row_id is not None
+        checked = not row.uncertain
         try:
-            result = self._call(row, conv, data)
+            if row.kind == "channel_notice":
+                result: str | None = self._channel_notice(row, data)
+            elif row.kind in UNTHREADED:
+                result = self._unthreaded(row, data)
+            else:
+                if conv is None:
+                    raise Rejected("conversation is gone")
+                result = None if checked else self._verify(row, conv)
+                checked = True
+                if result is None:
+                    result = self._call(row, conv, data)
         except RetryLater as exc:
             when = exc.retry_at if exc.retry_at is not None else ctx.clock() + backoff(row.attempts)
+            if exc.uncertain:  # let a late answer land before we look for it
+                when = max(when, ctx.clock() + ctx.settings.dmbridge_http_timeout)
             if exc.rate_limited and conv is not None:
                 self.pacer.pause(conv.channel, when)
-            with ctx.db.session() as s:
-                if row.attempts >= MAX_ATTEMPTS and not exc.rate_limited:
-                    outbox.fail(s, row.id, exc.reason)
-                else:
-                    outbox.retry_at(s, row.id, when, exc.reason)
-            log.info("slack %s #%s retry at %.1f: %s", row.kind, row.id, when, exc.reason)
-        except AuthFailed as exc:
-            ctx.health["slack"] = exc.reason
-            with ctx.db.session() as s:
-                outbox.retry_at(s, row.id, ctx.clock() + 60, exc.reason)
-        except DeliveryError as exc:
-            log.warning("slack %s #%s failed: %s", row.kind, row.id, exc.reason)
-            with ctx.db.session() as s:
-                outbox.fail(s, row.id, exc.reason)
-        else:
-            ctx.health["slack"] = "ok"
-            with ctx.db.session() as s:
-                outbox.finish(s, row.id, result)
-                if row.kind == "card" and conv is not None and result:
-                    fresh = s.get(Conversation, conv.id)
-                    if fresh is not None and fresh.thread_ts is None:
-                        fresh.thread_ts = result
-                        s.add(fresh)
+                limited.add(conv.channel)
+            log.info("slack %s #%s retry at %.1f: %s", row.kind, row_id, when, exc.reason)
+            give_up = row.attempts >= MAX_ATTEMPTS and not exc.rate_limited
+            uncertain, why = exc.uncertain or not checked, exc.reason
 
-    def _call(self, row: Outbox, conv: Conversation | None, data: dict[str, object]) -> str | None:
+            def retry(s: Session) -> None:
+                if give_up:
+                    outbox.fail(s, row_id, why)
+                else:
+                    outbox.retry_at(s, row_id, when, why, uncertain=uncertain)
+            return retry
+        except AuthFailed as exc:
+            state = ctx.auth_state("slack")
+            if state.refused(ctx.clock()):
+                log.error("slack deliveries paused: %s", exc.reason)
+            ctx.health["slack"] = exc.reason
+            paused_until, reason, unsure = state.paused_until, exc.reason, not checked
+            return lambda s: outbox.retry_at(s, row_id, paused_until, reason, uncertain=unsure)
+        except DeliveryError as exc:
+            log.warning("slack %s #%s failed: %s", row.kind, row_id, exc.reason)
+            failed_reason = exc.reason
+            return lambda s: outbox.fail(s, row_id, failed_reason)
+        except Exception as exc:  # anything unforeseen: the row must not stay claimed; it may have gone out
+            log.exception("slack %s #%s: unexpected error", row.kind, row_id)
+            return _unexpected(row, ctx.clock(), exc)
+        ctx.health["slack"] = "ok"
+        ended = ctx.auth_state("slack").works()
+        finished.append((row_id, result))
+
+        def sent(s: Session) -> None:
+            if ended is not None:
+                log.warning("slack deliveries resumed: the bot token works again")
+                enqueue_channel_notice(s, ctx, "slack", ended, ":white_check_mark: Slack refused dmbridge's "
+                                       "bot token for a while; it works again and queued messages are being "
+                                       "delivered in order.")
+            if row.kind == "card" and conv is not None and result:
+                fresh = s.get(Conversation, conv.id)
+                if fresh is not None and fresh.thread_ts is None:
+                    fresh.thread_ts = result
+                    s.add(fresh)
+        return sent
+
+    def _verify(self, row: Outbox, conv: Conversation) -> str | None:
+        """An earlier attempt ended without an answer: did it post? (Only posts need this; the rest is idempotent.)"""
+        if row.kind not in POST_KINDS:
+            return None
+        if row.kind == "card" and conv.thread_ts:
+            return conv.thread_ts
+        thread = None if row.kind == "card" else conv.thread_ts
+        if row.kind != "card" and not thread:
+            return None
+        found = self.ctx.slack.find_delivered(conv.channel, row.dedupe_key, thread_ts=thread, since=row.created_at)
+        if found:
+            log.info("slack %s #%s was already posted before the interruption (ts %s)", row.kind, row.id, found)
+        return found
+
+    def _channel_notice(self, row: Outbox, data: dict[str, object]) -> str | None:
+        channel = str(data["channel"])
+        if row.uncertain:
+            found = self.ctx.slack.find_delivered(channel, row.dedupe_key, thread_ts=None, since=row.created_at)
+            if found:
+                return found
+        return self.ctx.slack.post(channel, notice(str(data["text"])), key=row.dedupe_key)
+
+    def _unthreaded(self, row: Outbox, data: dict[str, object]) -> str | None:
+        slack = self.ctx.slack
+        if row.kind == "ephemeral":
+            thread = data.get("thread_ts")
+            slack.post_ephemeral(str(data["channel"]), str(data["user"]), str(data["text"]),
+                                 thread_ts=str(thread) if thread else None)
+        else:  # home
+            user = str(data["user"])
+            slack.publish_home(user, self._home(user))
+        return None
+
+    def _call(self, row: Outbox, conv: Conversation, data: dict[str, object]) -> str | None:
         ctx, slack = self.ctx, self.ctx.slack
-        match row.kind:
-            case "ephemeral":
-                thread = data.get("thread_ts")
-                slack.post_ephemeral(str(data["channel"]), str(data["user"]), str(data["text"]),
-                                     thread_ts=str(thread) if thread else None)
-                return None
-            case "channel_post":
-                return slack.post(str(data["channel"]), notice(str(data["text"])), key=row.dedupe_key)
-            case "home":
-                user = str(data["user"])
-                slack.publish_home(user, self._home(user))
-                return None
-            case "react":
-                slack.react(str(data["channel"]), str(data["ts"]), str(data["name"]))
-                return None
-            case "unreact":
-                slack.unreact(str(data["channel"]), str(data["ts"]), str(data["name"]))
-                return None
-        if conv is None:
-            raise Rejected("conversation is gone")
         match row.kind:
             case "card":
                 if conv.thread_ts:
@@ -183,6 +284,12 @@ class SlackDelivery:
             case "autoassign":
                 self._auto_assign(conv, str(data.get("skip") or ""))
                 return None
+            case "react":
+                slack.react(str(data["channel"]), str(data["ts"]), str(data["name"]))
+                return None
+            case "unreact":
+                slack.unreact(str(data["channel"]), str(data["ts"]), str(data["name"]))
+                return None
         if not conv.thread_ts:
             raise Rejected("the conversation's header card could not be posted")
         match row.kind:
@@ -191,7 +298,7 @@ class SlackDelivery:
                                   key=row.dedupe_key)
             case "mirror":
                 message = SlackMessage(text=str(data["text"]), blocks=list(data["blocks"]))  # type: ignore[call-overload]
-                if data.get("echo_of") and _our_echo(self.ctx, data["echo_of"]):
+                if data.get("echo_of") and _our_echo(ctx, data["echo_of"]):
                     return "our own send: not mirrored"
                 if data.get("from_brand"):
                     return slack.post(conv.channel, message, thread_ts=conv.thread_ts, key=row.dedupe_key,
@@ -202,7 +309,7 @@ class SlackDelivery:
 
     def _home(self, user: str) -> dict[str, object]:
         ctx, now = self.ctx, self.ctx.clock()
-        with ctx.db.session() as s:
+        with ctx.db.read() as s:
             mine, unassigned, escalated = (desk_store.listing(s, scope, user)
                                            for scope in ("mine", "unassigned", "escalated"))
             counts = desk_store.status_counts(s)
@@ -231,92 +338,156 @@ class PlatformDelivery:
 
     def step(self) -> float:
         ctx, now = self.ctx, self.ctx.clock()
-        with ctx.db.session() as s:
+        with ctx.db.read() as s:
             rows = outbox.due(s, "platform", now, limit=20)
+            platforms = {i: p for i, p in s.exec(select(Conversation.id, Conversation.platform).where(
+                col(Conversation.id).in_({r.conversation_id for r in rows if r.conversation_id}))).all()}
         if not rows:
             return _idle(ctx, "platform", now)
-        done = 0
-        for row in rows:
+        wait, wanted = 0.5, []
+        for row in rows:  # each is the head of its lane
             assert row.id is not None
-            claimed = _claim(ctx, row.id, ctx.clock())
-            if claimed is None:
+            paused = ctx.auth_state(platforms.get(row.conversation_id or 0, "")).paused_until - ctx.clock()
+            if paused > 0:  # this platform refused our credential: leave its rows alone until the next probe
+                wait = min(wait, paused)
                 continue
-            match claimed[0].kind:
-                case "profile":
-                    profiles.refresh(ctx, *claimed)
-                case _:
-                    self._deliver(*claimed)
-            done += 1
+            wanted.append(row.id)
+        claimed = _claim(ctx, wanted, ctx.clock())
+        # calls with no transaction open, outcomes written together afterwards (see SlackDelivery.step)
+        outcomes: list[Callable[[Session], None]] = []
+        held: dict[str, float] = {}  # platforms that just refused us or rate-limited us: until when
+        for row, conv in claimed:
+            if row.kind == "profile":  # a customer profile refresh writes its own outcome
+                profiles.refresh(ctx, row, conv)
+                continue
+            platform = conv.platform if conv else ""
+            if platform in held:
+                outcomes.append(_hand_back(row, held[platform]))
+                continue
+            outcomes.append(self._attempt(row, conv, held))
+        if outcomes:
+            with ctx.db.session() as s:
+                for write in outcomes:
+                    write(s)
         ctx.wake_slack.set()
-        return 0.0 if done else 0.5
+        return 0.0 if claimed else wait
 
-    def _deliver(self, row: Outbox, conv: Conversation | None) -> None:
+    def _attempt(self, row: Outbox, conv: Conversation | None, held: dict[str, float]) -> Callable[[Session], None]:
+        """Send one part (no transaction open); return what to write about the outcome."""
         ctx, data = self.ctx, outbox.load(row)
-        assert row.id is not None
-        channel, ts = str(data["slack_channel"]), data.get("slack_ts")
+        row_id = row.id
+        assert row_id is not None
+        channel, ts = str(data["slack_channel"]), _opt(data.get("slack_ts"))
         if ts is None and data.get("receipt_key"):
             # a template: its receipts go on the thread post that shows it, which must exist first
-            with ctx.db.session() as s:
+            with ctx.db.read() as s:
                 post = s.exec(select(Outbox).where(Outbox.dedupe_key == data["receipt_key"])).first()
-                if post is not None and post.state in (outbox.PENDING, outbox.SENDING):
-                    outbox.retry_at(s, row.id, ctx.clock() + 0.2, "waiting for the thread post")
-                    return
-                ts = post.result if post is not None and post.state == outbox.SENT else None
+            if post is not None and post.state in (outbox.PENDING, outbox.SENDING):
+                when, error, unsure = ctx.clock() + BLOCKED_RECHECK, "waiting for the thread post", row.uncertain
+                return lambda s: outbox.retry_at(s, row_id, when, error, uncertain=unsure)
+            ts = post.result if post is not None and post.state == outbox.SENT else None
+        checked = not row.uncertain
         try:
             if conv is None:
                 raise Rejected("conversation is gone")
             connector = ctx.connectors.get(conv.platform)
             if connector is None:
                 raise Rejected(f"no {conv.platform} connector is configured")
-            result = connector.send(OutboundMessage(
+            message = OutboundMessage(
                 platform=Platform(conv.platform), account=conv.account, conversation=conv.remote_id,
                 recipient_id=conv.customer_id, text=str(data["text"]), last_inbound_at=conv.last_inbound_at,
-                key=row.dedupe_key))
+                key=row.dedupe_key)
+            result = None if checked else self._verify(connector, message, row, conv)
+            checked = True
+            if result is None:
+                result = connector.send(message)
         except RetryLater as exc:
             assert conv is not None
+            uncertain, reason = exc.uncertain or not checked, exc.reason
             if exc.rate_limited:
-                when = exc.retry_at if exc.retry_at is not None else ctx.clock() + 60
-                with ctx.db.session() as s:
-                    outbox.retry_at(s, row.id, max(when, ctx.clock() + 1), exc.reason, waiting_shown=True)
-                    if not row.waiting_shown:
+                when = max(exc.retry_at if exc.retry_at is not None else ctx.clock() + 60, ctx.clock() + 1)
+                held[conv.platform] = when  # the limit is the account's: the other rows would only hit it too
+                show = not row.waiting_shown
+
+                def limited(s: Session) -> None:
+                    outbox.retry_at(s, row_id, when, reason, waiting_shown=True, uncertain=uncertain)
+                    if show:
                         outbound.enqueue_reaction(s, conv, channel, ts, WAITING, ctx.clock())
-            elif row.attempts >= MAX_ATTEMPTS:
-                self._failed(row, conv, channel, ts, f"{exc.reason} (gave up after {row.attempts} attempts)")
-            else:
-                with ctx.db.session() as s:
-                    outbox.retry_at(s, row.id, ctx.clock() + backoff(row.attempts), exc.reason)
+                return limited
+            if row.attempts >= MAX_ATTEMPTS:
+                return self._failed(row, conv, channel, ts, f"{reason} (gave up after {row.attempts} attempts)")
+            when = ctx.clock() + backoff(row.attempts)
+            if exc.uncertain:  # let a late answer land before we look for it
+                when = max(when, ctx.clock() + ctx.settings.dmbridge_http_timeout)
+            return lambda s: outbox.retry_at(s, row_id, when, reason, uncertain=uncertain)
         except AuthFailed as exc:
-            ctx.health[conv.platform if conv else "platform"] = exc.reason
-            with ctx.db.session() as s:
-                outbox.retry_at(s, row.id, ctx.clock() + 60, exc.reason)
+            name = conv.platform if conv else "platform"
+            state = ctx.auth_state(name)
+            first = state.refused(ctx.clock())
+            ctx.health[name] = exc.reason
+            held[name] = state.paused_until
+            paused_until, reason, unsure = state.paused_until, exc.reason, not checked
+
+            def refused(s: Session) -> None:
+                outbox.retry_at(s, row_id, paused_until, reason, uncertain=unsure)
+                if first:
+                    log.error("%s deliveries paused: %s", name, reason)
+                    enqueue_channel_notice(s, ctx, name, state.since, f":warning: {reason}. Replies to "
+                                           f"{Platform(name).label} customers are queued, not lost; they go out "
+                                           "in order once the credential works again (see /healthz).")
+            return refused
         except DeliveryError as exc:
             if conv is None:
-                with ctx.db.session() as s:
-                    outbox.fail(s, row.id, exc.reason)
-            else:
-                self._failed(row, conv, channel, ts, exc.reason)
-        else:
-            assert conv is not None and conv.id is not None
-            ctx.health[conv.platform] = "ok"
-            now = ctx.clock()
-            with ctx.db.session() as s:
-                outbox.finish(s, row.id, result.remote_id)
-                events.record_sent(s, platform=conv.platform, account=conv.account, remote_id=result.remote_id,
-                                   conversation_id=conv.id, slack_channel=channel, slack_ts=ts, now=now)
-                fresh = s.get(Conversation, conv.id)
-                if fresh is not None:  # an agent reply was delivered: the SLA clocks change
-                    desk_store.sla_touch(fresh, now)
-                    s.add(fresh)
-                if int(data["part"]) == int(data["parts"]) - 1:
-                    outbound.enqueue_reaction(s, conv, channel, ts, OK, now)
-                    if _exists(s, f"react:{WAITING}:{channel}:{ts}"):
-                        outbound.enqueue_reaction(s, conv, channel, ts, WAITING, now, remove=True)
+                failed_reason = exc.reason
+                return lambda s: outbox.fail(s, row_id, failed_reason)
+            return self._failed(row, conv, channel, ts, exc.reason)
+        except Exception as exc:  # anything unforeseen: the row must not stay claimed; it may have gone out
+            log.exception("platform delivery #%s: unexpected error", row_id)
+            return _unexpected(row, ctx.clock(), exc)
+        assert conv is not None and conv.id is not None
+        ctx.health[conv.platform] = "ok"
+        if ctx.auth_state(conv.platform).works() is not None:
+            log.warning("%s deliveries resumed: the credential works again", conv.platform)
+        last_part = int(data["part"]) == int(data["parts"]) - 1
+        conv_id, sent = conv.id, result
 
-    def _failed(self, row: Outbox, conv: Conversation, channel: str, ts: str | None, reason: str) -> None:
-        assert row.id is not None
-        now = self.ctx.clock()
+        def delivered(s: Session) -> None:
+            now = ctx.clock()
+            outbox.finish(s, row_id, sent.remote_id)
+            events.record_sent(s, platform=conv.platform, account=conv.account, remote_id=sent.remote_id,
+                               conversation_id=conv_id, slack_channel=channel, slack_ts=ts, now=now)
+            fresh = s.get(Conversation, conv_id)
+            if fresh is not None:  # an agent reply was delivered: the SLA clocks change
+                desk_store.sla_touch(fresh, now)
+                s.add(fresh)
+            if last_part:
+                outbound.enqueue_reaction(s, conv, channel, ts, OK, now)
+                if _exists(s, f"react:{WAITING}:{channel}:{ts}"):
+                    outbound.enqueue_reaction(s, conv, channel, ts, WAITING, now, remove=True)
+        return delivered
+
+    def _verify(self, connector: Connector, message: OutboundMessage, row: Outbox,
+                conv: Conversation) -> SendResult | None:
+        """An earlier attempt ended without an answer: look for it on the platform before sending again."""
+        if not isinstance(connector, VerifiesSends):
+            return None  # no way to check: resending may duplicate (README, "Running more than one instance")
         with self.ctx.db.session() as s:
-            outbox.fail(s, row.id, reason)
+            known = set(s.exec(select(SentMessage.remote_id).where(SentMessage.conversation_id == conv.id)).all())
+        found = connector.find_sent(message, since=row.created_at, known=known)
+        if found is not None:
+            log.info("%s delivery #%s had gone out before the interruption (%s)", conv.platform, row.id,
+                     found.remote_id)
+        return found
+
+    def _failed(self, row: Outbox, conv: Conversation, channel: str, ts: str | None,
+                reason: str) -> Callable[[Session], None]:
+        """What to write when a part is refused for good: ⚠️, a notice, and its later parts failed too."""
+        row_id = row.id
+        assert row_id is not None
+
+        def write(s: Session) -> None:
+            now = self.ctx.clock()
+            outbox.fail(s, row_id, reason)
             # later parts of the same Slack message must not arrive without this one
             siblings = row.dedupe_key.rsplit(":", 1)[0] + ":"
             later = s.exec(select(Outbox).where(col(Outbox.dedupe_key).startswith(siblings),
@@ -329,6 +500,7 @@ class PlatformDelivery:
                 outbound.enqueue_reaction(s, conv, channel, ts, WAITING, now, remove=True)
             outbound.enqueue_notice(s, conv, f"failed:{channel}:{ts}",
                                     f":warning: Not delivered to the customer. {reason}", now)
+        return write
 
 
 class EventProcessor:
@@ -339,49 +511,80 @@ class EventProcessor:
 
     def step(self) -> float:
         ctx = self.ctx
-        with ctx.db.session() as s:
-            pending = [r.id for r in events.unprocessed_slack_events(s)]
-        for row_id in pending:
-            assert row_id is not None
-            try:
-                self._process(row_id)
-            except _AlreadyDone:
-                continue
-        if pending:
+        with ctx.db.read() as s:
+            pending = events.unprocessed_slack_events(s)
+        if not pending:
+            return 1.0
+        # classify, and ask Slack who the authors are, before the transaction opens (no write waits on Slack)
+        classified: list[tuple[int, dict[str, object], outbound.Action, Who | None]] = []
+        for row in pending:
+            assert row.id is not None
+            event = json.loads(row.payload)
+            event = event.get("event", event)
+            action = outbound.classify(event, ctx.bot_user_id, ctx.settings.note_prefixes)
+            who = ctx.desk.who(action.user, action.channel) if isinstance(
+                action, outbound.Relay | outbound.Command) else None
+            classified.append((row.id, event, action, who))
+        deliveries = False
+        with ctx.db.session() as s:  # the batch in one transaction, processors serialised across processes
+            xact_serialize(s, "slack-event-processor")  # so outbox ids follow event order
+            still = events.still_unprocessed(s, [c[0] for c in classified])
+            now, done = ctx.clock(), []
+            deferred = False
+            for row_id, event, action, who in classified:
+                if row_id not in still:
+                    continue  # another process got there first
+                if _thread_not_known_yet(s, action):
+                    deferred = True  # its header card is posted but not recorded yet: come back to it
+                    continue
+                done.append((row_id, self._apply(s, row_id, event, action, who, now)))
+                deliveries = deliveries or not isinstance(action, outbound.Ignore | outbound.Note)
+            events.mark_all_processed(s, done, now)
+        if deliveries:
             ctx.wake_slack.set()
             ctx.wake_platform.set()
-        return 0.0 if pending else 1.0
+        return BLOCKED_RECHECK if deferred and not done else 0.0
 
-    def _process(self, row_id: int) -> None:
-        """Classify a stored event, look the author up in Slack (no transaction open), then act in one."""
+    def _apply(self, s: Session, row_id: int, event: dict[str, object], action: outbound.Action, who: Who | None,
+               now: float) -> str:
         ctx = self.ctx
-        with ctx.db.session() as s:
-            row = s.get(SlackEvent, row_id)
-            if row is None or row.processed_at is not None:
-                raise _AlreadyDone
-            body = json.loads(row.payload)
-        event = body.get("event", body)
-        action = outbound.classify(event, ctx.bot_user_id, ctx.settings.note_prefixes)
-        who = ctx.desk.who(action.user, action.channel) if isinstance(action, Relay | Command) else None
-        with ctx.db.session() as s:
-            now = ctx.clock()
-            match action:
-                case Command(channel, thread_ts, ts, _user, text):
-                    conv = conversations.by_thread(s, channel, thread_ts)
-                    assert who is not None
-                    outcome = ("ignored: command outside a conversation" if conv is None else
-                               ctx.desk.thread_command(s, who, conv, ts, text, ctx.bot_user_id, now))
-                case Ignore() if event.get("type") == "app_home_opened" and event.get("tab", "home") == "home":
-                    refresh_home(s, str(event.get("user")), f"opened:{row_id}", now)
-                    outcome = "home"
-                case _:
-                    outcome = outbound.apply(s, action, ctx.limits(), now, is_agent=who is None or who.is_agent)
-            if not events.mark_processed(s, row_id, outcome, now):
-                raise _AlreadyDone
+        match action:
+            case outbound.Command(channel, thread_ts, ts, _user, text):
+                conv = conversations.by_thread(s, channel, thread_ts)
+                assert who is not None
+                if conv is None:
+                    return "ignored: command outside a conversation"
+                return ctx.desk.thread_command(s, who, conv, ts, text, ctx.bot_user_id, now)
+            case outbound.Ignore() if event.get("type") == "app_home_opened" and event.get("tab", "home") == "home":
+                refresh_home(s, str(event.get("user")), f"opened:{row_id}", now)
+                return "home"
+            case outbound.Relay() | outbound.Note() | outbound.Changed() | outbound.Ignore():
+                return outbound.apply(s, action, ctx.limits(), now, is_agent=who is None or who.is_agent)
+        return "ignored"
 
 
-class _AlreadyDone(Exception):
-    pass
+def _thread_not_known_yet(s: Session, action: outbound.Action) -> bool:
+    """A reply in a thread we do not know, while some header card's post is unsettled: the thread may be
+    that card's (posted, its ts not written yet, or cut short by a crash and awaiting verification)."""
+    if not isinstance(action, outbound.Relay | outbound.Command | outbound.Changed):
+        return False
+    if conversations.by_thread(s, action.channel, action.thread_ts) is not None:
+        return False
+    return s.exec(select(Outbox.id).where(Outbox.kind == "card", col(Outbox.state).in_(
+        (outbox.PENDING, outbox.SENDING))).limit(1)).first() is not None
+
+
+def enqueue_channel_notice(s: Session, ctx: Context, about: str, since: float, text: str) -> None:
+    """A top-level message in the inbox channel (credential problems), once per incident."""
+    try:
+        channel = channel_for(ctx.settings, ctx.file, about, "")
+    except Exception:
+        channel = ctx.settings.dmbridge_channel
+    if not channel:
+        return
+    outbox.enqueue(s, key=f"auth:{about}:{int(since)}:{'ok' if text.startswith(':white') else 'refused'}",
+                   target="slack", lane=f"c:{channel}", kind="channel_notice",
+                   payload={"channel": channel, "text": text}, now=ctx.clock())
 
 
 def _channels(s: Session, rows: list[Outbox]) -> dict[int, str]:
@@ -394,18 +597,43 @@ def _channels(s: Session, rows: list[Outbox]) -> dict[int, str]:
 
 def _our_echo(ctx: Context, echo_of: object) -> bool:
     platform, account, remote_id = (str(v) for v in echo_of)  # type: ignore[attr-defined]
-    with ctx.db.session() as s:
+    with ctx.db.read() as s:
         return events.sent_by_us(s, platform, account, remote_id)
+
+
+def _opt(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def _exists(s: Session, key: str) -> bool:
     return s.exec(select(Outbox.id).where(Outbox.dedupe_key == key)).first() is not None
 
 
+def _unexpected(row: Outbox, now: float, exc: Exception) -> Callable[[Session], None]:
+    row_id, when, reason = row.id, now + backoff(row.attempts), f"unexpected {type(exc).__name__}"
+    assert row_id is not None
+    return lambda s: outbox.retry_at(s, row_id, when, reason, uncertain=True)
+
+
+def _hand_back(row: Outbox, when: float) -> Callable[[Session], None]:
+    """A claimed row we will not attempt now goes back to ``pending`` as it was."""
+    row_id, error, uncertain = row.id, row.last_error or "postponed", row.uncertain
+    assert row_id is not None
+    return lambda s: outbox.retry_at(s, row_id, when, error, uncertain=uncertain)
+
+
+BLOCKED_RECHECK = 0.2
+
+
 def _idle(ctx: Context, target: str, now: float) -> float:
-    with ctx.db.session() as s:
+    """How long to sleep with nothing to claim (the loop's wake event cuts it short)."""
+    with ctx.db.read() as s:
         nxt = outbox.next_due_at(s, target)
-    return 1.0 if nxt is None else max(0.0, min(1.0, nxt - now))
+    if nxt is None:
+        return 1.0
+    if nxt <= now:  # due but waiting behind an older row of its lane: that row's outcome wakes us
+        return BLOCKED_RECHECK
+    return min(1.0, nxt - now)
 
 
 class Loop(threading.Thread):
@@ -428,9 +656,32 @@ class Loop(threading.Thread):
 
 
 def recover(ctx: Context) -> int:
-    """Rows a crashed process left in ``sending`` go back to the queue."""
+    """Rows a dead process left in ``sending`` go back to the queue, marked to be verified first.
+
+    A process is dead when its ``instance:{id}`` lock can be taken (see
+    ``bridge.store.locks``); rows with no recorded owner wait out
+    ``STALE_CLAIM_SECONDS``.
+    """
     with ctx.db.session() as s:
-        return outbox.recover_stale(s, ctx.clock() - STALE_CLAIM_SECONDS)
+        owners = outbox.claim_owners(s) - {ctx.instance_id}
+    total = 0
+    for owner in owners:
+        lock = ProcessLock(ctx.db, f"instance:{owner}")
+        if not lock.try_acquire():
+            continue  # alive
+        try:
+            with ctx.db.session() as s:
+                n = outbox.release_claims(s, owner)
+            total += n
+            log.warning("%d deliveries interrupted by a stopped process go back to the queue, verified first", n)
+        finally:
+            lock.release(forget=True)
+    with ctx.db.session() as s:
+        total += outbox.recover_stale(s, ctx.clock() - STALE_CLAIM_SECONDS)
+    if total:
+        ctx.wake_slack.set()
+        ctx.wake_platform.set()
+    return total
 
 
 def wake_snoozed(ctx: Context) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bridge.domain import Batch, Customer, Limits, OutboundMessage, Platform, SendResult
 
@@ -83,4 +83,14 @@ class WebhookReceiver(Protocol):
 class ProfileLookup(Protocol):
     def profile(self, account: str, customer_id: str) -> Customer:
         """The customer's current name and avatar; raises DeliveryError types."""
+        ...
+
+
+@runtime_checkable
+class VerifiesSends(Protocol):
+    """A connector that can tell whether a send whose outcome was lost actually happened."""
+
+    def find_sent(self, message: OutboundMessage, *, since: float, known: set[str]) -> SendResult | None:
+        """A message of ours in ``message.conversation`` with this text, sent at or after ``since``
+        (epoch seconds) and not among ``known`` remote ids; None when there is none."""
         ...

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import queue
+import random
 import threading
 import time
 import uuid
@@ -63,6 +64,25 @@ class _Fault:
     retry_after: float | None = None
     error: str | None = None
     delay: float = 0.0
+    reset: bool = False  # do the work, then break the connection before the answer is complete
+
+
+class _CutOff(Response):
+    """Announces a body it never sends: the client sees the connection close mid-answer."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+        await send({"type": "http.response.body", "body": b'{"ok": tr', "more_body": False})
+
+
+@dataclass
+class _Chaos:
+    rate: float
+    kinds: tuple[str, ...]
+    methods: frozenset[str]
+    rng: random.Random
+    slow: float
 
 
 @dataclass
@@ -171,6 +191,8 @@ class SlackEmulator:
         self.responses: list[dict[str, Any]] = []
         self._calls: list[Call] = []
         self._faults: dict[str, list[_Fault]] = {}
+        self._chaos: _Chaos | None = None
+        self.chaos_log: list[tuple[str, str]] = []
         self._triggers: dict[str, float] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
         self._last_ts = 0.0
@@ -243,6 +265,15 @@ class SlackEmulator:
             self._faults.setdefault(method, []).extend(
                 _Fault(status, retry_after if status == 429 else None, error, delay) for _ in range(times))
 
+    def chaos(self, rate: float, *, kinds: tuple[str, ...] = ("429", "500", "slow", "reset"),
+              methods: tuple[str, ...] = ("chat.postMessage", "reactions.add", "reactions.remove", "chat.update"),
+              slow: float = 2.0, seed: int = 7) -> None:
+        """From now on a share ``rate`` of calls to ``methods`` fail at random with one of ``kinds``: 429 with
+        Retry-After, 500, an answer ``slow`` seconds late (after the call took effect), or a connection cut
+        off after the call took effect (``reset``). ``rate=0`` stops it."""
+        with self._lock:
+            self._chaos = _Chaos(rate, kinds, frozenset(methods), random.Random(seed), slow) if rate else None
+
     # ------------------------------------------------------------------ what happened
 
     def calls(self, method: str | None = None) -> list[Call]:
@@ -276,10 +307,12 @@ class SlackEmulator:
         digest = hmac.new((secret or self.signing_secret).encode(), base, hashlib.sha256).hexdigest()
         return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
 
-    def send_raw(self, body: bytes, headers: dict[str, str], content_type: str = "application/json") -> httpx.Response:
-        if not self.event_target:
+    def send_raw(self, body: bytes, headers: dict[str, str], content_type: str = "application/json",
+                 target: str | None = None) -> httpx.Response:
+        url = target or self.event_target
+        if not url:
             raise RuntimeError("no event_target: the app's request URL is not set")
-        return self.client.post(self.event_target, content=body, headers={"Content-Type": content_type, **headers})
+        return self.client.post(url, content=body, headers={"Content-Type": content_type, **headers})
 
     def send_envelope(self, envelope: dict[str, Any], *, secret: str | None = None, timestamp: int | None = None,
                       retry_num: int = 0) -> httpx.Response:
@@ -291,6 +324,14 @@ class SlackEmulator:
         if retry_num:
             headers |= {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
         return self.send_raw(body, headers)
+
+    def send_envelope_to(self, envelope: dict[str, Any], target: str, *, retry_num: int = 0) -> httpx.Response:
+        """Deliver a signed Events API body to ``target`` (one of several app instances)."""
+        body = json.dumps(envelope).encode()
+        headers = self.sign(body)
+        if retry_num:
+            headers |= {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_error"}
+        return self.send_raw(body, headers, target=target)
 
     def send_form(self, fields: dict[str, str], *, secret: str | None = None) -> httpx.Response:
         """Deliver a form-encoded request (slash command, or ``payload=`` interactivity), signed."""
@@ -333,9 +374,8 @@ class SlackEmulator:
 
     # ------------------------------------------------------------------ people acting in Slack
 
-    def post_as_user(self, user: str, channel: str, text: str, *, thread_ts: str | None = None,
-                     deliveries: int = 1) -> tuple[str, list[int]]:
-        """A person posts; the app receives ``message`` (and ``app_mention`` when the bot is mentioned)."""
+    def add_message(self, user: str, channel: str, text: str, *, thread_ts: str | None = None) -> dict[str, Any]:
+        """A person posts, and nothing is delivered yet: the ``message`` event to deliver is returned."""
         with self._lock:
             ts = self._next_ts()
             msg: dict[str, Any] = {"type": "message", "user": user, "text": text, "ts": ts, "team": self.team,
@@ -344,7 +384,17 @@ class SlackEmulator:
                 msg["thread_ts"] = thread_ts
                 msg["parent_user_id"] = self._author_of(channel, thread_ts)
             self.channels[channel].messages.append(msg)
-        event = dict(msg, channel=channel, channel_type="channel", event_ts=ts)
+        return dict(msg, channel=channel, channel_type="channel", event_ts=ts)
+
+    def envelope(self, event: dict[str, Any]) -> dict[str, Any]:
+        """An Events API envelope around ``event`` with a fresh ``event_id``."""
+        return self._envelope(event)
+
+    def post_as_user(self, user: str, channel: str, text: str, *, thread_ts: str | None = None,
+                     deliveries: int = 1) -> tuple[str, list[int]]:
+        """A person posts; the app receives ``message`` (and ``app_mention`` when the bot is mentioned)."""
+        event = self.add_message(user, channel, text, thread_ts=thread_ts)
+        ts = str(event["ts"])
         statuses = self.deliver(event, deliveries)
         if f"<@{BOT_USER}>" in text:
             statuses += self.deliver(dict(event, type="app_mention"), deliveries)
@@ -459,11 +509,17 @@ class SlackEmulator:
         with self._lock:
             fault = self._faults.get(method, [])
             injected = fault.pop(0) if fault else None
+            chaos = self._chaos
+            if injected is None and chaos is not None and method in chaos.methods and chaos.rng.random() < chaos.rate:
+                kind = chaos.rng.choice(chaos.kinds)
+                self.chaos_log.append((method, kind))
+                injected = {"429": _Fault(429, retry_after=1), "500": _Fault(500),
+                            "slow": _Fault(200, delay=chaos.slow), "reset": _Fault(200, reset=True)}[kind]
         if injected is not None and injected.delay:
             await asyncio.sleep(injected.delay)  # a slow Slack: the call still happens, late
         with self._lock:
             try:
-                if injected is not None and not injected.delay:
+                if injected is not None and not injected.delay and not injected.reset:
                     raise _fault_error(injected)
                 if method == "apps.connections.open":
                     if token != self.socket.app_token:
@@ -478,6 +534,8 @@ class SlackEmulator:
                     raise _ApiError("unknown_method", 404)
                 data = handler(params)
                 self._calls.append(Call(method, params, 200))
+                if injected is not None and injected.reset:
+                    return _CutOff()
                 return JSONResponse({"ok": True, **data})
             except _ApiError as exc:
                 self._calls.append(Call(method, params, exc.status, exc.error))
@@ -600,6 +658,16 @@ class SlackEmulator:
             for m in found:
                 m.pop("metadata", None)
         return {"messages": sorted(found, key=lambda m: float(m["ts"])), "has_more": False}
+
+    def _m_conversations_history(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(p)
+        oldest = float(p.get("oldest") or 0)
+        found = [dict(m) for m in channel.messages
+                 if m.get("thread_ts", m["ts"]) == m["ts"] and float(m["ts"]) > oldest]
+        if str(p.get("include_all_metadata", "")).lower() not in ("true", "1"):
+            for m in found:
+                m.pop("metadata", None)
+        return {"messages": sorted(found, key=lambda m: -float(m["ts"])), "has_more": False}
 
     def _m_usergroups_users_list(self, p: dict[str, Any]) -> dict[str, Any]:
         group = self.usergroups.get(str(p.get("usergroup")))

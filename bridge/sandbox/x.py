@@ -2,7 +2,8 @@
 
 ``GET /2/users/me``, ``GET /2/users``, ``GET /2/dm_events`` (newest first,
 ``max_results`` ≤ 100, opaque ``pagination_token``, ``dm_event.fields``,
-``expansions=sender_id`` with ``user.fields``), ``POST
+``expansions=sender_id`` with ``user.fields``), ``GET
+/2/dm_conversations/{id}/dm_events`` (one conversation's events), ``POST
 /2/dm_conversations/{id}/messages`` and ``…/with/{participant}/messages``
 (201 with ``dm_conversation_id``/``dm_event_id``; our own sends come back in
 ``dm_events`` like on X). Requests must carry a valid OAuth 1.0a signature
@@ -100,6 +101,7 @@ class XEmulator:
         self._events: list[dict[str, Any]] = []
         self._api_sent: set[str] = set()
         self._faults: dict[str, list[_Fault]] = {}
+        self._chaos: tuple[float, tuple[str, ...], set[str], Any] | None = None
         self._reads = _Window(reads_per_window, window_seconds)
         self._sends = _Window(sends_per_window, window_seconds)
         self._daily = _Window(sends_per_day, 86_400.0)
@@ -118,6 +120,7 @@ class XEmulator:
             Route("/2/users/me", self._me, methods=["GET"]),
             Route("/2/users", self._users, methods=["GET"]),
             Route("/2/dm_events", self._dm_events, methods=["GET"]),
+            Route("/2/dm_conversations/{conversation}/dm_events", self._dm_events, methods=["GET"]),
             Route("/2/dm_conversations/with/{participant}/messages", self._send_with, methods=["POST"]),
             Route("/2/dm_conversations/{conversation}/messages", self._send_in, methods=["POST"]),
         ]))
@@ -148,6 +151,15 @@ class XEmulator:
                 user["profile_image_url"] = profile_image_url
             self.users[user_id] = user
             self.accepts_dms[user_id] = accepts_dms
+
+    def chaos(self, rate: float, *, kinds: tuple[str, ...] = ("429", "503"), on: tuple[str, ...] = ("send", "read"),
+              seed: int = 11) -> None:
+        """From now on a share ``rate`` of ``on`` calls fail at random: 429 (reset a second ahead) or 503.
+        ``rate=0`` stops it."""
+        import random
+
+        with self._lock:
+            self._chaos = (rate, kinds, set(on), random.Random(seed)) if rate else None
 
     def revoke(self, revoked: bool = True) -> None:
         """Every call answers 401 until called with False (a revoked or expired credential)."""
@@ -271,6 +283,10 @@ class XEmulator:
         with self._lock:
             faults = self._faults.get(kind, [])
             fault = faults.pop(0) if faults else None
+            if fault is None and self._chaos is not None:
+                rate, kinds, on, rng = self._chaos
+                if kind in on and rng.random() < rate:
+                    fault = _Fault(429 if rng.choice(kinds) == "429" else 503, 1.0, False, 0.0)
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)
             fault = None
@@ -333,6 +349,9 @@ class XEmulator:
                                                        "1 and 100")
             types = set((q.get("event_types") or "MessageCreate,ParticipantsJoin,ParticipantsLeave").split(","))
             ordered = [e for e in reversed(self._events) if e["event_type"] in types]
+            conversation = request.path_params.get("conversation")
+            if conversation:
+                ordered = [e for e in ordered if e["dm_conversation_id"] == conversation]
             token = q.get("pagination_token")
             if token:
                 before = _decode_token(token)

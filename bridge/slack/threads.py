@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,9 +18,9 @@ HARMLESS = {"already_reacted", "no_reaction"}
 METADATA_EVENT = "dmbridge_delivery"
 
 
-def make_client(token: str, base_url: str, timeout: int = 15) -> WebClient:
+def make_client(token: str, base_url: str, timeout: float = 15) -> WebClient:
     """A WebClient with no automatic 429 retry: rate limits are handled by the outbox."""
-    return WebClient(token=token, base_url=base_url, timeout=timeout)
+    return WebClient(token=token, base_url=base_url, timeout=max(1, round(timeout)))
 
 
 class SlackThreads:
@@ -43,14 +44,16 @@ class SlackThreads:
                 raise RetryLater(f"Slack rate limit on {method}", retry_at=self.clock() + wait,
                                  rate_limited=True) from exc
             if status >= 500:
-                raise RetryLater(f"Slack {method} answered {status}") from exc
+                raise RetryLater(f"Slack {method} answered {status}", uncertain=True) from exc
             if error in AUTH_ERRORS:
                 raise AuthFailed(f"Slack refused the bot token ({error})") from exc
             raise Rejected(f"Slack {method} failed: {error or status}") from exc
         except SlackClientError as exc:
-            raise RetryLater(f"Slack {method}: {exc}") from exc
-        except OSError as exc:  # timeouts, resets
-            raise RetryLater(f"Slack unreachable: {type(exc).__name__}") from exc
+            raise RetryLater(f"Slack {method}: {exc}", uncertain=True) from exc
+        except OSError as exc:  # timeouts and resets may come after Slack acted; a refused connection cannot
+            raise RetryLater(f"Slack unreachable: {type(exc).__name__}", uncertain=not _refused(exc)) from exc
+        except http.client.HTTPException as exc:  # the connection broke mid-answer: Slack may have acted
+            raise RetryLater(f"Slack answer cut off: {type(exc).__name__}", uncertain=True) from exc
 
     def post(self, channel: str, message: SlackMessage, *, thread_ts: str | None = None,
              username: str | None = None, icon_url: str | None = None, key: str | None = None) -> str:
@@ -74,6 +77,32 @@ class SlackThreads:
 
     def unreact(self, channel: str, ts: str, name: str) -> None:
         self._call("reactions.remove", channel=channel, timestamp=ts, name=name)
+
+    def find_delivered(self, channel: str, key: str, *, thread_ts: str | None, since: float,
+                       max_pages: int = 5) -> str | None:
+        """The ts of a post of ours carrying ``key`` in its metadata, if Slack has it.
+
+        In a thread: ``conversations.replies``; a thread root (header card):
+        ``conversations.history`` since ``since``. Both with
+        ``include_all_metadata`` so the ``dmbridge_delivery`` payload comes back.
+        """
+        method = "conversations.replies" if thread_ts else "conversations.history"
+        args: dict[str, Any] = dict(channel=channel, include_all_metadata=True, limit=200)
+        if thread_ts:
+            args["ts"] = thread_ts
+        else:
+            args["oldest"] = f"{since - 60:.6f}"
+        cursor = ""
+        for _ in range(max_pages):
+            data = self._call(method, **args, **({"cursor": cursor} if cursor else {}))
+            for msg in data.get("messages") or []:
+                meta = msg.get("metadata") or {}
+                if meta.get("event_type") == METADATA_EVENT and (meta.get("event_payload") or {}).get("key") == key:
+                    return str(msg["ts"])
+            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                break
+        return None
 
     def bot_identity(self) -> tuple[str, str]:
         data = self._call("auth.test")
@@ -125,3 +154,13 @@ class SlackThreads:
         """A link to a message, built from the workspace URL that auth.test reported."""
         base = self.team_url if self.team_url.endswith("/") else self.team_url + "/"
         return f"{base}archives/{channel}/p{ts.replace('.', '')}"
+
+def _refused(exc: BaseException) -> bool:
+    """A connection that was never made: the request cannot have reached Slack."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = getattr(seen, "reason", None) if isinstance(getattr(seen, "reason", None), BaseException) \
+            else seen.__cause__ or seen.__context__
+    return False

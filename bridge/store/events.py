@@ -32,6 +32,21 @@ def mark_processed(session: Session, row_id: int, outcome: str, now: float) -> b
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def still_unprocessed(session: Session, row_ids: list[int]) -> set[int]:
+    """Which of these events no worker has processed yet (call inside the processing transaction)."""
+    if not row_ids:
+        return set()
+    found = session.exec(select(SlackEvent.id).where(col(SlackEvent.id).in_(row_ids),
+                                                     col(SlackEvent.processed_at).is_(None))).all()
+    return {int(i) for i in found if i is not None}
+
+
+def mark_all_processed(session: Session, outcomes: list[tuple[int, str]], now: float) -> None:
+    """Mark a batch processed, with each event's outcome, in one statement."""
+    if outcomes:
+        session.execute(update(SlackEvent), [{"id": i, "processed_at": now, "outcome": o} for i, o in outcomes])
+
+
 def store_inbound(session: Session, *, platform: str, account: str, remote_id: str, conversation_id: int,
                   from_brand: bool, text: str, sent_at: float, now: float) -> bool:
     return insert_ignore(session, InboundEvent, dict(

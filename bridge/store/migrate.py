@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 
 from bridge.store.db import Database
 
@@ -23,5 +24,7 @@ def upgrade(db: Database) -> None:
     """Bring the schema to the newest revision (idempotent)."""
     cfg = alembic_config(db.url)
     with db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # several processes starting at once migrate one at a time
+            connection.execute(text("SELECT pg_advisory_xact_lock(7415002)"))
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")

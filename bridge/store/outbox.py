@@ -1,9 +1,16 @@
 """The outbox: durable deliveries in both directions, ordered per lane.
 
-A row is claimed with a compare-and-set from ``pending`` to ``sending``, so
-two workers (threads or processes) never send the same row; it is sent only
-when no older row of its lane is still pending or sending, which keeps each
-conversation's messages in order.
+A row is claimed by moving it from ``pending`` to ``sending`` in one
+statement that also re-checks that no older row of its lane is pending or
+sending, so two workers (threads or processes) never send the same row and
+each conversation's messages keep their order. On PostgreSQL the row is
+selected ``FOR UPDATE SKIP LOCKED`` inside that statement: a worker racing
+another for the same row skips it instead of waiting. On SQLite the update
+is a compare-and-set under ``BEGIN IMMEDIATE``.
+
+The claim records the claiming process (``claimed_by``); rows a dead
+process left in ``sending`` go back to ``pending`` marked ``uncertain``, and
+the worker verifies those against the other side before sending again.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import and_, exists, update
+from sqlalchemy import and_, exists, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -31,44 +38,113 @@ def enqueue(session: Session, *, key: str, target: str, lane: str, kind: str, pa
     ))
 
 
+_older = aliased(Outbox)
+
+
+def _blocked() -> Any:
+    """An older row of the same lane is still pending or sending."""
+    return exists().where(and_(col(_older.lane) == col(Outbox.lane), col(_older.id) < col(Outbox.id),
+                               col(_older.state).in_((PENDING, SENDING))))
+
+
 def due(session: Session, target: str, now: float, limit: int = 20) -> list[Outbox]:
     """Rows ready to send: due, and first in their lane."""
-    older = aliased(Outbox)
-    blocked = exists().where(and_(col(older.lane) == col(Outbox.lane), col(older.id) < col(Outbox.id),
-                                  col(older.state).in_((PENDING, SENDING))))
     stmt = (select(Outbox)
-            .where(Outbox.target == target, Outbox.state == PENDING, Outbox.next_attempt_at <= now, ~blocked)
+            .where(Outbox.target == target, Outbox.state == PENDING, Outbox.next_attempt_at <= now, ~_blocked())
             .order_by(col(Outbox.id)).limit(limit))
     return list(session.exec(stmt).all())
 
 
-def claim(session: Session, row_id: int, now: float) -> bool:
-    """pending → sending, atomically; False when someone else has it."""
-    result = session.execute(update(Outbox).where(col(Outbox.id) == row_id, col(Outbox.state) == PENDING)
-                             .values(state=SENDING, claimed_at=now, attempts=Outbox.attempts + 1))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+def claim(session: Session, row_id: int, now: float, owner: str | None = None) -> bool:
+    """pending → sending for ``owner``, atomically and only while first in its lane; False otherwise."""
+    return bool(claim_many(session, [row_id], now, owner))
+
+
+def claim_many(session: Session, row_ids: list[int], now: float, owner: str | None = None) -> list[Outbox]:
+    """Claim those of ``row_ids`` that are still pending and first in their lane; the claimed rows, by id.
+
+    On PostgreSQL rows another worker is claiming are skipped (``FOR UPDATE
+    SKIP LOCKED``), not waited for.
+    """
+    if not row_ids:
+        return []
+    ready = and_(col(Outbox.id).in_(row_ids), col(Outbox.state) == PENDING, ~_blocked())
+    if session.get_bind().dialect.name == "postgresql":
+        lockable = select(Outbox.id).where(ready).with_for_update(skip_locked=True, of=Outbox)
+        where: Any = col(Outbox.id).in_(lockable.scalar_subquery())
+    else:
+        where = ready
+    claimed = session.execute(update(Outbox).where(where).values(
+        state=SENDING, claimed_at=now, claimed_by=owner, attempts=Outbox.attempts + 1)
+        .returning(col(Outbox.id))).scalars().all()
+    if not claimed:
+        return []
+    rows = session.exec(select(Outbox).where(col(Outbox.id).in_(claimed)).order_by(col(Outbox.id))
+                        .execution_options(populate_existing=True)).all()
+    return list(rows)
 
 
 def finish(session: Session, row_id: int, result: str | None = None) -> None:
-    session.execute(update(Outbox).where(col(Outbox.id) == row_id).values(state=SENT, result=result))
+    session.execute(update(Outbox).where(col(Outbox.id) == row_id).values(state=SENT, result=result,
+                                                                          uncertain=False))
+
+
+def finish_many(session: Session, results: list[tuple[int, str | None]]) -> None:
+    """Several rows sent, in one statement (executemany by primary key)."""
+    if results:
+        session.execute(update(Outbox), [{"id": i, "state": SENT, "result": r, "uncertain": False}
+                                         for i, r in results])
 
 
 def fail(session: Session, row_id: int, error: str) -> None:
     session.execute(update(Outbox).where(col(Outbox.id) == row_id).values(state=FAILED, last_error=error))
 
 
-def retry_at(session: Session, row_id: int, when: float, error: str, waiting_shown: bool | None = None) -> None:
-    values: dict[str, Any] = dict(state=PENDING, next_attempt_at=when, last_error=error, claimed_at=None)
+def retry_at(session: Session, row_id: int, when: float, error: str, waiting_shown: bool | None = None,
+             uncertain: bool | None = None) -> None:
+    """Back to ``pending`` until ``when``; ``uncertain`` when the attempt may have reached the other side."""
+    values: dict[str, Any] = dict(state=PENDING, next_attempt_at=when, last_error=error, claimed_at=None,
+                                  claimed_by=None)
     if waiting_shown is not None:
         values["waiting_shown"] = waiting_shown
+    if uncertain is not None:
+        values["uncertain"] = uncertain
     session.execute(update(Outbox).where(col(Outbox.id) == row_id).values(**values))
 
 
+def attempted_with_text(session: Session, *, platform: str, account: str, remote_conversation: str,
+                        text: str) -> bool:
+    """A delivery to this platform conversation with exactly this text was attempted and its outcome is not
+    recorded yet (``sending``, or back in the queue as ``uncertain``): an echo of it is ours."""
+    from bridge.store.tables import Conversation
+
+    candidates = session.exec(select(Outbox.payload).join(Conversation, col(Conversation.id) == Outbox.conversation_id)
+                              .where(Conversation.platform == platform, Conversation.account == account,
+                                     Conversation.remote_id == remote_conversation, Outbox.target == "platform",
+                                     or_(col(Outbox.state) == SENDING,
+                                         and_(col(Outbox.state) == PENDING, col(Outbox.uncertain))))).all()
+    return any(json.loads(payload).get("text") == text for payload in candidates)
+
+
+def claim_owners(session: Session) -> set[str]:
+    """The processes that hold rows in ``sending``."""
+    found = session.exec(select(Outbox.claimed_by).where(Outbox.state == SENDING,
+                                                         col(Outbox.claimed_by).is_not(None)).distinct()).all()
+    return {str(owner) for owner in found if owner}
+
+
+def release_claims(session: Session, owner: str) -> int:
+    """Rows a dead process left in ``sending`` go back to ``pending``, to be verified before resending."""
+    result = session.execute(update(Outbox).where(col(Outbox.state) == SENDING, col(Outbox.claimed_by) == owner)
+                             .values(state=PENDING, claimed_at=None, claimed_by=None, uncertain=True))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def recover_stale(session: Session, older_than: float) -> int:
-    """Rows left in ``sending`` by a crashed worker go back to ``pending``."""
-    result = session.execute(update(Outbox).where(col(Outbox.state) == SENDING,
+    """Rows in ``sending`` with no recorded owner (claimed before owners were recorded) and old enough."""
+    result = session.execute(update(Outbox).where(col(Outbox.state) == SENDING, col(Outbox.claimed_by).is_(None),
                                                   col(Outbox.claimed_at) < older_than)
-                             .values(state=PENDING, claimed_at=None))
+                             .values(state=PENDING, claimed_at=None, uncertain=True))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -81,7 +81,9 @@ class Outbox(SQLModel, table=True):
 
     ``lane`` orders deliveries: a row is sent only when no older row of its
     lane is still pending or sending. ``dedupe_key`` makes every enqueue
-    idempotent. ``state``: pending → sending → sent | failed.
+    idempotent. ``state``: pending → sending → sent | failed. ``claimed_by``
+    names the process holding a ``sending`` row; ``uncertain`` marks a row
+    whose last attempt ended without an answer (crash, timeout, reset).
     """
 
     __tablename__ = "outbox"
@@ -101,6 +103,8 @@ class Outbox(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: float = 0.0
     claimed_at: float | None = None
+    claimed_by: str | None = None  # the instance id of the process that claimed it (see store/locks.py)
+    uncertain: bool = False  # the last attempt may have reached the other side: verify before resending
     last_error: str | None = None
     result: str | None = None
     waiting_shown: bool = False

@@ -36,7 +36,8 @@ class RedirectingSession(requests.Session):
 
 
 def make_client(*, base_url: str, consumer_key: str = "", consumer_secret: str = "", access_token: str = "",
-                access_token_secret: str = "", user_bearer_token: str = "") -> tuple[tweepy.Client, bool]:
+                access_token_secret: str = "", user_bearer_token: str = "",
+                timeout: float = 15.0) -> tuple[tweepy.Client, bool]:
     """A tweepy client returning raw responses; second value: whether calls use OAuth 1.0a (``user_auth``)."""
     oauth1 = bool(consumer_key and consumer_secret and access_token and access_token_secret)
     client = tweepy.Client(
@@ -45,7 +46,7 @@ def make_client(*, base_url: str, consumer_key: str = "", consumer_secret: str =
         access_token=access_token or None, access_token_secret=access_token_secret or None,
         return_type=requests.Response, wait_on_rate_limit=False,
     )
-    client.session = RedirectingSession(base_url)
+    client.session = RedirectingSession(base_url, timeout)
     return client, oauth1
 
 
@@ -97,4 +98,6 @@ def call(fn: Callable[[], T]) -> T:
     except tweepy.HTTPException as exc:
         raise RetryLater(f"X answered {exc.response.status_code}") from exc
     except requests.RequestException as exc:
-        raise RetryLater(f"X unreachable: {type(exc).__name__}") from exc
+        # a timeout or reset may come after X acted on the request; a connection never made cannot
+        never_sent = isinstance(exc, requests.ConnectTimeout) or "refused" in str(exc).lower()
+        raise RetryLater(f"X unreachable: {type(exc).__name__}", uncertain=not never_sent) from exc

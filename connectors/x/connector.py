@@ -27,11 +27,12 @@ class XConnector:
     limits = Limits(max_chars=MAX_DM_CHARS)
 
     def __init__(self, *, base_url: str, consumer_key: str = "", consumer_secret: str = "",
-                 access_token: str = "", access_token_secret: str = "", user_bearer_token: str = "") -> None:
+                 access_token: str = "", access_token_secret: str = "", user_bearer_token: str = "",
+                 timeout: float = 15.0) -> None:
         self.client, self._user_auth = api.make_client(
             base_url=base_url, consumer_key=consumer_key, consumer_secret=consumer_secret,
             access_token=access_token, access_token_secret=access_token_secret,
-            user_bearer_token=user_bearer_token)
+            user_bearer_token=user_bearer_token, timeout=timeout)
         self._me: str | None = None
         self._username: str | None = None
 
@@ -92,6 +93,19 @@ class XConnector:
         resp: requests.Response = api.call(lambda: self.client.get_users(
             ids=ids, user_fields=convert.USER_FIELDS, user_auth=self._user_auth))
         return {str(u["id"]): u for u in resp.json().get("data") or []}
+
+    def find_sent(self, message: OutboundMessage, *, since: float, known: set[str]) -> SendResult | None:
+        """Look for our DM among the conversation's recent events (one read from the 15-minute budget)."""
+        me = self.user_id
+        resp: requests.Response = api.call(lambda: self.client.get_direct_message_events(
+            dm_conversation_id=message.conversation, dm_event_fields=convert.DM_EVENT_FIELDS,
+            event_types="MessageCreate", max_results=PAGE_SIZE, user_auth=self._user_auth))
+        for event in resp.json().get("data") or []:
+            sent_at = convert.parse_time(event.get("created_at")).timestamp()
+            if (str(event.get("sender_id")) == me and event.get("text") == message.text
+                    and str(event.get("id")) not in known and sent_at >= since - 5):
+                return SendResult(remote_id=str(event["id"]), conversation=message.conversation)
+        return None
 
     def send(self, message: OutboundMessage) -> SendResult:
         resp: requests.Response = api.call(lambda: self.client.create_direct_message(

@@ -1,0 +1,114 @@
+"""Traffic in both directions against ``serve`` subprocesses, and the checks that nothing was lost or doubled."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bridge.sandbox.harness import CHANNEL, shown
+from bridge.sandbox.process import World
+from bridge.sandbox.x import BRAND_ID
+
+AGENT = "U0AGENT1"
+
+
+@dataclass
+class Traffic:
+    """Customers DM the brand, agents answer in the threads; remembers what must arrive, in which order."""
+
+    world: World
+    targets: list[str]  # events URLs of the serve processes; deliveries rotate over them
+    rng: random.Random = field(default_factory=lambda: random.Random(4))
+    inbound: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    outbound: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    reply_ts: list[str] = field(default_factory=list)
+    event_attempts: int = 0
+    acknowledged: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def customer_says(self, cid: str, text: str) -> None:
+        self.inbound[cid].append(text)
+        self.world.x.customer_sends(cid, text)
+
+    def thread_of(self, cid: str) -> str | None:
+        name = self.world.x.users[cid]["name"]
+        for root in self.world.slack.roots(CHANNEL):
+            if name in shown(root):
+                return str(root["ts"])
+        return None
+
+    def agent_replies(self, cid: str, text: str, *, deliveries: int = 1, give_up_after: float = 60.0) -> None:
+        """Post in the customer's thread; deliver the event like Slack (retrying until acknowledged)."""
+        ts = self.thread_of(cid)
+        assert ts is not None, f"no thread for {cid}"
+        event = self.world.slack.add_message(AGENT, CHANNEL, text, thread_ts=ts)
+        self.outbound[cid].append(text)
+        self.reply_ts.append(str(event["ts"]))
+        self.deliver(event, deliveries=deliveries, give_up_after=give_up_after)
+
+    def deliver(self, event: dict[str, Any], *, deliveries: int = 1, give_up_after: float = 60.0) -> None:
+        envelope = self.world.slack.envelope(event)
+        for copy in range(deliveries):
+            deadline, retry = time.monotonic() + give_up_after, copy
+            while True:
+                target = self.rng.choice(self.targets)
+                with self.lock:
+                    self.event_attempts += 1
+                try:
+                    status = self.world.slack.send_envelope_to(envelope, target, retry_num=retry).status_code
+                except httpx.HTTPError:
+                    status = 0
+                if status == 200:
+                    with self.lock:
+                        self.acknowledged += copy == 0
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"event {envelope['event_id']} never acknowledged (last {status})")
+                retry += 1
+                time.sleep(0.1)
+
+    # ------------------------------------------------------------------ checks
+
+    def mirrored(self, cid: str) -> list[str]:
+        ts = self.thread_of(cid)
+        if ts is None:
+            return []
+        return [shown(m) for m in self.world.slack.thread(CHANNEL, ts)[1:] if m.get("username")]
+
+    def received(self, cid: str) -> list[str]:
+        return self.world.x.received_by(cid)
+
+    def all_arrived(self) -> bool:
+        return (all(len(self.mirrored(c)) >= len(t) for c, t in self.inbound.items())
+                and all(len(self.received(c)) >= len(t) for c, t in self.outbound.items())
+                and self.ticks() >= len(self.reply_ts))
+
+    def ticks(self) -> int:
+        return sum(1 for ts in self.reply_ts if "white_check_mark" in self.world.slack.reactions(CHANNEL, ts))
+
+    def problems(self) -> list[str]:
+        """Every message delivered, none twice, each conversation's order kept (empty when all is well)."""
+        found = []
+        for cid, expected in self.inbound.items():
+            got = self.mirrored(cid)
+            if got != expected:
+                found.append(f"Slack thread of {cid}: expected {expected}, got {got}")
+        for cid, expected in self.outbound.items():
+            got = self.received(cid)
+            if got != expected:
+                found.append(f"DMs to {cid}: expected {expected}, got {got}")
+        missing = [ts for ts in self.reply_ts if "white_check_mark" not in self.world.slack.reactions(CHANNEL, ts)]
+        if missing:
+            found.append(f"{len(missing)} replies without ✅")
+        return found
+
+
+def conversation_id(cid: str) -> str:
+    low, high = sorted((cid, BRAND_ID), key=int)
+    return f"{low}-{high}"
