@@ -104,4 +104,4 @@ def test_three_processes_deliver_everything_once_in_order_with_one_poller(world:
         assert reads, "nobody polled"
     finally:
         for p in procs.values():
-            p.stop()
+            p.close()
