@@ -80,7 +80,7 @@ def bridges(world: World, database_url: str, count: int, **extra: str) -> Iterat
         yield procs
     finally:
         for p in procs:
-            p.stop()
+            p.close()
 
 
 def _mirrored(world: World) -> int:

@@ -9,6 +9,7 @@ through ``SlackEmulator.event_target``.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -79,6 +80,7 @@ class ServeProcess:
     def __init__(self, env: dict[str, str], *, port: int | None = None, workdir: Path | None = None,
                  name: str = "serve") -> None:
         self.env, self.port = env, port or free_port()
+        self._own_workdir = workdir is None  # removed by close()
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="dmbridge-serve-"))
         self.log_path = self.workdir / f"{name}-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -138,6 +140,12 @@ class ServeProcess:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    def close(self) -> None:
+        """Stop, and remove the working directory (and its log) if this object created it."""
+        self.stop()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def health(self) -> dict[str, object]:
         return dict(httpx.get(self.url + "/healthz", timeout=5).json())

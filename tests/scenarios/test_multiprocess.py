@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, text
 from bridge.sandbox.harness import wait_for
 from bridge.sandbox.process import ServeProcess, World, serve_env, start_world
 from bridge.store.locks import lock_key
+from tests.scenarios.test_crash import _undelivered
 from tests.scenarios.traffic import Traffic
 
 POLL_SECONDS = 0.5
@@ -28,16 +29,30 @@ def world() -> Iterator[World]:
 
 
 def _poll_leader(pg_url: str) -> str | None:
-    """The application_name of the process holding the X poller's advisory lock, if any."""
+    """The application_name of the process holding the X poller's advisory lock in this database, if any
+    (advisory locks are per database; other test runs may share the server)."""
     key = lock_key("poll:x") & 0xFFFFFFFFFFFFFFFF
     engine = create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
     try:
         with engine.connect() as conn:
             row = conn.execute(text(
                 "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :hi AND l.objid = :lo"),
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :hi AND l.objid = :lo "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
                 {"hi": key >> 32, "lo": key & 0xFFFFFFFF}).first()
             return None if row is None else str(row[0])
+    finally:
+        engine.dispose()
+
+
+def _advisory_locks(pg_url: str) -> list[tuple[object, ...]]:
+    engine = create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(
+                "SELECT l.classid, l.objid, l.objsubid, l.granted, l.database, a.application_name, a.datname "
+                "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"))]
     finally:
         engine.dispose()
 
@@ -52,7 +67,10 @@ def test_three_processes_deliver_everything_once_in_order_with_one_poller(world:
             p.start(wait=False)
         for p in procs.values():
             p.wait_ready()
-        leader = wait_for(lambda: _poll_leader(pg_url), what="a poll leader")
+        try:
+            leader = wait_for(lambda: _poll_leader(pg_url), what="a poll leader")
+        except TimeoutError:
+            raise AssertionError(_advisory_locks(pg_url)) from None
         traffic = Traffic(world, [p.events_url for p in procs.values()])
         for cid in world.customers:
             traffic.customer_says(cid, f"{cid[-2:]} hello")
@@ -75,11 +93,15 @@ def test_three_processes_deliver_everything_once_in_order_with_one_poller(world:
             traffic.customer_says(cid, f"{cid[-2:]} after failover")
             traffic.agent_replies(cid, f"{cid[-2:]} answer after failover")
 
-        wait_for(traffic.all_arrived, timeout=60, what="every delivery")
+        try:
+            wait_for(traffic.all_arrived, timeout=60, what="every delivery")
+        except TimeoutError:
+            logs = "\n".join(p.log_tail(15) for p in procs.values())
+            raise AssertionError(f"{traffic.problems()}\nundelivered: {_undelivered(pg_url)}\n{logs}") from None
         time.sleep(1.0)  # a duplicate would show up now
         assert traffic.problems() == []
         reads = [r for r in world.x.requests if r[1] == "/2/dm_events"]
         assert reads, "nobody polled"
     finally:
         for p in procs.values():
-            p.stop()
+            p.close()
