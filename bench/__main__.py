@@ -1,11 +1,11 @@
-"""Run every benchmark and print a table: ``python -m bench [--messages N] [--no-pg] [--no-drain]``."""
+"""Run every benchmark and print a table: ``python -m bench [--messages N] [--no-pg] [--drain N]``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from bench import core
+from bench import core, sla_sweep
 
 
 def main() -> None:
@@ -17,6 +17,8 @@ def main() -> None:
     parser.add_argument("--rates", default="100,200", help="ack-latency arrival rates, events/s")
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of each ack-latency run")
     parser.add_argument("--drain", type=int, default=300, help="DMs in the drain burst (0 skips it)")
+    parser.add_argument("--sla-conversations", type=int, default=100_000,
+                        help="open conversations for the SLA sweep (0 skips it)")
     args = parser.parse_args()
     sys.setswitchinterval(0.0005)  # the emulators answer from threads of this process
     print(f"{'benchmark':<92}  result", flush=True)
@@ -24,6 +26,9 @@ def main() -> None:
     core.run_all(args.messages, None if args.no_pg else args.pg,
                  rates=tuple(float(r) for r in args.rates.split(",") if r), seconds=args.seconds,
                  drain_messages=args.drain, out=lambda row: print(f"{row.name:<92}  {row.value}", flush=True))
+    if args.sla_conversations:
+        for line in sla_sweep.report(args.sla_conversations, 200, None if args.no_pg else args.pg):
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import insert, text
 
+from bench.core import scratch_db
 from bridge.config import FileConfig, SlaConfig
 from bridge.desk import Desk
 from bridge.sla_runner import SlaRunner
@@ -32,21 +28,6 @@ from bridge.store.migrate import upgrade
 from bridge.store.tables import Conversation, InboundEvent
 
 FILE = FileConfig(sla=[SlaConfig(name="standard", first_response="2h", warn_before="15m")])
-
-
-@contextmanager
-def scratch_pg(admin: str) -> Iterator[str]:
-    name = f"dmbridge_bench_{uuid.uuid4().hex[:8]}"
-    eng = create_engine(admin.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
-    with eng.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with eng.connect() as c:
-            c.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname='{name}'"))
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        eng.dispose()
 
 
 def populate(db: Database, n: int, due: int, now: float) -> None:
@@ -112,16 +93,19 @@ def main() -> None:
     parser.add_argument("--no-pg", action="store_true")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        results["SQLite"] = run(f"sqlite:///{Path(tmp) / 'sweep.db'}", args.conversations, args.due)
-    if not args.no_pg:
-        with scratch_pg(args.pg) as url:
-            results["PostgreSQL"] = run(url, args.conversations, args.due)
-    print(f"SLA sweep over {args.conversations:,} open conversations, {args.due} due now")
-    for name, figures in results.items():
-        print(f"  {name}: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
-                                        for k, v in figures.items()))
+    for line in report(args.conversations, args.due, None if args.no_pg else args.pg):
+        print(line)
+
+
+def report(conversations: int, due: int, pg_admin: str | None) -> list[str]:
+    """One line per database: the sweep's figures for ``conversations`` open, ``due`` of them due now."""
+    lines = []
+    for kind in ("sqlite", "postgresql") if pg_admin else ("sqlite",):
+        with scratch_db(kind, pg_admin) as url:
+            figures = run(url, conversations, due)
+        lines.append(f"SLA sweep, {conversations:,} open conversations, {due} due, {kind}: " + ", ".join(
+            f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()))
+    return lines
 
 
 if __name__ == "__main__":
