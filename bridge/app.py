@@ -29,7 +29,9 @@ from bridge.domain import Batch, Platform
 from bridge.errors import ConfigError
 from bridge.http import build_http
 from bridge.inbound import store_batch
+from bridge.platform_delivery import PlatformDelivery
 from bridge.pollers import Poller, Starter
+from bridge.processor import EventProcessor
 from bridge.sla_runner import SlaRunner
 from bridge.slack.listeners import commands as command_listeners
 from bridge.slack.listeners import events as event_listeners
@@ -43,9 +45,7 @@ from bridge.store.locks import ProcessLock
 from bridge.store.tables import Outbox, SlackEvent
 from bridge.workers import (
     Context,
-    EventProcessor,
     Loop,
-    PlatformDelivery,
     SlackDelivery,
     recover,
     wake_snoozed,

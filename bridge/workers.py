@@ -7,7 +7,6 @@ with no transaction open, and the outcome is written in another.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -18,22 +17,21 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select
 
-from bridge import outbound, profiles
 from bridge.config import FileConfig, Settings, channel_for
-from bridge.desk import Desk, Who, refresh_home
-from bridge.domain import Limits, OutboundMessage, Platform, SendResult
+from bridge.desk import Desk
+from bridge.domain import Limits
 from bridge.errors import AuthFailed, DeliveryError, Rejected, RetryLater
 from bridge.pacing import Pacer
 from bridge.sla_runner import report_text
 from bridge.slack.blocks import SlackMessage, header_card, notice
 from bridge.slack.threads import SlackThreads
 from bridge.slack.views import home_view
-from bridge.store import conversations, events, outbox
 from bridge.store import desk as desk_store
+from bridge.store import events, outbox
 from bridge.store.db import Database
-from bridge.store.locks import ProcessLock, xact_serialize
-from bridge.store.tables import Conversation, Outbox, SentMessage
-from connectors.base import Connector, ProfileLookup, VerifiesSends
+from bridge.store.locks import ProcessLock
+from bridge.store.tables import Conversation, Outbox
+from connectors.base import Connector, ProfileLookup
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +106,7 @@ class Context:
         return {c.platform.value: c.limits for c in self.connectors.values()}
 
 
-def _claim(ctx: Context, row_ids: list[int], now: float) -> list[tuple[Outbox, Conversation | None]]:
+def claim_rows(ctx: Context, row_ids: list[int], now: float) -> list[tuple[Outbox, Conversation | None]]:
     """Claim rows in one short transaction; the ones we got, with their conversations."""
     with ctx.db.session() as s:
         rows = outbox.claim_many(s, row_ids, now, ctx.instance_id)
@@ -134,7 +132,7 @@ class SlackDelivery:
             rows = outbox.due(s, "slack", now, limit=50)
             channels = _channels(s, rows)
         if not rows:
-            return _idle(ctx, "slack", now)
+            return idle(ctx, "slack", now)
         wait, wanted = 1.0, []
         for row in rows:  # each is the head of its lane; pace posts per channel before claiming
             assert row.id is not None
@@ -146,7 +144,7 @@ class SlackDelivery:
                     continue
                 self.pacer.take(channel, ctx.clock())
             wanted.append(row.id)
-        claimed = _claim(ctx, wanted, ctx.clock())
+        claimed = claim_rows(ctx, wanted, ctx.clock())
         # Calls go out one after another with no transaction open; their outcomes are written together
         # afterwards. A crash in between leaves rows in ``sending``: they are verified before any resend.
         outcomes: list[Callable[[Session], None]] = []
@@ -157,7 +155,7 @@ class SlackDelivery:
             if refused or (conv is not None and conv.channel in limited and row.kind in POST_KINDS):
                 # the token was just refused, or this channel just answered 429: hand the row back untouched
                 when = ctx.auth_state("slack").paused_until if refused else ctx.clock() + 1.0
-                outcomes.append(_hand_back(row, when))
+                outcomes.append(hand_back(row, when))
                 continue
             outcomes.append(self._attempt(row, conv, limited, finished))
         if outcomes:
@@ -218,7 +216,7 @@ class SlackDelivery:
             return lambda s: outbox.fail(s, row_id, failed_reason)
         except Exception as exc:  # anything unforeseen: the row must not stay claimed; it may have gone out
             log.exception("slack %s #%s: unexpected error", row.kind, row_id)
-            return _unexpected(row, ctx.clock(), exc)
+            return unexpected(row, ctx.clock(), exc)
         ctx.health["slack"] = "ok"
         ended = ctx.auth_state("slack").works()
         finished.append((row_id, result))
@@ -330,250 +328,6 @@ class SlackDelivery:
                 ctx.desk.auto_assign(s, fresh, roster, away, ctx.clock())
 
 
-class PlatformDelivery:
-    """Delivers ``target='platform'`` rows (agent replies) through the conversation's connector."""
-
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-
-    def step(self) -> float:
-        ctx, now = self.ctx, self.ctx.clock()
-        with ctx.db.read() as s:
-            rows = outbox.due(s, "platform", now, limit=20)
-            platforms = {i: p for i, p in s.exec(select(Conversation.id, Conversation.platform).where(
-                col(Conversation.id).in_({r.conversation_id for r in rows if r.conversation_id}))).all()}
-        if not rows:
-            return _idle(ctx, "platform", now)
-        wait, wanted = 0.5, []
-        for row in rows:  # each is the head of its lane
-            assert row.id is not None
-            paused = ctx.auth_state(platforms.get(row.conversation_id or 0, "")).paused_until - ctx.clock()
-            if paused > 0:  # this platform refused our credential: leave its rows alone until the next probe
-                wait = min(wait, paused)
-                continue
-            wanted.append(row.id)
-        claimed = _claim(ctx, wanted, ctx.clock())
-        # calls with no transaction open, outcomes written together afterwards (see SlackDelivery.step)
-        outcomes: list[Callable[[Session], None]] = []
-        held: dict[str, float] = {}  # platforms that just refused us or rate-limited us: until when
-        for row, conv in claimed:
-            if row.kind == "profile":  # a customer profile refresh writes its own outcome
-                profiles.refresh(ctx, row, conv)
-                continue
-            platform = conv.platform if conv else ""
-            if platform in held:
-                outcomes.append(_hand_back(row, held[platform]))
-                continue
-            outcomes.append(self._attempt(row, conv, held))
-        if outcomes:
-            with ctx.db.session() as s:
-                for write in outcomes:
-                    write(s)
-        ctx.wake_slack.set()
-        return 0.0 if claimed else wait
-
-    def _attempt(self, row: Outbox, conv: Conversation | None, held: dict[str, float]) -> Callable[[Session], None]:
-        """Send one part (no transaction open); return what to write about the outcome."""
-        ctx, data = self.ctx, outbox.load(row)
-        row_id = row.id
-        assert row_id is not None
-        channel, ts = str(data["slack_channel"]), _opt(data.get("slack_ts"))
-        if ts is None and data.get("receipt_key"):
-            # a template: its receipts go on the thread post that shows it, which must exist first
-            with ctx.db.read() as s:
-                post = s.exec(select(Outbox).where(Outbox.dedupe_key == data["receipt_key"])).first()
-            if post is not None and post.state in (outbox.PENDING, outbox.SENDING):
-                when, error, unsure = ctx.clock() + BLOCKED_RECHECK, "waiting for the thread post", row.uncertain
-                return lambda s: outbox.retry_at(s, row_id, when, error, uncertain=unsure)
-            ts = post.result if post is not None and post.state == outbox.SENT else None
-        checked = not row.uncertain
-        try:
-            if conv is None:
-                raise Rejected("conversation is gone")
-            connector = ctx.connectors.get(conv.platform)
-            if connector is None:
-                raise Rejected(f"no {conv.platform} connector is configured")
-            message = OutboundMessage(
-                platform=Platform(conv.platform), account=conv.account, conversation=conv.remote_id,
-                recipient_id=conv.customer_id, text=str(data["text"]), last_inbound_at=conv.last_inbound_at,
-                key=row.dedupe_key)
-            result = None if checked else self._verify(connector, message, row, conv)
-            checked = True
-            if result is None:
-                result = connector.send(message)
-        except RetryLater as exc:
-            assert conv is not None
-            uncertain, reason = exc.uncertain or not checked, exc.reason
-            if exc.rate_limited:
-                when = max(exc.retry_at if exc.retry_at is not None else ctx.clock() + 60, ctx.clock() + 1)
-                held[conv.platform] = when  # the limit is the account's: the other rows would only hit it too
-                show = not row.waiting_shown
-
-                def limited(s: Session) -> None:
-                    outbox.retry_at(s, row_id, when, reason, waiting_shown=True, uncertain=uncertain)
-                    if show:
-                        outbound.enqueue_reaction(s, conv, channel, ts, WAITING, ctx.clock())
-                return limited
-            if row.attempts >= MAX_ATTEMPTS:
-                return self._failed(row, conv, channel, ts, f"{reason} (gave up after {row.attempts} attempts)")
-            when = ctx.clock() + backoff(row.attempts)
-            if exc.uncertain:  # let a late answer land before we look for it
-                when = max(when, ctx.clock() + ctx.settings.dmbridge_http_timeout)
-            return lambda s: outbox.retry_at(s, row_id, when, reason, uncertain=uncertain)
-        except AuthFailed as exc:
-            name = conv.platform if conv else "platform"
-            state = ctx.auth_state(name)
-            first = state.refused(ctx.clock())
-            ctx.health[name] = exc.reason
-            held[name] = state.paused_until
-            paused_until, reason, unsure = state.paused_until, exc.reason, not checked
-
-            def refused(s: Session) -> None:
-                outbox.retry_at(s, row_id, paused_until, reason, uncertain=unsure)
-                if first:
-                    log.error("%s deliveries paused: %s", name, reason)
-                    enqueue_channel_notice(s, ctx, name, state.since, f":warning: {reason}. Replies to "
-                                           f"{Platform(name).label} customers are queued, not lost; they go out "
-                                           "in order once the credential works again (see /healthz).")
-            return refused
-        except DeliveryError as exc:
-            if conv is None:
-                failed_reason = exc.reason
-                return lambda s: outbox.fail(s, row_id, failed_reason)
-            return self._failed(row, conv, channel, ts, exc.reason)
-        except Exception as exc:  # anything unforeseen: the row must not stay claimed; it may have gone out
-            log.exception("platform delivery #%s: unexpected error", row_id)
-            return _unexpected(row, ctx.clock(), exc)
-        assert conv is not None and conv.id is not None
-        ctx.health[conv.platform] = "ok"
-        if ctx.auth_state(conv.platform).works() is not None:
-            log.warning("%s deliveries resumed: the credential works again", conv.platform)
-        last_part = int(data["part"]) == int(data["parts"]) - 1
-        conv_id, sent = conv.id, result
-
-        def delivered(s: Session) -> None:
-            now = ctx.clock()
-            outbox.finish(s, row_id, sent.remote_id)
-            events.record_sent(s, platform=conv.platform, account=conv.account, remote_id=sent.remote_id,
-                               conversation_id=conv_id, slack_channel=channel, slack_ts=ts, now=now)
-            fresh = s.get(Conversation, conv_id)
-            if fresh is not None:  # an agent reply was delivered: the SLA clocks change
-                desk_store.sla_touch(fresh, now)
-                s.add(fresh)
-            if last_part:
-                outbound.enqueue_reaction(s, conv, channel, ts, OK, now)
-                if _exists(s, f"react:{WAITING}:{channel}:{ts}"):
-                    outbound.enqueue_reaction(s, conv, channel, ts, WAITING, now, remove=True)
-        return delivered
-
-    def _verify(self, connector: Connector, message: OutboundMessage, row: Outbox,
-                conv: Conversation) -> SendResult | None:
-        """An earlier attempt ended without an answer: look for it on the platform before sending again."""
-        if not isinstance(connector, VerifiesSends):
-            return None  # no way to check: resending may duplicate (README, "Running more than one instance")
-        with self.ctx.db.session() as s:
-            known = set(s.exec(select(SentMessage.remote_id).where(SentMessage.conversation_id == conv.id)).all())
-        found = connector.find_sent(message, since=row.created_at, known=known)
-        if found is not None:
-            log.info("%s delivery #%s had gone out before the interruption (%s)", conv.platform, row.id,
-                     found.remote_id)
-        return found
-
-    def _failed(self, row: Outbox, conv: Conversation, channel: str, ts: str | None,
-                reason: str) -> Callable[[Session], None]:
-        """What to write when a part is refused for good: ⚠️, a notice, and its later parts failed too."""
-        row_id = row.id
-        assert row_id is not None
-
-        def write(s: Session) -> None:
-            now = self.ctx.clock()
-            outbox.fail(s, row_id, reason)
-            # later parts of the same Slack message must not arrive without this one
-            siblings = row.dedupe_key.rsplit(":", 1)[0] + ":"
-            later = s.exec(select(Outbox).where(col(Outbox.dedupe_key).startswith(siblings),
-                                                Outbox.state == outbox.PENDING)).all()
-            for other in later:
-                assert other.id is not None
-                outbox.fail(s, other.id, "not sent: an earlier part was refused")
-            outbound.enqueue_reaction(s, conv, channel, ts, WARNING, now)
-            if _exists(s, f"react:{WAITING}:{channel}:{ts}"):
-                outbound.enqueue_reaction(s, conv, channel, ts, WAITING, now, remove=True)
-            outbound.enqueue_notice(s, conv, f"failed:{channel}:{ts}",
-                                    f":warning: Not delivered to the customer. {reason}", now)
-        return write
-
-
-class EventProcessor:
-    """Turns stored Slack events into outbox rows (relay, notices), each exactly once."""
-
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-
-    def step(self) -> float:
-        ctx = self.ctx
-        with ctx.db.read() as s:
-            pending = events.unprocessed_slack_events(s)
-        if not pending:
-            return 1.0
-        # classify, and ask Slack who the authors are, before the transaction opens (no write waits on Slack)
-        classified: list[tuple[int, dict[str, object], outbound.Action, Who | None]] = []
-        for row in pending:
-            assert row.id is not None
-            event = json.loads(row.payload)
-            event = event.get("event", event)
-            action = outbound.classify(event, ctx.bot_user_id, ctx.settings.note_prefixes)
-            who = ctx.desk.who(action.user, action.channel) if isinstance(
-                action, outbound.Relay | outbound.Command) else None
-            classified.append((row.id, event, action, who))
-        deliveries = False
-        with ctx.db.session() as s:  # the batch in one transaction, processors serialised across processes
-            xact_serialize(s, "slack-event-processor")  # so outbox ids follow event order
-            still = events.still_unprocessed(s, [c[0] for c in classified])
-            now, done = ctx.clock(), []
-            deferred = False
-            for row_id, event, action, who in classified:
-                if row_id not in still:
-                    continue  # another process got there first
-                if _thread_not_known_yet(s, action):
-                    deferred = True  # its header card is posted but not recorded yet: come back to it
-                    continue
-                done.append((row_id, self._apply(s, row_id, event, action, who, now)))
-                deliveries = deliveries or not isinstance(action, outbound.Ignore | outbound.Note)
-            events.mark_all_processed(s, done, now)
-        if deliveries:
-            ctx.wake_slack.set()
-            ctx.wake_platform.set()
-        return BLOCKED_RECHECK if deferred and not done else 0.0
-
-    def _apply(self, s: Session, row_id: int, event: dict[str, object], action: outbound.Action, who: Who | None,
-               now: float) -> str:
-        ctx = self.ctx
-        match action:
-            case outbound.Command(channel, thread_ts, ts, _user, text):
-                conv = conversations.by_thread(s, channel, thread_ts)
-                assert who is not None
-                if conv is None:
-                    return "ignored: command outside a conversation"
-                return ctx.desk.thread_command(s, who, conv, ts, text, ctx.bot_user_id, now)
-            case outbound.Ignore() if event.get("type") == "app_home_opened" and event.get("tab", "home") == "home":
-                refresh_home(s, str(event.get("user")), f"opened:{row_id}", now)
-                return "home"
-            case outbound.Relay() | outbound.Note() | outbound.Changed() | outbound.Ignore():
-                return outbound.apply(s, action, ctx.limits(), now, is_agent=who is None or who.is_agent)
-        return "ignored"
-
-
-def _thread_not_known_yet(s: Session, action: outbound.Action) -> bool:
-    """A reply in a thread we do not know, while some header card's post is unsettled: the thread may be
-    that card's (posted, its ts not written yet, or cut short by a crash and awaiting verification)."""
-    if not isinstance(action, outbound.Relay | outbound.Command | outbound.Changed):
-        return False
-    if conversations.by_thread(s, action.channel, action.thread_ts) is not None:
-        return False
-    return s.exec(select(Outbox.id).where(Outbox.kind == "card", col(Outbox.state).in_(
-        (outbox.PENDING, outbox.SENDING))).limit(1)).first() is not None
-
-
 def enqueue_channel_notice(s: Session, ctx: Context, about: str, since: float, text: str) -> None:
     """A top-level message in the inbox channel (credential problems), once per incident."""
     try:
@@ -601,21 +355,21 @@ def _our_echo(ctx: Context, echo_of: object) -> bool:
         return events.sent_by_us(s, platform, account, remote_id)
 
 
-def _opt(value: object) -> str | None:
+def optional_text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _exists(s: Session, key: str) -> bool:
+def row_exists(s: Session, key: str) -> bool:
     return s.exec(select(Outbox.id).where(Outbox.dedupe_key == key)).first() is not None
 
 
-def _unexpected(row: Outbox, now: float, exc: Exception) -> Callable[[Session], None]:
+def unexpected(row: Outbox, now: float, exc: Exception) -> Callable[[Session], None]:
     row_id, when, reason = row.id, now + backoff(row.attempts), f"unexpected {type(exc).__name__}"
     assert row_id is not None
     return lambda s: outbox.retry_at(s, row_id, when, reason, uncertain=True)
 
 
-def _hand_back(row: Outbox, when: float) -> Callable[[Session], None]:
+def hand_back(row: Outbox, when: float) -> Callable[[Session], None]:
     """A claimed row we will not attempt now goes back to ``pending`` as it was."""
     row_id, error, uncertain = row.id, row.last_error or "postponed", row.uncertain
     assert row_id is not None
@@ -625,7 +379,7 @@ def _hand_back(row: Outbox, when: float) -> Callable[[Session], None]:
 BLOCKED_RECHECK = 0.2
 
 
-def _idle(ctx: Context, target: str, now: float) -> float:
+def idle(ctx: Context, target: str, now: float) -> float:
     """How long to sleep with nothing to claim (the loop's wake event cuts it short)."""
     with ctx.db.read() as s:
         nxt = outbox.next_due_at(s, target)

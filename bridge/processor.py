@@ -1,0 +1,90 @@
+"""The Slack event processor: stored events → outbox rows, each exactly once, in event order.
+
+Authors are looked up in Slack (agent or not, names) before the transaction
+opens; the batch is then applied in one transaction, serialised across
+processes so outbox ids follow event order.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlmodel import Session, col, select
+
+from bridge import outbound
+from bridge.desk import Who, refresh_home
+from bridge.store import conversations, events, outbox
+from bridge.store.locks import xact_serialize
+from bridge.store.tables import Outbox
+from bridge.workers import BLOCKED_RECHECK, Context
+
+
+class EventProcessor:
+    """Turns stored Slack events into outbox rows (relay, notices), each exactly once."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def step(self) -> float:
+        ctx = self.ctx
+        with ctx.db.read() as s:
+            pending = events.unprocessed_slack_events(s)
+        if not pending:
+            return 1.0
+        # classify, and ask Slack who the authors are, before the transaction opens (no write waits on Slack)
+        classified: list[tuple[int, dict[str, object], outbound.Action, Who | None]] = []
+        for row in pending:
+            assert row.id is not None
+            event = json.loads(row.payload)
+            event = event.get("event", event)
+            action = outbound.classify(event, ctx.bot_user_id, ctx.settings.note_prefixes)
+            who = ctx.desk.who(action.user, action.channel) if isinstance(
+                action, outbound.Relay | outbound.Command) else None
+            classified.append((row.id, event, action, who))
+        deliveries = False
+        with ctx.db.session() as s:  # the batch in one transaction, processors serialised across processes
+            xact_serialize(s, "slack-event-processor")  # so outbox ids follow event order
+            still = events.still_unprocessed(s, [c[0] for c in classified])
+            now, done = ctx.clock(), []
+            deferred = False
+            for row_id, event, action, who in classified:
+                if row_id not in still:
+                    continue  # another process got there first
+                if _thread_not_known_yet(s, action):
+                    deferred = True  # its header card is posted but not recorded yet: come back to it
+                    continue
+                done.append((row_id, self._apply(s, row_id, event, action, who, now)))
+                deliveries = deliveries or not isinstance(action, outbound.Ignore | outbound.Note)
+            events.mark_all_processed(s, done, now)
+        if deliveries:
+            ctx.wake_slack.set()
+            ctx.wake_platform.set()
+        return BLOCKED_RECHECK if deferred and not done else 0.0
+
+    def _apply(self, s: Session, row_id: int, event: dict[str, object], action: outbound.Action, who: Who | None,
+               now: float) -> str:
+        ctx = self.ctx
+        match action:
+            case outbound.Command(channel, thread_ts, ts, _user, text):
+                conv = conversations.by_thread(s, channel, thread_ts)
+                assert who is not None
+                if conv is None:
+                    return "ignored: command outside a conversation"
+                return ctx.desk.thread_command(s, who, conv, ts, text, ctx.bot_user_id, now)
+            case outbound.Ignore() if event.get("type") == "app_home_opened" and event.get("tab", "home") == "home":
+                refresh_home(s, str(event.get("user")), f"opened:{row_id}", now)
+                return "home"
+            case outbound.Relay() | outbound.Note() | outbound.Changed() | outbound.Ignore():
+                return outbound.apply(s, action, ctx.limits(), now, is_agent=who is None or who.is_agent)
+        return "ignored"
+
+
+def _thread_not_known_yet(s: Session, action: outbound.Action) -> bool:
+    """A reply in a thread we do not know, while some header card's post is unsettled: the thread may be
+    that card's (posted, its ts not written yet, or cut short by a crash and awaiting verification)."""
+    if not isinstance(action, outbound.Relay | outbound.Command | outbound.Changed):
+        return False
+    if conversations.by_thread(s, action.channel, action.thread_ts) is not None:
+        return False
+    return s.exec(select(Outbox.id).where(Outbox.kind == "card", col(Outbox.state).in_(
+        (outbox.PENDING, outbox.SENDING))).limit(1)).first() is not None
