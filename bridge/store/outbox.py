@@ -133,10 +133,23 @@ def claim_owners(session: Session) -> set[str]:
     return {str(owner) for owner in found if owner}
 
 
-def release_claims(session: Session, owner: str) -> int:
-    """Rows a dead process left in ``sending`` go back to ``pending``, to be verified before resending."""
-    result = session.execute(update(Outbox).where(col(Outbox.state) == SENDING, col(Outbox.claimed_by) == owner)
+def release_claims(session: Session, owner: str, older_than: float | None = None) -> int:
+    """Rows ``owner`` left in ``sending`` (all of them, or those claimed before ``older_than``) go back to
+    ``pending``, to be verified before resending."""
+    where = and_(col(Outbox.state) == SENDING, col(Outbox.claimed_by) == owner)
+    if older_than is not None:
+        where = and_(where, col(Outbox.claimed_at) < older_than)
+    result = session.execute(update(Outbox).where(where)
                              .values(state=PENDING, claimed_at=None, claimed_by=None, uncertain=True))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def give_back(session: Session, row_ids: list[int], owner: str, when: float, error: str) -> int:
+    """Claims of ``owner`` on ``row_ids`` back to ``pending`` (due at ``when``), to be verified first."""
+    result = session.execute(update(Outbox).where(col(Outbox.id).in_(row_ids), col(Outbox.state) == SENDING,
+                                                  col(Outbox.claimed_by) == owner)
+                             .values(state=PENDING, claimed_at=None, claimed_by=None, uncertain=True,
+                                     next_attempt_at=when, last_error=error))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
