@@ -99,6 +99,7 @@ class Context:
     health: dict[str, str] = field(default_factory=dict)
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     auth: dict[str, AuthState] = field(default_factory=dict)
+    failed_event: Callable[[], None] = lambda: None  # counts a Slack event whose processing raised (/metrics)
 
     def auth_state(self, name: str) -> AuthState:
         return self.auth.setdefault(name, AuthState())
