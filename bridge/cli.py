@@ -14,6 +14,7 @@ import typer
 from bridge import manifest as manifest_mod
 from bridge.config import FileConfig, Settings
 from bridge.errors import ConfigError
+from bridge.outbox_cli import outbox_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="dmbridge: customer DMs from X and other channels as Slack threads.")
@@ -73,6 +74,7 @@ def migrate() -> None:
 
 templates_app = typer.Typer(no_args_is_help=True, help="Saved replies: bulk import and export as YAML.")
 app.add_typer(templates_app, name="templates")
+app.add_typer(outbox_app, name="outbox")
 
 
 @templates_app.command("export")

@@ -239,6 +239,10 @@ class Settings(BaseSettings):
     dmbridge_sweep_seconds: float = 30.0  # how often due snoozes (and SLA timers) are checked
     # seconds before a Slack or X call is given up as timed out (it is then verified before any resend)
     dmbridge_http_timeout: float = 15.0
+    # a delivery that keeps failing for unforeseen reasons is given up (⚠️ in its thread) after this many tries
+    dmbridge_max_attempts: int = 12
+    # a claim this process has held longer than this is taken back by recovery (its outcome was never written)
+    dmbridge_claim_timeout: float = 600.0
 
     @property
     def note_prefixes(self) -> tuple[str, ...]:

@@ -19,7 +19,6 @@ from bridge.store import events, outbox
 from bridge.store.tables import Conversation, Outbox, SentMessage
 from bridge.workers import (
     BLOCKED_RECHECK,
-    MAX_ATTEMPTS,
     OK,
     WAITING,
     WARNING,
@@ -27,12 +26,14 @@ from bridge.workers import (
     backoff,
     claim_rows,
     enqueue_channel_notice,
+    give_back,
     hand_back,
     idle,
     log,
     optional_text,
     row_exists,
     unexpected,
+    write_outcomes,
 )
 from connectors.base import Connector, VerifiesSends
 
@@ -60,24 +61,37 @@ class PlatformDelivery:
                 continue
             wanted.append(row.id)
         claimed = claim_rows(ctx, wanted, ctx.clock())
-        # calls with no transaction open, outcomes written together afterwards (see SlackDelivery.step)
+        # calls with no transaction open, outcomes written together afterwards (see SlackDelivery.step);
+        # any error in between gives the claims back (bridge.claims)
         outcomes: list[Callable[[Session], None]] = []
+        batch: list[Outbox] = []  # the claims whose outcomes are written together
         held: dict[str, float] = {}  # platforms that just refused us or rate-limited us: until when
-        for row, conv in claimed:
-            if row.kind == "profile":  # a customer profile refresh writes its own outcome
-                profiles.refresh(ctx, row, conv)
-                continue
-            platform = conv.platform if conv else ""
-            if platform in held:
-                outcomes.append(hand_back(row, held[platform]))
-                continue
-            outcomes.append(self._attempt(row, conv, held))
+        try:
+            for row, conv in claimed:
+                if row.kind == "profile":  # a customer profile refresh writes its own outcome
+                    self._profile(row, conv)
+                    continue
+                batch.append(row)
+                platform = conv.platform if conv else ""
+                if platform in held:
+                    outcomes.append(hand_back(row, held[platform]))
+                    continue
+                outcomes.append(self._attempt(row, conv, held))
+        except BaseException:
+            give_back(ctx, [r for r, _ in claimed], "interrupted")
+            raise
         if outcomes:
-            with ctx.db.session() as s:
-                for write in outcomes:
-                    write(s)
+            write_outcomes(ctx, batch, outcomes)
         ctx.wake_slack.set()
         return 0.0 if claimed else wait
+
+    def _profile(self, row: Outbox, conv: Conversation | None) -> None:
+        try:
+            profiles.refresh(self.ctx, row, conv)
+        except Exception as exc:
+            log.exception("profile refresh #%s: unexpected error", row.id)
+            row_id, reason = row.id or 0, f"unexpected {type(exc).__name__}"
+            write_outcomes(self.ctx, [row], [lambda s: outbox.fail(s, row_id, reason)])
 
     def _attempt(self, row: Outbox, conv: Conversation | None, held: dict[str, float]) -> Callable[[Session], None]:
         """Send one part (no transaction open); return what to write about the outcome."""
@@ -121,7 +135,7 @@ class PlatformDelivery:
                     if show:
                         outbound.enqueue_reaction(s, conv, channel, ts, WAITING, ctx.clock())
                 return limited
-            if row.attempts >= MAX_ATTEMPTS:
+            if row.attempts >= ctx.settings.dmbridge_max_attempts:
                 return self._failed(row, conv, channel, ts, f"{reason} (gave up after {row.attempts} attempts)")
             when = ctx.clock() + backoff(row.attempts)
             if exc.uncertain:  # let a late answer land before we look for it
@@ -150,6 +164,9 @@ class PlatformDelivery:
             return self._failed(row, conv, channel, ts, exc.reason)
         except Exception as exc:  # anything unforeseen: the row must not stay claimed; it may have gone out
             log.exception("platform delivery #%s: unexpected error", row_id)
+            if conv is not None and row.attempts >= ctx.settings.dmbridge_max_attempts:
+                return self._failed(row, conv, channel, ts, f"Unexpected {type(exc).__name__} "
+                                                            f"(gave up after {row.attempts} attempts).")
             return unexpected(row, ctx.clock(), exc)
         assert conv is not None and conv.id is not None
         ctx.health[conv.platform] = "ok"

@@ -2,13 +2,20 @@
 
 Authors are looked up in Slack (agent or not, names) before the transaction
 opens; the batch is then applied in one transaction, serialised across
-processes so outbox ids follow event order.
+processes so outbox ids follow event order. Each event runs in its own
+savepoint: one that raises something unforeseen is rolled back alone, marked
+``failed`` with the error, its author is told privately, and the batch moves
+on. A database error is not the event's fault: the batch rolls back and is
+tried again.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import traceback
 
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
 from bridge import outbound
@@ -17,6 +24,10 @@ from bridge.store import conversations, events, outbox
 from bridge.store.locks import xact_serialize
 from bridge.store.tables import Outbox
 from bridge.workers import BLOCKED_RECHECK, Context
+
+log = logging.getLogger(__name__)
+
+FAILED = "failed"
 
 
 class EventProcessor:
@@ -47,15 +58,26 @@ class EventProcessor:
             still = events.still_unprocessed(s, [c[0] for c in classified])
             now, done = ctx.clock(), []
             deferred = False
+            failures: list[int] = []
             for row_id, event, action, who in classified:
                 if row_id not in still:
                     continue  # another process got there first
                 if _thread_not_known_yet(s, action):
                     deferred = True  # its header card is posted but not recorded yet: come back to it
                     continue
-                done.append((row_id, self._apply(s, row_id, event, action, who, now)))
+                try:
+                    with s.begin_nested():  # this event alone is rolled back if it raises
+                        outcome = self._apply(s, row_id, event, action, who, now)
+                except DBAPIError:
+                    raise  # the database's trouble, not the event's: the whole batch is tried again
+                except Exception as exc:
+                    failures.append(row_id)
+                    outcome = self._failed(s, row_id, action, exc, now)
+                done.append((row_id, outcome))
                 deliveries = deliveries or not isinstance(action, outbound.Ignore | outbound.Note)
             events.mark_all_processed(s, done, now)
+        for _ in failures:
+            ctx.failed_event()
         if deliveries:
             ctx.wake_slack.set()
             ctx.wake_platform.set()
@@ -77,6 +99,23 @@ class EventProcessor:
             case outbound.Relay() | outbound.Note() | outbound.Changed() | outbound.Ignore():
                 return outbound.apply(s, action, ctx.limits(), now, is_agent=who is None or who.is_agent)
         return "ignored"
+
+
+    def _failed(self, s: Session, row_id: int, action: outbound.Action, exc: Exception, now: float) -> str:
+        """Record why the event failed and tell its author privately (nothing of the event is kept)."""
+        error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        # the type and where it was raised, not the message (it may quote what the user typed)
+        log.error("slack event #%s failed and is skipped: %s at %s:%s", row_id, type(exc).__name__,
+                  where.filename if where else "?", where.lineno if where else "?")
+        events.mark_failed(s, row_id, error)
+        user, channel = getattr(action, "user", None), getattr(action, "channel", None)
+        if user and channel:
+            outbound.ephemeral(s, str(channel), str(user), f":warning: dmbridge could not handle that "
+                               f"({type(exc).__name__}); nothing was done. The error is recorded on Slack "
+                               f"event #{row_id} for the operator.", now,
+                               thread_ts=getattr(action, "thread_ts", None))
+        return FAILED
 
 
 def _thread_not_known_yet(s: Session, action: outbound.Action) -> bool:

@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select
 
+from bridge import outbound
+from bridge.claims import give_back as give_back  # re-exported for the delivery modules
+from bridge.claims import recover as recover  # re-exported for bridge.app and tests
+from bridge.claims import write_outcomes as write_outcomes
 from bridge.config import FileConfig, Settings, channel_for
 from bridge.desk import Desk
 from bridge.domain import Limits
@@ -29,7 +33,6 @@ from bridge.slack.views import home_view
 from bridge.store import desk as desk_store
 from bridge.store import events, outbox
 from bridge.store.db import Database
-from bridge.store.locks import ProcessLock
 from bridge.store.tables import Conversation, Outbox
 from connectors.base import Connector, ProfileLookup
 
@@ -37,8 +40,6 @@ log = logging.getLogger(__name__)
 
 POST_KINDS = {"card", "mirror", "notice", "channel_notice", "template_post"}
 UNTHREADED = {"channel_notice", "ephemeral", "home"}  # deliveries that need no conversation
-MAX_ATTEMPTS = 12
-STALE_CLAIM_SECONDS = 120.0
 AUTH_PAUSE_MIN, AUTH_PAUSE_MAX = 5.0, 300.0
 OK, WAITING, WARNING = "white_check_mark", "hourglass_flowing_sand", "warning"
 
@@ -98,6 +99,7 @@ class Context:
     health: dict[str, str] = field(default_factory=dict)
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     auth: dict[str, AuthState] = field(default_factory=dict)
+    failed_event: Callable[[], None] = lambda: None  # counts a Slack event whose processing raised (/metrics)
 
     def auth_state(self, name: str) -> AuthState:
         return self.auth.setdefault(name, AuthState())
@@ -147,22 +149,24 @@ class SlackDelivery:
         claimed = claim_rows(ctx, wanted, ctx.clock())
         # Calls go out one after another with no transaction open; their outcomes are written together
         # afterwards. A crash in between leaves rows in ``sending``: they are verified before any resend.
+        # Any error in between gives the claims back (bridge.claims): none stays ``sending`` under us.
         outcomes: list[Callable[[Session], None]] = []
         finished: list[tuple[int, str | None]] = []
         limited: set[str] = set()
-        for row, conv in claimed:
-            refused = ctx.auth_state("slack").paused_until > ctx.clock()  # refused just now, in this batch
-            if refused or (conv is not None and conv.channel in limited and row.kind in POST_KINDS):
-                # the token was just refused, or this channel just answered 429: hand the row back untouched
-                when = ctx.auth_state("slack").paused_until if refused else ctx.clock() + 1.0
-                outcomes.append(hand_back(row, when))
-                continue
-            outcomes.append(self._attempt(row, conv, limited, finished))
+        try:
+            for row, conv in claimed:
+                refused = ctx.auth_state("slack").paused_until > ctx.clock()  # refused just now, in this batch
+                if refused or (conv is not None and conv.channel in limited and row.kind in POST_KINDS):
+                    # the token was just refused, or this channel just answered 429: hand the row back untouched
+                    when = ctx.auth_state("slack").paused_until if refused else ctx.clock() + 1.0
+                    outcomes.append(hand_back(row, when))
+                    continue
+                outcomes.append(self._attempt(row, conv, limited, finished))
+        except BaseException:
+            give_back(ctx, [r for r, _ in claimed], "interrupted")
+            raise
         if outcomes:
-            with ctx.db.session() as s:
-                outbox.finish_many(s, finished)
-                for write in outcomes:
-                    write(s)
+            write_outcomes(ctx, [r for r, _ in claimed], [lambda s: outbox.finish_many(s, finished), *outcomes])
             ctx.wake_slack.set()
         return 0.0 if claimed else wait
 
@@ -194,15 +198,11 @@ class SlackDelivery:
                 self.pacer.pause(conv.channel, when)
                 limited.add(conv.channel)
             log.info("slack %s #%s retry at %.1f: %s", row.kind, row_id, when, exc.reason)
-            give_up = row.attempts >= MAX_ATTEMPTS and not exc.rate_limited
+            give_up = row.attempts >= ctx.settings.dmbridge_max_attempts and not exc.rate_limited
             uncertain, why = exc.uncertain or not checked, exc.reason
-
-            def retry(s: Session) -> None:
-                if give_up:
-                    outbox.fail(s, row_id, why)
-                else:
-                    outbox.retry_at(s, row_id, when, why, uncertain=uncertain)
-            return retry
+            if give_up:
+                return self._give_up(row, conv, f"{why} (gave up after {row.attempts} attempts)")
+            return lambda s: outbox.retry_at(s, row_id, when, why, uncertain=uncertain)
         except AuthFailed as exc:
             state = ctx.auth_state("slack")
             if state.refused(ctx.clock()):
@@ -216,6 +216,9 @@ class SlackDelivery:
             return lambda s: outbox.fail(s, row_id, failed_reason)
         except Exception as exc:  # anything unforeseen: the row must not stay claimed; it may have gone out
             log.exception("slack %s #%s: unexpected error", row.kind, row_id)
+            if row.attempts >= ctx.settings.dmbridge_max_attempts:
+                return self._give_up(row, conv, f"unexpected {type(exc).__name__} "
+                                                f"(gave up after {row.attempts} attempts)")
             return unexpected(row, ctx.clock(), exc)
         ctx.health["slack"] = "ok"
         ended = ctx.auth_state("slack").works()
@@ -233,6 +236,20 @@ class SlackDelivery:
                     fresh.thread_ts = result
                     s.add(fresh)
         return sent
+
+    def _give_up(self, row: Outbox, conv: Conversation | None, reason: str) -> Callable[[Session], None]:
+        """Fail the row for good; say so in its thread (unless the row is itself a thread notice)."""
+        row_id = row.id
+        assert row_id is not None
+        log.warning("slack %s #%s failed: %s", row.kind, row_id, reason)
+
+        def write(s: Session) -> None:
+            outbox.fail(s, row_id, reason)
+            if conv is not None and conv.thread_ts and row.kind not in ("notice", "card"):
+                outbound.enqueue_notice(s, conv, f"failed:slack:{row_id}",
+                                        f":warning: A Slack delivery ({row.kind}) was given up. {reason}",
+                                        self.ctx.clock())
+        return write
 
     def _verify(self, row: Outbox, conv: Conversation) -> str | None:
         """An earlier attempt ended without an answer: did it post? (Only posts need this; the rest is idempotent.)"""
@@ -407,35 +424,6 @@ class Loop(threading.Thread):
             if delay > 0:
                 self.wake.wait(delay)
             self.wake.clear()
-
-
-def recover(ctx: Context) -> int:
-    """Rows a dead process left in ``sending`` go back to the queue, marked to be verified first.
-
-    A process is dead when its ``instance:{id}`` lock can be taken (see
-    ``bridge.store.locks``); rows with no recorded owner wait out
-    ``STALE_CLAIM_SECONDS``.
-    """
-    with ctx.db.session() as s:
-        owners = outbox.claim_owners(s) - {ctx.instance_id}
-    total = 0
-    for owner in owners:
-        lock = ProcessLock(ctx.db, f"instance:{owner}")
-        if not lock.try_acquire():
-            continue  # alive
-        try:
-            with ctx.db.session() as s:
-                n = outbox.release_claims(s, owner)
-            total += n
-            log.warning("%d deliveries interrupted by a stopped process go back to the queue, verified first", n)
-        finally:
-            lock.release(forget=True)
-    with ctx.db.session() as s:
-        total += outbox.recover_stale(s, ctx.clock() - STALE_CLAIM_SECONDS)
-    if total:
-        ctx.wake_slack.set()
-        ctx.wake_platform.set()
-    return total
 
 
 def wake_snoozed(ctx: Context) -> int:

@@ -32,6 +32,11 @@ def mark_processed(session: Session, row_id: int, outcome: str, now: float) -> b
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def mark_failed(session: Session, row_id: int, error: str) -> None:
+    """Processing this event raised: keep the error (it is then marked processed as ``failed``)."""
+    session.execute(update(SlackEvent).where(col(SlackEvent.id) == row_id).values(error=error))
+
+
 def still_unprocessed(session: Session, row_ids: list[int]) -> set[int]:
     """Which of these events no worker has processed yet (call inside the processing transaction)."""
     if not row_ids:

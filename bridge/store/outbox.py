@@ -133,10 +133,23 @@ def claim_owners(session: Session) -> set[str]:
     return {str(owner) for owner in found if owner}
 
 
-def release_claims(session: Session, owner: str) -> int:
-    """Rows a dead process left in ``sending`` go back to ``pending``, to be verified before resending."""
-    result = session.execute(update(Outbox).where(col(Outbox.state) == SENDING, col(Outbox.claimed_by) == owner)
+def release_claims(session: Session, owner: str, older_than: float | None = None) -> int:
+    """Rows ``owner`` left in ``sending`` (all of them, or those claimed before ``older_than``) go back to
+    ``pending``, to be verified before resending."""
+    where = and_(col(Outbox.state) == SENDING, col(Outbox.claimed_by) == owner)
+    if older_than is not None:
+        where = and_(where, col(Outbox.claimed_at) < older_than)
+    result = session.execute(update(Outbox).where(where)
                              .values(state=PENDING, claimed_at=None, claimed_by=None, uncertain=True))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def give_back(session: Session, row_ids: list[int], owner: str, when: float, error: str) -> int:
+    """Claims of ``owner`` on ``row_ids`` back to ``pending`` (due at ``when``), to be verified first."""
+    result = session.execute(update(Outbox).where(col(Outbox.id).in_(row_ids), col(Outbox.state) == SENDING,
+                                                  col(Outbox.claimed_by) == owner)
+                             .values(state=PENDING, claimed_at=None, claimed_by=None, uncertain=True,
+                                     next_attempt_at=when, last_error=error))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -157,3 +170,36 @@ def next_due_at(session: Session, target: str) -> float | None:
 def load(row: Outbox) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(row.payload)
     return data
+
+
+def listing(session: Session, *, states: tuple[str, ...], target: str | None = None, limit: int = 50) -> list[Outbox]:
+    """Rows in ``states`` (oldest first), for operators; an index range, never the sent history unless asked."""
+    stmt = select(Outbox).where(col(Outbox.state).in_(states))
+    if target:
+        stmt = stmt.where(Outbox.target == target)
+    return list(session.exec(stmt.order_by(col(Outbox.id)).limit(limit)).all())
+
+
+def operator_retry(session: Session, row_id: int, now: float) -> str | None:
+    """A failed or waiting row goes again now with a fresh attempt count; why not, when it cannot."""
+    row = session.get(Outbox, row_id)
+    if row is None:
+        return "no such row"
+    if row.state not in (PENDING, FAILED):
+        return f"it is {row.state}"
+    session.execute(update(Outbox).where(col(Outbox.id) == row_id).values(
+        state=PENDING, attempts=0, next_attempt_at=now, claimed_at=None, claimed_by=None,
+        last_error=f"retried by an operator (was: {row.last_error or row.state})"[:500]))
+    return None
+
+
+def operator_drop(session: Session, row_id: int) -> str | None:
+    """A pending or failed row is given up for good (kept as ``failed``, so its dedupe key stays)."""
+    row = session.get(Outbox, row_id)
+    if row is None:
+        return "no such row"
+    if row.state not in (PENDING, FAILED):
+        return f"it is {row.state}"
+    session.execute(update(Outbox).where(col(Outbox.id) == row_id).values(
+        state=FAILED, claimed_at=None, claimed_by=None, last_error="dropped by an operator"))
+    return None

@@ -74,6 +74,8 @@ class SlackEvent(SQLModel, table=True):
     received_at: float
     processed_at: float | None = Field(default=None, index=True)
     outcome: str | None = None
+    # set when processing raised something unforeseen: the event is then processed as ``failed`` (and skipped)
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Outbox(SQLModel, table=True):
@@ -90,6 +92,9 @@ class Outbox(SQLModel, table=True):
     __table_args__ = (
         Index("ix_outbox_due", "target", "state", "next_attempt_at"),
         Index("ix_outbox_lane", "lane", "state", "id"),
+        Index("ix_outbox_kind_state", "kind", "state"),  # the event processor's "is a card unsettled?"
+        Index("ix_outbox_conversation", "conversation_id", "target", "state"),  # attempted_with_text
+        Index("ix_outbox_claims", "state", "claimed_by", "claimed_at"),  # recovery's claim owners
     )
 
     id: int | None = Field(default=None, primary_key=True)

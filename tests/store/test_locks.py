@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
 
+from bridge.config import Settings
 from bridge.store import outbox
 from bridge.store.db import Database
 from bridge.store.locks import ProcessLock
@@ -76,7 +77,7 @@ def test_rows_of_a_dead_owner_come_back_uncertain_and_a_live_owners_stay(db_url:
         assert outbox.claim(s, ids[0], 1.0, "dead-one")
         assert outbox.claim(s, ids[1], 1.0, "alive-one")
     ctx = Context.__new__(Context)  # only what recover() reads
-    ctx.db, ctx.instance_id, ctx.clock = db, "me", time.time
+    ctx.db, ctx.instance_id, ctx.clock, ctx.settings = db, "me", time.time, Settings()
     ctx.wake_slack, ctx.wake_platform = threading.Event(), threading.Event()
     assert recover(ctx) == 1
     with db.read() as s:

@@ -1,3 +1,4 @@
+import contextlib
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -56,3 +57,29 @@ def test_weekday_bare_time_and_today() -> None:
        st.sampled_from(["2h", "tomorrow 9:00", "mon 10:00", "sun 23:59", "0:00", "15m"]))
 def test_every_accepted_time_is_in_the_future(now: datetime, text: str) -> None:
     assert parse_when(text, now) > now
+
+
+@pytest.mark.parametrize("text", ["9999999d", "366d", "53w", "8761h", "1" + "0" * 5000 + "s", "365d1s"])
+def test_absurd_durations_are_refused_clearly(text: str) -> None:
+    with pytest.raises(ValueError, match="at most 365 days"):
+        parse_duration(text)
+    with pytest.raises(ValueError, match="at most 365 days"):
+        parse_when(text, datetime(2026, 6, 1, 12, 0, tzinfo=BERLIN))
+
+
+def test_the_maximum_itself_is_accepted() -> None:
+    assert parse_duration("365d") == 365 * 86400
+    assert parse_duration("52w") == 52 * 604800
+
+
+_WORDS = st.one_of(st.text(max_size=30), st.from_regex(r"\A(\d{1,20}[smhdwx]){1,4}\Z"),
+                   st.builds(lambda d, c: f"{d} {c}", st.sampled_from(["today", "tomorrow", "mon", "sunday", "x"]),
+                             st.from_regex(r"\A\d{1,4}(:\d{1,3})?\Z")))
+
+
+@given(_WORDS, st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1),
+                            timezones=st.sampled_from([UTC, BERLIN, NY])))
+def test_the_parsers_raise_nothing_but_value_error(text: str, now: datetime) -> None:
+    for parse in (parse_duration, lambda t: parse_when(t, now)):
+        with contextlib.suppress(ValueError):
+            parse(text)
