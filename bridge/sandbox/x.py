@@ -40,6 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bridge.sandbox import x_rules
 from bridge.sandbox.server import HttpServer
 from connectors import signing
 
@@ -61,9 +62,11 @@ class _Fault:
 
 
 class _Problem(Exception):
-    def __init__(self, status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, title: str, detail: str, headers: dict[str, str] | None = None,
+                 body: dict[str, Any] | None = None) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail, self.headers = status, title, detail, headers or {}
+        self.body = body or {"title": title, "detail": detail, "type": "about:blank", "status": status}
 
 
 class _Window:
@@ -255,9 +258,11 @@ class XEmulator:
         return resp
 
     def crc_check(self) -> bool:
-        """X's challenge: GET ?crc_token=…; True when the answer is the expected HMAC."""
-        token = uuid.uuid4().hex
-        resp = self.client.get(self.webhook_url, params={"crc_token": token})
+        """X's challenge: GET ?crc_token=…&nonce=… (the token is base64 of a UUID, as X's are); True when the
+        answer is the expected HMAC."""
+        token = base64.b64encode(str(uuid.uuid4()).encode()).decode()
+        nonce = base64.urlsafe_b64encode(str(int(time.time() * 1000)).encode()).decode().rstrip("=")
+        resp = self.client.get(self.webhook_url, params={"crc_token": token, "nonce": nonce})
         expected = signing.base64_sha256(self.consumer_secret, token.encode())
         return resp.status_code == 200 and resp.json().get("response_token") == expected
 
@@ -306,16 +311,20 @@ class XEmulator:
                 headers |= self._daily.headers("x-user-limit-24hour")
             return headers
 
-    async def _respond(self, request: Request, kind: str, produce: Any, body: bytes = b"") -> Response:
+    async def _respond(self, request: Request, kind: str, produce: Any, body: bytes = b"",
+                       endpoint: str = "") -> Response:
         try:
             headers = await self._admit(request, kind, body)
+            try:
+                x_rules.check_query(endpoint or request.url.path, request.query_params)
+            except x_rules.InvalidQuery as exc:
+                raise _Problem(400, "Invalid Request", exc.message, body=exc.body()) from exc
             with self._lock:
                 data, status = produce()
         except _Problem as exc:
             with self._lock:
                 self.requests.append((request.method, request.url.path, exc.status))
-            return JSONResponse({"title": exc.title, "detail": exc.detail, "type": "about:blank",
-                                 "status": exc.status}, status_code=exc.status, headers=exc.headers)
+            return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
         with self._lock:
             self.requests.append((request.method, request.url.path, status))
         return JSONResponse(data, status_code=status, headers=headers)
@@ -329,8 +338,8 @@ class XEmulator:
 
         def produce() -> tuple[dict[str, Any], int]:
             ids = [i for i in (q.get("ids") or "").split(",") if i]
-            if not ids or len(ids) > 100:
-                raise _Problem(400, "Invalid Request", "The `ids` query parameter value must have 1 to 100 ids")
+            if not ids:  # over 100 is refused with the other query rules
+                raise _Problem(400, "Invalid Request", "The `ids` query parameter can not be empty")
             found = [_pick(self.users[i], fields) for i in ids if i in self.users]
             return {"data": found}, 200
 
@@ -359,14 +368,17 @@ class XEmulator:
                     raise _Problem(400, "Invalid Request", "The `pagination_token` query parameter value is invalid")
                 ordered = [e for e in ordered if int(e["id"]) < before]
             page, rest = ordered[:max_results], ordered[max_results:]
-            fields = _fields(q.get("dm_event.fields"), DEFAULT_EVENT_FIELDS)
+            expansions = (q.get("expansions") or "").split(",")
+            # an expansion brings the field it expands (sender_id is no dm_event.field in X's spec)
+            fields = _fields(q.get("dm_event.fields"), DEFAULT_EVENT_FIELDS) | (
+                {"sender_id"} if "sender_id" in expansions else set())
             body: dict[str, Any] = {"data": [_pick(e, fields) for e in page],
                                     "meta": {"result_count": len(page)}}
             if not page:
                 body.pop("data")
             if rest:
                 body["meta"]["next_token"] = _encode_token(int(page[-1]["id"]))
-            if "sender_id" in (q.get("expansions") or "").split(","):
+            if "sender_id" in expansions:
                 ufields = _fields(q.get("user.fields"), DEFAULT_USER_FIELDS)
                 senders = dict.fromkeys(e["sender_id"] for e in page)
                 users = [_pick(self.users[s], ufields) for s in senders if s in self.users]
@@ -374,18 +386,21 @@ class XEmulator:
                     body["includes"] = {"users": users}
             return body, 200
 
-        return await self._respond(request, "read", produce)
+        endpoint = "/2/dm_conversations/{id}/dm_events" if request.path_params.get("conversation") else ""
+        return await self._respond(request, "read", produce, endpoint=endpoint)
 
     async def _send_in(self, request: Request) -> Response:
         conversation = request.path_params["conversation"]
         raw = await request.body()
-        return await self._respond(request, "send", lambda: self._send(conversation, raw), raw)
+        return await self._respond(request, "send", lambda: self._send(conversation, raw), raw,
+                                   "/2/dm_conversations/{dm_conversation_id}/messages")
 
     async def _send_with(self, request: Request) -> Response:
         participant = request.path_params["participant"]
         raw = await request.body()
         return await self._respond(request, "send",
-                                   lambda: self._send(_conversation_id(participant, BRAND_ID), raw), raw)
+                                   lambda: self._send(_conversation_id(participant, BRAND_ID), raw), raw,
+                                   "/2/dm_conversations/with/{participant_id}/messages")
 
     def _send(self, conversation: str, raw: bytes) -> tuple[dict[str, Any], int]:
         try:

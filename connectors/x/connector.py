@@ -19,6 +19,7 @@ PAGE_SIZE = 100
 # poll interval (1,500 DMs) is read newest-first up to here and the rest is
 # logged as skipped; accounts with that volume should use webhooks.
 MAX_PAGES_PER_POLL = 15
+USERS_PER_LOOKUP = 100  # GET /2/users takes 1 to 100 ids
 
 
 class XConnector:
@@ -55,7 +56,7 @@ class XConnector:
 
     def _page(self, token: str | None) -> dict[str, Any]:
         resp: requests.Response = api.call(lambda: self.client.get_direct_message_events(
-            dm_event_fields=convert.DM_EVENT_FIELDS, event_types="MessageCreate", expansions=["sender_id"],
+            dm_event_fields=convert.DM_EVENT_FIELDS, event_types="MessageCreate", expansions=convert.EXPANSIONS,
             user_fields=convert.USER_FIELDS, max_results=PAGE_SIZE, pagination_token=token,
             user_auth=self._user_auth))
         body: dict[str, Any] = resp.json()
@@ -90,16 +91,21 @@ class XConnector:
         return Batch(messages=tuple(messages), cursor=str(convert.new_high_water(high_water, pages)))
 
     def _lookup_users(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        resp: requests.Response = api.call(lambda: self.client.get_users(
-            ids=ids, user_fields=convert.USER_FIELDS, user_auth=self._user_auth))
-        return {str(u["id"]): u for u in resp.json().get("data") or []}
+        """``GET /2/users`` in requests of at most ``USERS_PER_LOOKUP`` ids (X refuses more)."""
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in convert.chunks(ids, USERS_PER_LOOKUP):
+            resp: requests.Response = api.call(lambda c=chunk: self.client.get_users(  # type: ignore[misc]
+                ids=c, user_fields=convert.USER_FIELDS, user_auth=self._user_auth))
+            found.update({str(u["id"]): u for u in resp.json().get("data") or []})
+        return found
 
     def find_sent(self, message: OutboundMessage, *, since: float, known: set[str]) -> SendResult | None:
         """Look for our DM among the conversation's recent events (one read from the 15-minute budget)."""
         me = self.user_id
         resp: requests.Response = api.call(lambda: self.client.get_direct_message_events(
             dm_conversation_id=message.conversation, dm_event_fields=convert.DM_EVENT_FIELDS,
-            event_types="MessageCreate", max_results=PAGE_SIZE, user_auth=self._user_auth))
+            event_types="MessageCreate", expansions=convert.EXPANSIONS, max_results=PAGE_SIZE,
+            user_auth=self._user_auth))
         for event in resp.json().get("data") or []:
             sent_at = convert.parse_time(event.get("created_at")).timestamp()
             if (str(event.get("sender_id")) == me and event.get("text") == message.text
