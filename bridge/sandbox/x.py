@@ -8,7 +8,8 @@
 (201 with ``dm_conversation_id``/``dm_event_id``; our own sends come back in
 ``dm_events`` like on X). Requests must carry a valid OAuth 1.0a signature
 (HMAC-SHA1 over the URL actually requested) or the OAuth 2.0 user bearer
-token. Errors are problem documents; rate limits answer 429 with
+token — the static one, or one issued by the OAuth 2.0 server of ``x_oauth.py`` until it expires
+(an expired token answers X's 401 problem). Errors are problem documents; rate limits answer 429 with
 ``x-rate-limit-*`` (and ``x-user-limit-24hour-*`` for the daily send cap).
 
 With ``webhook_url`` set, every new DM event is also POSTed there, in the
@@ -28,6 +29,7 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -42,6 +44,7 @@ from starlette.routing import Route
 
 from bridge.sandbox import x_rules
 from bridge.sandbox.server import HttpServer
+from bridge.sandbox.x_oauth import OAuth2Server
 from connectors import signing
 
 BRAND_ID = "1460987654321098752"
@@ -94,10 +97,11 @@ class XEmulator:
                  access_token: str = "sandbox-at", access_token_secret: str = "sandbox-ats",
                  user_bearer_token: str = "sandbox-user-bearer", reads_per_window: int = 100_000,
                  sends_per_window: int = 100_000, sends_per_day: int = 1_000_000,
-                 window_seconds: float = 900.0) -> None:
+                 window_seconds: float = 900.0, clock: Callable[[], float] = time.time) -> None:
         self.consumer_key, self.consumer_secret = consumer_key, consumer_secret
         self.access_token, self.access_token_secret = access_token, access_token_secret
         self.user_bearer_token = user_bearer_token
+        self.oauth = OAuth2Server(clock=clock)  # OAuth 2.0: /i/oauth2/authorize, /2/oauth2/token, 2-hour tokens
         self.revoked = False
         self.users: dict[str, dict[str, Any]] = {}
         self.accepts_dms: dict[str, bool] = {}
@@ -120,6 +124,7 @@ class XEmulator:
         self.client = httpx.Client(timeout=30)
         self.add_user(BRAND_ID, BRAND_USERNAME, "Acme Support")
         self.http = HttpServer(Starlette(routes=[
+            *self.oauth.routes(),
             Route("/2/users/me", self._me, methods=["GET"]),
             Route("/2/users", self._users, methods=["GET"]),
             Route("/2/dm_events", self._dm_events, methods=["GET"]),
@@ -432,7 +437,7 @@ class XEmulator:
         if self.revoked:
             raise _Problem(401, "Unauthorized", "Unauthorized")
         if auth.startswith("Bearer "):
-            if auth[7:] == self.user_bearer_token:
+            if auth[7:] == self.user_bearer_token or self.oauth.valid(auth[7:]):
                 return
             raise _Problem(401, "Unauthorized", "Unauthorized")
         if not auth.startswith("OAuth "):

@@ -85,3 +85,10 @@ def check_query(endpoint: str, query: Mapping[str, str]) -> None:
         if not 1 <= len(ids) <= MAX_IDS or not all(i.isdigit() for i in ids):
             raise InvalidQuery("ids", [query["ids"][:200]],
                                f"The `ids` query parameter value must have 1 to {MAX_IDS} numeric ids")
+
+# the OAuth2UserToken security scheme's scopes
+OAUTH2_SCOPES = frozenset({
+    "block.read", "bookmark.read", "bookmark.write", "broadcast.read", "broadcast.write", "dm.read", "dm.write",
+    "follows.read", "follows.write", "like.read", "like.write", "list.read", "list.write", "media.write", "mute.read",
+    "mute.write", "offline.access", "space.read", "timeline.read", "tweet.moderate.write", "tweet.read", "tweet.write",
+    "users.read"})
