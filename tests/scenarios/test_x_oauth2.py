@@ -116,3 +116,44 @@ def test_x_auth_end_to_end_through_the_cli(tmp_path: object, clock: OffsetClock)
         assert replay.returncode == 2 and "state does not match" in replay.stderr
     finally:
         sandbox.close()
+
+
+def test_two_bridges_on_one_database_refresh_once(db_url: str, clock: OffsetClock) -> None:
+    """Both bridges find the token expired at the same moment: one refresh grant; the other reloads its result
+    (on PostgreSQL the advisory transaction lock, on SQLite the write lock)."""
+    import threading
+
+    from bridge.sandbox.harness import _start_bridge
+    from connectors.x.connector import XConnector
+
+    first = start_sandbox(db_url, x_oauth2=True, clock=clock)
+    second, second_http = _start_bridge(first.settings, first.file, first.environ, clock)
+    try:
+        connectors = [b.ctx.connectors["x"] for b in (first.bridge, second)]
+        assert all(isinstance(c, XConnector) for c in connectors)
+        clock.offset += ACCESS_SECONDS + 60
+        barrier = threading.Barrier(len(connectors))
+        errors: list[BaseException] = []
+
+        def start(c: object) -> None:
+            barrier.wait()
+            try:
+                c.start()  # type: ignore[attr-defined]  # GET /2/users/me with a token fresh enough
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=start, args=(c,)) for c in connectors]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not errors
+        assert first.x.oauth.refresh_grants() == 1
+        assert [kind for kind, _ in first.x.oauth.grants].count("refresh_token") == 1
+        assert {c.client.bearer_token for c in connectors} == {token_row(first).access_token}  # type: ignore[attr-defined]
+        first.x.customer_sends(MARIA, "after the shared refresh")
+        first.thread_with("after the shared refresh")
+    finally:
+        second_http.stop()
+        second.stop()
+        first.close()
