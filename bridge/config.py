@@ -135,6 +135,8 @@ class GenericSource(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     secret_env: str
     callback_url: str
+    # opt-in replay protection: the source signs "{X-Dmbridge-Timestamp}.{body}"; older than 5 min is refused
+    signed_timestamp: bool = False
 
 
 class GenericFile(BaseModel):
@@ -239,6 +241,9 @@ class Settings(BaseSettings):
     dmbridge_sweep_seconds: float = 30.0  # how often due snoozes (and SLA timers) are checked
     # seconds before a Slack or X call is given up as timed out (it is then verified before any resend)
     dmbridge_http_timeout: float = 15.0
+    dmbridge_log_format: Literal["text", "json"] = "text"  # json: one object per line, for log shippers
+    dmbridge_body_seconds: float = 5.0  # a request body must arrive within this (else 408)
+    dmbridge_metrics_addr: str = ""  # host:port for /metrics alone; empty: on the main --host/--port
 
     @property
     def note_prefixes(self) -> tuple[str, ...]:
