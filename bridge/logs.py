@@ -16,10 +16,14 @@ QUIET = {
 }
 
 
+_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7f, 0x85] if c != 0x09} | {
+    ord("\n"): "\\n", ord("\r"): "\\r", ord("\\"): "\\\\", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
 def escape(text: str) -> str:
-    """Control line breaks made visible, so a logged value cannot forge a log line."""
-    return text.replace("\\", "\\\\").replace("\r", "\\r").replace("\n", "\\n").replace("\u2028", "\\u2028") \
-        .replace("\u2029", "\\u2029").replace("\x85", "\\x85")
+    """Line breaks and other control characters made visible (``\\n``, ``\\x1b`` …), so a logged value can
+    neither forge a log line nor send terminal escapes."""
+    return text.translate(_ESCAPES)
 
 
 class LineFormatter(logging.Formatter):
