@@ -20,9 +20,10 @@ from prometheus_client.registry import Collector
 from slack_bolt import Ack, App, BoltResponse
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import func, text
-from sqlmodel import col, select
+from sqlmodel import select
 from starlette.applications import Starlette
 
+from bridge import logs
 from bridge import metrics as engine_metrics
 from bridge.config import FileConfig, Settings, channel_for, secret_from
 from bridge.desk import Desk
@@ -30,6 +31,7 @@ from bridge.domain import Batch, Platform
 from bridge.errors import ConfigError
 from bridge.http import build_http
 from bridge.inbound import store_batch
+from bridge.metrics import Cached
 from bridge.platform_delivery import PlatformDelivery
 from bridge.pollers import Poller, Starter
 from bridge.processor import EventProcessor
@@ -108,7 +110,8 @@ def build_channels(settings: Settings, file: FileConfig, environ: Mapping[str, s
         _add_meta(found, settings, file, environ)
     if file.generic.sources:
         sources = {s.name: Source(name=s.name, secret=secret_from(environ, s.secret_env, f"generic source {s.name}"),
-                                  callback_url=s.callback_url) for s in file.generic.sources}
+                                  callback_url=s.callback_url, signed_timestamp=s.signed_timestamp)
+                   for s in file.generic.sources}
         found.senders["generic"] = GenericConnector(sources)
         found.receivers["generic"] = GenericWebhook(sources)
     return found
@@ -140,26 +143,30 @@ def _add_meta(found: Channels, settings: Settings, file: FileConfig, environ: Ma
                                           verify_token=settings.meta_verify_token)
 
 
-UNSENT = ("pending", "sending", "failed")
-
-
 class _OutboxCollector(Collector):
+    """Read-only (no write lock on SQLite); each count is a range of an index, never a table scan. Sent
+    rows are history and are not counted."""
+
+    TARGETS = ("slack", "platform")
+    STATES = ("pending", "sending", "failed")
+
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        g = GaugeMetricFamily("dmbridge_outbox_rows", "Outbox rows by target and state", labels=["target", "state"])
-        with self.db.session() as s:
-            for target, state, n in s.exec(select(Outbox.target, Outbox.state, func.count())
-                                           .where(col(Outbox.state).in_(UNSENT))  # an index range, not history
-                                           .group_by(Outbox.target, Outbox.state)).all():
-                g.add_metric([target, state], float(n))
-        yield g
+        g = GaugeMetricFamily("dmbridge_outbox_rows", "Outbox rows not yet sent, by target and state",
+                              labels=["target", "state"])
         e = GaugeMetricFamily("dmbridge_slack_events_unprocessed", "Stored Slack events not yet processed")
-        with self.db.session() as s:
+        with self.db.read() as s:
+            for target in self.TARGETS:
+                for state in self.STATES:
+                    n = s.exec(select(func.count()).select_from(Outbox)
+                               .where(Outbox.target == target, Outbox.state == state)).one()
+                    g.add_metric([target, state], float(n))
             n = s.exec(select(func.count()).select_from(SlackEvent)
                        .where(SlackEvent.processed_at == None)).one()  # noqa: E711
         e.add_metric([], float(n))
+        yield g
         yield e
 
 
@@ -261,7 +268,7 @@ class Bridge:
     def health(self) -> dict[str, Any]:
         state: dict[str, Any] = {"ok": True, "checks": dict(self.ctx.health)}
         try:
-            with self.ctx.db.session() as s:
+            with self.ctx.db.read() as s:  # never queues behind a writer
                 s.exec(text("SELECT 1"))  # type: ignore[call-overload]
             state["checks"]["database"] = "ok"
         except Exception as exc:  # the endpoint reports, it does not raise
@@ -344,8 +351,8 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
     ctx = Context(settings=settings, file=file, db=db, slack=slack, connectors=senders, profiles=channels.profiles,
                   desk=desk, clock=clock)
     bolt = App(client=client, signing_secret=settings.slack_signing_secret or "socket-mode",
-               process_before_response=True, token_verification_enabled=False,
-               request_verification_enabled=not settings.slack_app_token)
+               process_before_response=True, token_verification_enabled=False)
+    logs.quiet()  # bolt has just copied the root level onto its loggers
     bolt.middleware(_own_echoes(ctx))
     event_listeners.register(bolt, db, clock, ctx.wake_events.set)
     deps = ListenerDeps(db=db, desk=desk, slack=slack, clock=clock, wake=ctx.wake_slack.set)
@@ -355,7 +362,7 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
     # Slack retry) and not stored
     bolt.event(re.compile(".*"))(_acknowledge_unhandled)
     registry = CollectorRegistry()
-    registry.register(_OutboxCollector(db))
+    registry.register(Cached(_OutboxCollector(db)))
     ctx.failed_event = engine_metrics.register(registry, db, clock)
     scheduler = BackgroundScheduler(timezone="UTC")
 
@@ -369,5 +376,7 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
     bridge = Bridge(ctx=ctx, bolt=bolt, http=build_http(None, lambda: {}, registry, {}, store),
                     scheduler=scheduler, sla=SlaRunner(db, desk, file.policies(), clock), channels=channels)
     skip = _own_echo_check(ctx, settings.slack_signing_secret) if settings.slack_signing_secret else None
-    bridge.http = build_http(bolt, bridge.health, registry, channels.receivers, store, skip)
+    # Socket Mode: events arrive over the WebSocket and /slack/events is not served at all
+    bridge.http = build_http(None if settings.slack_app_token else bolt, bridge.health, registry,
+                             channels.receivers, store, skip, body_seconds=settings.dmbridge_body_seconds)
     return bridge

@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,24 +22,27 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="dmbridge.toml (default: ./dmbridge.toml)")]
 
 
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _logging(verbose: bool, kind: str = "text") -> None:
+    from bridge import logs
+
+    logs.configure(verbose, kind)
 
 
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 3000, config: ConfigOpt = None, verbose: bool = False) -> None:
     """Run the bridge: HTTP mode on POST /slack/events, or Socket Mode when SLACK_APP_TOKEN is set."""
-    import uvicorn
-
     from bridge.app import build
 
-    _logging(verbose)
+    try:
+        settings = Settings()
+    except ValueError as exc:  # pydantic's ValidationError: a setting that does not parse
+        typer.echo(f"dmbridge: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    _logging(verbose, settings.dmbridge_log_format)
     # Request handlers, delivery loops and pollers share one interpreter; with the default 5 ms GIL
     # switch interval a thread returning from a socket waits behind busy ones, which showed up as
     # acknowledgement latency and slower deliveries. 0.5 ms keeps I/O-bound threads responsive.
     sys.setswitchinterval(0.0005)
-    settings = Settings()
     try:
         settings.check_for_serve()
         bridge = build(settings, FileConfig.load(config))
@@ -52,11 +55,42 @@ def serve(host: str = "127.0.0.1", port: int = 3000, config: ConfigOpt = None, v
             bridge.connect_socket_mode()
             typer.echo("dmbridge: Socket Mode connected; /healthz and /metrics on "
                        f"http://{host}:{port}")
-            uvicorn.run(bridge.http, host=host, port=port, log_level="warning")
-        else:
-            uvicorn.run(bridge.http, host=host, port=port, log_level="info" if verbose else "warning")
+        _run_http(bridge.http, host, port, settings.dmbridge_metrics_addr, verbose and not settings.slack_app_token)
     finally:
         bridge.stop()
+
+
+def _run_http(http: Any, host: str, port: int, metrics_addr: str, access_log: bool) -> None:
+    """uvicorn with connection limits; with DMBRIDGE_METRICS_ADDR a second listener serving /metrics alone
+    (and the main one without it)."""
+    import asyncio
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from bridge.http import UVICORN_LIMITS
+
+    level = "info" if access_log else "warning"
+    servers = []
+    if metrics_addr:
+        mhost, _, mport = metrics_addr.rpartition(":")
+        if not mport.isdigit():
+            raise typer.BadParameter(f"DMBRIDGE_METRICS_ADDR must be host:port, not {metrics_addr!r}")
+        metrics = next(r for r in http.routes if getattr(r, "path", "") == "/metrics")
+        http.router.routes = [r for r in http.routes if r is not metrics]
+        servers.append(uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/metrics", metrics.endpoint)]),
+                                                     host=mhost or "127.0.0.1", port=int(mport), log_level=level,
+                                                     **UVICORN_LIMITS)))
+    servers.append(uvicorn.Server(uvicorn.Config(http, host=host, port=port, log_level=level, **UVICORN_LIMITS)))
+    if len(servers) == 1:
+        servers[0].run()
+        return
+
+    async def both() -> None:
+        await asyncio.gather(*(s.serve() for s in servers))
+
+    asyncio.run(both())
 
 
 @app.command()

@@ -135,6 +135,8 @@ class GenericSource(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     secret_env: str
     callback_url: str
+    # opt-in replay protection: the source signs "{X-Dmbridge-Timestamp}.{body}"; older than 5 min is refused
+    signed_timestamp: bool = False
 
 
 class GenericFile(BaseModel):
@@ -248,6 +250,9 @@ class Settings(BaseSettings):
     dmbridge_max_attempts: int = 12
     # a claim this process has held longer than this is taken back by recovery (its outcome was never written)
     dmbridge_claim_timeout: float = 600.0
+    dmbridge_log_format: Literal["text", "json"] = "text"  # json: one object per line, for log shippers
+    dmbridge_body_seconds: float = 5.0  # a request body must arrive within this (else 408)
+    dmbridge_metrics_addr: str = ""  # host:port for /metrics alone; empty: on the main --host/--port
 
     @property
     def note_prefixes(self) -> tuple[str, ...]:

@@ -1,15 +1,17 @@
-"""The engine's metrics: failed Slack events, and how old the oldest queued delivery is per target.
+"""``/metrics``: read-only, index-bounded collectors, cached so a scrape storm costs one query set; the
+engine's own metrics (failed Slack events, the age of the oldest queued delivery per target).
 
-Registered on the registry ``bridge.app`` builds; every query here reads an
-index range (pending rows only), never the history of sent rows.
+Every query here reads an index range (rows not yet sent), never the history of sent rows.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -17,6 +19,28 @@ from sqlmodel import Session, col, select
 from bridge.store import outbox
 from bridge.store.db import Database
 from bridge.store.tables import Outbox
+
+CACHE_SECONDS = 15.0
+
+
+class Cached(Collector):
+    """What ``inner`` collected, reused for ``seconds`` (``clock`` injectable); one refresh at a time."""
+
+    def __init__(self, inner: Collector, seconds: float = CACHE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.inner, self.seconds, self.clock = inner, seconds, clock
+        self._lock = threading.Lock()
+        self._at: float | None = None
+        self._families: list[Metric] = []
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            now = self.clock()
+            if self._at is None or now - self._at >= self.seconds:
+                self._families = list(self.inner.collect())
+                self._at = now
+            families = self._families
+        yield from families
 
 
 class _OldestPending(Collector):
@@ -46,5 +70,5 @@ def register(registry: CollectorRegistry, db: Database, clock: Callable[[], floa
     failed = Counter("dmbridge_slack_events_failed", "Stored Slack events whose processing raised (skipped)",
                      registry=registry)
     failed.inc(0)
-    registry.register(_OldestPending(db, clock))
+    registry.register(Cached(_OldestPending(db, clock)))
     return failed.inc

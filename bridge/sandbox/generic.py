@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -19,11 +20,13 @@ from bridge.sandbox.server import HttpServer
 from connectors import signing
 
 SIGNATURE_HEADER = "X-Dmbridge-Signature"
+TIMESTAMP_HEADER = "X-Dmbridge-Timestamp"
 
 
 class GenericSourceEmulator:
-    def __init__(self, *, name: str = "shop", secret: str = "sandbox-generic-secret") -> None:
-        self.name, self.secret = name, secret
+    def __init__(self, *, name: str = "shop", secret: str = "sandbox-generic-secret",
+                 signed_timestamp: bool = False) -> None:
+        self.name, self.secret, self.signed_timestamp = name, secret, signed_timestamp
         self.webhook_url = ""
         self.deliveries: list[dict[str, Any]] = []
         """Every signed callback received, retries included."""
@@ -46,7 +49,8 @@ class GenericSourceEmulator:
         self.client.close()
 
     def fail_next(self, status: int = 503, times: int = 1) -> None:
-        """The next ``times`` callbacks are answered with ``status`` (after being checked and counted)."""
+        """The next ``times`` callbacks are answered with ``status`` (after being checked and counted); a 3xx
+        carries a ``Location`` elsewhere, as a moved endpoint would answer."""
         with self._lock:
             self._faults.extend([status] * times)
 
@@ -74,10 +78,19 @@ class GenericSourceEmulator:
     def post(self, payload: Any, *, secret: str | None = None) -> httpx.Response:
         return self.post_raw(json.dumps(payload).encode(), secret=secret)
 
-    def post_raw(self, body: bytes, *, secret: str | None = None, signature: str | None = None) -> httpx.Response:
-        sig = signature if signature is not None else signing.hex_sha256(secret or self.secret, body)
-        return self.client.post(self.webhook_url, content=body,
-                                headers={"Content-Type": "application/json", SIGNATURE_HEADER: sig})
+    def post_raw(self, body: bytes, *, secret: str | None = None, signature: str | None = None,
+                 timestamp: int | None = None) -> httpx.Response:
+        """Signed as the source is configured: the body, or with ``signed_timestamp`` ``"{timestamp}.{body}"``
+        plus the X-Dmbridge-Timestamp header (``timestamp``: now unless given)."""
+        headers = {"Content-Type": "application/json"}
+        signed = body
+        if self.signed_timestamp:
+            stamp = int(time.time()) if timestamp is None else timestamp
+            headers[TIMESTAMP_HEADER] = str(stamp)
+            signed = f"{stamp}.".encode() + body
+        headers[SIGNATURE_HEADER] = signature if signature is not None else signing.hex_sha256(
+            secret or self.secret, signed)
+        return self.client.post(self.webhook_url, content=body, headers=headers)
 
     # ------------------------------------------------------------------ replies from the bridge
 
@@ -89,14 +102,23 @@ class GenericSourceEmulator:
 
     async def _callback(self, request: Request) -> Response:
         body = await request.body()
+        signed = body
+        if self.signed_timestamp:
+            stamp = request.headers.get(TIMESTAMP_HEADER, "")
+            if not stamp.isdigit() or abs(time.time() - int(stamp)) > 300:
+                with self._lock:
+                    self.refused.append(401)
+                return JSONResponse({"error": "missing or stale timestamp"}, status_code=401)
+            signed = f"{stamp}.".encode() + body
         with self._lock:
-            if not signing.same(signing.hex_sha256(self.secret, body), request.headers.get(SIGNATURE_HEADER)):
+            if not signing.same(signing.hex_sha256(self.secret, signed), request.headers.get(SIGNATURE_HEADER)):
                 self.refused.append(401)
                 return JSONResponse({"error": "bad signature"}, status_code=401)
             reply = json.loads(body)
             self.deliveries.append(reply)
             if self._faults:
                 status = self._faults.pop(0)
-                return JSONResponse({"error": "injected failure"}, status_code=status)
+                moved = {"location": self.http.url + "/moved"} if 300 <= status < 400 else None
+                return JSONResponse({"error": "injected failure"}, status_code=status, headers=moved)
             self._replies.setdefault(reply["id"], reply)
             return JSONResponse({"message_id": "src-" + reply["id"]})

@@ -176,6 +176,7 @@ def x_authorize(settings: Settings, x: XEmulator, clock: Callable[[], float] = t
 
 
 def start_sandbox(database_url: str | None = None, *, meta: bool = False, generic: bool = False,
+                  generic_signed_timestamp: bool = False,
                   file: FileConfig | None = None, environ: dict[str, str] | None = None,
                   clock: Callable[[], float] = time.time, x_oauth2: bool = False, **overrides: Any) -> Sandbox:
     """Emulators with a brand, a channel, two agents, an outsider and two X customers (plus, on request, a Meta
@@ -204,12 +205,13 @@ def start_sandbox(database_url: str | None = None, *, meta: bool = False, generi
     env = dict(environ or {})
     source = None
     if generic:
-        source = GenericSourceEmulator()
+        source = GenericSourceEmulator(signed_timestamp=generic_signed_timestamp)
         source.start()
         env[GENERIC_SECRET_ENV] = source.secret
         file = file.model_copy(update={"generic": file.generic.model_copy(update={"sources": [
             *file.generic.sources,
-            GenericSource(name=source.name, secret_env=GENERIC_SECRET_ENV, callback_url=source.callback_url)]})})
+            GenericSource(name=source.name, secret_env=GENERIC_SECRET_ENV, callback_url=source.callback_url,
+                          signed_timestamp=generic_signed_timestamp)]})})
     if x_oauth2:
         overrides = x_oauth2_settings(x) | overrides
     settings = sandbox_settings(slack, x, database_url or f"sqlite:///{workdir / 'dmbridge.db'}", meta_emulator,

@@ -78,6 +78,8 @@ class MetaConnector:
         return SendResult(remote_id=str(data["message_id"]), conversation=message.conversation)
 
     def profile(self, account: str, customer_id: str) -> Customer:
+        if not convert.is_graph_id(customer_id):  # it is the Graph URL path: never anything but an id
+            raise Rejected(f"{customer_id[:40]!r} is not a {self.platform.label} user id")
         data = self.app.graph.get(self.platform, customer_id, self.app.page(account).token,
                                   {"fields": convert.PROFILE_FIELDS[self.platform]})
         return convert.customer_from_profile(self.platform, customer_id, data)

@@ -57,7 +57,7 @@ def _message(platform: Platform, account: str, event: dict[str, Any], our_app_id
         return None  # read, delivery, reaction, postback, referral: nothing to mirror
     sender, recipient = _id(event.get("sender")), _id(event.get("recipient"))
     if not isinstance(message, dict) or not isinstance(message.get("mid"), str) or not sender or not recipient:
-        raise BadPayload("a message needs message.mid, sender.id and recipient.id")
+        raise BadPayload("a message needs message.mid, and sender.id and recipient.id made of digits")
     if message.get("is_deleted"):
         return None
     echo = bool(message.get("is_echo"))
@@ -73,9 +73,15 @@ def _message(platform: Platform, account: str, event: dict[str, Any], our_app_id
 
 
 def _id(party: Any) -> str | None:
-    if isinstance(party, dict) and isinstance(party.get("id"), str | int):
-        return str(party["id"])
+    """A page-scoped or Instagram-scoped id: digits only (it becomes a Graph URL path in profile look-ups)."""
+    if isinstance(party, dict) and isinstance(party.get("id"), str | int) and not isinstance(party["id"], bool):
+        value = str(party["id"])
+        return value if is_graph_id(value) else None
     return None
+
+
+def is_graph_id(value: str) -> bool:
+    return value.isascii() and value.isdigit() and len(value) <= 32
 
 
 def _time(ms: Any) -> datetime:

@@ -15,6 +15,8 @@ from connectors import signing
 from connectors.webhook import convert
 
 SIGNATURE_HEADER = "X-Dmbridge-Signature"
+TIMESTAMP_HEADER = "X-Dmbridge-Timestamp"
+TIMESTAMP_WINDOW = 300.0
 MAX_REPLY_CHARS = 10_000
 
 
@@ -23,6 +25,17 @@ class Source:
     name: str
     secret: str
     callback_url: str
+    signed_timestamp: bool = False
+    """Opt-in replay protection, both ways: the signature covers ``"{timestamp}.{body}"`` and a timestamp
+    more than 5 minutes off is refused."""
+
+
+def sign(source: Source, body: bytes, timestamp: int) -> dict[str, str]:
+    """The signature headers for ``body`` sent at ``timestamp`` (Unix seconds) under ``source``'s rules."""
+    if not source.signed_timestamp:
+        return {SIGNATURE_HEADER: signing.hex_sha256(source.secret, body)}
+    return {TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: signing.hex_sha256(source.secret, f"{timestamp}.".encode() + body)}
 
 
 class GenericConnector:
@@ -43,8 +56,8 @@ class GenericConnector:
         if source is None:
             raise Rejected(f"the webhook source {message.account} is no longer configured")
         body = json.dumps(convert.reply_body(message, self.clock())).encode()
-        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signing.hex_sha256(source.secret, body),
-                   "X-Dmbridge-Source": source.name}
+        headers = {"Content-Type": "application/json", "X-Dmbridge-Source": source.name,
+                   **sign(source, body, int(self.clock()))}
         try:
             resp = self.client.post(source.callback_url, content=body, headers=headers)
         except httpx.HTTPError as exc:
@@ -59,6 +72,11 @@ class GenericConnector:
             raise RetryLater(f"{source.name} answered {resp.status_code}")
         if resp.status_code >= 400:
             raise Rejected(f"{source.name} refused the reply: {_error(resp)}")
+        if not 200 <= resp.status_code < 300:
+            # httpx does not follow redirects, and a POST followed elsewhere is not the source accepting it
+            where = resp.headers.get("location", "")[:200]
+            raise Rejected(f"{source.name} answered {resp.status_code} (a redirect{' to ' + where if where else ''}),"
+                           " not 2xx: nothing was delivered; set callback_url to the final address")
         return SendResult(remote_id=_remote_id(resp) or convert.reply_id(message.key),
                           conversation=message.conversation)
 

@@ -11,7 +11,7 @@ from bridge.errors import BadPayload
 from connectors import signing
 from connectors.base import WebhookReply, WebhookRequest
 from connectors.webhook import convert
-from connectors.webhook.connector import SIGNATURE_HEADER, Source
+from connectors.webhook.connector import SIGNATURE_HEADER, TIMESTAMP_HEADER, TIMESTAMP_WINDOW, Source
 
 
 class GenericWebhook:
@@ -24,11 +24,18 @@ class GenericWebhook:
         source = self.sources.get(request.source or "")
         if source is None or request.method != "POST":
             raise BadPayload("no such webhook source", status=404)
-        if not signing.same(signing.hex_sha256(source.secret, request.body),
-                            request.headers.get(SIGNATURE_HEADER.lower())):
+        signed = request.body
+        if source.signed_timestamp:
+            stamp = request.headers.get(TIMESTAMP_HEADER.lower(), "")
+            if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+                raise BadPayload(f"{TIMESTAMP_HEADER} (Unix seconds) is required for this source", status=403)
+            if abs(self.clock() - int(stamp)) > TIMESTAMP_WINDOW:
+                raise BadPayload(f"{TIMESTAMP_HEADER} is more than 5 minutes off", status=403)
+            signed = f"{stamp}.".encode() + request.body
+        if not signing.same(signing.hex_sha256(source.secret, signed), request.headers.get(SIGNATURE_HEADER.lower())):
             raise BadPayload(f"{SIGNATURE_HEADER} does not match", status=403)
         try:
             payload = json.loads(request.body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise BadPayload("body is not JSON") from exc
         return Batch(messages=(convert.parse_message(source.name, payload, self.clock()),), cursor=None)
