@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bridge.authz import Facts
 from bridge.errors import DeliveryError
 from bridge.slack.threads import SlackThreads
 
@@ -21,8 +22,10 @@ log = logging.getLogger(__name__)
 
 class Roster:
     def __init__(self, slack: SlackThreads, agents_group: str | None, *, ttl: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, admins: str | list[str] | None = None) -> None:
         self.slack, self.agents_group, self.ttl, self.clock = slack, agents_group, ttl, clock
+        self.admins_config = admins
+        """``admins`` of dmbridge.toml: a user group id, a list of user ids, or None (the agents are the admins)."""
         self._cache: dict[str, tuple[float, Any]] = {}
         self._lock = threading.Lock()
 
@@ -50,6 +53,20 @@ class Roster:
 
     def is_agent(self, user: str, channel: str) -> bool:
         return user in self.agents(channel)
+
+    def admins(self) -> frozenset[str] | None:
+        """The people who may change templates; None when not configured (then the agents may)."""
+        admins = self.admins_config
+        if admins is None:
+            return None
+        if isinstance(admins, str):
+            return frozenset(self.group(admins))
+        return frozenset(admins)
+
+    def facts(self, channels: tuple[str, ...], *, admins: bool = False) -> Facts:
+        """What ``bridge.authz.decide`` needs about ``channels`` (and the admins, when asked)."""
+        return Facts(agents={c: self.agents(c) for c in dict.fromkeys(channels) if c},
+                     admins=self.admins() if admins else None)
 
     def group(self, group: str) -> list[str]:
         members: list[str] = self._cached(f"group:{group}", lambda: self.slack.usergroup_members(group), [])
