@@ -102,7 +102,7 @@ def decide(user: str, scope: Scope, channels: tuple[str, ...], facts: Facts) -> 
     if scope is Scope.ADMIN and facts.admins is not None:
         return ALLOWED if is_person(user) and user in facts.admins else Decision(False, NOT_ADMIN)
     if not agent_channels(user, channels, facts):
-        return Decision(False, NOT_ADMIN if scope is Scope.ADMIN else NOT_AGENT)
+        return Decision(False, NOT_AGENT)
     return ALLOWED
 
 
