@@ -1,5 +1,8 @@
 """Who the agents are, their names and presence: Slack look-ups, cached for a short while.
 
+It only gathers facts (``facts``: channel members, user groups); what they
+allow is decided in one place, ``bridge.authz``.
+
 The cache only saves calls; every answer comes from Slack and is at most
 ``ttl`` seconds old. When Slack cannot be asked, the last known answer is
 used, and with none the look-up fails closed (not an agent).
@@ -50,9 +53,6 @@ class Roster:
             group = self.agents_group
             return frozenset(self._cached(f"group:{group}", lambda: self.slack.usergroup_members(group), []))
         return frozenset(self._cached(f"members:{channel}", lambda: self.slack.channel_members(channel), []))
-
-    def is_agent(self, user: str, channel: str) -> bool:
-        return user in self.agents(channel)
 
     def admins(self) -> frozenset[str] | None:
         """The people who may change templates; None when not configured (then the agents may)."""

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlmodel import col, select
 
+from bridge import manifest
 from bridge.config import FileConfig, Route, Team
 from bridge.sandbox.demo import KIM, MARIA, SAM
 from bridge.sandbox.harness import BILLING_GROUP, CHANNEL, TEAM_CHANNEL, Sandbox, start_sandbox, wait_for
@@ -56,7 +57,7 @@ def state(box: Sandbox) -> tuple[Any, ...]:
         conv = s.get(Conversation, 1)
         assert conv is not None
         return ((conv.status, conv.assignee, conv.team, conv.priority, conv.snoozed_until),
-                [(a.actor, a.action) for a in s.exec(select(Audit).order_by(Audit.id)).all()],
+                [(a.actor, a.action) for a in s.exec(select(Audit).order_by(col(Audit.id))).all()],
                 sorted((t.name, t.text) for t in s.exec(select(Template)).all()),
                 [(o.kind, o.dedupe_key) for o in s.exec(select(Outbox).where(
                     col(Outbox.kind).not_in(("ephemeral", "home")))).all()])
@@ -168,17 +169,41 @@ def _refused(box: Sandbox, user: str) -> None:
              what=f"a private refusal to {user}")
 
 
-@pytest.mark.parametrize("opener", ["conv_template", "conv_escalate"])
-def test_a_non_agent_clicking_a_card_button_gets_no_form(desk: tuple[Sandbox, str], opener: str) -> None:
+def _card_uses(box: Sandbox, ts: str) -> list[tuple[str, dict[str, str]]]:
+    """Every way to use the card as it is shown: each button, each menu option, the assignee picker."""
+    uses: list[tuple[str, dict[str, str]]] = []
+    for block in box.slack.messages_by_ts(CHANNEL, ts).get("blocks") or []:
+        elements = list(block.get("elements") or []) if block.get("type") == "actions" else []
+        elements += [block["accessory"]] if block.get("accessory") else []
+        for element in elements:
+            if element["type"] == "button":
+                uses.append((element["action_id"], {}))
+            elif element["type"] in ("overflow", "static_select"):
+                uses += [(element["action_id"], {"option": o["value"]}) for o in element["options"]]
+            elif element["type"] == "users_select":
+                uses.append((element["action_id"], {"selected_user": OUTSIDER}))
+    return uses
+
+
+def test_a_non_agent_using_anything_on_the_card_changes_nothing_and_gets_no_form(desk: tuple[Sandbox, str]) -> None:
     box, ts = desk
-    opened = _views_open(box)
-    assert box.slack.click(OUTSIDER, CHANNEL, ts, opener).status_code == 200
-    _refused(box, OUTSIDER)
+    uses = _card_uses(box, ts)
+    assert {"conv_claim", "conv_template", "conv_escalate", "conv_assign", "conv_more"} <= {u[0] for u in uses}
+    before, opened = state(box), _views_open(box)
+    for action_id, how in uses:
+        refusals = len([e for e in box.slack.ephemerals if e["user"] == OUTSIDER])
+        assert box.slack.click(OUTSIDER, CHANNEL, ts, action_id, **how).status_code == 200
+        wait_for(lambda n=refusals: len([e for e in box.slack.ephemerals  # type: ignore[misc]
+                                         if e["user"] == OUTSIDER and "Only agents" in e["text"]]) > n,
+                 what=f"a private refusal of {action_id} {how}")
     assert _views_open(box) == opened
+    assert state(box) == before
 
 
-@pytest.mark.parametrize("callback", ["dmbridge_template", "dmbridge_assign", "dmbridge_escalate",
-                                      "dmbridge_status"])
+SHORTCUTS = [s["callback_id"] for s in manifest.load()["features"]["shortcuts"]]
+
+
+@pytest.mark.parametrize("callback", SHORTCUTS)
 def test_a_non_agent_running_a_shortcut_gets_no_form(desk: tuple[Sandbox, str], callback: str) -> None:
     box, ts = desk
     opened = _views_open(box)
