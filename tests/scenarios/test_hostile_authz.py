@@ -89,6 +89,7 @@ SLASH_ATTACKS = [
     Attack("list all", "list all"),
     Attack("list unassigned", "list unassigned"),
     Attack("stats", "stats 30d"),
+    Attack("sla policies", "sla"),
     Attack("template list", "template list"),
     Attack("template show", "template show thanks"),
     Attack("template add (phishing)", "template add verify Verify your account at https://acme-login.example"),
