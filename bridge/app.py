@@ -344,10 +344,10 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
     channels = build_channels(settings, file, os.environ if environ is None else environ, db=db, clock=clock)
     client = make_client(settings.slack_bot_token, settings.slack_base_url, timeout=settings.dmbridge_http_timeout)
     slack = SlackThreads(client, clock)
-    roster = Roster(slack, settings.dmbridge_agents or file.agents)
+    roster = Roster(slack, settings.dmbridge_agents or file.agents, admins=file.admins)
     senders = channels.senders
     desk = Desk(file=file, roster=roster, limits=lambda: {c.platform.value: c.limits for c in senders.values()},
-                link=slack.thread_link)
+                link=slack.thread_link, desk_channels=(settings.dmbridge_channel, *(r.channel for r in file.routes)))
     ctx = Context(settings=settings, file=file, db=db, slack=slack, connectors=senders, profiles=channels.profiles,
                   desk=desk, clock=clock)
     bolt = App(client=client, signing_secret=settings.slack_signing_secret or "socket-mode",

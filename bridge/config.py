@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,8 @@ from bridge.when import parse_duration
 log = logging.getLogger(__name__)
 
 X_READ_REQUESTS_PER_15_MIN = 15
+USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
+USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 class Route(BaseModel):
@@ -148,6 +151,8 @@ class FileConfig(BaseModel):
 
     brand: str = "our team"
     agents: str | None = None
+    admins: str | list[str] | None = None
+    """Who may add, change and delete templates: a user group id or a list of user ids; default: the agents."""
     timezone: str = "UTC"
     assignment: Assignment = Field(default_factory=Assignment)
     teams: dict[str, Team] = Field(default_factory=dict)
@@ -171,6 +176,24 @@ class FileConfig(BaseModel):
     def _teams(cls, value: Any) -> Any:
         if isinstance(value, dict):
             return {str(k).lower(): _team(v) for k, v in value.items()}
+        return value
+
+    @field_validator("agents")
+    @classmethod
+    def _agents(cls, value: str | None) -> str | None:
+        if value is not None and not USERGROUP_ID.match(value):
+            raise ValueError(f"agents = {value!r} is not a Slack user group id (S…)")
+        return value
+
+    @field_validator("admins")
+    @classmethod
+    def _admins(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, str) and not USERGROUP_ID.match(value):
+            raise ValueError(f"admins = {value!r} is not a Slack user group id (S…) or a list of user ids (U…)")
+        if isinstance(value, list):
+            bad = [u for u in value if not USER_ID.match(u)]
+            if bad or not value:
+                raise ValueError(f"admins: {bad or 'an empty list'} is not a list of Slack user ids (U… or W…)")
         return value
 
     @field_validator("timezone")
@@ -197,8 +220,8 @@ class FileConfig(BaseModel):
             data = tomllib.loads(candidate.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{candidate}: {exc}") from exc
-        known = {k: data.pop(k) for k in ("brand", "agents", "timezone", "assignment", "teams", "routes", "sla",
-                                          "meta", "generic") if k in data}
+        known = {k: data.pop(k) for k in ("brand", "agents", "admins", "timezone", "assignment", "teams", "routes",
+                                          "sla", "meta", "generic") if k in data}
         try:
             return cls(**known, extra=data)
         except ValidationError as exc:

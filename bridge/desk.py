@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from bridge import templates
+from bridge.authz import NOT_AGENT, Decision, Scope, agent_channels, decide
 from bridge.commands import (
     THREAD_USAGE,
     Assign,
@@ -61,7 +62,6 @@ class Reply:
     ok: bool = True
 
 
-NOT_AGENT = "Only agents of this desk can do that; nothing was changed."
 SLA_LABEL = {"on_track": ":large_green_circle: on track", "warning": ":large_yellow_circle: due soon",
              "breached": ":red_circle: breached", "paused": ":double_vertical_bar: paused"}
 
@@ -90,13 +90,31 @@ def pick_assignee(roster: list[str], away: set[str], open_counts: dict[str, int]
 
 class Desk:
     def __init__(self, *, file: FileConfig, roster: Roster, limits: Callable[[], dict[str, Limits]],
-                 link: Callable[[str, str], str]) -> None:
+                 link: Callable[[str, str], str], desk_channels: tuple[str, ...] = ()) -> None:
         self.file, self.roster, self.limits, self.link = file, roster, limits, link
+        self.desk_channels = tuple(dict.fromkeys(c for c in desk_channels if c))
+        """DMBRIDGE_CHANNEL and every routed channel: where desk-wide requests are judged."""
 
     # ------------------------------------------------------------------ outside the transaction
 
-    def who(self, user: str, channel: str) -> Who:
-        return Who(user, self.roster.name(user), self.roster.is_agent(user, channel))
+    def authorize(self, user: str, scope: Scope, conversation_channel: str | None = None) -> Decision:
+        """``bridge.authz.decide`` with the facts from Slack: every entry point asks this (or ``who``)."""
+        if scope is Scope.CONVERSATION:
+            channels: tuple[str, ...] = (conversation_channel,) if conversation_channel else ()
+        else:
+            channels = self.desk_channels
+        return decide(user, scope, channels, self.roster.facts(channels, admins=scope is Scope.ADMIN))
+
+    def visible_channels(self, user: str, channels: tuple[str, ...]) -> frozenset[str]:
+        """Those of ``channels`` whose conversations ``user`` may see listed: where they are an agent."""
+        unique = tuple(dict.fromkeys(channels))
+        return agent_channels(user, unique, self.roster.facts(unique))
+
+    def who(self, user: str, conversation_channel: str) -> Who:
+        """The person acting on a conversation of ``conversation_channel`` (its row's channel, never the channel
+        a request came from), and whether they may."""
+        allowed = self.authorize(user, Scope.CONVERSATION, conversation_channel).allowed
+        return Who(user, self.roster.name(user), allowed)
 
     def card(self, conv: Conversation, reopened: bool = False) -> CardView:
         assert conv.id is not None
@@ -128,7 +146,7 @@ class Desk:
             case Claim():
                 return self._assign(s, who, conv, who.id, now)
             case Assign(user):
-                if not self.roster.is_agent(user, conv.channel):
+                if not self.authorize(user, Scope.CONVERSATION, conv.channel).allowed:
                     return Reply(f"<@{user}> is not an agent of this desk; nothing was changed.", ok=False)
                 return self._assign(s, who, conv, user, now)
             case Unassign():

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from sqlmodel import Session, col, select
 
 from bridge import outbound
+from bridge.authz import Scope
 from bridge.claims import give_back as give_back  # re-exported for the delivery modules
 from bridge.claims import recover as recover  # re-exported for bridge.app and tests
 from bridge.claims import write_outcomes as write_outcomes
@@ -29,7 +30,7 @@ from bridge.pacing import Pacer
 from bridge.sla_runner import report_text
 from bridge.slack.blocks import SlackMessage, header_card, notice
 from bridge.slack.threads import SlackThreads
-from bridge.slack.views import home_view
+from bridge.slack.views import home_view, not_agent_home_view
 from bridge.store import desk as desk_store
 from bridge.store import events, outbox
 from bridge.store.db import Database
@@ -324,10 +325,15 @@ class SlackDelivery:
 
     def _home(self, user: str) -> dict[str, object]:
         ctx, now = self.ctx, self.ctx.clock()
+        if not ctx.desk.authorize(user, Scope.DESK).allowed:  # asked at each publish, so leaving the desk shows
+            return not_agent_home_view()
         with ctx.db.read() as s:
             mine, unassigned, escalated = (desk_store.listing(s, scope, user)
                                            for scope in ("mine", "unassigned", "escalated"))
             counts = desk_store.status_counts(s)
+        seen = ctx.desk.visible_channels(user, tuple(c.channel for c in (*mine, *unassigned, *escalated)))
+        mine, unassigned, escalated = ([c for c in convs if c.channel in seen]
+                                       for convs in (mine, unassigned, escalated))
         return home_view(user, mine, unassigned, escalated, counts, ctx.desk.link, now,
                          report_text(ctx.db, ctx.file, 7, now))
 

@@ -1,5 +1,8 @@
 """Who the agents are, their names and presence: Slack look-ups, cached for a short while.
 
+It only gathers facts (``facts``: channel members, user groups); what they
+allow is decided in one place, ``bridge.authz``.
+
 The cache only saves calls; every answer comes from Slack and is at most
 ``ttl`` seconds old. When Slack cannot be asked, the last known answer is
 used, and with none the look-up fails closed (not an agent).
@@ -13,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bridge.authz import Facts
 from bridge.errors import DeliveryError
 from bridge.slack.threads import SlackThreads
 
@@ -21,8 +25,10 @@ log = logging.getLogger(__name__)
 
 class Roster:
     def __init__(self, slack: SlackThreads, agents_group: str | None, *, ttl: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, admins: str | list[str] | None = None) -> None:
         self.slack, self.agents_group, self.ttl, self.clock = slack, agents_group, ttl, clock
+        self.admins_config = admins
+        """``admins`` of dmbridge.toml: a user group id, a list of user ids, or None (the agents are the admins)."""
         self._cache: dict[str, tuple[float, Any]] = {}
         self._lock = threading.Lock()
 
@@ -48,8 +54,19 @@ class Roster:
             return frozenset(self._cached(f"group:{group}", lambda: self.slack.usergroup_members(group), []))
         return frozenset(self._cached(f"members:{channel}", lambda: self.slack.channel_members(channel), []))
 
-    def is_agent(self, user: str, channel: str) -> bool:
-        return user in self.agents(channel)
+    def admins(self) -> frozenset[str] | None:
+        """The people who may change templates; None when not configured (then the agents may)."""
+        admins = self.admins_config
+        if admins is None:
+            return None
+        if isinstance(admins, str):
+            return frozenset(self.group(admins))
+        return frozenset(admins)
+
+    def facts(self, channels: tuple[str, ...], *, admins: bool = False) -> Facts:
+        """What ``bridge.authz.decide`` needs about ``channels`` (and the admins, when asked)."""
+        return Facts(agents={c: self.agents(c) for c in dict.fromkeys(channels) if c},
+                     admins=self.admins() if admins else None)
 
     def group(self, group: str) -> list[str]:
         members: list[str] = self._cached(f"group:{group}", lambda: self.slack.usergroup_members(group), [])

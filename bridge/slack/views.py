@@ -192,6 +192,13 @@ def home_view(user: str, mine: list[Conversation], unassigned: list[Conversation
     return {"type": "home", "blocks": blocks}
 
 
+def not_agent_home_view() -> View:
+    """The App Home of someone who is not an agent of this desk: no conversation data at all."""
+    return {"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text":
+            "You are not an agent of this desk, so there is nothing to show here. Ask the desk's admins to add "
+            "you to the agents (or to the desk's channel) if you should be."}}]}
+
+
 def template_list_text(rows: list[tuple[str, str]]) -> str:
     if not rows:
         return "No templates yet. Add one: `/dm template add thanks Thanks {first_name}! — {agent_first_name}`"

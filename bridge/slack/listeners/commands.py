@@ -12,10 +12,10 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bridge import templates
+from bridge.authz import NOT_CONVERSATION_AGENT, Scope, scope_of
 from bridge.commands import (
     CHANNEL_USAGE,
     THREAD_USAGE,
-    Help,
     ListConversations,
     OnConversation,
     ParseError,
@@ -28,7 +28,6 @@ from bridge.commands import (
     TemplateShow,
     parse_slash,
 )
-from bridge.desk import NOT_AGENT, Who
 from bridge.sla_runner import report_text
 from bridge.slack.listeners.deps import ListenerDeps
 from bridge.slack.views import listing_text, policies_text, template_list_text, timeline_text
@@ -55,28 +54,29 @@ def register(app: App, deps: ListenerDeps) -> None:
 
 
 def answer(deps: ListenerDeps, user: str, channel: str, text: str) -> str:
+    """The answer to ``/dm text``; ``channel`` (where it was typed) never decides who may do what."""
     try:
         cmd = parse_slash(text)
     except ParseError as exc:
         return str(exc)
-    if isinstance(cmd, Help):
+    scope = scope_of(cmd)
+    if scope is None:
         return DM_HELP
-    who = deps.desk.who(user, channel)
-    if not who.is_agent:
-        return NOT_AGENT
+    if isinstance(cmd, Show | OnConversation):
+        return _on_conversation(deps, user, cmd)
+    decision = deps.desk.authorize(user, scope)
+    if not decision.allowed:
+        return decision.reason
     now = deps.clock()
     if isinstance(cmd, Stats):
         return report_text(deps.db, deps.desk.file, cmd.days, now)
+    if isinstance(cmd, ListConversations):
+        with deps.db.read() as s:
+            listed = store.listing(s, cmd.scope, user)
+        seen = deps.desk.visible_channels(user, tuple(c.channel for c in listed))
+        return listing_text(cmd.scope, [c for c in listed if c.channel in seen], deps.desk.link, now)
     with deps.db.session() as s:
         match cmd:
-            case ListConversations(scope):
-                return listing_text(scope, store.listing(s, scope, user), deps.desk.link, now)
-            case Show(number):
-                conv = conversations.get(s, number)
-                if conv is None:
-                    return f"There is no conversation #{number}."
-                inbound, actions = store.history(s, number)
-                return timeline_text(conv, inbound, actions, deps.desk.file.tz, deps.desk.link)
             case SlaPolicies():
                 return policies_text(deps.desk.file.policies())
             case TemplateList():
@@ -88,19 +88,39 @@ def answer(deps: ListenerDeps, user: str, channel: str, text: str) -> str:
                 return f"Deleted template `{name}`." if store.delete_template(s, name) else \
                     f"There is no template `{name}`."
             case TemplateAdd(name, body):
-                return _save_template(s, who, name, body, now)
-            case OnConversation(number, conv_cmd):
-                conv = conversations.get(s, number)
-                if conv is None or conv.thread_ts is None:
-                    return f"There is no conversation #{number}."
-                return deps.desk.act(s, who, conv, conv_cmd, now).text
+                return _save_template(s, user, name, body, now)
     return DM_HELP
 
 
-def _save_template(s: Any, who: Who, name: str, body: str, now: float) -> str:
+def _on_conversation(deps: ListenerDeps, user: str, cmd: Show | OnConversation) -> str:
+    """Judged in the conversation's own channel. A stranger to the whole desk gets the same answer whether
+    the conversation exists or not (no way to learn which numbers exist)."""
+    with deps.db.read() as s:
+        conv = conversations.get(s, cmd.number)
+    who = deps.desk.who(user, conv.channel) if conv is not None else None
+    if who is None or not who.is_agent:
+        desk_wide = deps.desk.authorize(user, Scope.DESK)
+        if not desk_wide.allowed:
+            return desk_wide.reason
+        if who is not None:
+            return NOT_CONVERSATION_AGENT
+    if conv is None or (isinstance(cmd, OnConversation) and conv.thread_ts is None):
+        return f"There is no conversation #{cmd.number}."
+    assert who is not None
+    now = deps.clock()
+    with deps.db.session() as s:
+        fresh = conversations.get(s, cmd.number)
+        assert fresh is not None
+        if isinstance(cmd, Show):
+            inbound, actions = store.history(s, cmd.number)
+            return timeline_text(fresh, inbound, actions, deps.desk.file.tz, deps.desk.link)
+        return deps.desk.act(s, who, fresh, cmd.command, now).text
+
+
+def _save_template(s: Any, user: str, name: str, body: str, now: float) -> str:
     try:
         templates.validate(body)
     except ValueError as exc:
         return f"Template `{name}` was not saved: {exc}."
-    created = store.save_template(s, name, body, who.id, now)
+    created = store.save_template(s, name, body, user, now)
     return f"{'Saved' if created else 'Updated'} template `{name}`. Use it in a thread: `@dmbridge template {name}`."

@@ -25,7 +25,7 @@ from bridge.commands import (
     Snooze,
     Unassign,
 )
-from bridge.desk import ephemeral
+from bridge.desk import NOT_AGENT, ephemeral
 from bridge.errors import DeliveryError
 from bridge.slack.listeners.deps import ListenerDeps
 from bridge.slack.views import (
@@ -87,13 +87,24 @@ def run(deps: ListenerDeps, user: str, conv: Conversation, cmd: ConversationComm
     return None if reply.ok else reply.text
 
 
+def tell(deps: ListenerDeps, user: str, conv: Conversation, text: str) -> None:
+    """A private answer to ``user`` in the conversation's thread."""
+    with deps.db.session() as s:
+        ephemeral(s, conv.channel, user, text, deps.clock(), conv.thread_ts)
+    deps.wake()
+
+
 def open_modal(deps: ListenerDeps, trigger_id: str, user: str, conv: Conversation, which: str) -> None:
+    """Open a form on ``conv`` for an agent of its channel; anyone else is refused privately, nothing opens."""
     assert conv.id is not None
+    who = deps.desk.who(user, conv.channel)
+    if not who.is_agent:
+        tell(deps, user, conv, NOT_AGENT)
+        return
     if which in ("conv_template", "dmbridge_template"):
         with deps.db.session() as s:
             rows = store.all_templates(s)
         first = rows[0] if rows else None
-        who = deps.desk.who(user, conv.channel)
         preview = templates.render(first.text, deps.desk.template_values(conv, who)) if first else ""
         view = template_modal(conv.id, [r.name for r in rows], first.name if first else None, preview)
     elif which in ("conv_escalate", "dmbridge_escalate"):
@@ -105,9 +116,7 @@ def open_modal(deps: ListenerDeps, trigger_id: str, user: str, conv: Conversatio
     try:
         deps.slack.open_view(trigger_id, view)
     except DeliveryError as exc:
-        with deps.db.session() as s:
-            ephemeral(s, conv.channel, user, f"Could not open the form: {exc.reason}", deps.clock(), conv.thread_ts)
-        deps.wake()
+        tell(deps, user, conv, f"Could not open the form: {exc.reason}")
 
 
 def register(app: App, deps: ListenerDeps) -> None:
@@ -149,16 +158,20 @@ def register(app: App, deps: ListenerDeps) -> None:
         """A template chosen in the modal: show it rendered, editable."""
         ack()
         view = body.get("view") or {}
-        meta = json.loads(view.get("private_metadata") or "{}")
+        meta = _metadata(view)
         name = str((action.get("selected_option") or {}).get("value", ""))
         user = str((body.get("user") or {}).get("id", ""))
         with deps.db.session() as s:
-            conv = conversations.get(s, int(meta.get("conv", 0)))
+            conv = conversations.get(s, meta["conv"])
             rows = store.all_templates(s)
         chosen = next((r for r in rows if r.name == name), None)
         if conv is None or chosen is None:
             return
-        preview = templates.render(chosen.text, deps.desk.template_values(conv, deps.desk.who(user, conv.channel)))
+        who = deps.desk.who(user, conv.channel)
+        if not who.is_agent:
+            tell(deps, user, conv, NOT_AGENT)  # nothing rendered: the preview holds the customer's name
+            return
+        preview = templates.render(chosen.text, deps.desk.template_values(conv, who))
         assert conv.id is not None
         try:
             deps.slack.update_view(str(view.get("id")), template_modal(conv.id, [r.name for r in rows], name,
@@ -167,13 +180,20 @@ def register(app: App, deps: ListenerDeps) -> None:
             return  # the modal keeps its previous preview; the agent can pick again
 
     def submission(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        meta = json.loads(view.get("private_metadata") or "{}")
+        meta = _metadata(view)
         values = (view.get("state") or {}).get("values") or {}
         user = str((body.get("user") or {}).get("id", ""))
         with deps.db.session() as s:
-            conv = conversations.get(s, int(meta.get("conv", 0)))
+            conv = conversations.get(s, meta["conv"])
         if conv is None:
             ack()
+            return
+        if not deps.desk.who(user, conv.channel).is_agent:  # checked before anything is read from the form
+            if isinstance(values, dict) and values:
+                ack(response_action="errors", errors={str(next(iter(values))): NOT_AGENT[:150]})
+            else:
+                ack()
+                tell(deps, user, conv, NOT_AGENT)
             return
         callback = view.get("callback_id")
         block, error = "action", None
@@ -203,6 +223,19 @@ def register(app: App, deps: ListenerDeps) -> None:
 
     for callback_id in (ASSIGN_MODAL, TEMPLATE_MODAL, ESCALATE_MODAL, STATUS_MODAL):
         app.view(callback_id)(submission)
+
+
+def _metadata(view: dict[str, Any]) -> dict[str, Any]:
+    """The modal's private_metadata as we wrote it (``conv`` an int, 0 when missing or not ours)."""
+    try:
+        meta = json.loads(str(view.get("private_metadata") or "{}"))
+    except ValueError:
+        meta = {}
+    if not isinstance(meta, dict):
+        meta = {}
+    conv = meta.get("conv")
+    meta["conv"] = conv if isinstance(conv, int) and not isinstance(conv, bool) and 0 < conv < 2**31 else 0
+    return meta
 
 
 def _submitted(callback: Any, values: dict[str, Any]) -> tuple[ConversationCommand | None, str]:
