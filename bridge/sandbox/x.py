@@ -41,6 +41,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge.sandbox.server import HttpServer
+from bridge.sandbox.x_registration import AppOnly
 from connectors import signing
 
 BRAND_ID = "1460987654321098752"
@@ -116,7 +117,9 @@ class XEmulator:
         self._webhook_thread: threading.Thread | None = None
         self.client = httpx.Client(timeout=30)
         self.add_user(BRAND_ID, BRAND_USERNAME, "Acme Support")
+        self.app_only = AppOnly(consumer_key, consumer_secret)  # app bearer token, webhook registrations
         self.http = HttpServer(Starlette(routes=[
+            *self.app_only.routes(),
             Route("/2/users/me", self._me, methods=["GET"]),
             Route("/2/users", self._users, methods=["GET"]),
             Route("/2/dm_events", self._dm_events, methods=["GET"]),
