@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bridge.manifest import load as load_manifest
 from bridge.sandbox.server import HttpServer
 
 TEAM = "T0SANDBOX"
@@ -46,6 +47,11 @@ TRIGGER_SECONDS = 3.0
 SECTION_TEXT_LIMIT = 3000
 BLOCKS_LIMIT = 50
 TEXT_LIMIT = 40_000
+
+
+def bot_scopes() -> list[str]:
+    """The bot scopes the manifest requests: what a token installed from it is granted."""
+    return [str(s) for s in load_manifest()["oauth_config"]["scopes"]["bot"]]
 
 
 @dataclass
@@ -91,6 +97,7 @@ class _Channel:
     name: str
     members: list[str]
     messages: list[dict[str, Any]] = field(default_factory=list)
+    is_private: bool = False
 
 
 class _ApiError(Exception):
@@ -176,6 +183,7 @@ class SlackEmulator:
         self.socket = SocketModeServer(app_token)
         self.team = team
         self.token_valid = True
+        self.scopes: list[str] = list(bot_scopes())
         self.event_target = ""
         self.posts_per_second = posts_per_second
         self.post_burst = post_burst
@@ -241,9 +249,11 @@ class SlackEmulator:
             }
             self.presence.setdefault(user_id, "active")
 
-    def add_channel(self, channel_id: str, name: str, members: list[str] | None = None) -> None:
+    def add_channel(self, channel_id: str, name: str, members: list[str] | None = None, *,
+                    is_private: bool = False) -> None:
         with self._lock:
-            self.channels[channel_id] = _Channel(channel_id, name, list(members or [BOT_USER]))
+            self.channels[channel_id] = _Channel(channel_id, name, list(members or [BOT_USER]),
+                                                 is_private=is_private)
 
     def add_usergroup(self, group_id: str, users: list[str]) -> None:
         with self._lock:
@@ -536,7 +546,8 @@ class SlackEmulator:
                 self._calls.append(Call(method, params, 200))
                 if injected is not None and injected.reset:
                     return _CutOff()
-                return JSONResponse({"ok": True, **data})
+                headers = {"x-oauth-scopes": ",".join(self.scopes)} if method == "auth.test" else None
+                return JSONResponse({"ok": True, **data}, headers=headers)
             except _ApiError as exc:
                 self._calls.append(Call(method, params, exc.status, exc.error))
                 return JSONResponse({"ok": False, "error": exc.error}, status_code=exc.status, headers=exc.headers)
@@ -642,8 +653,9 @@ class SlackEmulator:
 
     def _m_conversations_info(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(p)
-        return {"channel": {"id": channel.id, "name": channel.name, "is_channel": True, "is_member":
-                            BOT_USER in channel.members}}
+        return {"channel": {"id": channel.id, "name": channel.name, "is_channel": not channel.is_private,
+                            "is_group": channel.is_private, "is_private": channel.is_private,
+                            "is_archived": False, "is_member": BOT_USER in channel.members}}
 
     def _m_conversations_members(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(p)
