@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -78,13 +79,14 @@ def channels_to_check(settings: Settings, file: FileConfig) -> dict[str, str]:
     """Channel id → its role. The inbox and routed channels carry threads (the bot needs their events, so it
     must be a member); team channels only receive escalation notices."""
     roles: dict[str, str] = {}
-    for team_name, team in file.teams.items():
-        if team.channel:
-            roles[team.channel] = f"escalation channel of team {team_name}"
-    for route in file.routes:
-        roles[route.channel] = f"routed channel ({route.connector}{':' + route.account if route.account else ''})"
     if settings.dmbridge_channel:
         roles[settings.dmbridge_channel] = "DMBRIDGE_CHANNEL"
+    for route in file.routes:
+        roles.setdefault(route.channel, f"routed channel ({route.connector}"
+                                        f"{':' + route.account if route.account else ''})")
+    for team_name, team in file.teams.items():
+        if team.channel:
+            roles.setdefault(team.channel, f"escalation channel of team {team_name}")
     return roles
 
 
@@ -119,14 +121,14 @@ def slack_channel(client: WebClient, channel: str, role: str, granted: set[str] 
 
 def groups_to_check(settings: Settings, file: FileConfig) -> dict[str, str]:
     roles: dict[str, str] = {}
-    for team_name, team in file.teams.items():
-        if team.usergroup:
-            roles[team.usergroup] = f"team {team_name}"
-    if file.assignment.usergroup:
-        roles[file.assignment.usergroup] = "round-robin assignment"
     agents = settings.dmbridge_agents or file.agents
     if agents:
         roles[agents] = "agents"
+    if file.assignment.usergroup:
+        roles.setdefault(file.assignment.usergroup, "round-robin assignment")
+    for team_name, team in file.teams.items():
+        if team.usergroup:
+            roles.setdefault(team.usergroup, f"team {team_name}")
     return roles
 
 
@@ -180,12 +182,17 @@ def slack_checks(settings: Settings, file: FileConfig, client: WebClient | None 
 def database(settings: Settings) -> Check:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import make_url
 
     from bridge.store.db import Database
     from bridge.store.migrate import alembic_config
 
     name = "Database"
     try:
+        url = make_url(settings.database_url)
+        if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+            return Check(name, False, f"no SQLite file at {url.database}",
+                         "check DATABASE_URL, or run `dmbridge migrate` to create it")
         db = Database(settings.database_url)
     except Exception as exc:  # a bad URL or a missing driver
         return Check(name, False, f"cannot open DATABASE_URL: {type(exc).__name__}", "check DATABASE_URL")

@@ -28,6 +28,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 from starlette.applications import Starlette
@@ -325,7 +326,7 @@ class MetaEmulator:
 
     async def _subscribed_apps(self, request: Request) -> Response:
         page_id = request.path_params["page"]
-        form = dict(await request.form()) if request.method == "POST" else {}
+        form = dict(parse_qsl((await request.body()).decode(errors="replace")))
 
         def produce() -> dict[str, Any]:
             self._fault("subscribed_apps")

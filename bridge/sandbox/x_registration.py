@@ -15,7 +15,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -42,7 +42,7 @@ class AppOnly:
         return webhook_id
 
     async def _token(self, request: Request) -> Response:
-        form = await request.form()
+        form = dict(parse_qsl((await request.body()).decode(errors="replace")))
         auth = request.headers.get("authorization", "")
         try:
             key, _, secret = base64.b64decode(auth[6:]).decode().partition(":") if auth.startswith("Basic ") \
