@@ -220,6 +220,23 @@ def x_auth(
 
 
 @app.command()
+def doctor(url: Annotated[str | None, typer.Option(help="public base URL, to match the X webhook exactly")] = None,
+           config: ConfigOpt = None) -> None:
+    """Check the deployment: Slack token, scopes, channels and groups; X and Meta credentials and webhooks;
+    the database. Prints ✅/❌ with the fix; exits 1 on any ❌."""
+    from bridge import doctor as doc
+
+    try:
+        file = FileConfig.load(config)
+    except ConfigError as exc:
+        typer.echo(f"dmbridge: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    results = doc.run(Settings(), file, public_url=url)
+    typer.echo(doc.table(results))
+    raise typer.Exit(0 if doc.summary_ok(results) else 1)
+
+
+@app.command()
 def demo(verbose: bool = False) -> None:
     """Run the whole loop on local emulators of Slack, X and Meta, with no credentials, and print both sides."""
     from bridge.sandbox.demo import run_demo

@@ -258,7 +258,7 @@ class Settings(BaseSettings):
     meta_app_secret: str = ""
     meta_verify_token: str = ""
     meta_page_access_token: str = ""
-    meta_graph_url: str = "https://graph.facebook.com/v21.0"
+    meta_graph_url: str = "https://graph.facebook.com/v26.0"  # v21.0 stops working on 2027-01-21
     meta_human_agent_days: float = 7.0
 
     dmbridge_note_prefixes: str = "//,note:"

@@ -1,10 +1,13 @@
 """An emulator of the Graph API parts the bridge uses, and of Meta's signed webhook deliveries.
 
-Graph side (reached only through ``META_GRAPH_URL``): ``GET /app`` (the app a
-token belongs to), ``GET /{user-id}?fields=…`` (Messenger and Instagram
-profiles), ``POST /me/messages`` and ``POST /{page-id}/messages`` (the Send
-API). Tokens come as ``Authorization: Bearer`` or ``access_token``. The Send
-API applies Meta's rules: ``RESPONSE`` within 24 hours of the customer's last
+Graph side (reached only through ``META_GRAPH_URL``, under any version prefix
+``/vNN.N``, as Graph serves every version it still supports): ``GET /app`` (the
+app a token belongs to), ``GET /me`` (the Page a Page token belongs to),
+``GET``/``POST /{page-id}/subscribed_apps`` (the Page's webhook fields for our
+app), ``GET /{user-id}?fields=…`` (Messenger and Instagram profiles),
+``POST /me/messages`` and ``POST /{page-id}/messages`` (the Send API).
+Tokens come as ``Authorization: Bearer`` or ``access_token``. The Send API
+applies Meta's rules: ``RESPONSE`` within 24 hours of the customer's last
 message, ``MESSAGE_TAG`` + ``HUMAN_AGENT`` within 7 days where the account is
 approved for it, Messenger text ≤ 2,000 characters, Instagram ≤ 1,000 bytes;
 errors carry Meta's codes (190 token, 10/2018278 window, 551/1545041
@@ -25,9 +28,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -35,11 +40,34 @@ from starlette.routing import Route
 from bridge.sandbox.server import HttpServer
 from connectors import signing
 
-VERSION = "v21.0"
+VERSION = "v26.0"
+"""The default Graph version (released 2026-07-29; usable until two years after its successor's release)."""
 APP_ID = "940051237712345"
 BUSINESS_SUITE_APP_ID = "263902037430900"
 MESSENGER, INSTAGRAM = "messenger", "instagram"
 DAY = 86_400.0
+
+
+@dataclass
+class _GraphVersion(Convertor[str]):
+    """A Graph API version path segment: ``v26.0``, ``v21.0``…"""
+
+    regex = r"v[0-9]+\.[0-9]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("graph_version", _GraphVersion())
+V = "/{version:graph_version}"
+# Page webhook fields Graph accepts in subscribed_fields (Messenger Platform webhook events reference)
+PAGE_FIELDS = frozenset({"messages", "message_echoes", "messaging_postbacks", "message_deliveries", "message_reads",
+                         "message_reactions", "message_edits", "messaging_optins", "messaging_referrals",
+                         "messaging_handovers", "messaging_policy_enforcement", "messaging_account_linking",
+                         "standby", "feed"})
 
 
 @dataclass
@@ -80,8 +108,11 @@ class _GraphError(Exception):
 
 class MetaEmulator:
     def __init__(self, *, app_secret: str = "sandbox-meta-app-secret", verify_token: str = "sandbox-verify-token",
-                 app_id: str = APP_ID) -> None:
+                 app_id: str = APP_ID, version: str = VERSION) -> None:
         self.app_secret, self.verify_token, self.app_id = app_secret, verify_token, app_id
+        self.version = version
+        self.subscriptions: dict[str, list[str]] = {}
+        """Page id → the webhook fields our app is subscribed to on that Page (none until subscribed)."""
         self.webhook_url = ""
         self.accounts: dict[str, _Account] = {}
         self.customers: dict[str, _Customer] = {}
@@ -94,17 +125,19 @@ class MetaEmulator:
         self._echo_thread: threading.Thread | None = None
         self.client = httpx.Client(timeout=30)
         self.http = HttpServer(Starlette(routes=[
-            Route(f"/{VERSION}/app", self._app, methods=["GET"]),
-            Route(f"/{VERSION}/me/messages", self._send, methods=["POST"]),
-            Route(f"/{VERSION}/{{page}}/messages", self._send, methods=["POST"]),
-            Route(f"/{VERSION}/{{node}}", self._node, methods=["GET"]),
+            Route(f"{V}/app", self._app, methods=["GET"]),
+            Route(f"{V}/me", self._me, methods=["GET"]),
+            Route(f"{V}/me/messages", self._send, methods=["POST"]),
+            Route(f"{V}/{{page}}/messages", self._send, methods=["POST"]),
+            Route(f"{V}/{{page}}/subscribed_apps", self._subscribed_apps, methods=["GET", "POST"]),
+            Route(f"{V}/{{node}}", self._node, methods=["GET"]),
         ]))
 
     # ------------------------------------------------------------------ lifecycle and world
 
     @property
     def graph_url(self) -> str:
-        return f"{self.http.url}/{VERSION}"
+        return f"{self.http.url}/{self.version}"
 
     def start(self) -> None:
         self.http.start()
@@ -135,6 +168,11 @@ class MetaEmulator:
             if profile_pic:
                 profile["profile_pic"] = profile_pic
             self.customers[user_id] = _Customer(user_id, account_id, profile, available)
+
+    def subscribe(self, page_id: str, fields: list[str]) -> None:
+        """What ``POST /{page-id}/subscribed_apps`` does: our app receives these webhook fields for the Page."""
+        with self._lock:
+            self.subscriptions[page_id] = list(fields)
 
     def set_available(self, user_id: str, available: bool) -> None:
         with self._lock:
@@ -278,6 +316,48 @@ class MetaEmulator:
             return {"id": self.app_id, "name": "dmbridge sandbox", "link": "https://www.facebook.com/games/?app_id="
                     + self.app_id}
         return self._answer(produce)
+
+    async def _me(self, request: Request) -> Response:
+        def produce() -> dict[str, Any]:
+            self._fault("me")
+            account = self._page_of(self._account_for(request))
+            return {"id": account.id, "name": account.name}
+        return self._answer(produce)
+
+    async def _subscribed_apps(self, request: Request) -> Response:
+        page_id = request.path_params["page"]
+        form = dict(parse_qsl((await request.body()).decode(errors="replace")))
+
+        def produce() -> dict[str, Any]:
+            self._fault("subscribed_apps")
+            account = self._account_for(request)
+            page = self.accounts.get(page_id)
+            if page is None or page.platform != MESSENGER or not (page.id == account.id or
+                                                                  self._linked(account, page.id)):
+                raise _GraphError(400, 100, f"Unsupported get request. Object with ID '{page_id}' does not exist",
+                                  33)
+            if request.method == "GET":
+                fields = self.subscriptions.get(page_id)
+                return {"data": [] if fields is None else [
+                    {"link": "https://www.facebook.com/games/?app_id=" + self.app_id, "name": "dmbridge sandbox",
+                     "id": self.app_id, "subscribed_fields": list(fields)}]}
+            wanted = str(request.query_params.get("subscribed_fields") or form.get("subscribed_fields") or "")
+            names = [f for f in wanted.split(",") if f]
+            if not names or set(names) - PAGE_FIELDS:
+                raise _GraphError(400, 100, "(#100) Param subscribed_fields must be one of {"
+                                  + ", ".join(sorted(PAGE_FIELDS)) + "}")
+            self.subscriptions[page_id] = names
+            return {"success": True}
+        return self._answer(produce)
+
+    def _page_of(self, account: _Account) -> _Account:
+        """A Page token's ``/me`` is the Page, also when it serves a linked Instagram account."""
+        if account.platform == MESSENGER:
+            return account
+        for other in self.accounts.values():
+            if other.platform == MESSENGER and other.token == account.token:
+                return other
+        return account
 
     async def _node(self, request: Request) -> Response:
         user_id = request.path_params["node"]

@@ -58,6 +58,7 @@ from bridge.sandbox.x_parts import (
 from bridge.sandbox.x_webhooks import WebhookSender
 
 __all__ = ["BRAND_ID", "BRAND_USERNAME", "NOT_PERMITTED", "XEmulator"]
+from bridge.sandbox.x_registration import AppOnly
 
 BRAND_USERNAME = "acme_help"
 TWITTER_EPOCH_MS = 1288834974657
@@ -97,8 +98,10 @@ class XEmulator(WebhookSender):
         self._webhook_thread: threading.Thread | None = None
         self.client = httpx.Client(timeout=30)
         self.add_user(BRAND_ID, BRAND_USERNAME, "Acme Support")
+        self.app_only = AppOnly(consumer_key, consumer_secret)  # app bearer token, webhook registrations
         self.http = HttpServer(Starlette(routes=[
             *self.oauth.routes(),
+            *self.app_only.routes(),
             Route("/2/users/me", self._me, methods=["GET"]),
             Route("/2/users", self._users, methods=["GET"]),
             Route("/2/dm_events", self._dm_events, methods=["GET"]),
