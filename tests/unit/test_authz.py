@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typing
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -20,7 +21,7 @@ from bridge.authz import (
     is_person,
     scope_of,
 )
-from bridge.config import FileConfig
+from bridge.config import FileConfig, Settings
 from bridge.errors import ConfigError, DeliveryError
 from bridge.slack.roster import Roster
 
@@ -174,3 +175,10 @@ def test_an_agents_group_makes_its_members_agents_of_every_channel_and_nobody_el
     assert decide("U0KIM", Scope.CONVERSATION, ("C0MINE",), f).allowed
     assert not decide("U0SAM", Scope.CONVERSATION, ("C0INBOX",), f).allowed  # a member, not in the group
     assert not decide("U0MAL", Scope.DESK, ("C0MINE",), f).allowed
+
+
+def test_an_agents_group_from_the_environment_is_checked_before_serving() -> None:
+    base: dict[str, Any] = dict(slack_bot_token="xoxb-1", slack_signing_secret="s", dmbridge_channel="C0INBOX")
+    Settings(_env_file=None, dmbridge_agents="S0AGENTS", **base).check_for_serve()  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="DMBRIDGE_AGENTS"):
+        Settings(_env_file=None, dmbridge_agents="@support", **base).check_for_serve()  # type: ignore[call-arg]
