@@ -320,6 +320,8 @@ class Settings(BaseSettings):
         ) if not value]
         if missing:
             raise ConfigError("missing settings: " + ", ".join(missing))
+        if self.dmbridge_agents and not USERGROUP_ID.match(self.dmbridge_agents):
+            raise ConfigError(f"DMBRIDGE_AGENTS={self.dmbridge_agents!r} is not a Slack user group id (S…)")
         if self.x_poll_seconds <= 0 or self.x_reconcile_seconds <= 0:
             raise ConfigError("X_POLL_SECONDS and X_RECONCILE_SECONDS must be positive")
         if self.x_enabled and self.x_interval < 15 * 60 / X_READ_REQUESTS_PER_15_MIN:

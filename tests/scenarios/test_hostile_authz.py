@@ -239,6 +239,8 @@ FORGED = [
     Forged("metadata not an object", _forged_view("dmbridge_status_modal", "[1]", STATUS)),
     Forged("conversation not a number", _forged_view("dmbridge_status_modal", '{"conv": "one"}', STATUS)),
     Forged("conversation too large", _forged_view("dmbridge_status_modal", '{"conv": 1e400}', STATUS)),
+    Forged("metadata nested deeply", _forged_view("dmbridge_status_modal", "[" * 100_000, STATUS)),
+    Forged("state not an object", {**_forged_view("dmbridge_status_modal", '{"conv": 1}', STATUS), "state": [1]}),
 ]
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import typing
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -20,8 +22,9 @@ from bridge.authz import (
     is_person,
     scope_of,
 )
-from bridge.config import FileConfig
+from bridge.config import FileConfig, Settings
 from bridge.errors import ConfigError, DeliveryError
+from bridge.slack.listeners.interactions import _metadata
 from bridge.slack.roster import Roster
 
 users = st.sampled_from(["U01", "U02", "U03", "W04", "U05"])
@@ -174,3 +177,23 @@ def test_an_agents_group_makes_its_members_agents_of_every_channel_and_nobody_el
     assert decide("U0KIM", Scope.CONVERSATION, ("C0MINE",), f).allowed
     assert not decide("U0SAM", Scope.CONVERSATION, ("C0INBOX",), f).allowed  # a member, not in the group
     assert not decide("U0MAL", Scope.DESK, ("C0MINE",), f).allowed
+
+
+def test_an_agents_group_from_the_environment_is_checked_before_serving() -> None:
+    base: dict[str, Any] = dict(slack_bot_token="xoxb-1", slack_signing_secret="s", dmbridge_channel="C0INBOX")
+    Settings(_env_file=None, dmbridge_agents="S0AGENTS", **base).check_for_serve()  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="DMBRIDGE_AGENTS"):
+        Settings(_env_file=None, dmbridge_agents="@support", **base).check_for_serve()  # type: ignore[call-arg]
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                       max_size=3), max_leaves=10)
+
+
+@given(st.one_of(st.text(max_size=40), json_values.map(lambda v: json.dumps({"conv": v})),
+                 json_values.map(json.dumps)))
+def test_modal_metadata_never_raises_and_names_a_conversation_or_none(raw: str) -> None:
+    meta = _metadata({"private_metadata": raw})
+    assert type(meta["conv"]) is int and 0 <= meta["conv"] < 2**31
+    assert _metadata({"private_metadata": json.dumps({"conv": 12, "template": "t"})}) == {"conv": 12, "template": "t"}

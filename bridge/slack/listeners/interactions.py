@@ -181,7 +181,9 @@ def register(app: App, deps: ListenerDeps) -> None:
 
     def submission(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         meta = _metadata(view)
-        values = (view.get("state") or {}).get("values") or {}
+        state = view.get("state")
+        values = state.get("values") if isinstance(state, dict) else None
+        values = values if isinstance(values, dict) else {}
         user = str((body.get("user") or {}).get("id", ""))
         with deps.db.session() as s:
             conv = conversations.get(s, meta["conv"])
@@ -189,7 +191,7 @@ def register(app: App, deps: ListenerDeps) -> None:
             ack()
             return
         if not deps.desk.who(user, conv.channel).is_agent:  # checked before anything is read from the form
-            if isinstance(values, dict) and values:
+            if values:
                 ack(response_action="errors", errors={str(next(iter(values))): NOT_AGENT[:150]})
             else:
                 ack()
@@ -229,7 +231,7 @@ def _metadata(view: dict[str, Any]) -> dict[str, Any]:
     """The modal's private_metadata as we wrote it (``conv`` an int, 0 when missing or not ours)."""
     try:
         meta = json.loads(str(view.get("private_metadata") or "{}"))
-    except ValueError:
+    except (ValueError, RecursionError):
         meta = {}
     if not isinstance(meta, dict):
         meta = {}
