@@ -15,7 +15,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from slack_bolt import Ack, App, BoltResponse
 from slack_sdk.signature import SignatureVerifier
@@ -141,6 +141,22 @@ def _add_meta(found: Channels, settings: Settings, file: FileConfig, environ: Ma
         found.profiles[connector.platform.value] = connector
     found.receivers["meta"] = MetaWebhook(app, app_secret=settings.meta_app_secret,
                                           verify_token=settings.meta_verify_token)
+
+
+class _RefusedCollector(Collector):
+    """Webhook requests answered without storing (the receivers' ``refused`` counters, e.g. X deliveries
+    for another account, CRC tokens not of X's shape)."""
+
+    def __init__(self, receivers: Mapping[str, WebhookReceiver]) -> None:
+        self.receivers = receivers
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        c = CounterMetricFamily("dmbridge_webhook_refused", "Webhook requests refused or not stored",
+                                labels=["route", "reason"])
+        for route, receiver in self.receivers.items():
+            for reason, n in dict(getattr(receiver, "refused", {})).items():
+                c.add_metric([route, reason], float(n))
+        yield c
 
 
 class _OutboxCollector(Collector):
@@ -363,6 +379,7 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
     bolt.event(re.compile(".*"))(_acknowledge_unhandled)
     registry = CollectorRegistry()
     registry.register(Cached(_OutboxCollector(db)))
+    registry.register(_RefusedCollector(channels.receivers))
     ctx.failed_event = engine_metrics.register(registry, db, clock)
     scheduler = BackgroundScheduler(timezone="UTC")
 

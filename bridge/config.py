@@ -248,7 +248,7 @@ class Settings(BaseSettings):
     x_client_id: str = ""  # OAuth 2.0 with refresh: tokens from `dmbridge x-auth`, kept in the database
     x_client_secret: str = ""  # confidential clients only (HTTP Basic on the token endpoint)
     x_oauth_authorize_url: str = "https://x.com/i/oauth2/authorize"
-    x_oauth_token_url: str = ""  # default: X_API_URL + /2/oauth2/token
+    x_oauth_token_url: str = ""  # default: https://api.x.com/2/oauth2/token (X_API_URL's when that is not X's)
     x_redirect_uri: str = "http://127.0.0.1:3000/x/callback"  # must be registered in the X app's settings
     x_api_url: str = "https://api.twitter.com"
     x_poll_seconds: float = 65.0
@@ -293,7 +293,12 @@ class Settings(BaseSettings):
 
     @property
     def x_token_url(self) -> str:
-        return self.x_oauth_token_url or self.x_api_url.rstrip("/") + "/2/oauth2/token"
+        """``X_OAUTH_TOKEN_URL``; else X's documented endpoint, or the same path on a non-default X_API_URL."""
+        if self.x_oauth_token_url:
+            return self.x_oauth_token_url
+        if self.x_api_url.rstrip("/") in ("https://api.twitter.com", "https://api.x.com"):
+            return "https://api.x.com/2/oauth2/token"
+        return self.x_api_url.rstrip("/") + "/2/oauth2/token"
 
     @property
     def x_oauth2_refreshing(self) -> bool:

@@ -27,7 +27,8 @@ PENDING_SECONDS = 600.0
 
 
 def _pending_write(path: Path, data: dict[str, str | float]) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    path.unlink(missing_ok=True)  # an existing file would keep its mode
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(data, handle)
 

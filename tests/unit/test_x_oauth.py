@@ -124,3 +124,19 @@ def test_store_without_tokens_or_refresh_token_says_what_to_do(tmp_path: Path) -
         store.access_token()
     assert store.token_status(now[0])[0] is False
     db.dispose()
+
+
+def test_settings_choose_the_x_auth_mode() -> None:
+    from bridge.config import Settings
+
+    def settings(**values: str) -> Settings:
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
+
+    oauth1 = {"x_consumer_key": "k", "x_consumer_secret": "s", "x_access_token": "t", "x_access_token_secret": "ts"}
+    assert settings(x_client_id="c").x_enabled and settings(x_client_id="c").x_oauth2_refreshing
+    assert not settings(x_client_id="c", **oauth1).x_oauth2_refreshing  # OAuth 1.0a keys, all four, win
+    assert settings(x_client_id="c", x_user_bearer_token="b").x_oauth2_refreshing  # the static token is replaced
+    assert not settings(x_user_bearer_token="b").x_oauth2_refreshing
+    assert settings().x_token_url == "https://api.x.com/2/oauth2/token"
+    assert settings(x_api_url="http://127.0.0.1:9/").x_token_url == "http://127.0.0.1:9/2/oauth2/token"
+    assert settings(x_oauth_token_url="https://t.example/tok").x_token_url == "https://t.example/tok"
