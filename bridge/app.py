@@ -23,7 +23,7 @@ from sqlalchemy import func, text
 from sqlmodel import select
 from starlette.applications import Starlette
 
-from bridge.config import FileConfig, Settings, channel_for, secret_from
+from bridge.config import FileConfig, Settings, channel_for, desk_channels, secret_from
 from bridge.desk import Desk
 from bridge.domain import Batch, Platform
 from bridge.errors import ConfigError
@@ -42,7 +42,8 @@ from bridge.slack.threads import SlackThreads, make_client
 from bridge.store import migrate
 from bridge.store.db import Database
 from bridge.store.locks import ProcessLock
-from bridge.store.tables import Outbox, SlackEvent
+from bridge.store.retention import RetentionJob
+from bridge.store.tables import Conversation, Outbox, SlackEvent
 from bridge.workers import (
     Context,
     Loop,
@@ -163,11 +164,14 @@ class Bridge:
     socket_mode: Any = None
     starters: dict[str, Starter] = field(default_factory=dict)
     locks: list[ProcessLock] = field(default_factory=list)
+    desk_channels: set[str] = field(default_factory=set)  # where stored Slack messages are kept (slim.py)
 
     def start(self, *, run_migrations: bool = True) -> None:
         ctx = self.ctx
         if run_migrations:
             migrate.upgrade(ctx.db)
+        with ctx.db.read() as s:  # conversations from before a route changed keep their threads' replies
+            self.desk_channels.update(str(c) for c in s.exec(select(Conversation.channel).distinct()).all())
         ctx.bot_user_id, ctx.bot_id = ctx.slack.bot_identity()
         alive = ProcessLock(ctx.db, f"instance:{ctx.instance_id}")  # held while this process lives
         if not alive.try_acquire():
@@ -204,6 +208,9 @@ class Bridge:
                                id="snoozes", max_instances=1, coalesce=True)
         self.scheduler.add_job(self._sla_sweep, "interval", seconds=ctx.settings.dmbridge_sweep_seconds,
                                id="sla", max_instances=1, coalesce=True, next_run_time=_now_dt())
+        retention = RetentionJob(ctx.db, ctx.file.retention, ctx.clock)
+        self.scheduler.add_job(retention.run, "interval", seconds=ctx.file.retention.seconds("every"),
+                               id="retention", max_instances=1, coalesce=True, next_run_time=_now_dt())
         self.scheduler.start()
 
     def _sla_sweep(self) -> None:
@@ -331,7 +338,8 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
                process_before_response=True, token_verification_enabled=False,
                request_verification_enabled=not settings.slack_app_token)
     bolt.middleware(_own_echoes(ctx))
-    event_listeners.register(bolt, db, clock, ctx.wake_events.set)
+    kept_channels = desk_channels(settings, file)  # Bridge.start adds the channels of existing conversations
+    event_listeners.register(bolt, db, clock, ctx.wake_events.set, kept_channels)
     deps = ListenerDeps(db=db, desk=desk, slack=slack, clock=clock, wake=ctx.wake_slack.set)
     command_listeners.register(bolt, deps)
     interaction_listeners.register(bolt, deps)
@@ -350,7 +358,8 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
         return new
 
     bridge = Bridge(ctx=ctx, bolt=bolt, http=build_http(None, lambda: {}, registry, {}, store),
-                    scheduler=scheduler, sla=SlaRunner(db, desk, file.policies(), clock), channels=channels)
+                    scheduler=scheduler, sla=SlaRunner(db, desk, file.policies(), clock), channels=channels,
+                    desk_channels=kept_channels)
     skip = _own_echo_check(ctx, settings.slack_signing_secret) if settings.slack_signing_secret else None
     bridge.http = build_http(bolt, bridge.health, registry, channels.receivers, store, skip)
     return bridge

@@ -62,6 +62,8 @@ Action = Relay | Note | Command | Changed | Ignore
 
 def classify(event: dict[str, Any], bot_user_id: str, note_prefixes: tuple[str, ...]) -> Action:
     """Decide what a message event in the channel means. Pure."""
+    if not event:
+        return Ignore("not kept (see bridge/slack/slim.py)")
     subtype = event.get("subtype")
     channel = str(event.get("channel", ""))
     if subtype in ("message_changed", "message_deleted"):

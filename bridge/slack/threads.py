@@ -72,6 +72,16 @@ class SlackThreads:
     def update(self, channel: str, ts: str, message: SlackMessage) -> None:
         self._call("chat.update", channel=channel, ts=ts, text=message.text, blocks=message.blocks)
 
+    def delete(self, channel: str, ts: str) -> str:
+        """Delete one of the bot's own messages; one already gone counts as deleted."""
+        try:
+            self._call("chat.delete", channel=channel, ts=ts)
+        except Rejected as exc:
+            if exc.reason.endswith(": message_not_found"):
+                return "already deleted"
+            raise
+        return "deleted"
+
     def react(self, channel: str, ts: str, name: str) -> None:
         self._call("reactions.add", channel=channel, timestamp=ts, name=name)
 
