@@ -13,8 +13,9 @@ authorizations and more. The event processor reads only a handful of fields
   and the previous message only ``ts``, ``thread_ts``, ``bot_id``, ``app_id``
   and, for an edit, a digest of each text (``classify`` only compares them);
 - anything else (other channels, top-level messages, bots' messages, other
-  event types): ``{}`` — the row keeps only its dedupe key, so a retry of it
-  still stores nothing.
+  event types): only ``{"ignored": reason}`` (why it needs nothing, the same
+  words ``classify`` gives, so the stored outcome is unchanged) — the row
+  keeps its dedupe key, so a retry of it still stores nothing.
 """
 
 from __future__ import annotations
@@ -34,20 +35,18 @@ CHANGES = ("message_changed", "message_deleted")
 
 
 def slim(envelope: dict[str, Any], desk_channels: Collection[str] | None = None) -> dict[str, Any]:
-    """The part of ``envelope`` the processor uses; ``{}`` when it uses none of it.
+    """The part of ``envelope`` the processor uses; only the reason when it uses none of it.
 
     ``desk_channels``: the channels conversations live in (``None``: any).
     """
     event = envelope.get("event")
     if not isinstance(event, dict):
-        return {}
+        return ignored("not an event")
     kind = event.get("type")
     if kind == "app_home_opened":
         return {"event": _pick(event, HOME_FIELDS)}
     if kind not in ("message", "app_mention"):
-        return {}
-    if desk_channels is not None and event.get("channel") not in desk_channels:
-        return {}
+        return ignored("event type not used")
     if event.get("subtype") in CHANGES:
         kept = _pick(event, CHANGE_FIELDS)
         for key in ("message", "previous_message"):
@@ -56,10 +55,19 @@ def slim(envelope: dict[str, Any], desk_channels: Collection[str] | None = None)
     else:
         kept = _pick(event, MESSAGE_FIELDS)
     try:
-        action = outbound.classify(kept, "", ())
+        action: outbound.Action | None = outbound.classify(kept, "", ())
     except Exception:  # malformed: keep what we picked, so processing meets the same problem as with all of it
-        return {"event": kept}
-    return {} if isinstance(action, outbound.Ignore) else {"event": kept}
+        action = None
+    if isinstance(action, outbound.Ignore):
+        return ignored(action.reason)
+    if desk_channels is not None and event.get("channel") not in desk_channels:
+        return ignored("outside the desk channels")
+    return {"event": kept}
+
+
+def ignored(reason: str) -> dict[str, Any]:
+    """What is stored of an event the processor will ignore: the reason only."""
+    return {outbound.IGNORED: reason[:80]}
 
 
 def _pick(event: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:

@@ -30,8 +30,9 @@ def test_talk_in_other_channels_the_bot_is_in_keeps_only_its_dedupe_key(box: San
     root, _ = box.slack.post_as_user(KIM, TEAM_CHANNEL, "salary review: Kim 85k")
     reply, _ = box.slack.post_as_user(KIM, TEAM_CHANNEL, "and Sam 80k", thread_ts=root)
     top, _ = box.slack.post_as_user(KIM, CHANNEL, "lunch anyone?")  # the desk channel, but not in a thread
-    for channel, ts in ((TEAM_CHANNEL, root), (TEAM_CHANNEL, reply), (CHANNEL, top)):
-        assert stored(box, channel, ts) == "{}"
+    assert json.loads(stored(box, TEAM_CHANNEL, root)) == {"ignored": "not a thread reply"}
+    assert json.loads(stored(box, TEAM_CHANNEL, reply)) == {"ignored": "outside the desk channels"}
+    assert json.loads(stored(box, CHANNEL, top)) == {"ignored": "not a thread reply"}
     # a retry of one of them still stores nothing: the key is kept
     assert box.slack.deliver({"type": "message", "channel": TEAM_CHANNEL, "user": KIM, "text": "and Sam 80k",
                               "ts": reply, "thread_ts": root}) == [200]
