@@ -39,7 +39,7 @@ from bridge.store.tables import UNPRUNED, Audit, InboundEvent, Outbox, SlackEven
 
 log = logging.getLogger(__name__)
 
-MAX_BATCHES = 20
+MAX_BATCHES = 100  # per table per run: 50,000 rows an hour at the defaults, so a backlog clears in steps
 DAY = 86400.0
 
 
