@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import text
 from sqlmodel import SQLModel, select
 from typer.testing import CliRunner
 
 from bridge import cli
 from bridge.config import FileConfig, Retention
+from bridge.errors import Rejected
 from bridge.forget import ERASED
 from bridge.sandbox.demo import MARIA, SAM
 from bridge.sandbox.harness import CHANNEL, Sandbox, start_sandbox, wait_for
@@ -95,3 +97,16 @@ def test_the_serve_schedulers_retention_job_prunes_by_the_bridges_clock(clock: O
         assert box.x.received_by(MARIA) == ["Noted: 12 Elm Street."]
     finally:
         box.close()
+
+
+def test_chat_delete_removes_only_the_bots_own_messages(box: Sandbox) -> None:
+    slack = box.bridge.ctx.slack
+    box.x.customer_sends(MARIA, "delete test")
+    ts = box.thread_with("delete test")
+    agent_ts, _ = box.slack.post_as_user(SAM, CHANNEL, "// an agent's note", thread_ts=ts)
+    with pytest.raises(Rejected, match="cant_delete_message"):  # a bot token cannot delete people's messages
+        slack.delete(CHANNEL, agent_ts)
+    assert slack.delete(CHANNEL, ts) == "deleted"
+    assert slack.delete(CHANNEL, ts) == "already deleted"  # a retry after a lost answer is done, not failed
+    assert ts not in {m["ts"] for m in box.slack.messages(CHANNEL)}
+    assert agent_ts in {m["ts"] for m in box.slack.messages(CHANNEL)}
