@@ -60,15 +60,20 @@ TARGETS = (
 )
 
 
+def prunable(target: _Target, cutoff: float, batch: int) -> Any:
+    """The ids of up to ``batch`` rows still holding content and older than ``cutoff``, oldest first, read
+    through the partial index (the query repeats the index's own predicate, so the planner can use it)."""
+    return (select(target.model.id).where(text(UNPRUNED[target.name]), col(target.age) < cutoff)
+            .order_by(col(target.age)).limit(batch))
+
+
 def prune_batch(db: Database, target: _Target, cutoff: float, batch: int) -> int:
     """Empty the content of up to ``batch`` rows older than ``cutoff``; how many were emptied."""
-    still = text(UNPRUNED[target.name])  # the partial index's own predicate, so the planner uses it
     with db.session() as s:
-        ids = list(s.exec(select(target.model.id).where(still, col(target.age) < cutoff)
-                          .order_by(col(target.age)).limit(batch)).all())
+        ids = list(s.exec(prunable(target, cutoff, batch)).all())
         if not ids:
             return 0
-        result = s.execute(update(target.model).where(col(target.model.id).in_(ids), still)
+        result = s.execute(update(target.model).where(col(target.model.id).in_(ids), text(UNPRUNED[target.name]))
                            .values(**target.emptied))
         return int(result.rowcount)  # type: ignore[attr-defined]
 
