@@ -8,30 +8,27 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
 from slack_bolt import Ack, App, BoltResponse
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import func, text
+from sqlalchemy import text
 from sqlmodel import select
 from starlette.applications import Starlette
 
 from bridge import logs
 from bridge import metrics as engine_metrics
-from bridge.config import FileConfig, Settings, channel_for, secret_from
+from bridge.config import FileConfig, Settings, channel_for, desk_channels, secret_from
 from bridge.desk import Desk
 from bridge.domain import Batch, Platform
 from bridge.errors import ConfigError
 from bridge.http import build_http
 from bridge.inbound import store_batch
-from bridge.metrics import Cached
 from bridge.platform_delivery import PlatformDelivery
 from bridge.pollers import Poller, Starter
 from bridge.processor import EventProcessor
@@ -45,7 +42,8 @@ from bridge.slack.threads import SlackThreads, make_client
 from bridge.store import migrate
 from bridge.store.db import Database
 from bridge.store.locks import ProcessLock
-from bridge.store.tables import Outbox, SlackEvent
+from bridge.store.retention import RetentionJob
+from bridge.store.tables import Conversation
 from bridge.workers import (
     Context,
     Loop,
@@ -143,49 +141,6 @@ def _add_meta(found: Channels, settings: Settings, file: FileConfig, environ: Ma
                                           verify_token=settings.meta_verify_token)
 
 
-class _RefusedCollector(Collector):
-    """Webhook requests answered without storing (the receivers' ``refused`` counters, e.g. X deliveries
-    for another account, CRC tokens not of X's shape)."""
-
-    def __init__(self, receivers: Mapping[str, WebhookReceiver]) -> None:
-        self.receivers = receivers
-
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        c = CounterMetricFamily("dmbridge_webhook_refused", "Webhook requests refused or not stored",
-                                labels=["route", "reason"])
-        for route, receiver in self.receivers.items():
-            for reason, n in dict(getattr(receiver, "refused", {})).items():
-                c.add_metric([route, reason], float(n))
-        yield c
-
-
-class _OutboxCollector(Collector):
-    """Read-only (no write lock on SQLite); each count is a range of an index, never a table scan. Sent
-    rows are history and are not counted."""
-
-    TARGETS = ("slack", "platform")
-    STATES = ("pending", "sending", "failed")
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        g = GaugeMetricFamily("dmbridge_outbox_rows", "Outbox rows not yet sent, by target and state",
-                              labels=["target", "state"])
-        e = GaugeMetricFamily("dmbridge_slack_events_unprocessed", "Stored Slack events not yet processed")
-        with self.db.read() as s:
-            for target in self.TARGETS:
-                for state in self.STATES:
-                    n = s.exec(select(func.count()).select_from(Outbox)
-                               .where(Outbox.target == target, Outbox.state == state)).one()
-                    g.add_metric([target, state], float(n))
-            n = s.exec(select(func.count()).select_from(SlackEvent)
-                       .where(SlackEvent.processed_at == None)).one()  # noqa: E711
-        e.add_metric([], float(n))
-        yield g
-        yield e
-
-
 @dataclass
 class Bridge:
     """Everything ``dmbridge serve`` runs, built once and passed down."""
@@ -202,11 +157,14 @@ class Bridge:
     socket_mode: Any = None
     starters: dict[str, Starter] = field(default_factory=dict)
     locks: list[ProcessLock] = field(default_factory=list)
+    desk_channels: set[str] = field(default_factory=set)  # where stored Slack messages are kept (slim.py)
 
     def start(self, *, run_migrations: bool = True) -> None:
         ctx = self.ctx
         if run_migrations:
             migrate.upgrade(ctx.db)
+        with ctx.db.read() as s:  # conversations from before a route changed keep their threads' replies
+            self.desk_channels.update(str(c) for c in s.exec(select(Conversation.channel).distinct()).all())
         ctx.bot_user_id, ctx.bot_id = ctx.slack.bot_identity()
         alive = ProcessLock(ctx.db, f"instance:{ctx.instance_id}")  # held while this process lives
         if not alive.try_acquire():
@@ -243,6 +201,9 @@ class Bridge:
                                id="snoozes", max_instances=1, coalesce=True)
         self.scheduler.add_job(self._sla_sweep, "interval", seconds=ctx.settings.dmbridge_sweep_seconds,
                                id="sla", max_instances=1, coalesce=True, next_run_time=_now_dt())
+        retention = RetentionJob(ctx.db, ctx.file.retention, ctx.clock)
+        self.scheduler.add_job(retention.run, "interval", seconds=ctx.file.retention.seconds("every"),
+                               id="retention", max_instances=1, coalesce=True, next_run_time=_now_dt())
         self.scheduler.start()
 
     def _sla_sweep(self) -> None:
@@ -370,7 +331,8 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
                process_before_response=True, token_verification_enabled=False)
     logs.quiet()  # bolt has just copied the root level onto its loggers
     bolt.middleware(_own_echoes(ctx))
-    event_listeners.register(bolt, db, clock, ctx.wake_events.set)
+    kept_channels = desk_channels(settings, file)  # Bridge.start adds the channels of existing conversations
+    event_listeners.register(bolt, db, clock, ctx.wake_events.set, kept_channels)
     deps = ListenerDeps(db=db, desk=desk, slack=slack, clock=clock, wake=ctx.wake_slack.set)
     command_listeners.register(bolt, deps)
     interaction_listeners.register(bolt, deps)
@@ -378,9 +340,7 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
     # Slack retry) and not stored
     bolt.event(re.compile(".*"))(_acknowledge_unhandled)
     registry = CollectorRegistry()
-    registry.register(Cached(_OutboxCollector(db)))
-    registry.register(_RefusedCollector(channels.receivers))
-    ctx.failed_event = engine_metrics.register(registry, db, clock)
+    ctx.failed_event = engine_metrics.register(registry, db, clock, channels.receivers)
     scheduler = BackgroundScheduler(timezone="UTC")
 
     def store(route: str, batch: Batch) -> int:
@@ -391,7 +351,8 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
         return new
 
     bridge = Bridge(ctx=ctx, bolt=bolt, http=build_http(None, lambda: {}, registry, {}, store),
-                    scheduler=scheduler, sla=SlaRunner(db, desk, file.policies(), clock), channels=channels)
+                    scheduler=scheduler, sla=SlaRunner(db, desk, file.policies(), clock), channels=channels,
+                    desk_channels=kept_channels)
     skip = _own_echo_check(ctx, settings.slack_signing_secret) if settings.slack_signing_secret else None
     # Socket Mode: events arrive over the WebSocket and /slack/events is not served at all
     bridge.http = build_http(None if settings.slack_app_token else bolt, bridge.health, registry,

@@ -192,6 +192,44 @@ def stats(days: Annotated[int, typer.Option(help="how many days back")] = 7, con
 
 
 @app.command()
+def forget(customer: Annotated[str, typer.Option("--customer", help="PLATFORM:ID, e.g. x:1234567890")],
+           yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False) -> None:
+    """Erase a customer's data on request; the bot's messages in Slack are deleted by the running serve."""
+    import time
+
+    from bridge.forget import InFlight, parse_customer
+    from bridge.forget import forget as erase
+    from bridge.store import migrate as mig
+    from bridge.store.db import Database
+
+    try:
+        platform, customer_id = parse_customer(customer)
+    except ValueError as exc:
+        typer.echo(f"dmbridge: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if not yes:
+        typer.confirm(f"Erase everything dmbridge holds about {platform}:{customer_id}?", abort=True)
+    db = Database(Settings().database_url)
+    try:
+        mig.upgrade(db)
+        done = erase(db, platform, customer_id, time.time())
+    except InFlight as exc:
+        typer.echo(f"dmbridge: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        db.dispose()
+    if not done.conversations:
+        typer.echo(f"dmbridge: nothing stored for {platform}:{customer_id}")
+        return
+    typer.echo(f"dmbridge: erased {platform}:{customer_id}: {len(done.conversations)} conversation(s) "
+               f"({', '.join(f'#{i}' for i in done.conversations)}); {done.cancelled} pending delivery(ies) "
+               f"cancelled; {done.deletions} of the bot's Slack messages queued for deletion (chat.delete, "
+               "sent by the running dmbridge serve).")
+    typer.echo(f"dmbridge: agents' own messages in those threads ({done.agent_replies} relayed repl(ies), and any "
+               "notes) cannot be deleted with a bot token: delete them in Slack (a workspace admin can).")
+
+
+@app.command()
 def manifest(url: Annotated[str | None, typer.Option(help="public base URL, e.g. https://dm.example.com")] = None,
              socket: Annotated[bool, typer.Option("--socket", help="Socket Mode variant")] = False) -> None:
     """Print the Slack app manifest to paste at api.slack.com/apps → Create New App → From a manifest."""

@@ -146,6 +146,37 @@ class GenericFile(BaseModel):
     sources: list[GenericSource] = Field(default_factory=list)
 
 
+class Retention(BaseModel):
+    """``[retention]``: how long content is kept (durations; ``"forever"`` keeps it). Rows and their dedupe
+    keys stay, so a replayed event or message still stores nothing; only the content goes."""
+
+    model_config = {"extra": "forbid"}
+
+    events: str = "7d"  # processed Slack events' payloads
+    outbox: str = "30d"  # sent deliveries' payloads (message texts, names)
+    messages: str = "90d"  # customers' message texts (inbound_event) and the bodies in the audit trail
+    every: str = "1h"  # how often the job runs
+    batch: int = Field(default=500, ge=1, le=10_000)  # rows per transaction
+
+    @field_validator("events", "outbox", "messages", "every")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if value.strip().lower() != "forever":
+            parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _every_is_finite(self) -> Retention:
+        if self.every.strip().lower() == "forever":
+            raise ValueError("[retention] every must be a duration such as 1h")
+        return self
+
+    def seconds(self, name: Literal["events", "outbox", "messages", "every"]) -> float | None:
+        """The duration in seconds; None for forever."""
+        value: str = getattr(self, name)
+        return None if value.strip().lower() == "forever" else parse_duration(value)
+
+
 class FileConfig(BaseModel):
     """The parts of ``dmbridge.toml`` the core reads (no secrets live there)."""
 
@@ -160,6 +191,7 @@ class FileConfig(BaseModel):
     sla: list[SlaConfig] = Field(default_factory=list)
     meta: MetaFile = Field(default_factory=MetaFile)
     generic: GenericFile = Field(default_factory=GenericFile)
+    retention: Retention = Field(default_factory=Retention)
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -221,7 +253,7 @@ class FileConfig(BaseModel):
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{candidate}: {exc}") from exc
         known = {k: data.pop(k) for k in ("brand", "agents", "admins", "timezone", "assignment", "teams", "routes",
-                                          "sla", "meta", "generic") if k in data}
+                                          "sla", "meta", "generic", "retention") if k in data}
         try:
             return cls(**known, extra=data)
         except ValidationError as exc:
@@ -342,6 +374,11 @@ def channel_for(settings: Settings, file: FileConfig, connector: str, account: s
     if not settings.dmbridge_channel:
         raise ConfigError(f"no route for {connector}:{account} and DMBRIDGE_CHANNEL is unset")
     return settings.dmbridge_channel
+
+
+def desk_channels(settings: Settings, file: FileConfig) -> set[str]:
+    """The channels new conversations go to (``DMBRIDGE_CHANNEL`` and the routes')."""
+    return {c for c in (settings.dmbridge_channel, *(r.channel for r in file.routes)) if c}
 
 
 def secret_from(environ: Mapping[str, str], name: str, what: str) -> str:

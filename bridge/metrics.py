@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from bridge.store import outbox
 from bridge.store.db import Database
-from bridge.store.tables import Outbox
+from bridge.store.tables import Outbox, SlackEvent
+from connectors.base import WebhookReceiver
 
 CACHE_SECONDS = 15.0
 
@@ -43,6 +44,49 @@ class Cached(Collector):
         yield from families
 
 
+class RefusedCollector(Collector):
+    """Webhook requests answered without storing (the receivers' ``refused`` counters, e.g. X deliveries
+    for another account, CRC tokens not of X's shape)."""
+
+    def __init__(self, receivers: Mapping[str, WebhookReceiver]) -> None:
+        self.receivers = receivers
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        c = CounterMetricFamily("dmbridge_webhook_refused", "Webhook requests refused or not stored",
+                                labels=["route", "reason"])
+        for route, receiver in self.receivers.items():
+            for reason, n in dict(getattr(receiver, "refused", {})).items():
+                c.add_metric([route, reason], float(n))
+        yield c
+
+
+class OutboxCollector(Collector):
+    """Read-only (no write lock on SQLite); each count is a range of an index, never a table scan. Sent
+    rows are history and are not counted."""
+
+    TARGETS = ("slack", "platform")
+    STATES = ("pending", "sending", "failed")
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        g = GaugeMetricFamily("dmbridge_outbox_rows", "Outbox rows not yet sent, by target and state",
+                              labels=["target", "state"])
+        e = GaugeMetricFamily("dmbridge_slack_events_unprocessed", "Stored Slack events not yet processed")
+        with self.db.read() as s:
+            for target in self.TARGETS:
+                for state in self.STATES:
+                    n = s.exec(select(func.count()).select_from(Outbox)
+                               .where(Outbox.target == target, Outbox.state == state)).one()
+                    g.add_metric([target, state], float(n))
+            n = s.exec(select(func.count()).select_from(SlackEvent)
+                       .where(SlackEvent.processed_at == None)).one()  # noqa: E711
+        e.add_metric([], float(n))
+        yield g
+        yield e
+
+
 class _OldestPending(Collector):
     def __init__(self, db: Database, clock: Callable[[], float]) -> None:
         self.db, self.clock = db, clock
@@ -65,8 +109,11 @@ def oldest_pending(s: Session) -> list[tuple[str, float]]:
     return [(str(t), float(m)) for t, m in found if m is not None]
 
 
-def register(registry: CollectorRegistry, db: Database, clock: Callable[[], float]) -> Callable[[], None]:
-    """Add the engine's metrics; returns what counts one failed Slack event."""
+def register(registry: CollectorRegistry, db: Database, clock: Callable[[], float],
+             receivers: Mapping[str, WebhookReceiver]) -> Callable[[], None]:
+    """Add the bridge's metrics to ``registry``; returns what counts one failed Slack event."""
+    registry.register(Cached(OutboxCollector(db)))
+    registry.register(RefusedCollector(receivers))
     failed = Counter("dmbridge_slack_events_failed", "Stored Slack events whose processing raised (skipped)",
                      registry=registry)
     failed.inc(0)

@@ -16,6 +16,7 @@ from bridge.store.tables import Conversation, Outbox
 from bridge.text import split_text, utf8_len
 
 RELAYED_SUBTYPES = (None, "thread_broadcast", "file_share")
+IGNORED = "ignored"  # the only key of a stored event the processor needs nothing from
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ Action = Relay | Note | Command | Changed | Ignore
 
 def classify(event: dict[str, Any], bot_user_id: str, note_prefixes: tuple[str, ...]) -> Action:
     """Decide what a message event in the channel means. Pure."""
+    if IGNORED in event or not event:  # stored without content (bridge/slack/slim.py), or pruned
+        return Ignore(str(event.get(IGNORED, "no content")))
     subtype = event.get("subtype")
     channel = str(event.get("channel", ""))
     if subtype in ("message_changed", "message_deleted"):

@@ -40,7 +40,7 @@ from connectors.base import Connector, ProfileLookup
 log = logging.getLogger(__name__)
 
 POST_KINDS = {"card", "mirror", "notice", "channel_notice", "template_post"}
-UNTHREADED = {"channel_notice", "ephemeral", "home"}  # deliveries that need no conversation
+UNTHREADED = {"channel_notice", "ephemeral", "home", "delete"}  # deliveries that need no conversation
 AUTH_PAUSE_MIN, AUTH_PAUSE_MAX = 5.0, 300.0
 OK, WAITING, WARNING = "white_check_mark", "hourglass_flowing_sand", "warning"
 
@@ -276,6 +276,8 @@ class SlackDelivery:
 
     def _unthreaded(self, row: Outbox, data: dict[str, object]) -> str | None:
         slack = self.ctx.slack
+        if row.kind == "delete":  # queued by `dmbridge forget` (bridge/forget.py)
+            return slack.delete(str(data["channel"]), str(data["ts"]))
         if row.kind == "ephemeral":
             thread = data.get("thread_ts")
             slack.post_ephemeral(str(data["channel"]), str(data["user"]), str(data["text"]),

@@ -155,6 +155,22 @@ class WebApiMethods(SlackWorld):
         msg["edited"] = {"user": BOT_USER, "ts": self._next_ts()}
         return {"channel": channel.id, "ts": msg["ts"], "text": msg["text"]}
 
+    def _m_chat_delete(self, p: dict[str, Any]) -> dict[str, Any]:
+        """A bot token deletes only the bot's own messages (others: ``cant_delete_message``); Slack then
+        sends ``message_deleted`` to channels the app subscribes to."""
+        channel = self._channel(p)
+        msg = self._find(channel.id, str(p.get("ts")))
+        if msg.get("bot_id") != BOT_ID:
+            raise ApiError("cant_delete_message")
+        channel.messages.remove(msg)
+        if self.echo_bot_messages and (self.event_target or self.socket.connected()):
+            now_ts = self._next_ts()
+            event = {"type": "message", "subtype": "message_deleted", "hidden": True, "channel": channel.id,
+                     "ts": now_ts, "deleted_ts": msg["ts"], "event_ts": now_ts, "previous_message": msg,
+                     "channel_type": "channel"}
+            self._outbox.put(json.dumps(self._envelope(event)).encode())
+        return {"channel": channel.id, "ts": msg["ts"]}
+
     def _m_chat_postEphemeral(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = self._postable(p)
         user = str(p.get("user") or "")

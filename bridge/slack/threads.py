@@ -22,9 +22,10 @@ CHANNEL_MEMBERS_PAGE = 200  # Slack recommends no more than 200 results per page
 # Every Slack Web API method the bridge calls, each through its typed WebClient method (slack_sdk picks the
 # HTTP verb and encoding). tests/contract checks each against Slack's published spec.
 SLACK_METHODS = frozenset({
-    "auth.test", "chat.postMessage", "chat.update", "chat.postEphemeral", "reactions.add", "reactions.remove",
-    "conversations.history", "conversations.replies", "conversations.members", "users.info", "users.getPresence",
-    "usergroups.users.list", "views.open", "views.update", "views.publish",
+    "auth.test", "chat.postMessage", "chat.update", "chat.delete", "chat.postEphemeral",
+    "reactions.add", "reactions.remove",
+    "conversations.history", "conversations.replies", "conversations.members", "conversations.info",
+    "users.info", "users.getPresence", "usergroups.users.list", "views.open", "views.update", "views.publish",
 })
 
 
@@ -97,6 +98,16 @@ class SlackThreads:
 
     def update(self, channel: str, ts: str, message: SlackMessage) -> None:
         self._call(self.client.chat_update, channel=channel, ts=ts, text=message.text, blocks=message.blocks)
+
+    def delete(self, channel: str, ts: str) -> str:
+        """Delete one of the bot's own messages; one already gone counts as deleted."""
+        try:
+            self._call(self.client.chat_delete, channel=channel, ts=ts)
+        except Rejected as exc:
+            if exc.reason.endswith(": message_not_found"):
+                return "already deleted"
+            raise
+        return "deleted"
 
     def react(self, channel: str, ts: str, name: str) -> None:
         self._call(self.client.reactions_add, channel=channel, timestamp=ts, name=name)

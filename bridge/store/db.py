@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -10,6 +12,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlmodel import Session
+
+log = logging.getLogger(__name__)
 
 
 def normalise_url(url: str) -> str:
@@ -23,13 +27,27 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
+        path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
+        if path and path != ":memory:" and not path.startswith("file:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(path))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _sqlite_pragmas(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def private_file(path: Path) -> None:
+    """The database holds customer messages: create it 0600, and make an existing one (and its ``-wal`` and
+    ``-shm``, which SQLite creates with the database file's mode) 0600 too."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # O_CREAT's mode applies only when it creates the file
+    os.close(fd)
+    for candidate in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if candidate.exists() and candidate.stat().st_mode & 0o077:
+                os.chmod(candidate, 0o600)
+        except OSError as exc:  # not ours to change (another user's file): say so, do not refuse to start
+            log.warning("could not make %s private (mode 0600): %s", candidate, exc.strerror)
 
 
 def _sqlite_pragmas(engine: Engine) -> None:

@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from typing import Any
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
+
+# What the retention job (bridge/store/retention.py) still has to prune: partial indexes, so each run reads
+# only rows that still hold content, however much pruned history lies behind them.
+UNPRUNED = {
+    "slack_event": "payload <> '{}'",
+    "outbox": "state = 'sent' AND payload <> '{}'",
+    "inbound_event": "text <> ''",
+    "audit": "action IN ('relay', 'template') AND detail <> ''",
+}
+
+
+def unpruned_index(table: str, column: str) -> Any:
+    where = text(UNPRUNED[table])
+    return Index(f"ix_{table}_unpruned", column, sqlite_where=where, postgresql_where=where)
 
 
 class Conversation(SQLModel, table=True):
@@ -48,7 +64,8 @@ class InboundEvent(SQLModel, table=True):
     """A platform message we have stored (customer's, or the brand's sent outside Slack)."""
 
     __tablename__ = "inbound_event"
-    __table_args__ = (UniqueConstraint("platform", "account", "remote_id", name="uq_inbound_remote"),)
+    __table_args__ = (UniqueConstraint("platform", "account", "remote_id", name="uq_inbound_remote"),
+                      unpruned_index("inbound_event", "stored_at"))
 
     id: int | None = Field(default=None, primary_key=True)
     platform: str
@@ -65,6 +82,7 @@ class SlackEvent(SQLModel, table=True):
     """A Slack request we acknowledged. ``dedupe_key`` is ``msg:{channel}:{ts}`` for messages, else the event id."""
 
     __tablename__ = "slack_event"
+    __table_args__ = (unpruned_index("slack_event", "processed_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     dedupe_key: str = Field(unique=True)
@@ -95,6 +113,7 @@ class Outbox(SQLModel, table=True):
         Index("ix_outbox_kind_state", "kind", "state"),  # the event processor's "is a card unsettled?"
         Index("ix_outbox_conversation", "conversation_id", "target", "state"),  # attempted_with_text
         Index("ix_outbox_claims", "state", "claimed_by", "claimed_at"),  # recovery's claim owners
+        unpruned_index("outbox", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -159,7 +178,7 @@ class Audit(SQLModel, table=True):
     """Who did what to which conversation, and when."""
 
     __tablename__ = "audit"
-    __table_args__ = (Index("ix_audit_conversation", "conversation_id", "at"),)
+    __table_args__ = (Index("ix_audit_conversation", "conversation_id", "at"), unpruned_index("audit", "at"))
 
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: int | None = Field(default=None, foreign_key="conversation.id")

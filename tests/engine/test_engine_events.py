@@ -16,7 +16,7 @@ def test_an_event_that_raises_is_failed_alone_and_its_author_told(db_url: str,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     ctx, _clock, _db, _slack, _x = make_ctx(db_url)
     registry = CollectorRegistry()
-    ctx.failed_event = metrics.register(registry, ctx.db, ctx.clock)
+    ctx.failed_event = metrics.register(registry, ctx.db, ctx.clock, {})
     a, b = conversation(ctx, "41"), conversation(ctx, "42")
     assert a.thread_ts and b.thread_ts
     slack_event(ctx, "1800000001.000001", "first reply", a.thread_ts)

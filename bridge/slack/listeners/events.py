@@ -6,11 +6,12 @@ bolt never answers 404 (which Slack would retry).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from slack_bolt import Ack, App
 
+from bridge.slack.slim import slim
 from bridge.store import events
 from bridge.store.db import Database
 
@@ -24,12 +25,15 @@ def dedupe_key(body: dict[str, Any]) -> str:
     return f"ev:{body.get('event_id') or event.get('event_ts') or event.get('ts')}"
 
 
-def register(app: App, db: Database, clock: Callable[[], float], wake: Callable[[], None]) -> None:
+def register(app: App, db: Database, clock: Callable[[], float], wake: Callable[[], None],
+             desk_channels: Collection[str] | None = None) -> None:
+    """``desk_channels``: where conversations live; other channels' messages keep only their dedupe key."""
+
     def store(ack: Ack, body: dict[str, Any]) -> None:
         with db.session() as s:
             events.record_slack_event(s, dedupe_key=dedupe_key(body), event_id=body.get("event_id"),
                                       kind=str((body.get("event") or {}).get("type", "unknown")),
-                                      payload=body, now=clock())
+                                      payload=slim(body, desk_channels), now=clock())
         ack()
         wake()
 
