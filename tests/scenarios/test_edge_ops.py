@@ -19,7 +19,7 @@ from sqlalchemy import event, text
 from sqlmodel import select
 
 from bridge import logs
-from bridge.app import _OutboxCollector
+from bridge.metrics import OutboxCollector
 from bridge.sandbox.demo import MARIA, SAM
 from bridge.sandbox.harness import CHANNEL, Sandbox, shown, start_sandbox, wait_for
 from bridge.sandbox.process import ServeProcess, free_port, serve_env, start_world
@@ -126,7 +126,7 @@ def test_metrics_counts_are_cached_and_read_index_ranges(box: Sandbox) -> None:
 
     now = [100.0]
     runs: list[int] = []
-    inner = _OutboxCollector(box.bridge.ctx.db)
+    inner = OutboxCollector(box.bridge.ctx.db)
     counted = type("Counting", (), {"collect": lambda self: (runs.append(1), *inner.collect())[1:]})()
     cached = Cached(counted, seconds=15, clock=lambda: now[0])  # type: ignore[arg-type]
     first = list(cached.collect())

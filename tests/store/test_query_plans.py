@@ -19,7 +19,7 @@ from sqlalchemy import event
 from sqlmodel import Session
 
 from bridge import metrics, outbound
-from bridge.app import _OutboxCollector
+from bridge.metrics import OutboxCollector
 from bridge.processor import _thread_not_known_yet
 from bridge.store import events, outbox
 from bridge.store.db import Database
@@ -104,7 +104,7 @@ def test_hot_queries_use_an_index(db_url: str, name: str) -> None:
 def test_metrics_count_without_reading_the_sent_history(db_url: str) -> None:
     db = Database(db_url)
     upgrade(db)
-    captured = _captured(db, lambda _s: list(_OutboxCollector(db).collect()))
+    captured = _captured(db, lambda _s: list(OutboxCollector(db).collect()))
     for statement, parameters in captured:
         plan = _plan(db, statement, parameters)
         assert not _full_scans(plan), f"/metrics scans a whole table:\n{statement}\n{plan}"
