@@ -29,7 +29,10 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _sqlite_pragmas(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # a server that stops answering (not refusing) fails a new connection within 10 s instead of hanging the
+    # caller: /healthz then answers 503 rather than never
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
+                         connect_args={"connect_timeout": 10})
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
