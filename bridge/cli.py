@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,6 +46,7 @@ def serve(host: str = "127.0.0.1", port: int = 3000, config: ConfigOpt = None, v
     sys.setswitchinterval(0.0005)
     try:
         settings.check_for_serve()
+        metrics = _bind(settings.dmbridge_metrics_addr)
         bridge = build(settings, FileConfig.load(config))
     except ConfigError as exc:
         typer.echo(f"dmbridge: {exc}", err=True)
@@ -55,15 +57,27 @@ def serve(host: str = "127.0.0.1", port: int = 3000, config: ConfigOpt = None, v
             bridge.connect_socket_mode()
             typer.echo("dmbridge: Socket Mode connected; /healthz and /metrics on "
                        f"http://{host}:{port}")
-        _run_http(bridge.http, host, port, settings.dmbridge_metrics_addr, verbose and not settings.slack_app_token)
+        _run_http(bridge.http, host, port, metrics, verbose and not settings.slack_app_token)
     finally:
         bridge.stop()
 
 
-def _run_http(http: Any, host: str, port: int, metrics_addr: str, access_log: bool) -> None:
-    """uvicorn with connection limits; with DMBRIDGE_METRICS_ADDR a second listener serving /metrics alone
-    (and the main one without it)."""
+def _bind(addr: str) -> tuple[str, int] | None:
+    """DMBRIDGE_METRICS_ADDR (``host:port``, ``[v6]:port`` or ``:port``) → (host, port); None when unset."""
+    if not addr:
+        return None
+    host, _, port = addr.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"DMBRIDGE_METRICS_ADDR must be host:port, not {addr!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _run_http(http: Any, host: str, port: int, metrics: tuple[str, int] | None, access_log: bool) -> None:
+    """uvicorn with connection limits; with a metrics address a second listener in the same event loop serves
+    /metrics alone (and the main one no longer does). The main server owns the signals; the other stops
+    with it."""
     import asyncio
+    import contextlib
 
     import uvicorn
     from starlette.applications import Starlette
@@ -72,23 +86,28 @@ def _run_http(http: Any, host: str, port: int, metrics_addr: str, access_log: bo
     from bridge.http import UVICORN_LIMITS
 
     level = "info" if access_log else "warning"
-    servers = []
-    if metrics_addr:
-        mhost, _, mport = metrics_addr.rpartition(":")
-        if not mport.isdigit():
-            raise typer.BadParameter(f"DMBRIDGE_METRICS_ADDR must be host:port, not {metrics_addr!r}")
-        metrics = next(r for r in http.routes if getattr(r, "path", "") == "/metrics")
-        http.router.routes = [r for r in http.routes if r is not metrics]
-        servers.append(uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/metrics", metrics.endpoint)]),
-                                                     host=mhost or "127.0.0.1", port=int(mport), log_level=level,
-                                                     **UVICORN_LIMITS)))
-    servers.append(uvicorn.Server(uvicorn.Config(http, host=host, port=port, log_level=level, **UVICORN_LIMITS)))
-    if len(servers) == 1:
-        servers[0].run()
+    main = uvicorn.Server(uvicorn.Config(http, host=host, port=port, log_level=level, **UVICORN_LIMITS))
+    if metrics is None:
+        main.run()
         return
+    route = next(r for r in http.routes if getattr(r, "path", "") == "/metrics")
+    http.router.routes = [r for r in http.routes if r is not route]
+
+    class SideServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    side = SideServer(uvicorn.Config(Starlette(routes=[Route("/metrics", route.endpoint)]), host=metrics[0],
+                                     port=metrics[1], log_level=level, **UVICORN_LIMITS))
 
     async def both() -> None:
-        await asyncio.gather(*(s.serve() for s in servers))
+        task = asyncio.create_task(side.serve())
+        try:
+            await main.serve()
+        finally:
+            side.should_exit = True
+            await task
 
     asyncio.run(both())
 

@@ -86,8 +86,8 @@ def build_http(bolt: App | None, health: Callable[[], dict[str, Any]], registry:
             result = receiver.handle_webhook(req)
         except BadPayload as exc:
             return JSONResponse({"error": exc.reason}, status_code=exc.status)
-        except UNPARSABLE:
-            log.info("refused a %s webhook body that could not be parsed", route)
+        except UNPARSABLE as exc:
+            log.warning("refused a %s webhook body that could not be parsed (%s)", route, type(exc).__name__)
             return JSONResponse({"error": "body could not be parsed"}, status_code=400)
         match result:
             case WebhookReply(status=status, body=content, content_type=content_type):
@@ -108,8 +108,8 @@ def build_http(bolt: App | None, health: Callable[[], dict[str, Any]], registry:
             # bolt parses (and reads fields) before it verifies: a body it cannot read is refused here
             bolt_req = BoltRequest(body=body.decode("utf-8", errors="replace"), query=request.url.query,
                                    headers={k: [v] for k, v in request.headers.items()})
-        except UNPARSABLE:
-            log.info("refused a Slack request body that could not be parsed")
+        except UNPARSABLE as exc:
+            log.info("refused a Slack request body that could not be parsed (%s)", type(exc).__name__)
             return JSONResponse({"error": "body is not a Slack request"}, status_code=400)
         if not isinstance(bolt_req.body, dict):
             return JSONResponse({"error": "body is not an object"}, status_code=400)

@@ -31,10 +31,14 @@ def make_engine(url: str) -> Engine:
         if path and path != ":memory:" and not path.startswith("file:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             private_file(Path(path))
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # hide_parameters: a failed statement's error (logged) never carries its values, message text included
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         _sqlite_pragmas(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # a server that stops answering (not refusing) fails a new connection within 10 s instead of hanging the
+    # caller: /healthz then answers 503 rather than never
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True,
+                         connect_args={"connect_timeout": 10})
 
 
 def private_file(path: Path) -> None:

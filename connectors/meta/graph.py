@@ -30,8 +30,12 @@ class Graph:
         try:
             resp = self.client.request(method, path.lstrip("/"), headers={"Authorization": f"Bearer {token}"},
                                        **kwargs)
-        except httpx.HTTPError as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing was sent
             raise RetryLater(f"Meta unreachable: {type(exc).__name__}") from exc
+        except httpx.HTTPError as exc:
+            # a send that timed out or was cut may have been delivered: the retry waits for a late answer
+            # (there is no check before it, README "Running more than one instance")
+            raise RetryLater(f"Meta unreachable: {type(exc).__name__}", uncertain=method == "POST") from exc
         if resp.status_code >= 400:
             raise convert.error_for(platform, resp.status_code, resp.content,
                                     {k.lower(): v for k, v in resp.headers.items()}, self.clock())

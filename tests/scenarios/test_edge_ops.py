@@ -168,6 +168,7 @@ class Proxy:
         self.listener.listen(64)
         self.up = threading.Event()
         self.up.set()
+        self.silent = False
         self.open: list[socket.socket] = []
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -179,7 +180,11 @@ class Proxy:
             except OSError:
                 return
             if not self.up.is_set():
-                client.close()  # the database is "down": refused at once
+                if self.silent:
+                    with self.lock:
+                        self.open.append(client)  # accepted, never answered: a host that went dark
+                else:
+                    client.close()  # the database is "down": refused at once
                 continue
             server = socket.create_connection(("127.0.0.1", self.upstream))
             with self.lock:
@@ -199,7 +204,8 @@ class Proxy:
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
 
-    def cut(self) -> None:
+    def cut(self, *, silent: bool = False) -> None:
+        self.silent = silent
         self.up.clear()
         with self.lock:
             for s in self.open:
@@ -230,23 +236,22 @@ def _health(box: Sandbox) -> tuple[int, dict[str, Any]]:
     return r.status_code, r.json()
 
 
-def test_healthz_is_503_while_postgresql_is_unreachable(proxied_pg: tuple[str, Proxy]) -> None:
+@pytest.mark.parametrize("silent", [False, True], ids=["refused", "silent"])
+def test_healthz_is_503_while_postgresql_is_unreachable(proxied_pg: tuple[str, Proxy], silent: bool) -> None:
+    """Refused connections, or a server that accepts and never answers (bounded by connect_timeout)."""
     url, proxy = proxied_pg
     box = start_sandbox(url)
     try:
         assert _health(box)[0] == 200
-        proxy.cut()
-        _, state = wait_for(lambda: (h := _health(box))[0] == 503 and h, what="/healthz 503")
+        proxy.cut(silent=silent)
+        _, state = wait_for(lambda: (h := _health(box))[0] == 503 and h, timeout=45, what="/healthz 503")
         assert state["checks"]["database"].startswith("error")
         proxy.restore()
-        wait_for(lambda: _health(box)[0] == 200, timeout=30, what="/healthz 200 again")
+        wait_for(lambda: _health(box)[0] == 200, timeout=45, what="/healthz 200 again")
         box.x.customer_sends(MARIA, "after the outage")
         thread_with(box, "after the outage")
     finally:
         box.close()
-
-
-# ---------------------------------------------------------------------------------------------- generic callbacks
 
 
 def test_a_redirect_from_a_generic_callback_is_a_final_failure_with_its_reason() -> None:
@@ -305,13 +310,16 @@ def test_serve_with_json_logs_and_metrics_on_their_own_address(tmp_path: Path) -
         scraped = wait_for(lambda: _get(f"http://127.0.0.1:{metrics_port}/metrics"), what="the metrics listener")
         assert "dmbridge_outbox_rows" in scraped
         wait_for(lambda: "signature did not verify" in proc.log_path.read_text(), what="the fixed log line")
+        proc.stop()  # SIGTERM: both listeners stop and the process exits cleanly, not killed after 20 s
+        assert proc.proc is not None and proc.proc.returncode == 0, proc.log_tail()
+        log_text = proc.log_path.read_text()
     finally:
         proc.close()
         world.close()
-    lines = [line for line in proc.log_path.read_text().splitlines() if line.startswith("{")]
+    lines = [line for line in log_text.splitlines() if line.startswith("{")]
     records = [json.loads(line) for line in lines]
     assert any(r["message"] == "refused a Slack request: its signature did not verify" for r in records)
-    assert SECRET_LOOKING not in proc.log_path.read_text() and "admin login" not in proc.log_path.read_text()
+    assert SECRET_LOOKING not in log_text and "admin login" not in log_text
 
 
 def _get(url: str) -> str | None:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from bridge import logs
+from bridge.store.db import Database
 
 
 def _record(message: str, arg: str) -> logging.LogRecord:
@@ -32,3 +37,13 @@ def test_a_json_record_is_one_line_and_keeps_the_message(message: str, arg: str)
 @given(st.text(), st.text())
 def test_escaping_keeps_different_values_apart(a: str, b: str) -> None:
     assert (logs.escape(a) == logs.escape(b)) == (a == b)
+
+
+def test_a_failed_statement_does_not_carry_its_values_into_the_logs(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'd.db'}")
+    try:
+        with pytest.raises(OperationalError) as caught, db.session() as s:
+            s.exec(text("INSERT INTO missing VALUES (:text)"), params={"text": "my card is 4111"})  # type: ignore[call-overload]
+        assert "4111" not in str(caught.value)
+    finally:
+        db.dispose()
