@@ -17,9 +17,9 @@ UNPRUNED = {
 }
 
 
-def unpruned_index(table: str, column: str) -> Any:
+def unpruned_index(table: str, *columns: str) -> Any:
     where = text(UNPRUNED[table])
-    return Index(f"ix_{table}_unpruned", column, sqlite_where=where, postgresql_where=where)
+    return Index(f"ix_{table}_unpruned", *columns, sqlite_where=where, postgresql_where=where)
 
 
 class Conversation(SQLModel, table=True):
@@ -113,7 +113,7 @@ class Outbox(SQLModel, table=True):
         Index("ix_outbox_kind_state", "kind", "state"),  # the event processor's "is a card unsettled?"
         Index("ix_outbox_conversation", "conversation_id", "target", "state"),  # attempted_with_text
         Index("ix_outbox_claims", "state", "claimed_by", "claimed_at"),  # recovery's claim owners
-        unpruned_index("outbox", "created_at"),
+        unpruned_index("outbox", "state", "created_at")  # state: preferred to ix_outbox_claims,
     )
 
     id: int | None = Field(default=None, primary_key=True)
