@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlmodel import select
@@ -110,6 +112,24 @@ def test_members_history_and_replies_page_with_limit_and_cursor(slack: SlackEmul
     page = api(slack, "conversations.replies", form={"channel": "C1", "ts": root})
     assert page["has_more"] and len(page["messages"]) == 2 and page["messages"][0]["ts"] == root
     assert api(slack, "conversations.history", form={"channel": "C1"})["messages"][0]["ts"] == root
+
+
+@settings(max_examples=60, deadline=None)
+@given(items=st.lists(st.text(max_size=3), max_size=30), page_size=st.integers(1, 7),
+       limit=st.one_of(st.none(), st.integers(1, 1000)))
+def test_following_the_cursors_yields_every_item_once_in_order(items: list[str], page_size: int,
+                                                               limit: int | None) -> None:
+    world = SlackEmulator(signing_secret="s", bot_token=TOKEN, page_size=page_size)
+    seen: list[str] = []
+    cursor = ""
+    for _ in range(len(items) + 1):
+        page, cursor = world._page(items, {"limit": limit, "cursor": cursor})
+        assert len(page) <= min(page_size, limit or page_size)
+        seen += page
+        if not cursor:
+            break
+    assert seen == items and cursor == ""
+    world.client.close()
 
 
 def test_the_product_follows_next_cursor(slack: SlackEmulator) -> None:
@@ -265,10 +285,11 @@ def test_with_a_fifth_of_slack_calls_answering_500_no_customer_message_is_lost(f
     try:
         wait_for(lambda: all(len(traffic.mirrored(c)) >= 15 for c in CUSTOMERS), timeout=240,
                  what="all 150 customer messages mirrored despite the faults")
-    finally:
+    except TimeoutError as exc:
         with box.bridge.ctx.db.session() as s:
             rows = s.exec(select(Outbox).where(Outbox.state != "sent")).all()
-            print("not sent:", [(r.id, r.kind, r.state, r.attempts, r.last_error) for r in rows])
+            raise AssertionError(f"not sent: {[(r.id, r.kind, r.state, r.attempts, r.last_error) for r in rows]}"
+                                 ) from exc
     box.slack.chaos(0)
     assert traffic.problems() == []
     assert len(box.slack.roots(CHANNEL)) == len(CUSTOMERS)  # one card per conversation, none twice
