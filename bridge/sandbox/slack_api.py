@@ -147,7 +147,7 @@ class WebApiMethods(SlackWorld):
         if msg.get("bot_id") != BOT_ID:
             raise ApiError("cant_update_message")
         blocks = json_field(p.get("blocks"))
-        check_message(p.get("text") or msg.get("text"), blocks)
+        check_message(p["text"] if "text" in p else msg.get("text"), blocks)
         if "text" in p:
             msg["text"] = str(p["text"])
         if blocks is not None:

@@ -1,6 +1,6 @@
 """Where the platforms' published specifications are: ``../shared/specs`` beside the repository (or beside the
 folder holding a git worktree), or ``$DMBRIDGE_SPECS``. Tests that need them skip with the reason when absent;
-CI always has them."""
+CI always has them (there a missing spec fails)."""
 
 from __future__ import annotations
 
@@ -33,5 +33,7 @@ def spec(name: str) -> dict[str, Any]:
     """A spec file under the specs folder, e.g. ``slack/web-api.openapi.json``; skips when it is absent."""
     base = specs_dir()
     if base is None or not (base / name).exists():
+        if os.environ.get("CI") == "true":  # CI always has them: a missing spec there is a broken set-up
+            pytest.fail(f"{name} not found under CI (../shared/specs or $DMBRIDGE_SPECS)")
         pytest.skip(f"{name} not found (../shared/specs or $DMBRIDGE_SPECS; present under CI)")
     return _load(name)
