@@ -163,7 +163,7 @@ def start_sandbox(database_url: str | None = None, *, meta: bool = False, generi
     Settings (``overrides``: ``x_webhooks=True``, ``meta_human_agent_days=0``, …) and a dmbridge.toml model."""
     tmp = tempfile.TemporaryDirectory(prefix="dmbridge-")
     workdir = Path(tmp.name)
-    slack = SlackEmulator(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN)
+    slack = SlackEmulator(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN, page_size=2)  # small pages: paging runs
     slack.start()
     slack.add_user("U0AGENT1", "sam", "Sam Rivera")
     slack.add_user("U0AGENT2", "kim", "Kim Chen")

@@ -45,7 +45,7 @@ class World:
 def start_world(customers: int = 20, *, posts_per_second: float = 0.0, post_burst: int = 1,
                 echo_bot_messages: bool = True) -> World:
     slack = SlackEmulator(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN, posts_per_second=posts_per_second,
-                          post_burst=post_burst, echo_bot_messages=echo_bot_messages)
+                          post_burst=post_burst, echo_bot_messages=echo_bot_messages, page_size=5)
     slack.start()
     slack.add_user("U0AGENT1", "sam", "Sam Rivera")
     slack.add_channel(CHANNEL, "social-inbox", members=["U0AGENT1", "U0BOT"])

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import http.client
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web import SlackResponse
 
 from bridge.errors import AuthFailed, Rejected, RetryLater
 from bridge.slack.blocks import SlackMessage
@@ -16,6 +17,15 @@ from bridge.slack.blocks import SlackMessage
 AUTH_ERRORS = {"invalid_auth", "not_authed", "token_revoked", "account_inactive", "token_expired"}
 HARMLESS = {"already_reacted", "no_reaction"}
 METADATA_EVENT = "dmbridge_delivery"
+CHANNEL_MEMBERS_PAGE = 200  # Slack recommends no more than 200 results per page
+
+# Every Slack Web API method the bridge calls, each through its typed WebClient method (slack_sdk picks the
+# HTTP verb and encoding). tests/contract checks each against Slack's published spec.
+SLACK_METHODS = frozenset({
+    "auth.test", "chat.postMessage", "chat.update", "chat.postEphemeral", "reactions.add", "reactions.remove",
+    "conversations.history", "conversations.replies", "conversations.members", "users.info", "users.getPresence",
+    "usergroups.users.list", "views.open", "views.update", "views.publish",
+})
 
 
 def make_client(token: str, base_url: str, timeout: float = 15) -> WebClient:
@@ -29,9 +39,12 @@ class SlackThreads:
         self.clock = clock
         self.team_url = "https://slack.com/"
 
-    def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+    def _call(self, send: Callable[..., SlackResponse], **kwargs: Any) -> dict[str, Any]:
+        """Call one typed WebClient method (``self.client.chat_postMessage`` …), which sends the HTTP verb and
+        encoding that Slack method takes; Slack's answers become the bridge's errors here."""
+        method = send.__name__.replace("_", ".")
         try:
-            resp = self.client.api_call(method, json=kwargs)
+            resp = send(**kwargs)
             return dict(resp.data) if isinstance(resp.data, dict) else {}
         except SlackApiError as exc:
             status = exc.response.status_code
@@ -55,6 +68,19 @@ class SlackThreads:
         except http.client.HTTPException as exc:  # the connection broke mid-answer: Slack may have acted
             raise RetryLater(f"Slack answer cut off: {type(exc).__name__}", uncertain=True) from exc
 
+    def _pages(self, send: Callable[..., SlackResponse], key: str, max_pages: int | None = None,
+               **kwargs: Any) -> Iterator[list[Any]]:
+        """Each page's ``key`` list of a cursor-paginated method, following ``next_cursor`` to the end."""
+        cursor = ""
+        pages = 0
+        while max_pages is None or pages < max_pages:
+            data = self._call(send, **kwargs, **({"cursor": cursor} if cursor else {}))
+            pages += 1
+            yield list(data.get(key) or [])
+            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                return
+
     def post(self, channel: str, message: SlackMessage, *, thread_ts: str | None = None,
              username: str | None = None, icon_url: str | None = None, key: str | None = None) -> str:
         args: dict[str, Any] = dict(channel=channel, text=message.text, blocks=message.blocks, link_names=False,
@@ -67,45 +93,44 @@ class SlackThreads:
             args["icon_url"] = icon_url
         if key:
             args["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"key": key}}
-        return str(self._call("chat.postMessage", **args)["ts"])
+        return str(self._call(self.client.chat_postMessage, **args)["ts"])
 
     def update(self, channel: str, ts: str, message: SlackMessage) -> None:
-        self._call("chat.update", channel=channel, ts=ts, text=message.text, blocks=message.blocks)
+        self._call(self.client.chat_update, channel=channel, ts=ts, text=message.text, blocks=message.blocks)
 
     def react(self, channel: str, ts: str, name: str) -> None:
-        self._call("reactions.add", channel=channel, timestamp=ts, name=name)
+        self._call(self.client.reactions_add, channel=channel, timestamp=ts, name=name)
 
     def unreact(self, channel: str, ts: str, name: str) -> None:
-        self._call("reactions.remove", channel=channel, timestamp=ts, name=name)
+        self._call(self.client.reactions_remove, channel=channel, timestamp=ts, name=name)
 
     def find_delivered(self, channel: str, key: str, *, thread_ts: str | None, since: float,
-                       max_pages: int = 5) -> str | None:
+                       max_pages: int = 50) -> str | None:
         """The ts of a post of ours carrying ``key`` in its metadata, if Slack has it.
 
         In a thread: ``conversations.replies``; a thread root (header card):
         ``conversations.history`` since ``since``. Both with
         ``include_all_metadata`` so the ``dmbridge_delivery`` payload comes back.
+        Both are read methods: slack_sdk sends them as a GET with query parameters. Both look only at
+        messages since ``since`` (less a minute for clock skew), following the cursor through that window:
+        a long thread's older pages cannot hide the post.
         """
-        method = "conversations.replies" if thread_ts else "conversations.history"
-        args: dict[str, Any] = dict(channel=channel, include_all_metadata=True, limit=200)
+        oldest = f"{since - 60:.6f}"
         if thread_ts:
-            args["ts"] = thread_ts
+            pages = self._pages(self.client.conversations_replies, "messages", max_pages, channel=channel,
+                                ts=thread_ts, oldest=oldest, include_all_metadata=True, limit=200)
         else:
-            args["oldest"] = f"{since - 60:.6f}"
-        cursor = ""
-        for _ in range(max_pages):
-            data = self._call(method, **args, **({"cursor": cursor} if cursor else {}))
-            for msg in data.get("messages") or []:
+            pages = self._pages(self.client.conversations_history, "messages", max_pages, channel=channel,
+                                oldest=oldest, include_all_metadata=True, limit=200)
+        for page in pages:
+            for msg in page:
                 meta = msg.get("metadata") or {}
                 if meta.get("event_type") == METADATA_EVENT and (meta.get("event_payload") or {}).get("key") == key:
                     return str(msg["ts"])
-            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
-            if not cursor:
-                break
         return None
 
     def bot_identity(self) -> tuple[str, str]:
-        data = self._call("auth.test")
+        data = self._call(self.client.auth_test)
         self.team_url = str(data.get("url") or self.team_url)
         return str(data.get("user_id", "")), str(data.get("bot_id", ""))
 
@@ -116,39 +141,35 @@ class SlackThreads:
             args["thread_ts"] = thread_ts
         if blocks:
             args["blocks"] = blocks
-        self._call("chat.postEphemeral", **args)
+        self._call(self.client.chat_postEphemeral, **args)
 
     def publish_home(self, user: str, view: dict[str, Any]) -> None:
-        self._call("views.publish", user_id=user, view=view)
+        self._call(self.client.views_publish, user_id=user, view=view)
 
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
-        self._call("views.open", trigger_id=trigger_id, view=view)
+        self._call(self.client.views_open, trigger_id=trigger_id, view=view)
 
     def update_view(self, view_id: str, view: dict[str, Any], view_hash: str | None = None) -> None:
         args: dict[str, Any] = dict(view_id=view_id, view=view)
         if view_hash:
             args["hash"] = view_hash
-        self._call("views.update", **args)
+        self._call(self.client.views_update, **args)
 
     def usergroup_members(self, group: str) -> list[str]:
-        return [str(u) for u in self._call("usergroups.users.list", usergroup=group).get("users") or []]
+        """Slack documents no pagination for usergroups.users.list: one call answers every member."""
+        data = self._call(self.client.usergroups_users_list, usergroup=group)
+        return [str(u) for u in data.get("users") or []]
 
     def channel_members(self, channel: str) -> list[str]:
-        members: list[str] = []
-        cursor = ""
-        while True:
-            data = self._call("conversations.members", channel=channel, limit=1000, cursor=cursor)
-            members += [str(u) for u in data.get("members") or []]
-            cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
-            if not cursor:
-                return members
+        return [str(u) for page in self._pages(self.client.conversations_members, "members", channel=channel,
+                                               limit=CHANNEL_MEMBERS_PAGE) for u in page]
 
     def user_info(self, user: str) -> dict[str, Any]:
-        info: dict[str, Any] = self._call("users.info", user=user).get("user") or {}
+        info: dict[str, Any] = self._call(self.client.users_info, user=user).get("user") or {}
         return info
 
     def presence(self, user: str) -> str:
-        return str(self._call("users.getPresence", user=user).get("presence") or "away")
+        return str(self._call(self.client.users_getPresence, user=user).get("presence") or "away")
 
     def thread_link(self, channel: str, ts: str) -> str:
         """A link to a message, built from the workspace URL that auth.test reported."""

@@ -11,7 +11,16 @@ from sqlmodel import select
 
 from bridge.config import Assignment, FileConfig, Team
 from bridge.sandbox.demo import JDOE, KIM, MARIA, SAM
-from bridge.sandbox.harness import BILLING_GROUP, CHANNEL, TEAM_CHANNEL, Sandbox, shown, start_sandbox, wait_for
+from bridge.sandbox.harness import (
+    AGENTS_GROUP,
+    BILLING_GROUP,
+    CHANNEL,
+    TEAM_CHANNEL,
+    Sandbox,
+    shown,
+    start_sandbox,
+    wait_for,
+)
 from bridge.sandbox.server import OffsetClock
 from bridge.sandbox.slack import BOT_USER
 from bridge.store.tables import Audit, Conversation
@@ -234,7 +243,21 @@ def test_assign_shortcut_opens_a_picker(desk: Sandbox) -> None:
     assert conv(desk).assignee == KIM
 
 
-def test_non_agents_are_refused_everywhere_and_change_nothing(desk: Sandbox) -> None:
+@pytest.fixture
+def gated_desk(clock: OffsetClock) -> Iterator[Sandbox]:
+    """The outsider is in the channel (Slack lets only members post there, and delivers an ephemeral only to a
+    member) but not in the agents group."""
+    box = start_sandbox(file=DESK.model_copy(update={"agents": AGENTS_GROUP}), clock=clock,
+                        dmbridge_sweep_seconds=0.2)
+    box.slack.join_channel(OUTSIDER, CHANNEL)
+    try:
+        yield box
+    finally:
+        box.close()
+
+
+def test_non_agents_are_refused_everywhere_and_change_nothing(gated_desk: Sandbox) -> None:
+    desk = gated_desk
     ts = new_conversation(desk)
     desk.slack.click(OUTSIDER, CHANNEL, ts, "conv_claim")
     ephemeral_to(desk, OUTSIDER, "Only agents")
