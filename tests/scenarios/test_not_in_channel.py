@@ -24,7 +24,8 @@ def box() -> Iterator[Sandbox]:
                       routes=[Route(connector="x", channel=ROUTED)])
     sandbox = start_sandbox(file=file, x_webhooks=False)
     sandbox.slack.add_channel(LEGAL, "legal", members=["U0AGENT2"], is_private=True)
-    sandbox.slack.add_channel(ROUTED, "vip-inbox", members=["U0AGENT1"])
+    # private: chat:write.public does not reach it, and Slack answers channel_not_found to a bot outside it
+    sandbox.slack.add_channel(ROUTED, "vip-inbox", members=["U0AGENT1"], is_private=True)
     try:
         yield sandbox
     finally:
