@@ -15,7 +15,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from slack_bolt import Ack, App, BoltResponse
 from slack_sdk.signature import SignatureVerifier
@@ -57,6 +57,7 @@ from connectors.meta.webhook import MetaWebhook
 from connectors.webhook.connector import GenericConnector, Source
 from connectors.webhook.webhook import GenericWebhook
 from connectors.x.connector import XConnector
+from connectors.x.oauth import TokenEndpoint, TokenStore
 from connectors.x.webhook import XWebhook
 
 log = logging.getLogger(__name__)
@@ -86,14 +87,17 @@ class Channels:
     profiles: dict[str, ProfileLookup] = field(default_factory=dict)
 
 
-def build_channels(settings: Settings, file: FileConfig, environ: Mapping[str, str]) -> Channels:
+def build_channels(settings: Settings, file: FileConfig, environ: Mapping[str, str], *,
+                   db: Database | None = None, clock: Callable[[], float] = time.time) -> Channels:
     found = Channels()
     if settings.x_enabled:
         x = XConnector(
             base_url=settings.x_api_url, consumer_key=settings.x_consumer_key,
             consumer_secret=settings.x_consumer_secret, access_token=settings.x_access_token,
             access_token_secret=settings.x_access_token_secret, user_bearer_token=settings.x_user_bearer_token,
-            timeout=settings.dmbridge_http_timeout)
+            timeout=settings.dmbridge_http_timeout,
+            tokens=x_token_store(settings, db or Database(settings.database_url), clock)
+            if settings.x_oauth2_refreshing else None)
         found.senders["x"] = found.polled["x"] = x
         if settings.x_webhooks:
             if not settings.x_consumer_secret:
@@ -107,6 +111,13 @@ def build_channels(settings: Settings, file: FileConfig, environ: Mapping[str, s
         found.senders["generic"] = GenericConnector(sources)
         found.receivers["generic"] = GenericWebhook(sources)
     return found
+
+
+def x_token_store(settings: Settings, db: Database, clock: Callable[[], float] = time.time) -> TokenStore:
+    """The stored X OAuth 2.0 tokens of ``X_CLIENT_ID`` (``dmbridge x-auth``; ``doctor`` reads their status)."""
+    endpoint = TokenEndpoint(settings.x_token_url, settings.x_client_id, settings.x_client_secret,
+                             timeout=settings.dmbridge_http_timeout, clock=clock)
+    return TokenStore(db, endpoint, clock=clock)
 
 
 def _add_meta(found: Channels, settings: Settings, file: FileConfig, environ: Mapping[str, str]) -> None:
@@ -126,6 +137,22 @@ def _add_meta(found: Channels, settings: Settings, file: FileConfig, environ: Ma
         found.profiles[connector.platform.value] = connector
     found.receivers["meta"] = MetaWebhook(app, app_secret=settings.meta_app_secret,
                                           verify_token=settings.meta_verify_token)
+
+
+class _RefusedCollector(Collector):
+    """Webhook requests answered without storing (the receivers' ``refused`` counters, e.g. X deliveries
+    for another account, CRC tokens not of X's shape)."""
+
+    def __init__(self, receivers: Mapping[str, WebhookReceiver]) -> None:
+        self.receivers = receivers
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        c = CounterMetricFamily("dmbridge_webhook_refused", "Webhook requests refused or not stored",
+                                labels=["route", "reason"])
+        for route, receiver in self.receivers.items():
+            for reason, n in dict(getattr(receiver, "refused", {})).items():
+                c.add_metric([route, reason], float(n))
+        yield c
 
 
 class _OutboxCollector(Collector):
@@ -317,8 +344,8 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
     """
     file = file or FileConfig()
     quiet_skipped_runs()
-    channels = build_channels(settings, file, os.environ if environ is None else environ)
     db = Database(settings.database_url)
+    channels = build_channels(settings, file, os.environ if environ is None else environ, db=db, clock=clock)
     client = make_client(settings.slack_bot_token, settings.slack_base_url, timeout=settings.dmbridge_http_timeout)
     slack = SlackThreads(client, clock)
     roster = Roster(slack, settings.dmbridge_agents or file.agents)
@@ -340,6 +367,7 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
     bolt.event(re.compile(".*"))(_acknowledge_unhandled)
     registry = CollectorRegistry()
     registry.register(_OutboxCollector(db))
+    registry.register(_RefusedCollector(channels.receivers))
     scheduler = BackgroundScheduler(timezone="UTC")
 
     def store(route: str, batch: Batch) -> int:

@@ -162,6 +162,27 @@ def manifest(url: Annotated[str | None, typer.Option(help="public base URL, e.g.
     typer.echo(manifest_mod.dump(manifest_mod.render(url, socket)), nl=False)
 
 
+@app.command("x-auth")
+def x_auth(
+    redirect_url: Annotated[str | None, typer.Option(
+        help="the URL X redirected to (or its code), completing an earlier --print-url")] = None,
+    print_url: Annotated[bool, typer.Option("--print-url", help="print the URL and exit (two-step use)")] = False,
+    pending: Annotated[Path, typer.Option(help="where --print-url keeps the PKCE verifier (0600)")] = Path(
+        ".dmbridge-x-auth.json"),
+) -> None:
+    """Authorize the X account for OAuth 2.0 (PKCE) once; serve refreshes the tokens (X_CLIENT_ID)."""
+    from bridge import x_auth as flow
+    from bridge.errors import AuthFailed, RetryLater
+    from connectors.x.oauth import OAuthError
+
+    try:
+        flow.run(Settings(), print_url=print_url, redirect_url=redirect_url, pending_file=pending,
+                 read_line=lambda: sys.stdin.readline(), echo=typer.echo)
+    except (ConfigError, AuthFailed, RetryLater, OAuthError) as exc:
+        typer.echo(f"dmbridge: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 @app.command()
 def doctor(url: Annotated[str | None, typer.Option(help="public base URL, to match the X webhook exactly")] = None,
            config: ConfigOpt = None) -> None:

@@ -219,7 +219,12 @@ class Settings(BaseSettings):
     x_consumer_secret: str = ""
     x_access_token: str = ""
     x_access_token_secret: str = ""
-    x_user_bearer_token: str = ""
+    x_user_bearer_token: str = ""  # a static OAuth 2.0 user token (not refreshed; prefer X_CLIENT_ID)
+    x_client_id: str = ""  # OAuth 2.0 with refresh: tokens from `dmbridge x-auth`, kept in the database
+    x_client_secret: str = ""  # confidential clients only (HTTP Basic on the token endpoint)
+    x_oauth_authorize_url: str = "https://x.com/i/oauth2/authorize"
+    x_oauth_token_url: str = ""  # default: https://api.x.com/2/oauth2/token (X_API_URL's when that is not X's)
+    x_redirect_uri: str = "http://127.0.0.1:3000/x/callback"  # must be registered in the X app's settings
     x_api_url: str = "https://api.twitter.com"
     x_poll_seconds: float = 65.0
     x_webhooks: bool = False
@@ -252,7 +257,23 @@ class Settings(BaseSettings):
     def x_enabled(self) -> bool:
         oauth1 = all((self.x_consumer_key, self.x_consumer_secret, self.x_access_token,
                       self.x_access_token_secret))
-        return oauth1 or bool(self.x_user_bearer_token)
+        return oauth1 or bool(self.x_user_bearer_token) or bool(self.x_client_id)
+
+    @property
+    def x_token_url(self) -> str:
+        """``X_OAUTH_TOKEN_URL``; else X's documented endpoint, or the same path on a non-default X_API_URL."""
+        if self.x_oauth_token_url:
+            return self.x_oauth_token_url
+        if self.x_api_url.rstrip("/") in ("https://api.twitter.com", "https://api.x.com"):
+            return "https://api.x.com/2/oauth2/token"
+        return self.x_api_url.rstrip("/") + "/2/oauth2/token"
+
+    @property
+    def x_oauth2_refreshing(self) -> bool:
+        """OAuth 2.0 tokens from the database, refreshed; OAuth 1.0a keys, when all four are set, win."""
+        oauth1 = all((self.x_consumer_key, self.x_consumer_secret, self.x_access_token,
+                      self.x_access_token_secret))
+        return bool(self.x_client_id) and not oauth1
 
     @property
     def meta_enabled(self) -> bool:

@@ -52,7 +52,8 @@ def build_http(bolt: App | None, health: Callable[[], dict[str, Any]], registry:
             return JSONResponse({"error": "body too large"}, status_code=413)
         req = WebhookRequest(method=request.method, query=dict(request.query_params),
                              headers={k.lower(): v for k, v in request.headers.items()}, body=body,
-                             source=request.path_params.get("name"))
+                             source=request.path_params.get("name"),
+                             client=request.client.host if request.client else "")
         try:
             result = receiver.handle_webhook(req)
         except BadPayload as exc:

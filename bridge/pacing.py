@@ -33,6 +33,10 @@ class Pacer:
         self._paused[key] = max(self._paused.get(key, 0.0), until)
         self._tokens[key] = 0.0
 
+    def tracked(self) -> int:
+        """How many keys hold state (callers keyed by something unbounded reset past a size)."""
+        return len(self._stamp)
+
     def _refill(self, key: str, now: float) -> float:
         last = self._stamp.get(key, now)
         tokens = min(float(self.burst), self._tokens.get(key, float(self.burst)) + (now - last) * self.rate)

@@ -28,6 +28,8 @@ class WebhookRequest:
     body: bytes
     source: str | None = None
     """The ``{name}`` of ``/webhooks/generic/{name}``; None for the other routes."""
+    client: str = ""
+    """The peer's address as the server saw it (a proxy's, behind one); "" when unknown."""
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ PAGE_TOKEN = "sandbox-page-token"
 MESSENGER_CUSTOMER = "7361522908877213"
 IG_CUSTOMER = "17852263944513377"
 GENERIC_SECRET_ENV = "DMBRIDGE_SANDBOX_SHOP_SECRET"
+X_CLIENT_ID = "c2FuZGJveC1jbGllbnQ6MTpjaQ"
+X_REDIRECT_URI = "https://dm.example.com/x/callback"
 
 
 @dataclass
@@ -155,12 +157,31 @@ def start_meta() -> MetaEmulator:
     return meta
 
 
+def x_oauth2_settings(x: XEmulator) -> dict[str, Any]:
+    """Settings for OAuth 2.0 with refresh against the emulator (a public client; no OAuth 1.0a token)."""
+    x.oauth.add_client(X_CLIENT_ID, X_REDIRECT_URI)
+    return dict(x_client_id=X_CLIENT_ID, x_redirect_uri=X_REDIRECT_URI, x_access_token="", x_access_token_secret="",
+                x_oauth_authorize_url=x.api_url + "/i/oauth2/authorize")
+
+
+def x_authorize(settings: Settings, x: XEmulator, clock: Callable[[], float] = time.time) -> str:
+    """What ``dmbridge x-auth`` does, with the emulator's user approving at once; the @username."""
+    from bridge import x_auth
+
+    url, pending = x_auth.begin(settings, clock())
+    redirect = x.client.get(url, follow_redirects=False)
+    if redirect.status_code != 302:
+        raise RuntimeError(f"the X emulator refused the authorization: {redirect.text}")
+    return x_auth.complete(settings, {k: str(v) for k, v in pending.items()}, redirect.headers["location"], clock)
+
+
 def start_sandbox(database_url: str | None = None, *, meta: bool = False, generic: bool = False,
                   file: FileConfig | None = None, environ: dict[str, str] | None = None,
-                  clock: Callable[[], float] = time.time, **overrides: Any) -> Sandbox:
+                  clock: Callable[[], float] = time.time, x_oauth2: bool = False, **overrides: Any) -> Sandbox:
     """Emulators with a brand, a channel, two agents, an outsider and two X customers (plus, on request, a Meta
     page with its Instagram account and a generic source); the bridge running against them, built from ordinary
-    Settings (``overrides``: ``x_webhooks=True``, ``meta_human_agent_days=0``, …) and a dmbridge.toml model."""
+    Settings (``overrides``: ``x_webhooks=True``, ``meta_human_agent_days=0``, …) and a dmbridge.toml model.
+    ``x_oauth2``: X through OAuth 2.0 tokens from the authorization-code flow, refreshed (``X_CLIENT_ID``)."""
     tmp = tempfile.TemporaryDirectory(prefix="dmbridge-")
     workdir = Path(tmp.name)
     slack = SlackEmulator(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN, page_size=2)  # small pages: paging runs
@@ -172,7 +193,7 @@ def start_sandbox(database_url: str | None = None, *, meta: bool = False, generi
     slack.add_channel(TEAM_CHANNEL, "billing-escalations", members=["U0AGENT2", "U0BOT"])
     slack.add_usergroup(AGENTS_GROUP, ["U0AGENT1", "U0AGENT2"])
     slack.add_usergroup(BILLING_GROUP, ["U0AGENT2"])
-    x = XEmulator()
+    x = XEmulator(clock=clock)  # the clock only times OAuth 2.0 tokens there
     x.start()
     x.add_user("1290011223344556677", "maria_l", "Maria López",
                profile_image_url="https://pbs.twimg.example/maria_normal.jpg")
@@ -189,8 +210,12 @@ def start_sandbox(database_url: str | None = None, *, meta: bool = False, generi
         file = file.model_copy(update={"generic": file.generic.model_copy(update={"sources": [
             *file.generic.sources,
             GenericSource(name=source.name, secret_env=GENERIC_SECRET_ENV, callback_url=source.callback_url)]})})
+    if x_oauth2:
+        overrides = x_oauth2_settings(x) | overrides
     settings = sandbox_settings(slack, x, database_url or f"sqlite:///{workdir / 'dmbridge.db'}", meta_emulator,
                                 **overrides)
+    if x_oauth2 and not x.oauth.access:
+        x_authorize(settings, x, clock)
     bridge, http = _start_bridge(settings, file, env, clock)
     box = Sandbox(slack=slack, x=x, settings=settings, bridge=bridge, http=http, workdir=workdir, file=file,
                   environ=env, meta=meta_emulator, generic=source, clock=clock, _tmp=tmp)

@@ -162,3 +162,20 @@ class Audit(SQLModel, table=True):
     action: str  # assign | unassign | autoassign | template | escalate | deescalate | resolve | reopen | snooze | relay
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     at: float
+
+
+class XOAuthToken(SQLModel, table=True):
+    """X OAuth 2.0 user tokens of one app (``client_id``), written by ``dmbridge x-auth`` and each refresh.
+
+    X rotates the refresh token on every refresh (the old one stops working), so a refresh writes the
+    new pair in the transaction that holds the refresh lock; ``generation`` counts the refreshes."""
+
+    __tablename__ = "x_oauth_token"
+
+    client_id: str = Field(primary_key=True)
+    access_token: str = Field(sa_column=Column(Text, nullable=False))
+    refresh_token: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    expires_at: float
+    scope: str = ""
+    generation: int = 0
+    updated_at: float

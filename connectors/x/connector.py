@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 
@@ -11,7 +12,11 @@ from bridge.domain import Batch, Limits, OutboundMessage, Platform, SendResult
 from bridge.errors import AuthFailed
 from connectors.x import api, convert
 
+if TYPE_CHECKING:
+    from connectors.x.oauth import TokenStore
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_DM_CHARS = 10_000
 PAGE_SIZE = 100
@@ -19,6 +24,7 @@ PAGE_SIZE = 100
 # poll interval (1,500 DMs) is read newest-first up to here and the rest is
 # logged as skipped; accounts with that volume should use webhooks.
 MAX_PAGES_PER_POLL = 15
+USERS_PER_LOOKUP = 100  # GET /2/users takes 1 to 100 ids
 
 
 class XConnector:
@@ -28,11 +34,16 @@ class XConnector:
 
     def __init__(self, *, base_url: str, consumer_key: str = "", consumer_secret: str = "",
                  access_token: str = "", access_token_secret: str = "", user_bearer_token: str = "",
-                 timeout: float = 15.0) -> None:
+                 timeout: float = 15.0, tokens: TokenStore | None = None) -> None:
+        """``tokens``: OAuth 2.0 user tokens refreshed from the database (``dmbridge x-auth``); else OAuth
+        1.0a with the four keys, else ``user_bearer_token`` as a static OAuth 2.0 token (never refreshed)."""
+        self._tokens = tokens
         self.client, self._user_auth = api.make_client(
             base_url=base_url, consumer_key=consumer_key, consumer_secret=consumer_secret,
             access_token=access_token, access_token_secret=access_token_secret,
-            user_bearer_token=user_bearer_token, timeout=timeout)
+            user_bearer_token=user_bearer_token or ("oauth2" if tokens else ""), timeout=timeout)
+        if tokens is not None:
+            self._user_auth = False
         self._me: str | None = None
         self._username: str | None = None
 
@@ -48,14 +59,27 @@ class XConnector:
             raise AuthFailed("X connector not started")
         return self._me
 
+    def _call(self, fn: Callable[[], T]) -> T:
+        """One X call; with stored OAuth 2.0 tokens, a fresh token first and, after a 401, one refresh and
+        one retry (a 401 means X did nothing, so the retry cannot duplicate a send)."""
+        if self._tokens is None:
+            return api.call(fn)
+        used = self._tokens.access_token()
+        self.client.bearer_token = used
+        try:
+            return api.call(fn)
+        except AuthFailed:
+            self.client.bearer_token = self._tokens.refresh(stale=used)
+            return api.call(fn)
+
     def start(self) -> None:
-        resp: requests.Response = api.call(lambda: self.client.get_me(user_auth=self._user_auth))
+        resp: requests.Response = self._call(lambda: self.client.get_me(user_auth=self._user_auth))
         data = resp.json()["data"]
         self._me, self._username = str(data["id"]), str(data["username"])
 
     def _page(self, token: str | None) -> dict[str, Any]:
-        resp: requests.Response = api.call(lambda: self.client.get_direct_message_events(
-            dm_event_fields=convert.DM_EVENT_FIELDS, event_types="MessageCreate", expansions=["sender_id"],
+        resp: requests.Response = self._call(lambda: self.client.get_direct_message_events(
+            dm_event_fields=convert.DM_EVENT_FIELDS, event_types="MessageCreate", expansions=convert.EXPANSIONS,
             user_fields=convert.USER_FIELDS, max_results=PAGE_SIZE, pagination_token=token,
             user_auth=self._user_auth))
         body: dict[str, Any] = resp.json()
@@ -90,16 +114,21 @@ class XConnector:
         return Batch(messages=tuple(messages), cursor=str(convert.new_high_water(high_water, pages)))
 
     def _lookup_users(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        resp: requests.Response = api.call(lambda: self.client.get_users(
-            ids=ids, user_fields=convert.USER_FIELDS, user_auth=self._user_auth))
-        return {str(u["id"]): u for u in resp.json().get("data") or []}
+        """``GET /2/users`` in requests of at most ``USERS_PER_LOOKUP`` ids (X refuses more)."""
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in convert.chunks(ids, USERS_PER_LOOKUP):
+            resp: requests.Response = self._call(lambda c=chunk: self.client.get_users(  # type: ignore[misc]
+                ids=c, user_fields=convert.USER_FIELDS, user_auth=self._user_auth))
+            found.update({str(u["id"]): u for u in resp.json().get("data") or []})
+        return found
 
     def find_sent(self, message: OutboundMessage, *, since: float, known: set[str]) -> SendResult | None:
         """Look for our DM among the conversation's recent events (one read from the 15-minute budget)."""
         me = self.user_id
-        resp: requests.Response = api.call(lambda: self.client.get_direct_message_events(
+        resp: requests.Response = self._call(lambda: self.client.get_direct_message_events(
             dm_conversation_id=message.conversation, dm_event_fields=convert.DM_EVENT_FIELDS,
-            event_types="MessageCreate", max_results=PAGE_SIZE, user_auth=self._user_auth))
+            event_types="MessageCreate", expansions=convert.EXPANSIONS, max_results=PAGE_SIZE,
+            user_auth=self._user_auth))
         for event in resp.json().get("data") or []:
             sent_at = convert.parse_time(event.get("created_at")).timestamp()
             if (str(event.get("sender_id")) == me and event.get("text") == message.text
@@ -108,7 +137,7 @@ class XConnector:
         return None
 
     def send(self, message: OutboundMessage) -> SendResult:
-        resp: requests.Response = api.call(lambda: self.client.create_direct_message(
+        resp: requests.Response = self._call(lambda: self.client.create_direct_message(
             dm_conversation_id=message.conversation, text=message.text, user_auth=self._user_auth))
         data = resp.json()["data"]
         return SendResult(remote_id=str(data["dm_event_id"]), conversation=data.get("dm_conversation_id"))

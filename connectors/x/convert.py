@@ -9,7 +9,10 @@ from typing import Any
 from bridge.domain import Customer, InboundMessage, Platform
 from bridge.errors import BadPayload
 
-DM_EVENT_FIELDS = ["id", "event_type", "text", "sender_id", "dm_conversation_id", "created_at", "attachments"]
+# X's OpenAPI (2.167) has no ``sender_id`` among ``dm_event.fields``: it comes with ``expansions=sender_id``,
+# which every read of ours asks for (the older prose docs list it as a field; this form works with both)
+DM_EVENT_FIELDS = ["id", "event_type", "text", "dm_conversation_id", "created_at", "attachments"]
+EXPANSIONS = ["sender_id"]
 USER_FIELDS = ["name", "username", "profile_image_url"]
 
 
@@ -47,6 +50,11 @@ def _id(event: dict[str, Any]) -> int:
 def new_high_water(high_water: int, pages: list[Page]) -> int:
     ids = [_id(e) for p in pages for e in p.events]
     return max([high_water, *ids])
+
+
+def chunks(items: list[str], size: int) -> list[list[str]]:
+    """``items`` in consecutive lists of at most ``size`` (none for an empty list)."""
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def other_participant(conversation_id: str, me: str) -> str | None:
@@ -135,11 +143,12 @@ def _account_activity(body: dict[str, Any], me: str, account: str, users: dict[s
         if event.get("type") != "message_create":
             continue
         create = event.get("message_create")
-        if not isinstance(create, dict) or "id" not in event:
-            raise BadPayload("a message_create event needs id and message_create")
+        if not isinstance(create, dict) or not numeric(event.get("id")):
+            raise BadPayload("a message_create event needs a numeric id and message_create")
+        target = create.get("target")
         sender = str(create.get("sender_id") or "")
-        recipient = str((create.get("target") or {}).get("recipient_id") or "")
-        if not sender.isdigit() or not recipient.isdigit():
+        recipient = str((target if isinstance(target, dict) else {}).get("recipient_id") or "")
+        if not numeric(sender) or not numeric(recipient):
             raise BadPayload("message_create needs sender_id and target.recipient_id")
         data = create.get("message_data") or {}
         media = ((data.get("attachment") or {}).get("media") or {}).get("id_str")
@@ -154,9 +163,20 @@ def _account_activity(body: dict[str, Any], me: str, account: str, users: dict[s
 
 
 def _v2_event(event: dict[str, Any]) -> dict[str, Any]:
-    if "id" not in event or "sender_id" not in event or "dm_conversation_id" not in event:
-        raise BadPayload("a dm event needs id, sender_id and dm_conversation_id")
+    if not numeric(event.get("id")) or not numeric(event.get("sender_id")):
+        raise BadPayload("a dm event needs a numeric id and sender_id")
+    parts = str(event.get("dm_conversation_id") or "").split("-")
+    if not all(numeric(p) for p in parts):
+        raise BadPayload("a dm event needs a dm_conversation_id of numeric ids")
     return event
+
+
+def numeric(value: Any) -> bool:
+    """An X id: ASCII digits only (``str.isdigit`` alone admits ``²``, which ``int`` refuses), at most 20."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return False
+    text = str(value)
+    return text.isascii() and text.isdigit() and len(text) <= 20
 
 
 def _users(raw: Any) -> dict[str, dict[str, Any]]:
