@@ -24,6 +24,7 @@ from bridge.sandbox.harness import (
     TEAM_CHANNEL,
     sandbox_settings,
     start_meta,
+    start_sandbox,
 )
 from bridge.sandbox.meta import MetaEmulator
 from bridge.sandbox.slack import BOT_USER, SlackEmulator
@@ -237,3 +238,20 @@ def test_database_not_migrated(world: World, tmp_path: Path) -> None:
 def test_database_unreachable(world: World) -> None:
     bad = failed(world.run(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none"))
     assert set(bad) == {"Database"} and "unreachable" in bad["Database"].detail
+
+
+def test_refreshing_oauth2_tokens_are_checked_through_the_token_store(tmp_path: Path) -> None:
+    box = start_sandbox(x_oauth2=True)  # authorized with `dmbridge x-auth`'s flow; tokens in the database
+    try:
+        results = {c.name: c for c in doctor.run(box.settings, box.file, environ={})}
+        assert results["X credentials"].ok and "OAuth 2.0 (refreshed)" in results["X credentials"].detail
+        assert results["X OAuth 2.0 token"].ok and "refreshed automatically" in results["X OAuth 2.0 token"].detail
+        url = f"sqlite:///{tmp_path / 'fresh.db'}"
+        db = Database(url)
+        migrate.upgrade(db)
+        db.dispose()
+        bad = failed({c.name: c for c in doctor.run(box.settings.model_copy(update={"database_url": url}),
+                                                    box.file, environ={})})
+        assert "x-auth" in bad["X credentials"].fix and "x-auth" in bad["X OAuth 2.0 token"].fix
+    finally:
+        box.close()
