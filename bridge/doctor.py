@@ -4,7 +4,9 @@ Each check is a small function doing its own I/O and returning :class:`Check`
 rows (✅ or ❌ with the fix); :func:`run` runs the ones the settings call for.
 Nothing here changes anything on the platforms: only reads (``auth.test``,
 ``conversations.info``, ``usergroups.users.list``, ``GET /2/users/me``,
-``GET /2/webhooks``, ``GET /me``, ``GET /{page-id}/subscribed_apps``).
+``GET /2/webhooks``, ``GET /me``, ``GET /{page-id}/subscribed_apps``); the one
+write it may cause is the bridge's own: stored X OAuth 2.0 tokens due for
+refresh are refreshed, as ``serve`` would.
 """
 
 from __future__ import annotations
