@@ -25,6 +25,7 @@ SLACK_METHODS = frozenset({
     "auth.test", "chat.postMessage", "chat.update", "chat.postEphemeral", "reactions.add", "reactions.remove",
     "conversations.history", "conversations.replies", "conversations.members", "users.info", "users.getPresence",
     "usergroups.users.list", "views.open", "views.update", "views.publish",
+    "conversations.info",  # dmbridge doctor: the bot's membership of each channel
 })
 
 

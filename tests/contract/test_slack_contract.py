@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
+from bridge import doctor
 from bridge.sandbox.demo import MARIA, SAM
 from bridge.sandbox.harness import CHANNEL, Sandbox, start_sandbox, wait_for
 from bridge.sandbox.slack import SlackEmulator
@@ -125,6 +126,7 @@ def test_every_slack_threads_method_calls_slack_as_the_spec_says(emulator: Slack
     assert slack.channel_members("C1") == ["U1", "U0BOT"]
     assert slack.user_info("U1")["id"] == "U1"
     assert slack.presence("U1") == "active"
+    assert doctor.slack_channel(slack.client, "C1", "DMBRIDGE_CHANNEL", None).ok  # dmbridge doctor's one extra
     calls = emulator.calls()
     assert [c for c in calls if c.status != 200] == []
     assert {c.method for c in calls} == set(SLACK_METHODS)
