@@ -4,7 +4,9 @@ Each check is a small function doing its own I/O and returning :class:`Check`
 rows (✅ or ❌ with the fix); :func:`run` runs the ones the settings call for.
 Nothing here changes anything on the platforms: only reads (``auth.test``,
 ``conversations.info``, ``usergroups.users.list``, ``GET /2/users/me``,
-``GET /2/webhooks``, ``GET /me``, ``GET /{page-id}/subscribed_apps``).
+``GET /2/webhooks``, ``GET /me``, ``GET /{page-id}/subscribed_apps``); the one
+write it may cause is the bridge's own: stored X OAuth 2.0 tokens due for
+refresh are refreshed, as ``serve`` would.
 """
 
 from __future__ import annotations
@@ -231,14 +233,21 @@ def run(settings: Settings, file: FileConfig, *, environ: Mapping[str, str] | No
     return results
 
 
+def printable(text: str) -> str:
+    """Text from a platform (a Page or team name, an error) made safe for a terminal: control characters
+    (escape sequences, carriage returns, newlines) shown as ``\\xNN`` instead of acting."""
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
+                   for ch in text)
+
+
 def table(results: list[Check]) -> str:
     """The checks as a plain-text table: one line each, the fix indented under a failed one."""
-    width = max((len(c.name) for c in results), default=0)
+    width = max((len(printable(c.name)) for c in results), default=0)
     lines = []
     for c in results:
-        lines.append(f"{'✅' if c.ok else '❌'} {c.name.ljust(width)}  {c.detail}")
+        lines.append(f"{'✅' if c.ok else '❌'} {printable(c.name).ljust(width)}  {printable(c.detail)}")
         if not c.ok and c.fix:
-            lines.append(f"   {' ' * width}  → {c.fix}")
+            lines.append(f"   {' ' * width}  → {printable(c.fix)}")
     failed = sum(not c.ok for c in results)
     lines.append(f"\n{len(results) - failed} passed, {failed} failed")
     return "\n".join(lines)

@@ -14,8 +14,8 @@ from bridge.config import FileConfig, Settings
 from bridge.doctor import Check
 from bridge.domain import Platform
 from bridge.errors import AuthFailed, DeliveryError
+from bridge.store.db import Database
 from connectors.meta.graph import Graph
-from connectors.x import api as x_api
 
 OAUTH1_FIX = ("check X_CONSUMER_KEY, X_CONSUMER_SECRET, X_ACCESS_TOKEN, X_ACCESS_TOKEN_SECRET (app permission "
               "Read, Write and Direct Messages; regenerate the access token after changing the permission)")
@@ -29,40 +29,70 @@ WARN_DAYS = 90
 
 # ---------------------------------------------------------------------------------------------- X
 
+def _database(settings: Settings) -> Database:
+    return Database(settings.database_url)
+
+
 def x_credentials(settings: Settings) -> Check:
-    """``GET /2/users/me`` with the credentials the connector uses."""
-    client, oauth1 = x_api.make_client(
-        base_url=settings.x_api_url, consumer_key=settings.x_consumer_key,
-        consumer_secret=settings.x_consumer_secret, access_token=settings.x_access_token,
-        access_token_secret=settings.x_access_token_secret, user_bearer_token=settings.x_user_bearer_token,
-        timeout=settings.dmbridge_http_timeout)
+    """``GET /2/users/me`` through the connector the bridge builds (stored OAuth 2.0 tokens, refreshed when due,
+    or OAuth 1.0a keys, or a static user token)."""
+    from bridge.app import x_token_store
+    from connectors.x.connector import XConnector
+
+    db = _database(settings) if settings.x_oauth2_refreshing else None
+    x = XConnector(base_url=settings.x_api_url, consumer_key=settings.x_consumer_key,
+                   consumer_secret=settings.x_consumer_secret, access_token=settings.x_access_token,
+                   access_token_secret=settings.x_access_token_secret, user_bearer_token=settings.x_user_bearer_token,
+                   timeout=settings.dmbridge_http_timeout,
+                   tokens=x_token_store(settings, db) if db is not None else None)
+    oauth1 = all((settings.x_consumer_key, settings.x_consumer_secret, settings.x_access_token,
+                  settings.x_access_token_secret))
     name = "X credentials"
     try:
-        resp = x_api.call(lambda: client.get_me(user_auth=oauth1))
-        user = resp.json().get("data") or {}
+        x.start()
     except AuthFailed as exc:
-        fix = OAUTH1_FIX if oauth1 else ("X_USER_BEARER_TOKEN is expired or revoked (OAuth 2.0 user tokens last "
-                                         "2 hours): issue a new one, or use OAuth 1.0a credentials")
+        fix = OAUTH1_FIX if oauth1 else ("run `dmbridge x-auth` to authorize again" if db is not None else
+                                         "X_USER_BEARER_TOKEN is expired or revoked (OAuth 2.0 user tokens last "
+                                         "2 hours): set X_CLIENT_ID and run `dmbridge x-auth`, or use OAuth 1.0a")
         return Check(name, False, exc.reason, fix)
-    except (DeliveryError, ValueError) as exc:
+    except (DeliveryError, ValueError, KeyError) as exc:
         return Check(name, False, f"GET /2/users/me failed: {getattr(exc, 'reason', type(exc).__name__)}",
                      "check X_API_URL and X's status; run doctor again")
-    return Check(name, True, f"{'OAuth 1.0a' if oauth1 else 'OAuth 2.0'} user context of "
-                             f"@{user.get('username', '?')} ({user.get('id', '?')})")
+    except Exception as exc:  # the token table unreadable: an unmigrated database
+        return Check(name, False, f"could not read the stored X tokens: {type(exc).__name__}",
+                     "run `dmbridge migrate`, then `dmbridge x-auth`")
+    finally:
+        if db is not None:
+            db.dispose()
+    mode = "OAuth 1.0a" if oauth1 else "OAuth 2.0 (refreshed)" if db is not None else "OAuth 2.0"
+    return Check(name, True, f"{mode} user context of @{x.account} ({x.user_id})")
 
 
-def x_oauth2_freshness(settings: Settings) -> Check | None:
-    """Hook for OAuth 2.0 token freshness. OAuth 1.0a tokens do not expire (no row). A static
-    ``X_USER_BEARER_TOKEN`` cannot be refreshed and X expires it 2 hours after issue; a refreshing token
-    store replaces this function through ``run(x_token_status=…)``."""
+def x_oauth2_freshness(settings: Settings, now: float | None = None) -> Check | None:
+    """OAuth 2.0 token freshness. OAuth 1.0a tokens do not expire (no row). Stored tokens (``X_CLIENT_ID``):
+    the token store's own status. A static ``X_USER_BEARER_TOKEN`` cannot be refreshed and X expires it 2 hours
+    after issue: ❌. ``run(x_token_status=…)`` can replace this function."""
+    from bridge.app import x_token_store
+
+    name = "X OAuth 2.0 token"
+    if settings.x_oauth2_refreshing:
+        db = _database(settings)
+        try:
+            ok, line = x_token_store(settings, db).token_status(time.time() if now is None else now)
+        except Exception as exc:  # no token table yet
+            return Check(name, False, f"could not read the stored tokens: {type(exc).__name__}",
+                         "run `dmbridge migrate`, then `dmbridge x-auth`")
+        finally:
+            db.dispose()
+        return Check(name, ok, line, "" if ok else "run `dmbridge x-auth`")
     oauth1 = all((settings.x_consumer_key, settings.x_consumer_secret, settings.x_access_token,
                   settings.x_access_token_secret))
     if oauth1 or not settings.x_user_bearer_token:
         return None
-    return Check("X OAuth 2.0 token", False, "X_USER_BEARER_TOKEN is a static OAuth 2.0 user token: X expires it "
-                 "2 hours after issue and dmbridge cannot refresh it",
-                 "use OAuth 1.0a credentials (X_CONSUMER_KEY, X_CONSUMER_SECRET, X_ACCESS_TOKEN, "
-                 "X_ACCESS_TOKEN_SECRET), which do not expire")
+    return Check(name, False, "X_USER_BEARER_TOKEN is a static OAuth 2.0 user token: X expires it 2 hours after "
+                 "issue and dmbridge cannot refresh it",
+                 "set X_CLIENT_ID and run `dmbridge x-auth` (tokens refreshed automatically), or use OAuth 1.0a "
+                 "credentials, which do not expire")
 
 
 def app_bearer(settings: Settings, client: httpx.Client) -> str:

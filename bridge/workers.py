@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select
 
-from bridge import outbound
+from bridge import membership, outbound
 from bridge.authz import Scope
 from bridge.claims import give_back as give_back  # re-exported for the delivery modules
 from bridge.claims import recover as recover  # re-exported for bridge.app and tests
@@ -214,7 +214,13 @@ class SlackDelivery:
         except DeliveryError as exc:
             log.warning("slack %s #%s failed: %s", row.kind, row_id, exc.reason)
             failed_reason = exc.reason
-            return lambda s: outbox.fail(s, row_id, failed_reason)
+            invite = membership.hint(ctx.settings, row, conv, data, exc.reason, ctx.clock())
+
+            def failed(s: Session) -> None:
+                outbox.fail(s, row_id, failed_reason)
+                if invite is not None:
+                    invite(s)
+            return failed
         except Exception as exc:  # anything unforeseen: the row must not stay claimed; it may have gone out
             log.exception("slack %s #%s: unexpected error", row.kind, row_id)
             if row.attempts >= ctx.settings.dmbridge_max_attempts:

@@ -28,15 +28,15 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
 
 import httpx
 from starlette.applications import Starlette
-from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bridge.sandbox import meta_pages as pages
+from bridge.sandbox.meta_pages import V
 from bridge.sandbox.server import HttpServer
 from connectors import signing
 
@@ -49,27 +49,6 @@ DAY = 86_400.0
 
 
 @dataclass
-class _GraphVersion(Convertor[str]):
-    """A Graph API version path segment: ``v26.0``, ``v21.0``…"""
-
-    regex = r"v[0-9]+\.[0-9]+"
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
-
-
-register_url_convertor("graph_version", _GraphVersion())
-V = "/{version:graph_version}"
-# Page webhook fields Graph accepts in subscribed_fields (Messenger Platform webhook events reference)
-PAGE_FIELDS = frozenset({"messages", "message_echoes", "messaging_postbacks", "message_deliveries", "message_reads",
-                         "message_reactions", "message_edits", "messaging_optins", "messaging_referrals",
-                         "messaging_handovers", "messaging_policy_enforcement", "messaging_account_linking",
-                         "standby", "feed"})
-
-
 @dataclass
 class _Account:
     id: str
@@ -125,11 +104,10 @@ class MetaEmulator:
         self._echo_thread: threading.Thread | None = None
         self.client = httpx.Client(timeout=30)
         self.http = HttpServer(Starlette(routes=[
+            *pages.routes(self),
             Route(f"{V}/app", self._app, methods=["GET"]),
-            Route(f"{V}/me", self._me, methods=["GET"]),
             Route(f"{V}/me/messages", self._send, methods=["POST"]),
             Route(f"{V}/{{page}}/messages", self._send, methods=["POST"]),
-            Route(f"{V}/{{page}}/subscribed_apps", self._subscribed_apps, methods=["GET", "POST"]),
             Route(f"{V}/{{node}}", self._node, methods=["GET"]),
         ]))
 
@@ -316,48 +294,6 @@ class MetaEmulator:
             return {"id": self.app_id, "name": "dmbridge sandbox", "link": "https://www.facebook.com/games/?app_id="
                     + self.app_id}
         return self._answer(produce)
-
-    async def _me(self, request: Request) -> Response:
-        def produce() -> dict[str, Any]:
-            self._fault("me")
-            account = self._page_of(self._account_for(request))
-            return {"id": account.id, "name": account.name}
-        return self._answer(produce)
-
-    async def _subscribed_apps(self, request: Request) -> Response:
-        page_id = request.path_params["page"]
-        form = dict(parse_qsl((await request.body()).decode(errors="replace")))
-
-        def produce() -> dict[str, Any]:
-            self._fault("subscribed_apps")
-            account = self._account_for(request)
-            page = self.accounts.get(page_id)
-            if page is None or page.platform != MESSENGER or not (page.id == account.id or
-                                                                  self._linked(account, page.id)):
-                raise _GraphError(400, 100, f"Unsupported get request. Object with ID '{page_id}' does not exist",
-                                  33)
-            if request.method == "GET":
-                fields = self.subscriptions.get(page_id)
-                return {"data": [] if fields is None else [
-                    {"link": "https://www.facebook.com/games/?app_id=" + self.app_id, "name": "dmbridge sandbox",
-                     "id": self.app_id, "subscribed_fields": list(fields)}]}
-            wanted = str(request.query_params.get("subscribed_fields") or form.get("subscribed_fields") or "")
-            names = [f for f in wanted.split(",") if f]
-            if not names or set(names) - PAGE_FIELDS:
-                raise _GraphError(400, 100, "(#100) Param subscribed_fields must be one of {"
-                                  + ", ".join(sorted(PAGE_FIELDS)) + "}")
-            self.subscriptions[page_id] = names
-            return {"success": True}
-        return self._answer(produce)
-
-    def _page_of(self, account: _Account) -> _Account:
-        """A Page token's ``/me`` is the Page, also when it serves a linked Instagram account."""
-        if account.platform == MESSENGER:
-            return account
-        for other in self.accounts.values():
-            if other.platform == MESSENGER and other.token == account.token:
-                return other
-        return account
 
     async def _node(self, request: Request) -> Response:
         user_id = request.path_params["node"]

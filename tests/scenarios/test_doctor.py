@@ -13,17 +13,20 @@ from typer.testing import CliRunner
 
 from bridge import doctor
 from bridge.cli import app
-from bridge.config import FileConfig, Settings
+from bridge.config import FileConfig, MetaFile, MetaPage, Settings
 from bridge.sandbox.harness import (
     AGENTS_GROUP,
     BILLING_GROUP,
     BOT_TOKEN,
     CHANNEL,
+    IG_ACCOUNT,
     PAGE_ID,
+    PAGE_TOKEN,
     SIGNING_SECRET,
     TEAM_CHANNEL,
     sandbox_settings,
     start_meta,
+    start_sandbox,
 )
 from bridge.sandbox.meta import MetaEmulator
 from bridge.sandbox.slack import BOT_USER, SlackEmulator
@@ -237,3 +240,31 @@ def test_database_not_migrated(world: World, tmp_path: Path) -> None:
 def test_database_unreachable(world: World) -> None:
     bad = failed(world.run(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none"))
     assert set(bad) == {"Database"} and "unreachable" in bad["Database"].detail
+
+
+def test_refreshing_oauth2_tokens_are_checked_through_the_token_store(tmp_path: Path) -> None:
+    box = start_sandbox(x_oauth2=True)  # authorized with `dmbridge x-auth`'s flow; tokens in the database
+    try:
+        results = {c.name: c for c in doctor.run(box.settings, box.file, environ={})}
+        assert results["X credentials"].ok and "OAuth 2.0 (refreshed)" in results["X credentials"].detail
+        assert results["X OAuth 2.0 token"].ok and "refreshed automatically" in results["X OAuth 2.0 token"].detail
+        url = f"sqlite:///{tmp_path / 'fresh.db'}"
+        db = Database(url)
+        migrate.upgrade(db)
+        db.dispose()
+        bad = failed({c.name: c for c in doctor.run(box.settings.model_copy(update={"database_url": url}),
+                                                    box.file, environ={})})
+        assert "x-auth" in bad["X credentials"].fix and "x-auth" in bad["X OAuth 2.0 token"].fix
+    finally:
+        box.close()
+
+
+def test_each_page_token_named_in_the_toml_is_checked(world: World) -> None:
+    file = world.file.model_copy(update={"meta": MetaFile(pages=[MetaPage(id=IG_ACCOUNT, token_env="META_TOKEN_IG")])})
+    unset = {c.name: c for c in doctor.run(world.settings, file, environ={}, public_url=PUBLIC)}
+    assert set(failed(unset)) == {"Meta token META_TOKEN_IG"}
+    assert unset["Meta token META_TOKEN_IG"].fix == "set META_TOKEN_IG to the Page access token"
+    both = doctor.run(world.settings, file, environ={"META_TOKEN_IG": PAGE_TOKEN}, public_url=PUBLIC)
+    assert doctor.summary_ok(both)
+    # the Instagram account's token is the linked Page's: its /me is the Page, whose subscription is checked once
+    assert [c.name for c in both if c.name.startswith("Meta Page")] == [f"Meta Page {PAGE_ID} webhooks"]
