@@ -257,6 +257,11 @@ def template_list_text(rows: list[tuple[str, str]]) -> str:
     return "*Templates:*\n" + "\n".join(lines)
 
 
+def template_show_text(name: str, text: str) -> str:
+    """``/dm template show NAME``: the text as stored, within one message (cut visibly past that)."""
+    return f"*{name}*:\n```{clip_escaped(text, TEXT_LIMIT - 200)}```"
+
+
 def policies_text(policies: list[Policy]) -> str:
     if not policies:
         return "No SLA policies are set. Add `[[sla]]` tables to dmbridge.toml (see the README)."

@@ -194,6 +194,7 @@ def test_list_and_timeline_texts_fit_one_message(names: list[str], details: list
     text = views.timeline_text(convs[0] if convs else _conv("x"), inbound, actions, ZoneInfo("UTC"), link)
     assert len(text) <= 40_000
     assert len(views.template_list_text([(f"t{i}", d) for i, d in enumerate(details)])) <= 40_000
+    assert all(len(views.template_show_text("t", d * 3)) <= 40_000 for d in details)
 
 
 def test_the_validator_catches_what_slack_refuses() -> None:
