@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from bridge import templates
+from bridge import notices, templates
 from bridge.authz import NOT_AGENT, Decision, Scope, agent_channels, decide
 from bridge.commands import (
     THREAD_USAGE,
@@ -41,7 +41,7 @@ from bridge.slack.roster import Roster
 from bridge.store import desk as store
 from bridge.store import outbox
 from bridge.store.tables import Conversation
-from bridge.text import slack_escape, utf8_len
+from bridge.text import utf8_len
 from bridge.when import parse_when
 
 
@@ -202,19 +202,17 @@ class Desk:
 
     def _escalate(self, s: Session, who: Who, conv: Conversation, team_name: str, priority: str, reason: str,
                   now: float) -> Reply:
+        assert conv.id is not None
         team = self.file.teams.get(team_name)
         if team is None:
-            known = ", ".join(sorted(self.file.teams)) or "none are configured in dmbridge.toml"
-            return Reply(f"There is no team `{team_name}`. Teams: {known}.", ok=False)
+            return Reply(notices.unknown_team(team_name, sorted(self.file.teams)), ok=False)
         conv.team, conv.priority, conv.escalation_reason = team_name, priority, reason or None
-        why = f": {slack_escape(reason)}" if reason else ""
-        line = f"{team.mention()} escalated to *{team_name}* (priority {priority}) by {mention(who.id)}{why}"
+        line = notices.escalation_line(team.mention(), team_name, priority, mention(who.id), reason)
         audit_id = self._changed(s, conv, who.id, "escalate", f"{team_name} {priority} {reason}".strip(), line, now)
         if team.channel and conv.thread_ts:
-            link = self.link(conv.channel, conv.thread_ts)
-            notice = (f"{team.mention()} <{link}|#{conv.id}> ({Platform(conv.platform).label}, "
-                      f"{slack_escape(conv.customer_name)}) was escalated to *{team_name}* "
-                      f"(priority {priority}) by {mention(who.id)}{why}")
+            notice = notices.team_notice(team.mention(), self.link(conv.channel, conv.thread_ts), conv.id,
+                                         Platform(conv.platform).label, conv.customer_name, team_name, priority,
+                                         mention(who.id), reason)
             outbox.enqueue(s, key=f"escalation:{audit_id}", target="slack", lane=f"c:{team.channel}",
                            kind="channel_notice", payload={"channel": team.channel, "text": notice}, now=now,
                            conversation_id=conv.id)
@@ -233,10 +231,7 @@ class Desk:
         assert conv.id is not None
         audit_id = store.audit(s, conversation_id=conv.id, actor=who.id, action="template", detail=text, now=now)
         key = f"tpl:{audit_id}"
-        shown = "\n".join("> " + line for line in slack_escape(text).splitlines()) or ">"
-        outbox.enqueue(s, key=key, target="slack", lane=slack_lane(conv.id), kind="template_post",
-                       payload={"text": f"<@{who.id}> sent the template *{name}*:\n{shown}"}, now=now,
-                       conversation_id=conv.id)
+        enqueue_notice(s, conv, key, notices.template_post(who.id, name, text), now, kind="template_post")
         outbox.enqueue(s, key=f"{key}:0", target="platform", lane=platform_lane(conv.id), kind="dm",
                        conversation_id=conv.id, now=now,
                        payload={"text": text, "part": 0, "parts": 1, "slack_channel": conv.channel,
@@ -263,10 +258,13 @@ class Desk:
             return f"command: {name} refused"
         return f"command: {name}"
 
-    def send_text(self, s: Session, who: Who, conv: Conversation, name: str, text: str, now: float) -> Reply:
-        """Send an (edited) template text from the modal."""
+    def send_text(self, s: Session, who: Who, conv: Conversation, name: str, text: str | None,
+                  now: float) -> Reply:
+        """Send an (edited) template text from the modal; None: the template as stored (too long to edit)."""
         if not who.is_agent:
             return Reply(NOT_AGENT, ok=False)
+        if text is None:
+            return self._template(s, who, conv, name, now)
         if not text.strip():
             return Reply("There is nothing to send.", ok=False)
         return self._template(s, who, conv, name, now, text=text)

@@ -13,6 +13,7 @@ from bridge.slack.blocks import customer_text
 from bridge.store import conversations, events, outbox
 from bridge.store import desk as desk_store
 from bridge.store.db import Database
+from bridge.text import slack_escape
 
 # A webhook echo of our own send can arrive before the send's result is recorded:
 # a brand message's mirror waits this long and checks sent_message again when due.
@@ -89,7 +90,7 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
                                     f"The customer wrote again: this conversation was {was} and is open again."
                                     + (f" <@{conv.assignee}>" if conv.assignee else ""), now)
         session.add(conv)
-    label = (f"Sent by @{msg.account} from the {msg.platform.label} app, outside Slack"
+    label = (f"Sent by @{slack_escape(msg.account)} from the {msg.platform.label} app, outside Slack"
              if msg.from_brand else None)
     text = msg.text
     if msg.attachments:

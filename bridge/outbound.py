@@ -9,6 +9,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from bridge.domain import Limits
+from bridge.slack.blocks import notice_parts
 from bridge.slack.markup import slack_to_plain
 from bridge.store import conversations, outbox
 from bridge.store import desk as desk_store
@@ -113,10 +114,14 @@ def platform_lane(conv_id: int) -> str:
     return f"p:{conv_id}"
 
 
-def enqueue_notice(session: Session, conv: Conversation, key: str, text: str, now: float) -> None:
+def enqueue_notice(session: Session, conv: Conversation, key: str, text: str, now: float,
+                   kind: str = "notice") -> None:
+    """A line in the conversation's thread; a long one goes as several messages, in order, nothing cut."""
     assert conv.id is not None
-    outbox.enqueue(session, key=key, target="slack", lane=slack_lane(conv.id), kind="notice",
-                   payload={"text": text}, now=now, conversation_id=conv.id)
+    for i, part in enumerate(notice_parts(text)):
+        outbox.enqueue(session, key=key if i == 0 else f"{key}:part{i + 1}", target="slack",
+                       lane=slack_lane(conv.id), kind=kind, payload={"text": part}, now=now,
+                       conversation_id=conv.id)
 
 
 def ephemeral(s: Session, channel: str, user: str, text: str, now: float, thread_ts: str | None = None) -> None:

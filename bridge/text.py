@@ -9,6 +9,7 @@ inside a grapheme (combining marks, ZWJ sequences, skin tones, flags).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable
 
@@ -64,13 +65,15 @@ def _is_regional(ch: str) -> bool:
     return 0x1F1E6 <= ord(ch) <= 0x1F1FF
 
 
-def split_text(text: str, limit: int, cost: Callable[[str], int] | None = None) -> list[str]:
+def split_text(text: str, limit: int, cost: Callable[[str], int] | None = None,
+               can_cut: Callable[[str, int], bool] = is_safe_cut) -> list[str]:
     """Split ``text`` into pieces whose cost is at most ``limit`` each.
 
     The pieces are contiguous slices: ``"".join(pieces) == text``. A cut is
     placed after a paragraph break, else a line break, else a space, within
     the second half of the window; failing that at the last grapheme boundary;
-    only a single grapheme longer than ``limit`` is ever cut inside.
+    only a single grapheme longer than ``limit`` is ever cut inside. ``can_cut`` decides where a cut
+    may go (graphemes by default; :func:`mrkdwn_safe_cut` also keeps Slack markup whole).
     """
     if limit < 1:
         raise ValueError("limit must be positive")
@@ -94,12 +97,12 @@ def split_text(text: str, limit: int, cost: Callable[[str], int] | None = None) 
             break
         if end == start:  # one character costs more than the limit: it still has to go somewhere
             end = start + 1
-        pieces.append(text[start : _best_cut(text, start, end)])
+        pieces.append(text[start : _best_cut(text, start, end, can_cut)])
         start += len(pieces[-1])
     return pieces
 
 
-def _best_cut(text: str, start: int, end: int) -> int:
+def _best_cut(text: str, start: int, end: int, can_cut: Callable[[str, int], bool]) -> int:
     """The cut position in ``(start, end]`` for a window ending at ``end``."""
     floor = start + max(1, (end - start) // 2)
     window = text[start:end]
@@ -107,9 +110,39 @@ def _best_cut(text: str, start: int, end: int) -> int:
         i = window.rfind(sep)
         if i >= 0 and start + i + len(sep) >= floor:
             cut = start + i + len(sep)
-            if is_safe_cut(text, cut):
+            if can_cut(text, cut):
                 return cut
     cut = end
-    while cut > start + 1 and not is_safe_cut(text, cut):
+    while cut > start + 1 and not can_cut(text, cut):
         cut -= 1
-    return cut if is_safe_cut(text, cut) else end
+    return cut if can_cut(text, cut) else end
+
+
+def mrkdwn_safe_cut(text: str, pos: int) -> bool:
+    """A grapheme boundary that is not inside ``&amp;``-style entities nor ``<…>`` markup (links, mentions)."""
+    if not is_safe_cut(text, pos):
+        return False
+    lo = max(0, pos - MAX_MARKUP)
+    if text.rfind("<", lo, pos) > text.rfind(">", lo, pos):
+        return False
+    amp = text.rfind("&", max(0, pos - 4), pos)
+    return amp < 0 or text.rfind(";", amp, pos) >= 0 or not _ENTITY.match(text, amp)
+
+
+MAX_MARKUP = 1000  # longest ``<…>`` we write (a link with its label)
+_ENTITY = re.compile(r"&(amp|lt|gt);")
+ELLIPSIS = "…"
+
+
+def clip(text: str, limit: int, cost: Callable[[str], int] | None = None,
+         can_cut: Callable[[str, int], bool] = is_safe_cut) -> str:
+    """``text`` if it fits ``limit``, else its first piece and a visible "…" (never inside a grapheme)."""
+    measure = cost or (lambda _ch: 1)
+    if sum(measure(c) for c in text) <= limit:
+        return text
+    return split_text(text, max(1, limit - 1), measure, can_cut)[0].rstrip() + ELLIPSIS
+
+
+def clip_escaped(text: str, limit: int) -> str:
+    """Customer text escaped for mrkdwn in at most ``limit`` characters, cut visibly when longer."""
+    return slack_escape(clip(text, limit, slack_escaped_len))

@@ -24,11 +24,12 @@ from bridge.claims import recover as recover  # re-exported for bridge.app and t
 from bridge.claims import write_outcomes as write_outcomes
 from bridge.config import FileConfig, Settings, channel_for
 from bridge.desk import Desk
-from bridge.domain import Limits
+from bridge.domain import Limits, Platform
 from bridge.errors import AuthFailed, DeliveryError, Rejected, RetryLater
+from bridge.links import safe_https_url
 from bridge.pacing import Pacer
 from bridge.sla_runner import report_text
-from bridge.slack.blocks import SlackMessage, header_card, notice
+from bridge.slack.blocks import SlackMessage, customer_username, header_card, notice
 from bridge.slack.threads import SlackThreads
 from bridge.slack.views import home_view, not_agent_home_view
 from bridge.store import desk as desk_store
@@ -328,7 +329,8 @@ class SlackDelivery:
                     return slack.post(conv.channel, message, thread_ts=conv.thread_ts, key=row.dedupe_key,
                                       username=f"@{conv.account} (outside Slack)")
                 return slack.post(conv.channel, message, thread_ts=conv.thread_ts, key=row.dedupe_key,
-                                  username=conv.customer_name, icon_url=conv.customer_avatar)
+                                  username=customer_username(conv.customer_name, Platform(conv.platform).label),
+                                  icon_url=safe_https_url(conv.customer_avatar))
         raise Rejected(f"unknown delivery kind {row.kind}")
 
     def _home(self, user: str) -> dict[str, object]:

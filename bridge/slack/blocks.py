@@ -1,15 +1,26 @@
-"""Pure Block Kit builders. Every customer-supplied string passes through ``slack_escape``."""
+"""Pure Block Kit builders. Every customer-supplied string passes through ``slack_escape``.
+
+Every builder is safe for any input (see docs/design.md, "Block Kit within Slack's limits"): long text
+is split over several sections or messages, and what cannot be split (a name on the card, a context
+element) is cut visibly with "…" while the whole text stays in the thread or in ``/dm show N``. Links
+and handles are re-checked here even though the connectors check them at the edge.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.text import slack_escape, slack_escaped_len, split_text
+from bridge.links import GENERIC_HANDLE, safe_https_url
+from bridge.text import ELLIPSIS, clip, clip_escaped, mrkdwn_safe_cut, slack_escape, slack_escaped_len, split_text
 
 SECTION_LIMIT = 3000  # characters of one section's text
 BLOCKS_PER_MESSAGE = 4  # stays under Slack's aggregate limit (~13k chars of block text per message)
 PREVIEW_CHARS = 150
+NAME_CHARS = 150  # a customer's name on the card, in notices and lists
+REASON_CHARS = 300  # an escalation reason in the card's context element (the whole one is in the thread)
+USERNAME_CHARS = 80  # chat.postMessage ``username``
+NOTICE_CHARS = BLOCKS_PER_MESSAGE * (SECTION_LIMIT - 10)  # one notice message's text (over its sections)
 
 Block = dict[str, Any]
 
@@ -48,11 +59,13 @@ PRIORITY_LABEL = {"low": "low", "normal": "normal", "high": ":small_orange_diamo
 
 
 def header_card(card: CardView) -> SlackMessage:
-    name = slack_escape(card.customer_name)
+    name = clip_escaped(card.customer_name, NAME_CHARS)
     who = f"*{name}*"
     if card.handle:
-        handle = slack_escape("@" + card.handle)
-        who += f" (<{card.profile_url}|{handle}>)" if card.profile_url else f" ({handle})"
+        handle = clip_escaped("@" + card.handle, 65)
+        url = safe_https_url(card.profile_url)
+        linkable = url is not None and GENERIC_HANDLE.fullmatch(card.handle) is not None
+        who += f" (<{url}|{handle}>)" if linkable else f" ({handle})"
     assignee = f"<@{card.assignee}>" if card.assignee else "nobody yet"
     status = STATUS_LABEL.get(card.status, card.status)
     if card.status == "snoozed" and card.snoozed_until:
@@ -60,12 +73,16 @@ def header_card(card: CardView) -> SlackMessage:
     priority = PRIORITY_LABEL.get(card.priority, card.priority)
     facts = [f"Status: *{status}*", f"Assignee: {assignee}", f"Priority: {priority}"]
     if card.team:
-        reason = f" — {slack_escape(card.escalation_reason)}" if card.escalation_reason else ""
-        facts.append(f"Escalated to *{slack_escape(card.team)}*{reason}")
+        reason = ""
+        if card.escalation_reason:
+            reason = f" — {clip_escaped(card.escalation_reason, REASON_CHARS)}"
+            if reason.endswith(ELLIPSIS):
+                reason += f" (the whole reason: in the thread and `/dm show {card.number}`)"
+        facts.append(f"Escalated to *{clip_escaped(card.team, 100)}*{reason}")
     if card.reopened:
         facts.append("Reopened: the customer wrote again")
     if card.sla:
-        facts.append(card.sla)
+        facts.append(clip(card.sla, SECTION_LIMIT, can_cut=mrkdwn_safe_cut))
     more = [("Unassign", "unassign"), ("De-escalate", "deescalate"), ("Snooze 2 hours", "snooze:2h"),
             ("Snooze until tomorrow 9:00", "snooze:tomorrow 9:00")]
     actions: list[Block] = [
@@ -105,7 +122,8 @@ def _button(text: str, action_id: str, style: str | None = None) -> Block:
 
 def customer_text(text: str, label: str | None = None) -> list[SlackMessage]:
     """Customer text as one or more messages, nothing dropped: ≤3,000 escaped chars a section."""
-    pieces = [slack_escape(p) for p in split_text(text, SECTION_LIMIT, slack_escaped_len) if p]
+    # a piece of only whitespace would be an empty section, which Slack refuses: only whitespace is left out
+    pieces = [slack_escape(p) for p in split_text(text, SECTION_LIMIT, slack_escaped_len) if p.strip()]
     sections: list[Block] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": piece, "verbatim": True}} for piece in pieces
     ] or [{"type": "section", "text": {"type": "mrkdwn", "text": "_(no text)_", "verbatim": True}}]
@@ -115,16 +133,47 @@ def customer_text(text: str, label: str | None = None) -> list[SlackMessage]:
         n = i + 1
         blocks: list[Block] = list(group)
         if label:
-            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": label}]})
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
+                           clip(label, SECTION_LIMIT, can_cut=mrkdwn_safe_cut)}]})
         if len(groups) > 1:
             blocks.append({"type": "context", "elements": [
                 {"type": "mrkdwn", "text": f"part {n} of {len(groups)}"}]})
         first = str(pieces[i * BLOCKS_PER_MESSAGE]) if pieces else ""
-        preview = first if len(first) <= PREVIEW_CHARS else first[:PREVIEW_CHARS] + "…"
+        preview = clip(first, PREVIEW_CHARS, can_cut=mrkdwn_safe_cut)
         messages.append(SlackMessage(text=preview, blocks=blocks))
     return messages
 
 
+def customer_username(name: str, platform_label: str) -> str:
+    """The ``username`` of a mirrored post: the customer's name marked with the platform, so a customer
+    called like an agent still reads as the customer ("Maria López (X)")."""
+    suffix = f" ({platform_label})"
+    return clip(" ".join(name.split()) or "customer", USERNAME_CHARS - len(suffix)) + suffix
+
+
+def _split_mrkdwn(text: str, limit: int) -> list[str]:
+    """mrkdwn we wrote, in pieces of at most ``limit`` characters, never cutting an entity, a link or a
+    mention; a quote ("> ") cut mid-line goes on quoted in the next piece."""
+    pieces: list[str] = []
+    for piece in split_text(text, limit - 2, can_cut=mrkdwn_safe_cut):
+        if pieces and not pieces[-1].endswith("\n") and pieces[-1].rsplit("\n", 1)[-1].startswith("> "):
+            piece = "> " + piece
+        pieces.append(piece)
+    return [p for p in pieces if p.strip()] or ["_(no text)_"]
+
+
+def notice_parts(text: str) -> list[str]:
+    """A long notice as several whole notices, each of which :func:`notice` shows without cutting."""
+    return [text] if len(text) <= NOTICE_CHARS else _split_mrkdwn(text, NOTICE_CHARS)
+
+
 def notice(text: str) -> SlackMessage:
-    """A short message from the bot itself (text we wrote, customer parts already escaped)."""
-    return SlackMessage(text=text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
+    """A message from the bot itself (text we wrote, customer parts already escaped), over as many
+    sections as it needs. Past one message's worth (:data:`NOTICE_CHARS`, under Slack's aggregate limit)
+    it is cut visibly: callers split long ones with :func:`notice_parts` first."""
+    if len(text) > NOTICE_CHARS:
+        text = clip(text, NOTICE_CHARS - 20, can_cut=mrkdwn_safe_cut) + " _(cut: too long)_"
+    sections = _split_mrkdwn(text, SECTION_LIMIT) if len(text) > SECTION_LIMIT else [text]
+    sections = [s for s in sections if s.strip()] or ["_(no text)_"]
+    blocks: list[Block] = [{"type": "section", "text": {"type": "mrkdwn", "text": s}} for s in sections]
+    return SlackMessage(text=clip(text, SECTION_LIMIT, can_cut=mrkdwn_safe_cut), blocks=blocks)

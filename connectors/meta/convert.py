@@ -10,6 +10,7 @@ from typing import Any
 
 from bridge.domain import Customer, InboundMessage, Limits, Platform
 from bridge.errors import AuthFailed, BadPayload, DeliveryError, Rejected, RetryLater
+from bridge.links import profile_url, safe_https_url, valid_handle
 
 OBJECTS = {"page": Platform.MESSENGER, "instagram": Platform.INSTAGRAM}
 LIMITS = {Platform.MESSENGER: Limits(max_chars=2_000), Platform.INSTAGRAM: Limits(max_chars=1_000, count_bytes=True)}
@@ -147,11 +148,10 @@ def send_body(recipient_id: str, text: str, window: Response | HumanAgent) -> di
 
 def customer_from_profile(platform: Platform, customer_id: str, data: dict[str, Any]) -> Customer:
     first_last = " ".join(str(data[k]) for k in ("first_name", "last_name") if data.get(k))
-    handle = data.get("username")
+    handle = valid_handle(platform, data.get("username"))  # Instagram's username rules; a forged one is dropped
     name = str(data.get("name") or first_last or (f"@{handle}" if handle else customer_id))
-    profile_url = f"https://www.instagram.com/{handle}" if handle and platform is Platform.INSTAGRAM else None
-    return Customer(id=customer_id, name=name, handle=str(handle) if handle else None,
-                    avatar_url=data.get("profile_pic"), profile_url=profile_url)
+    return Customer(id=customer_id, name=name, handle=handle, avatar_url=safe_https_url(data.get("profile_pic")),
+                    profile_url=profile_url(platform, handle) if platform is Platform.INSTAGRAM else None)
 
 
 # ---------------------------------------------------------------- errors

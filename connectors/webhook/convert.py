@@ -9,6 +9,7 @@ from typing import Any
 
 from bridge.domain import Customer, InboundMessage, OutboundMessage, Platform
 from bridge.errors import BadPayload
+from bridge.links import safe_https_url, valid_handle
 
 MAX_ID = 256
 MAX_TEXT = 40_000
@@ -41,8 +42,11 @@ def parse_message(source: str, payload: Any, now: float) -> InboundMessage:
         raise BadPayload("from_brand must be true or false")
     return InboundMessage(
         platform=Platform.GENERIC, account=source, remote_id=message_id, conversation=conversation,
-        customer=Customer(id=sender_id, name=name.strip(), handle=_optional(sender, "handle"),
-                          avatar_url=_optional(sender, "avatar_url"), profile_url=_optional(sender, "profile_url")),
+        # links and handles that could break out of Slack markup are dropped, not refused: the message counts
+        customer=Customer(id=sender_id, name=name.strip(),
+                          handle=valid_handle(Platform.GENERIC, _optional(sender, "handle")),
+                          avatar_url=safe_https_url(_optional(sender, "avatar_url")),
+                          profile_url=safe_https_url(_optional(sender, "profile_url"))),
         text=text, sent_at=_timestamp(payload.get("timestamp"), now), from_brand=from_brand,
         attachments=tuple(str(a["url"]) for a in attachments))
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from bridge.domain import Customer, InboundMessage, Platform
 from bridge.errors import BadPayload
+from bridge.links import profile_url, safe_https_url, valid_handle
 
 # X's OpenAPI (2.167) has no ``sender_id`` among ``dm_event.fields``: it comes with ``expansions=sender_id``,
 # which every read of ours asks for (the older prose docs list it as a field; this form works with both)
@@ -68,13 +69,13 @@ def other_participant(conversation_id: str, me: str) -> str | None:
 def customer_from_user(user: dict[str, Any] | None, user_id: str) -> Customer:
     if not user:
         return Customer(id=user_id, name=user_id)
-    handle = user.get("username")
+    handle = valid_handle(Platform.X, user.get("username"))  # a forged one is dropped, never linked
     return Customer(
         id=user_id,
         name=str(user.get("name") or handle or user_id),
         handle=handle,
-        avatar_url=user.get("profile_image_url"),
-        profile_url=f"https://x.com/{handle}" if handle else None,
+        avatar_url=safe_https_url(user.get("profile_image_url")),
+        profile_url=profile_url(Platform.X, handle),
     )
 
 

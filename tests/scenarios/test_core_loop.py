@@ -34,7 +34,7 @@ def test_new_conversation_gets_a_card_and_the_message_under_the_customers_name(b
     assert "#1" in card_text and "X" in card_text and "Maria López" in card_text and "@maria_l" in card_text
     assert "open" in card_text
     post = wait_for(lambda: customer_posts(box, ts), what="mirrored message")[0]
-    assert post["username"] == "Maria López"
+    assert post["username"] == "Maria López (X)"
     assert post["icon_url"] == "https://pbs.twimg.example/maria_normal.jpg"
     call = next(c for c in box.slack.calls("chat.postMessage") if c.params.get("thread_ts") == ts)
     assert call.params["link_names"] in (False, "false", 0) and call.params["unfurl_links"] in (False, "false", 0)

@@ -54,7 +54,7 @@ def test_message_in_reply_out_signed_and_retried(box: Sandbox) -> None:
     card = shown(box.slack.thread(CHANNEL, ts)[0])
     assert "Webhook" in card and "Ana Costa" in card
     post = wait_for(lambda: [m for m in box.slack.thread(CHANNEL, ts) if m.get("username")], what="mirror")[0]
-    assert post["username"] == "Ana Costa" and post["icon_url"] == "https://cdn.shop.example/ana.png"
+    assert post["username"] == "Ana Costa (Webhook)" and post["icon_url"] == "https://cdn.shop.example/ana.png"
     assert "1 attachment" in shown(post)
 
     src.fail_next(503, times=2)

@@ -90,7 +90,7 @@ def test_messenger_message_is_mirrored_under_the_profile_name_and_the_reply_goes
     card = shown(box.slack.thread(CHANNEL, ts)[0])
     assert "Messenger" in card and "Lena Fischer" in card
     post = wait_for(lambda: posts(box, ts), what="mirrored message")[0]
-    assert post["username"] == "Lena Fischer"
+    assert post["username"] == "Lena Fischer (Messenger)"
     assert post["icon_url"] == "https://platform-lookaside.fbsbx.example/lena.jpg"
     reply_ts = reply(box, ts, "Yes, it left this morning.")
     wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), what="✅")

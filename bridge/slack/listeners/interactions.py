@@ -202,7 +202,7 @@ def register(app: App, deps: ListenerDeps) -> None:
         if callback == TEMPLATE_MODAL:
             block = next((b for b in values if b.startswith("preview")), "preview")
             text = state_value(values, "preview")
-            if meta.get("template") is None or text is None:
+            if meta.get("template") is None or (text is None and not meta.get("whole")):
                 ack()
                 return
             who = deps.desk.who(user, conv.channel)
