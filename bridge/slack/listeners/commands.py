@@ -30,10 +30,9 @@ from bridge.commands import (
 )
 from bridge.sla_runner import report_text
 from bridge.slack.listeners.deps import ListenerDeps
-from bridge.slack.views import listing_text, policies_text, template_list_text, timeline_text
+from bridge.slack.views import listing_text, policies_text, template_list_text, template_show_text, timeline_text
 from bridge.store import conversations
 from bridge.store import desk as store
-from bridge.text import slack_escape
 
 DM_HELP = (
     "*dmbridge* mirrors customer DMs into this channel, one thread per conversation.\n"
@@ -83,7 +82,7 @@ def answer(deps: ListenerDeps, user: str, channel: str, text: str) -> str:
                 return template_list_text([(t.name, t.text) for t in store.all_templates(s)])
             case TemplateShow(name):
                 row = store.get_template(s, name)
-                return f"*{name}*:\n```{slack_escape(row.text)}```" if row else f"There is no template `{name}`."
+                return template_show_text(name, row.text) if row else f"There is no template `{name}`."
             case TemplateDelete(name):
                 return f"Deleted template `{name}`." if store.delete_template(s, name) else \
                     f"There is no template `{name}`."
