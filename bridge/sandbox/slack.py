@@ -62,6 +62,7 @@ class SlackEmulator(WebApiMethods, SlackPeople):
         self.home_views: dict[str, dict[str, Any]] = {}
         self.ephemerals: list[dict[str, Any]] = []
         self.responses: list[dict[str, Any]] = []
+        self._response_targets: dict[str, tuple[str, str]] = {}
         self._calls = []
         self._faults: dict[str, list[Fault]] = {}
         self._chaos: Chaos | None = None

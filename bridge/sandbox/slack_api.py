@@ -103,8 +103,15 @@ class WebApiMethods(SlackWorld):
 
     async def _response_url(self, request: Request) -> Response:
         body = json.loads(await request.body() or b"{}")
+        token = request.path_params["token"]
         with self._lock:
-            self.responses.append({"token": request.path_params["token"], **body})
+            self.responses.append({"token": token, **body})
+            user, channel = self._response_targets.get(token, ("", ""))
+            private = body.get("response_type", "ephemeral") == "ephemeral" and not body.get("replace_original") \
+                and not body.get("delete_original")
+            if user and private:  # shown to the person who interacted, member of the channel or not
+                self.ephemerals.append({"channel": channel, "user": user, "text": body.get("text"),
+                                        "blocks": body.get("blocks"), "via": "response_url"})
         return Response("ok")
 
     # ------------------------------------------------------------------ methods (called with the lock held)

@@ -153,13 +153,15 @@ class SlackPeople(SlackWorld):
                   "channel_id": channel, "channel_name": self.channels[channel].name if channel in self.channels
                   else "unknown", "user_id": user, "user_name": self.users.get(user, {}).get("name", user),
                   "command": command, "text": text, "api_app_id": APP_ID, "is_enterprise_install": "false",
-                  "response_url": self._new_response_url(), "trigger_id": self._new_trigger()}
+                  "response_url": self._new_response_url(user, channel), "trigger_id": self._new_trigger()}
         return self.send_form(fields)
 
     def interact(self, payload: dict[str, Any]) -> httpx.Response:
         """Deliver an interactivity payload (block_actions, message_action, view_submission …)."""
+        user = str((payload.get("user") or {}).get("id", ""))
+        channel = str((payload.get("channel") or {}).get("id", ""))
         base = {"token": "verification-token", "api_app_id": APP_ID, "team": {"id": self.team, "domain": "sandbox"},
-                "trigger_id": self._new_trigger(), "response_url": self._new_response_url()}
+                "trigger_id": self._new_trigger(), "response_url": self._new_response_url(user, channel)}
         return self.send_form({"payload": json.dumps(base | payload)})
 
     def click(self, user: str, channel: str, message_ts: str, action_id: str, *, option: str | None = None,

@@ -100,6 +100,7 @@ class SlackWorld:
     home_views: dict[str, dict[str, Any]]
     ephemerals: list[dict[str, Any]]
     responses: list[dict[str, Any]]
+    _response_targets: dict[str, tuple[str, str]]
     echo_statuses: list[int]
     chaos_log: list[tuple[str, str]]
     _calls: list[Call]
@@ -145,8 +146,13 @@ class SlackWorld:
             self._triggers[trigger] = time.time()
         return trigger
 
-    def _new_response_url(self) -> str:
-        return f"{self.http.url}/response/{uuid.uuid4().hex}"
+    def _new_response_url(self, user: str = "", channel: str = "") -> str:
+        """A response URL for one interaction; what is posted to it reaches ``user`` (as Slack does, also when
+        they are not a member of ``channel``)."""
+        token = uuid.uuid4().hex
+        with self._lock:
+            self._response_targets[token] = (user, channel)
+        return f"{self.http.url}/response/{token}"
 
     def _envelope(self, event: dict[str, Any]) -> dict[str, Any]:
         with self._lock:

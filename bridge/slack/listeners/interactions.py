@@ -8,10 +8,11 @@ request because Slack's trigger id lives 3 seconds.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, Respond
 
 from bridge import templates
 from bridge.commands import (
@@ -47,6 +48,9 @@ NOT_A_CONVERSATION = "That message is not part of a customer conversation."
 MORE: dict[str, ConversationCommand] = {"unassign": Unassign(), "deescalate": Deescalate()}
 
 
+log = logging.getLogger(__name__)
+
+
 def _conversation(deps: ListenerDeps, channel: str, message: dict[str, Any]) -> Conversation | None:
     root = str(message.get("thread_ts") or message.get("ts") or "")
     with deps.db.session() as s:
@@ -73,33 +77,49 @@ def _card_command(action: dict[str, Any]) -> ConversationCommand | str | None:
 
 
 def run(deps: ListenerDeps, user: str, conv: Conversation, cmd: ConversationCommand,
-        thread_ts: str | None = None) -> str | None:
-    """Act, and tell the person privately when it did not work. Returns the refusal, if any."""
+        thread_ts: str | None = None, respond: Respond | None = None) -> str | None:
+    """Act, and tell the person privately when it did not work (through the interaction's ``respond``
+    when there is one, else as an ephemeral in ``thread_ts``). Returns the refusal, if any."""
     who = deps.desk.who(user, conv.channel)
     now = deps.clock()
     with deps.db.session() as s:
         fresh = conversations.get(s, conv.id or 0)
         assert fresh is not None
         reply = deps.desk.act(s, who, fresh, cmd, now)
-        if not reply.ok and thread_ts is not None:
+        if not reply.ok and thread_ts is not None and respond is None:
             ephemeral(s, conv.channel, user, reply.text, now, thread_ts)
     deps.wake()
+    if not reply.ok and respond is not None:
+        privately(respond, reply.text)
     return None if reply.ok else reply.text
 
 
-def tell(deps: ListenerDeps, user: str, conv: Conversation, text: str) -> None:
-    """A private answer to ``user`` in the conversation's thread."""
+def privately(respond: Respond, text: str) -> None:
+    """Answer through the interaction's ``response_url``: it reaches the person who clicked even when they
+    only preview the channel (an ephemeral message to a non-member fails with ``user_not_in_channel``)."""
+    try:
+        respond(text=text, response_type="ephemeral", replace_original=False)
+    except Exception as exc:  # slack_sdk's webhook client: a lost private answer is not worth a retry
+        log.warning("could not answer an interaction privately: %s", type(exc).__name__)
+
+
+def tell(deps: ListenerDeps, user: str, conv: Conversation, text: str, respond: Respond | None = None) -> None:
+    """A private answer to ``user`` (through ``respond`` when the interaction has one, else in the thread)."""
+    if respond is not None:
+        privately(respond, text)
+        return
     with deps.db.session() as s:
         ephemeral(s, conv.channel, user, text, deps.clock(), conv.thread_ts)
     deps.wake()
 
 
-def open_modal(deps: ListenerDeps, trigger_id: str, user: str, conv: Conversation, which: str) -> None:
+def open_modal(deps: ListenerDeps, trigger_id: str, user: str, conv: Conversation, which: str,
+               respond: Respond | None = None) -> None:
     """Open a form on ``conv`` for an agent of its channel; anyone else is refused privately, nothing opens."""
     assert conv.id is not None
     who = deps.desk.who(user, conv.channel)
     if not who.is_agent:
-        tell(deps, user, conv, NOT_AGENT)
+        tell(deps, user, conv, NOT_AGENT, respond)
         return
     if which in ("conv_template", "dmbridge_template"):
         with deps.db.session() as s:
@@ -116,12 +136,12 @@ def open_modal(deps: ListenerDeps, trigger_id: str, user: str, conv: Conversatio
     try:
         deps.slack.open_view(trigger_id, view)
     except DeliveryError as exc:
-        tell(deps, user, conv, f"Could not open the form: {exc.reason}")
+        tell(deps, user, conv, f"Could not open the form: {exc.reason}", respond)
 
 
 def register(app: App, deps: ListenerDeps) -> None:
     @app.action(re.compile(r"^conv_"))
-    def card_action(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+    def card_action(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         container = body.get("container") or {}
         channel = str(container.get("channel_id") or (body.get("channel") or {}).get("id") or "")
         user = str((body.get("user") or {}).get("id", ""))
@@ -131,13 +151,13 @@ def register(app: App, deps: ListenerDeps) -> None:
             ack()
             return
         if isinstance(meaning, str):
-            open_modal(deps, str(body.get("trigger_id", "")), user, conv, meaning)
+            open_modal(deps, str(body.get("trigger_id", "")), user, conv, meaning, respond)
             ack()
             return
-        run(deps, user, conv, meaning, thread_ts=conv.thread_ts)
+        run(deps, user, conv, meaning, thread_ts=conv.thread_ts, respond=respond)
         ack()
 
-    def shortcut(ack: Ack, body: dict[str, Any]) -> None:
+    def shortcut(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         channel = str((body.get("channel") or {}).get("id", ""))
         user = str((body.get("user") or {}).get("id", ""))
         conv = _conversation(deps, channel, body.get("message") or {})
@@ -147,7 +167,7 @@ def register(app: App, deps: ListenerDeps) -> None:
             deps.wake()
             ack()
             return
-        open_modal(deps, str(body.get("trigger_id", "")), user, conv, str(body.get("callback_id")))
+        open_modal(deps, str(body.get("trigger_id", "")), user, conv, str(body.get("callback_id")), respond)
         ack()
 
     for callback_id in ("dmbridge_assign", "dmbridge_template", "dmbridge_escalate", "dmbridge_status"):
