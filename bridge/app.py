@@ -152,6 +152,12 @@ class _OutboxCollector(Collector):
         yield e
 
 
+def _wake_desk(ctx: Context) -> None:
+    """A desk action was stored: deliver its notices, and book its SLA change at once."""
+    ctx.wake_slack.set()
+    ctx.wake_sla.set()
+
+
 @dataclass
 class Bridge:
     """Everything ``dmbridge serve`` runs, built once and passed down."""
@@ -184,6 +190,8 @@ class Bridge:
             Loop("slack-events", processor.step, ctx.wake_events, self.stop_event),
             Loop("slack-delivery", slack.step, ctx.wake_slack, self.stop_event),
             Loop("platform-delivery", platform.step, ctx.wake_platform, self.stop_event),
+            # the SLA sweep: every DMBRIDGE_SWEEP_SECONDS, and at once when a timeline changes (wake_sla)
+            Loop("sla", self._sla_step, ctx.wake_sla, self.stop_event),
         ]
         for loop in self.loops:
             loop.start()
@@ -207,9 +215,11 @@ class Bridge:
                                max_instances=1)
         self.scheduler.add_job(lambda: wake_snoozed(ctx), "interval", seconds=ctx.settings.dmbridge_sweep_seconds,
                                id="snoozes", max_instances=1, coalesce=True)
-        self.scheduler.add_job(self._sla_sweep, "interval", seconds=ctx.settings.dmbridge_sweep_seconds,
-                               id="sla", max_instances=1, coalesce=True, next_run_time=_now_dt())
         self.scheduler.start()
+
+    def _sla_step(self) -> float:
+        self._sla_sweep()
+        return self.ctx.settings.dmbridge_sweep_seconds
 
     def _sla_sweep(self) -> None:
         """The periodic safety net; it also books a precise run for the next due time before the next sweep."""
@@ -237,7 +247,7 @@ class Bridge:
             self.socket_mode.close()
             self.socket_mode = None
         self.stop_event.set()
-        for wake in (self.ctx.wake_slack, self.ctx.wake_platform, self.ctx.wake_events):
+        for wake in (self.ctx.wake_slack, self.ctx.wake_platform, self.ctx.wake_events, self.ctx.wake_sla):
             wake.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
@@ -337,7 +347,7 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
                request_verification_enabled=not settings.slack_app_token)
     bolt.middleware(_own_echoes(ctx))
     event_listeners.register(bolt, db, clock, ctx.wake_events.set)
-    deps = ListenerDeps(db=db, desk=desk, slack=slack, clock=clock, wake=ctx.wake_slack.set)
+    deps = ListenerDeps(db=db, desk=desk, slack=slack, clock=clock, wake=lambda: _wake_desk(ctx))
     command_listeners.register(bolt, deps)
     interaction_listeners.register(bolt, deps)
     # registered last, so only events no listener above takes reach it: acknowledged (a 404 would make
@@ -353,6 +363,7 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
                           auto_assign=file.assignment.mode == "round_robin")
         ctx.wake_platform.set()
         ctx.wake_slack.set()
+        ctx.wake_sla.set()
         return new
 
     bridge = Bridge(ctx=ctx, bolt=bolt, http=build_http(None, lambda: {}, registry, {}, store),

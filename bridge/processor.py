@@ -78,6 +78,8 @@ class EventProcessor:
             events.mark_all_processed(s, done, now)
         for _ in failures:
             ctx.failed_event()
+        if done:  # commands and replies change timelines (snooze, resolve, an agent's answer)
+            ctx.wake_sla.set()
         if deliveries:
             ctx.wake_slack.set()
             ctx.wake_platform.set()
