@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from datetime import UTC, datetime
 
@@ -98,30 +99,41 @@ def per_message_ms(db: Database, messages: int, offset: int, now: float) -> floa
     return (time.perf_counter() - start) * 1000 / messages
 
 
-def run(url: str, rows: int, messages: int) -> tuple[float, float, float]:
-    """(ms per message on an empty outbox, seconds to add the history, ms per message with it)."""
-    db = Database(url)
-    upgrade(db)
+def run(empty_url: str, full_url: str, rows: int, messages: int, rounds: int = 5) -> tuple[float, float, float]:
+    """(ms per message on an empty outbox, seconds to add the history, ms per message with it).
+
+    Two databases side by side, one with the history; rounds alternate between them and the median round
+    counts, so a change in the machine's load during the run hits both alike.
+    """
+    empty, full = Database(empty_url), Database(full_url)
     now = time.time()
-    empty = per_message_ms(db, messages, 0, now)
+    for db in (empty, full):
+        upgrade(db)
     start = time.perf_counter()
-    populate(db, rows, now)
+    populate(full, rows, now)
     filled = time.perf_counter() - start
-    with db.engine.connect() as conn:  # what a long-running install has: statistics on its tables
-        conn.exec_driver_sql("ANALYZE")
-        conn.commit()
-    full = per_message_ms(db, messages, 1_000_000, now)
-    db.dispose()
-    return empty, filled, full
+    for db in (empty, full):  # what a long-running install has: statistics on its tables
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+            conn.commit()
+    per_round = max(1, messages // rounds)
+    times: dict[str, list[float]] = {"empty": [], "full": []}
+    for r in range(rounds):
+        for name, db in (("empty", empty), ("full", full)) if r % 2 == 0 else (("full", full), ("empty", empty)):
+            times[name].append(per_message_ms(db, per_round, 1_000_000 + r * 10_000, now))
+    for db in (empty, full):
+        db.dispose()
+    return statistics.median(times["empty"]), filled, statistics.median(times["full"])
 
 
 def report(rows: int, messages: int, pg_admin: str | None) -> list[str]:
     lines = []
     for kind in ("sqlite", "postgresql") if pg_admin else ("sqlite",):
-        with scratch_db(kind, pg_admin) as url:
-            empty, filled, full = run(url, rows, messages)
+        with scratch_db(kind, pg_admin) as empty_url, scratch_db(kind, pg_admin) as full_url:
+            empty, filled, full = run(empty_url, full_url, rows, messages)
         lines.append(f"history {kind}: per message {empty:.2f} ms with an empty outbox, {full:.2f} ms with "
-                     f"{rows:,} sent rows ({full / empty:.2f}x; history inserted in {filled:.0f} s)")
+                     f"{rows:,} sent rows ({full / empty:.2f}x, median of 5 alternating rounds; history "
+                     f"inserted in {filled:.0f} s)")
     return lines
 
 
