@@ -141,6 +141,12 @@ def _add_meta(found: Channels, settings: Settings, file: FileConfig, environ: Ma
                                           verify_token=settings.meta_verify_token)
 
 
+def _wake_desk(ctx: Context) -> None:
+    """A desk action was stored: deliver its notices, and book its SLA change at once."""
+    ctx.wake_slack.set()
+    ctx.wake_sla.set()
+
+
 @dataclass
 class Bridge:
     """Everything ``dmbridge serve`` runs, built once and passed down."""
@@ -176,6 +182,8 @@ class Bridge:
             Loop("slack-events", processor.step, ctx.wake_events, self.stop_event),
             Loop("slack-delivery", slack.step, ctx.wake_slack, self.stop_event),
             Loop("platform-delivery", platform.step, ctx.wake_platform, self.stop_event),
+            # the SLA sweep: every DMBRIDGE_SWEEP_SECONDS, and at once when a timeline changes (wake_sla)
+            Loop("sla", self._sla_step, ctx.wake_sla, self.stop_event),
         ]
         for loop in self.loops:
             loop.start()
@@ -199,12 +207,14 @@ class Bridge:
                                max_instances=1)
         self.scheduler.add_job(lambda: wake_snoozed(ctx), "interval", seconds=ctx.settings.dmbridge_sweep_seconds,
                                id="snoozes", max_instances=1, coalesce=True)
-        self.scheduler.add_job(self._sla_sweep, "interval", seconds=ctx.settings.dmbridge_sweep_seconds,
-                               id="sla", max_instances=1, coalesce=True, next_run_time=_now_dt())
         retention = RetentionJob(ctx.db, ctx.file.retention, ctx.clock)
         self.scheduler.add_job(retention.run, "interval", seconds=ctx.file.retention.seconds("every"),
                                id="retention", max_instances=1, coalesce=True, next_run_time=_now_dt())
         self.scheduler.start()
+
+    def _sla_step(self) -> float:
+        self._sla_sweep()
+        return self.ctx.settings.dmbridge_sweep_seconds
 
     def _sla_sweep(self) -> None:
         """The periodic safety net; it also books a precise run for the next due time before the next sweep."""
@@ -232,7 +242,7 @@ class Bridge:
             self.socket_mode.close()
             self.socket_mode = None
         self.stop_event.set()
-        for wake in (self.ctx.wake_slack, self.ctx.wake_platform, self.ctx.wake_events):
+        for wake in (self.ctx.wake_slack, self.ctx.wake_platform, self.ctx.wake_events, self.ctx.wake_sla):
             wake.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
@@ -333,7 +343,7 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
     bolt.middleware(_own_echoes(ctx))
     kept_channels = desk_channels(settings, file)  # Bridge.start adds the channels of existing conversations
     event_listeners.register(bolt, db, clock, ctx.wake_events.set, kept_channels)
-    deps = ListenerDeps(db=db, desk=desk, slack=slack, clock=clock, wake=ctx.wake_slack.set)
+    deps = ListenerDeps(db=db, desk=desk, slack=slack, clock=clock, wake=lambda: _wake_desk(ctx))
     command_listeners.register(bolt, deps)
     interaction_listeners.register(bolt, deps)
     # registered last, so only events no listener above takes reach it: acknowledged (a 404 would make
@@ -348,6 +358,7 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
                           auto_assign=file.assignment.mode == "round_robin")
         ctx.wake_platform.set()
         ctx.wake_slack.set()
+        ctx.wake_sla.set()
         return new
 
     bridge = Bridge(ctx=ctx, bolt=bolt, http=build_http(None, lambda: {}, registry, {}, store),

@@ -80,8 +80,8 @@ class PlatformDelivery:
         except BaseException:
             give_back(ctx, [r for r, _ in claimed], "interrupted")
             raise
-        if outcomes:
-            write_outcomes(ctx, batch, outcomes)
+        if outcomes and write_outcomes(ctx, batch, outcomes):
+            ctx.wake_sla.set()  # a delivered reply changes the conversation's SLA clocks
         ctx.wake_slack.set()
         return 0.0 if claimed else wait
 

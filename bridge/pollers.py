@@ -75,6 +75,7 @@ class Poller:
                          auto_assign=ctx.file.assignment.mode == "round_robin")
         if new:
             ctx.wake_slack.set()
+            ctx.wake_sla.set()
         return new
 
 

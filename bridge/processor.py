@@ -5,8 +5,8 @@ opens; the batch is then applied in one transaction, serialised across
 processes so outbox ids follow event order. Each event runs in its own
 savepoint: one that raises something unforeseen is rolled back alone, marked
 ``failed`` with the error, its author is told privately, and the batch moves
-on. A database error is not the event's fault: the batch rolls back and is
-tried again.
+on. A database outage or deadlock is not the event's fault: the batch rolls
+back and is tried again.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 import logging
 import traceback
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session, col, select
 
 from bridge import outbound
@@ -68,8 +68,9 @@ class EventProcessor:
                 try:
                     with s.begin_nested():  # this event alone is rolled back if it raises
                         outcome = self._apply(s, row_id, event, action, who, now)
-                except DBAPIError:
-                    raise  # the database's trouble, not the event's: the whole batch is tried again
+                except (OperationalError, InterfaceError):
+                    raise  # the database's trouble (lost connection, deadlock, lock timeout), not the event's:
+                    # the whole batch is tried again; an IntegrityError or DataError is the event's
                 except Exception as exc:
                     failures.append(row_id)
                     outcome = self._failed(s, row_id, action, exc, now)
@@ -78,6 +79,8 @@ class EventProcessor:
             events.mark_all_processed(s, done, now)
         for _ in failures:
             ctx.failed_event()
+        if done:  # commands and replies change timelines (snooze, resolve, an agent's answer)
+            ctx.wake_sla.set()
         if deliveries:
             ctx.wake_slack.set()
             ctx.wake_platform.set()

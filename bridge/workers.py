@@ -8,7 +8,6 @@ with no transaction open, and the outcome is written in another.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 import uuid
@@ -27,6 +26,10 @@ from bridge.desk import Desk
 from bridge.domain import Limits, Platform
 from bridge.errors import AuthFailed, DeliveryError, Rejected, RetryLater
 from bridge.links import safe_https_url
+from bridge.loops import AuthState as AuthState  # re-exported: the loop machinery lives in bridge.loops
+from bridge.loops import Loop as Loop
+from bridge.loops import auth_pause as auth_pause
+from bridge.loops import backoff as backoff
 from bridge.pacing import Pacer
 from bridge.sla_runner import report_text
 from bridge.slack.blocks import SlackMessage, customer_username, header_card, notice
@@ -42,44 +45,8 @@ log = logging.getLogger(__name__)
 
 POST_KINDS = {"card", "mirror", "notice", "channel_notice", "template_post"}
 UNTHREADED = {"channel_notice", "ephemeral", "home", "delete"}  # deliveries that need no conversation
-AUTH_PAUSE_MIN, AUTH_PAUSE_MAX = 5.0, 300.0
 OK, WAITING, WARNING = "white_check_mark", "hourglass_flowing_sand", "warning"
-
-
-def backoff(attempts: int) -> float:
-    """Exponential backoff with jitter, capped at five minutes."""
-    return float(min(300.0, 2.0 ** min(attempts, 9)) * (0.75 + random.random() / 2))
-
-
-def auth_pause(failures: int) -> float:
-    """How long to leave a refused credential alone: 5 s, 10 s, 20 s … up to five minutes."""
-    return min(AUTH_PAUSE_MAX, AUTH_PAUSE_MIN * 2.0 ** max(0, min(failures - 1, 10)))
-
-
-@dataclass
-class AuthState:
-    """One credential that was refused: we pause its deliveries and probe with one call per pause."""
-
-    failures: int = 0
-    since: float = 0.0
-    paused_until: float = 0.0
-
-    def refused(self, now: float) -> bool:
-        """Record a refusal; True for the first of an incident (the one to report)."""
-        self.failures += 1
-        first = self.failures == 1
-        if first:
-            self.since = now
-        self.paused_until = now + auth_pause(self.failures)
-        return first
-
-    def works(self) -> float | None:
-        """Record success; the incident's start when one just ended."""
-        ended = self.since if self.failures else None
-        self.failures, self.since, self.paused_until = 0, 0.0, 0.0
-        return ended
-
-
+UNTHREADED = {"channel_notice", "ephemeral", "home"}  # deliveries that need no conversation
 @dataclass
 class Context:
     """What the loops share; built by ``bridge.app``."""
@@ -98,6 +65,7 @@ class Context:
     wake_slack: threading.Event = field(default_factory=threading.Event)
     wake_platform: threading.Event = field(default_factory=threading.Event)
     wake_events: threading.Event = field(default_factory=threading.Event)
+    wake_sla: threading.Event = field(default_factory=threading.Event)  # a timeline changed: book its SLA now
     health: dict[str, str] = field(default_factory=dict)
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     auth: dict[str, AuthState] = field(default_factory=dict)
@@ -421,25 +389,6 @@ def idle(ctx: Context, target: str, now: float) -> float:
     if nxt <= now:  # due but waiting behind an older row of its lane: that row's outcome wakes us
         return BLOCKED_RECHECK
     return min(1.0, nxt - now)
-
-
-class Loop(threading.Thread):
-    """Runs ``step`` until stopped; sleeps for what it returns or until woken."""
-
-    def __init__(self, name: str, step: Callable[[], float], wake: threading.Event, stop: threading.Event) -> None:
-        super().__init__(name=name, daemon=True)
-        self.step_fn, self.wake, self.stop_event = step, wake, stop
-
-    def run(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                delay = self.step_fn()
-            except Exception:
-                log.exception("%s step failed", self.name)
-                delay = 1.0
-            if delay > 0:
-                self.wake.wait(delay)
-            self.wake.clear()
 
 
 def wake_snoozed(ctx: Context) -> int:

@@ -107,3 +107,42 @@ def test_retry_later_forever_is_capped_too_but_rate_limits_are_not(db_url: str) 
         PlatformDelivery(ctx).step()
         clock.advance(600)
     assert [r.state for r in rows(ctx) if r.target == "platform"] == ["failed"]
+
+
+def test_a_slack_delivery_that_always_raises_is_given_up_with_a_notice(db_url: str) -> None:
+    ctx, clock, _db, slack, _x = make_ctx(db_url, max_attempts=2)
+    conv = conversation(ctx)
+    from bridge import outbound
+    with ctx.db.session() as s:
+        outbound.enqueue_reaction(s, conv, "C0INBOX", "1800000001.000001", "eyes", clock())
+    real = slack.react
+
+    def broken(channel: str, ts: str, name: str) -> None:
+        if name == "eyes":
+            raise KeyError("a bug")
+        real(channel, ts, name)
+
+    slack.react = broken  # type: ignore[method-assign]
+    for _ in range(6):
+        SlackDelivery(ctx).step()
+        clock.advance(600)
+    react = [r for r in rows(ctx) if r.kind == "react"]
+    assert [(r.state, r.attempts) for r in react] == [("failed", 2)]
+    assert any("was given up" in text and "KeyError" in text for _, thread, text in slack.posts
+               if thread == conv.thread_ts), slack.posts
+
+
+def test_metrics_show_the_age_of_the_oldest_pending_row_per_target(db_url: str) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from bridge import metrics
+    ctx, clock, _db, _slack, _x = make_ctx(db_url)
+    registry = CollectorRegistry()
+    metrics.register(registry, ctx.db, ctx.clock)
+    conv = conversation(ctx)
+    assert registry.get_sample_value("dmbridge_outbox_oldest_pending_seconds", {"target": "platform"}) is None
+    reply(ctx, conv, "waiting", "1800000001.000001")
+    clock.advance(90)
+    reply(ctx, conv, "newer", "1800000001.000002")
+    assert registry.get_sample_value("dmbridge_outbox_oldest_pending_seconds", {"target": "platform"}) == 90.0
+    assert registry.get_sample_value("dmbridge_slack_events_failed_total") == 0.0
