@@ -118,10 +118,10 @@ def oldest_pending(s: Session) -> list[tuple[str, float]]:
 def register(registry: CollectorRegistry, db: Database, clock: Callable[[], float],
              receivers: Mapping[str, WebhookReceiver]) -> Callable[[], None]:
     """Add the bridge's metrics to ``registry``; returns what counts one failed Slack event."""
-    registry.register(Cached(OutboxCollector(db)))
+    registry.register(Cached(OutboxCollector(db), clock=clock))
     registry.register(RefusedCollector(receivers))
     failed = Counter("dmbridge_slack_events_failed", "Stored Slack events whose processing raised (skipped)",
                      registry=registry)
     failed.inc(0)
-    registry.register(Cached(_OldestPending(db, clock)))
+    registry.register(Cached(_OldestPending(db, clock), clock=clock))
     return failed.inc

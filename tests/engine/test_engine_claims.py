@@ -138,7 +138,7 @@ def test_metrics_show_the_age_of_the_oldest_pending_row_per_target(db_url: str) 
     from bridge import metrics
     ctx, clock, _db, _slack, _x = make_ctx(db_url)
     registry = CollectorRegistry()
-    metrics.register(registry, ctx.db, ctx.clock)
+    metrics.register(registry, ctx.db, ctx.clock, {})
     conv = conversation(ctx)
     assert registry.get_sample_value("dmbridge_outbox_oldest_pending_seconds", {"target": "platform"}) is None
     reply(ctx, conv, "waiting", "1800000001.000001")
