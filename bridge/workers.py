@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 POST_KINDS = {"card", "mirror", "notice", "channel_notice", "template_post"}
 UNTHREADED = {"channel_notice", "ephemeral", "home", "delete"}  # deliveries that need no conversation
 OK, WAITING, WARNING = "white_check_mark", "hourglass_flowing_sand", "warning"
-UNTHREADED = {"channel_notice", "ephemeral", "home"}  # deliveries that need no conversation
+
+
 @dataclass
 class Context:
     """What the loops share; built by ``bridge.app``."""
