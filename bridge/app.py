@@ -29,6 +29,7 @@ from bridge.domain import Batch, Platform
 from bridge.errors import ConfigError
 from bridge.http import build_http
 from bridge.inbound import store_batch
+from bridge.loops import Loop
 from bridge.platform_delivery import PlatformDelivery
 from bridge.pollers import Poller, Starter
 from bridge.processor import EventProcessor
@@ -46,7 +47,6 @@ from bridge.store.retention import RetentionJob
 from bridge.store.tables import Conversation
 from bridge.workers import (
     Context,
-    Loop,
     SlackDelivery,
     recover,
     wake_snoozed,

@@ -8,9 +8,10 @@ import threading
 from bridge.config import channel_for
 from bridge.errors import AuthFailed, RetryLater
 from bridge.inbound import ingest
+from bridge.loops import backoff
 from bridge.store import events
 from bridge.store.locks import ProcessLock
-from bridge.workers import Context, backoff, enqueue_channel_notice
+from bridge.workers import Context, enqueue_channel_notice
 from connectors.base import Connector, PollingConnector
 
 log = logging.getLogger(__name__)

@@ -26,10 +26,7 @@ from bridge.desk import Desk
 from bridge.domain import Limits, Platform
 from bridge.errors import AuthFailed, DeliveryError, Rejected, RetryLater
 from bridge.links import safe_https_url
-from bridge.loops import AuthState as AuthState  # re-exported: the loop machinery lives in bridge.loops
-from bridge.loops import Loop as Loop
-from bridge.loops import auth_pause as auth_pause
-from bridge.loops import backoff as backoff
+from bridge.loops import AuthState, backoff
 from bridge.pacing import Pacer
 from bridge.sla_runner import report_text
 from bridge.slack.blocks import SlackMessage, customer_username, header_card, notice

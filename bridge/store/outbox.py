@@ -183,13 +183,18 @@ def listing(session: Session, *, states: tuple[str, ...], target: str | None = N
     return list(session.exec(stmt.order_by(col(Outbox.id)).limit(limit)).all())
 
 
+def _not_operable(row: Outbox | None) -> str | None:
+    """Why an operator may not retry or drop ``row`` (only pending and failed rows are theirs to change)."""
+    if row is None:
+        return "no such row"
+    return None if row.state in (PENDING, FAILED) else f"it is {row.state}"
+
+
 def operator_retry(session: Session, row_id: int, now: float) -> str | None:
     """A failed or waiting row goes again now with a fresh attempt count; why not, when it cannot."""
     row = session.get(Outbox, row_id)
-    if row is None:
-        return "no such row"
-    if row.state not in (PENDING, FAILED):
-        return f"it is {row.state}"
+    if (refusal := _not_operable(row)) or row is None:
+        return refusal
     session.execute(update(Outbox).where(col(Outbox.id) == row_id).values(
         state=PENDING, attempts=0, next_attempt_at=now, claimed_at=None, claimed_by=None,
         last_error=f"retried by an operator (was: {row.last_error or row.state})"[:500]))
@@ -198,11 +203,8 @@ def operator_retry(session: Session, row_id: int, now: float) -> str | None:
 
 def operator_drop(session: Session, row_id: int) -> str | None:
     """A pending or failed row is given up for good (kept as ``failed``, so its dedupe key stays)."""
-    row = session.get(Outbox, row_id)
-    if row is None:
-        return "no such row"
-    if row.state not in (PENDING, FAILED):
-        return f"it is {row.state}"
+    if refusal := _not_operable(session.get(Outbox, row_id)):
+        return refusal
     session.execute(update(Outbox).where(col(Outbox.id) == row_id).values(
         state=FAILED, claimed_at=None, claimed_by=None, last_error="dropped by an operator"))
     return None
