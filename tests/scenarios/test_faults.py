@@ -10,23 +10,18 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.sandbox.harness import CHANNEL, Sandbox, start_sandbox, wait_for
+from bridge.sandbox.harness import CHANNEL, Sandbox, wait_for
 from bridge.sandbox.process import World
 from tests.scenarios.test_core_loop import customer_posts, thread_with
-from tests.scenarios.traffic import Traffic
+from tests.scenarios.traffic import Traffic, sandbox_with_customers
 
 CUSTOMERS = [str(1290011223300000100 + i) for i in range(8)]
 
 
 @pytest.fixture
 def faulty() -> Iterator[Sandbox]:
-    sandbox = start_sandbox(dmbridge_http_timeout=1.0)
-    for i, cid in enumerate(CUSTOMERS):
-        sandbox.x.add_user(cid, f"cust{i}", f"Cust {i}")
-    try:
+    with sandbox_with_customers(CUSTOMERS, "cust", "Cust") as sandbox:
         yield sandbox
-    finally:
-        sandbox.close()
 
 
 def _reactions_added(box: Sandbox, name: str) -> list[str]:

@@ -19,13 +19,13 @@ from slack_sdk.errors import SlackApiError
 from sqlmodel import select
 
 from bridge.errors import Rejected
-from bridge.sandbox.harness import CHANNEL, Sandbox, start_sandbox, wait_for
+from bridge.sandbox.harness import CHANNEL, Sandbox, wait_for
 from bridge.sandbox.process import World
 from bridge.sandbox.slack import BOT_USER, SlackEmulator
 from bridge.slack.blocks import SlackMessage
 from bridge.slack.threads import SlackThreads, make_client
 from bridge.store.tables import Outbox
-from tests.scenarios.traffic import Traffic
+from tests.scenarios.traffic import Traffic, sandbox_with_customers
 
 TOKEN = "xoxb-strict"
 MEMBERS = ["U1", "U2", "U3", "U4", "U5", "U6", BOT_USER]
@@ -260,13 +260,8 @@ CUSTOMERS = [str(1290011223300000300 + i) for i in range(10)]
 
 @pytest.fixture
 def faulty() -> Iterator[Sandbox]:
-    sandbox = start_sandbox(dmbridge_http_timeout=1.0)
-    for i, cid in enumerate(CUSTOMERS):
-        sandbox.x.add_user(cid, f"strict{i}", f"Strict {i}")
-    try:
+    with sandbox_with_customers(CUSTOMERS, "strict", "Strict") as sandbox:
         yield sandbox
-    finally:
-        sandbox.close()
 
 
 def test_with_a_fifth_of_slack_calls_answering_500_no_customer_message_is_lost(faulty: Sandbox) -> None:

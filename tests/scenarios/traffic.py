@@ -6,14 +6,29 @@ import random
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from bridge.sandbox.harness import CHANNEL, shown
+from bridge.sandbox.harness import CHANNEL, Sandbox, shown, start_sandbox
 from bridge.sandbox.process import World
 from bridge.sandbox.x import BRAND_ID
+
+
+@contextmanager
+def sandbox_with_customers(ids: list[str], handle: str, name: str) -> Iterator[Sandbox]:
+    """A sandbox whose X knows ``ids`` as customers ``{handle}0``, ``{name} 0``, …; a post that times out
+    after 1 s is verified, so fault tests run quickly."""
+    sandbox = start_sandbox(dmbridge_http_timeout=1.0)
+    for i, cid in enumerate(ids):
+        sandbox.x.add_user(cid, f"{handle}{i}", f"{name} {i}")
+    try:
+        yield sandbox
+    finally:
+        sandbox.close()
 
 AGENT = "U0AGENT1"
 
