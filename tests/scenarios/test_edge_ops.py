@@ -138,7 +138,12 @@ def test_metrics_counts_are_cached_and_read_index_ranges(box: Sandbox) -> None:
 
     statements: list[str] = []
     engine = box.bridge.ctx.db.engine
-    listener = lambda *a: statements.append(a[2])  # noqa: E731  # (conn, cursor, statement, …)
+    me = threading.get_ident()  # the running bridge's own threads (pollers, runner) share the engine
+
+    def listener(*a: object) -> None:  # (conn, cursor, statement, …)
+        if threading.get_ident() == me:
+            statements.append(str(a[2]))
+
     event.listen(engine, "before_cursor_execute", listener)
     try:
         list(inner.collect())
