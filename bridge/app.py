@@ -23,34 +23,32 @@ from starlette.applications import Starlette
 
 from bridge import logs
 from bridge import metrics as engine_metrics
+from bridge.claims import recover
 from bridge.config import FileConfig, Settings, channel_for, desk_channels, secret_from
+from bridge.context import Context, wake_snoozed
 from bridge.desk import Desk
 from bridge.domain import Batch, Platform
 from bridge.errors import ConfigError
 from bridge.http import build_http
 from bridge.inbound import store_batch
 from bridge.loops import Loop
-from bridge.platform_delivery import PlatformDelivery
+from bridge.platform_delivery import PlatformHandler
 from bridge.pollers import Poller, Starter
 from bridge.processor import EventProcessor
-from bridge.sla_runner import SlaRunner
+from bridge.runner import Runner
+from bridge.sla_runner import SlaRunner, report_text
 from bridge.slack.listeners import commands as command_listeners
 from bridge.slack.listeners import events as event_listeners
 from bridge.slack.listeners import interactions as interaction_listeners
 from bridge.slack.listeners.deps import ListenerDeps
 from bridge.slack.roster import Roster
 from bridge.slack.threads import SlackThreads, make_client
+from bridge.slack_delivery import SlackHandler
 from bridge.store import migrate
 from bridge.store.db import Database
 from bridge.store.locks import ProcessLock
 from bridge.store.retention import RetentionJob
 from bridge.store.tables import Conversation
-from bridge.workers import (
-    Context,
-    SlackDelivery,
-    recover,
-    wake_snoozed,
-)
 from connectors.base import Connector, PollingConnector, ProfileLookup, WebhookReceiver
 from connectors.meta.connector import MetaApp, MetaConnector, MetaPage
 from connectors.meta.graph import Graph
@@ -70,6 +68,20 @@ class _SkippedPollFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "maximum number of running instances reached" not in record.getMessage()
+
+
+def recent_report(ctx: Context, seconds: float = 60.0) -> Callable[[float], str]:
+    """App Home's figures for the last 7 days, computed at most once per ``seconds`` of the bridge's clock (each
+    publish would otherwise read a week of timelines)."""
+    lock, last = threading.Lock(), [float("-inf")]
+    text = [""]
+
+    def report(now: float) -> str:
+        with lock:
+            if now - last[0] >= seconds or now < last[0]:
+                last[0], text[0] = now, report_text(ctx.db, ctx.toml, 7, now)
+            return text[0]
+    return report
 
 
 def quiet_skipped_runs() -> None:
@@ -177,7 +189,9 @@ class Bridge:
             raise RuntimeError("could not take this process's instance lock")
         self.locks.append(alive)
         recover(ctx)
-        slack, platform, processor = SlackDelivery(ctx), PlatformDelivery(ctx), EventProcessor(ctx)
+        self.slack_runner = Runner(ctx, SlackHandler(ctx, home_report=recent_report(ctx)))
+        self.platform_runner = Runner(ctx, PlatformHandler(ctx))
+        slack, platform, processor = self.slack_runner, self.platform_runner, EventProcessor(ctx)
         self.loops = [
             Loop("slack-events", processor.step, ctx.wake_events, self.stop_event),
             Loop("slack-delivery", slack.step, ctx.wake_slack, self.stop_event),
@@ -207,8 +221,8 @@ class Bridge:
                                max_instances=1)
         self.scheduler.add_job(lambda: wake_snoozed(ctx), "interval", seconds=ctx.settings.dmbridge_sweep_seconds,
                                id="snoozes", max_instances=1, coalesce=True)
-        retention = RetentionJob(ctx.db, ctx.file.retention, ctx.clock)
-        self.scheduler.add_job(retention.run, "interval", seconds=ctx.file.retention.seconds("every"),
+        retention = RetentionJob(ctx.db, ctx.toml.retention, ctx.clock)
+        self.scheduler.add_job(retention.run, "interval", seconds=ctx.toml.retention.seconds("every"),
                                id="retention", max_instances=1, coalesce=True, next_run_time=_now_dt())
         self.scheduler.start()
 
@@ -335,7 +349,7 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
     senders = channels.senders
     desk = Desk(file=file, roster=roster, limits=lambda: {c.platform.value: c.limits for c in senders.values()},
                 link=slack.thread_link, desk_channels=(settings.dmbridge_channel, *(r.channel for r in file.routes)))
-    ctx = Context(settings=settings, file=file, db=db, slack=slack, connectors=senders, profiles=channels.profiles,
+    ctx = Context(settings=settings, toml=file, db=db, slack=slack, connectors=senders, profiles=channels.profiles,
                   desk=desk, clock=clock)
     bolt = App(client=client, signing_secret=settings.slack_signing_secret or "socket-mode",
                process_before_response=True, token_verification_enabled=False)

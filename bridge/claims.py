@@ -23,7 +23,7 @@ from bridge.store.locks import ProcessLock
 from bridge.store.tables import Outbox
 
 if TYPE_CHECKING:
-    from bridge.workers import Context
+    from bridge.context import Context
 
 log = logging.getLogger(__name__)
 

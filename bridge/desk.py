@@ -34,8 +34,9 @@ from bridge.commands import (
     parse_thread,
 )
 from bridge.config import FileConfig
+from bridge.deliveries import DM, CardUpdate, Cause, ChannelNotice, Home, TemplatePost
 from bridge.domain import Limits, Platform
-from bridge.outbound import enqueue_notice, ephemeral, platform_lane, slack_lane
+from bridge.outbound import enqueue_notice, ephemeral
 from bridge.slack.blocks import CardView, slack_date
 from bridge.slack.roster import Roster
 from bridge.store import desk as store
@@ -213,9 +214,7 @@ class Desk:
             notice = notices.team_notice(team.mention(), self.link(conv.channel, conv.thread_ts), conv.id,
                                          Platform(conv.platform).label, conv.customer_name, team_name, priority,
                                          mention(who.id), reason)
-            outbox.enqueue(s, key=f"escalation:{audit_id}", target="slack", lane=f"c:{team.channel}",
-                           kind="channel_notice", payload={"channel": team.channel, "text": notice}, now=now,
-                           conversation_id=conv.id)
+            outbox.enqueue(s, ChannelNotice.escalation(conv.id, audit_id, team.channel, notice), now)
         return Reply(f"#{conv.id} is escalated to {team_name}.")
 
     def _template(self, s: Session, who: Who, conv: Conversation, name: str, now: float,
@@ -230,12 +229,9 @@ class Desk:
             return Reply(problem, ok=False)
         assert conv.id is not None
         audit_id = store.audit(s, conversation_id=conv.id, actor=who.id, action="template", detail=text, now=now)
-        key = f"tpl:{audit_id}"
-        enqueue_notice(s, conv, key, notices.template_post(who.id, name, text), now, kind="template_post")
-        outbox.enqueue(s, key=f"{key}:0", target="platform", lane=platform_lane(conv.id), kind="dm",
-                       conversation_id=conv.id, now=now,
-                       payload={"text": text, "part": 0, "parts": 1, "slack_channel": conv.channel,
-                                "slack_ts": None, "receipt_key": key, "author": who.id})
+        [post] = TemplatePost.parts(conv.id, ("tpl", audit_id), [notices.template_post(who.id, name, text)])
+        outbox.enqueue(s, post, now)
+        outbox.enqueue(s, DM.template(conv.id, post, text, who.id, conv.channel), now)
         conv.last_outbound_at = now
         s.add(conv)
         return Reply(f"Template *{name}* is on its way to the customer.")
@@ -293,12 +289,11 @@ class Desk:
         store.sla_touch(conv, now)
         s.add(conv)
         audit_id = store.audit(s, conversation_id=conv.id, actor=actor, action=action, detail=detail, now=now)
-        outbox.enqueue(s, key=f"card_update:{conv.id}:{audit_id}", target="slack", lane=slack_lane(conv.id),
-                       kind="card_update", payload={}, now=now, conversation_id=conv.id)
-        enqueue_notice(s, conv, f"line:{audit_id}", line, now)
+        outbox.enqueue(s, CardUpdate.after_audit(conv.id, audit_id), now)
+        enqueue_notice(s, conv, ("line", audit_id), line, now)
         for user in dict.fromkeys([actor, *(homes or []), *([conv.assignee] if conv.assignee else [])]):
             if user.startswith(("U", "W")):
-                refresh_home(s, user, f"{audit_id}", now)
+                refresh_home(s, user, (audit_id,), now)
         return audit_id
 
     # ------------------------------------------------------------------ background duties
@@ -311,17 +306,16 @@ class Desk:
         counts = store.open_counts(s, roster)
         user = pick_assignee(roster, away, counts, self.file.assignment.capacity, store.last_auto_assignee(s))
         if user is None:
-            enqueue_notice(s, conv, f"noassign:{conv.id}", "Nobody is free to take this conversation (everyone "
+            enqueue_notice(s, conv, ("noassign", conv.id), "Nobody is free to take this conversation (everyone "
                            "is away or at capacity); it stays unassigned.", now)
             return None
         conv.assignee, conv.assigned_at = user, now
         s.add(conv)
         audit_id = store.audit(s, conversation_id=conv.id, actor="dmbridge", action="autoassign", detail=user,
                                now=now)
-        outbox.enqueue(s, key=f"card_update:{conv.id}:{audit_id}", target="slack", lane=slack_lane(conv.id),
-                       kind="card_update", payload={}, now=now, conversation_id=conv.id)
-        enqueue_notice(s, conv, f"line:{audit_id}", f"Assigned to <@{user}> (round robin).", now)
-        refresh_home(s, user, str(audit_id), now)
+        outbox.enqueue(s, CardUpdate.after_audit(conv.id, audit_id), now)
+        enqueue_notice(s, conv, ("line", audit_id), f"Assigned to <@{user}> (round robin).", now)
+        refresh_home(s, user, (audit_id,), now)
         return user
 
     def wake_snoozed(self, s: Session, now: float) -> int:
@@ -336,16 +330,14 @@ class Desk:
             store.sla_touch(conv, now)
             s.add(conv)
             who = f"<@{conv.assignee}>" if conv.assignee else "Unassigned —"
-            key = f"wake:{conv.id}:{until}"
+            cause = ("wake", conv.id, until)
             store.audit(s, conversation_id=conv.id, actor="dmbridge", action="reopen", detail="snooze over", now=now)
-            outbox.enqueue(s, key=f"card_update:{key}", target="slack", lane=slack_lane(conv.id),
-                           kind="card_update", payload={}, now=now, conversation_id=conv.id)
-            enqueue_notice(s, conv, key, f"{who} the snooze is over: this conversation is open again.", now)
+            outbox.enqueue(s, CardUpdate.after(conv.id, cause), now)
+            enqueue_notice(s, conv, cause, f"{who} the snooze is over: this conversation is open again.", now)
             woken += 1
         return woken
 
 
-def refresh_home(s: Session, user: str, suffix: str, now: float) -> None:
-    outbox.enqueue(s, key=f"home:{user}:{suffix}", target="slack", lane=f"h:{user}", kind="home",
-                   payload={"user": user}, now=now)
+def refresh_home(s: Session, user: str, cause: Cause, now: float) -> None:
+    outbox.enqueue(s, Home.refresh(user, cause), now)
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from bridge.deliveries import DM, POSTS, ChannelNotice, Delete, Delivery, Ephemeral
 from bridge.domain import Platform
 from bridge.store import desk as desk_store
 from bridge.store import outbox
@@ -43,7 +44,7 @@ from bridge.store.tables import Audit, Conversation, InboundEvent, Outbox, Slack
 ERASED = "customer data erased on request"
 ERASED_NAME = "(erased)"
 CANCELLED = "cancelled: customer data erased"
-POSTED_BY_BOT = ("card", "mirror", "notice", "template_post", "channel_notice")
+POSTED_BY_BOT = tuple(kind.kind for kind in POSTS)
 _TS = re.compile(r"^\d{1,12}\.\d{1,9}$")
 
 
@@ -82,7 +83,7 @@ def forget(db: Database, platform: str, customer_id: str, now: float, actor: str
             raise InFlight("a message of this customer's conversation is being delivered right now; "
                            "nothing was changed: run the command again in a minute")
         targets = _bot_messages(convs, rows)
-        relayed = {r.dedupe_key.rsplit(":", 1)[0] for r in rows if r.kind == "dm" and r.dedupe_key.startswith("relay:")}
+        relayed = {m for m in (_relayed_message(r) for r in rows) if m is not None}
         cancelled = s.execute(update(Outbox).where(col(Outbox.conversation_id).in_(ids),
                                                    col(Outbox.state) == outbox.PENDING)
                               .values(state=outbox.FAILED, last_error=CANCELLED)).rowcount  # type: ignore[attr-defined]
@@ -96,11 +97,24 @@ def forget(db: Database, platform: str, customer_id: str, now: float, actor: str
             s.add(conv)
         s.flush()
         for conv_id, channel, ts in sorted(targets):
-            outbox.enqueue(s, key=f"delete:{channel}:{ts}", target="slack", lane=f"d:{conv_id}", kind="delete",
-                           payload={"channel": channel, "ts": ts}, now=now, conversation_id=conv_id)
+            outbox.enqueue(s, Delete.message(conv_id, channel, ts), now)
         for conv_id in ids:
             desk_store.audit(s, conversation_id=conv_id, actor=actor, action="erase", detail=ERASED, now=now)
         return Erasure(ids, len({(c, t) for _i, c, t in targets}), len(relayed), int(cancelled))
+
+
+def _readable(row: Outbox) -> Delivery | None:
+    """The delivery a row holds; None once an earlier erasure emptied its payload."""
+    try:
+        return outbox.delivery(row)
+    except ValueError:
+        return None
+
+
+def _relayed_message(row: Outbox) -> tuple[str, str] | None:
+    """The agent's Slack message an outbox row relays to the customer, if it is such a row."""
+    sent = _readable(row) if row.kind == DM.kind else None
+    return sent.relayed_message if isinstance(sent, DM) else None
 
 
 def _bot_messages(convs: list[Conversation], rows: list[Outbox]) -> set[tuple[int, str, str]]:
@@ -110,8 +124,11 @@ def _bot_messages(convs: list[Conversation], rows: list[Outbox]) -> set[tuple[in
     for row in rows:
         if row.state != outbox.SENT or row.kind not in POSTED_BY_BOT or not _TS.match(row.result or ""):
             continue
-        channel = str(outbox.load(row).get("channel") or "") if row.kind == "channel_notice" \
-            else channel_of.get(row.conversation_id, "")
+        if row.kind == ChannelNotice.kind:
+            sent = _readable(row)
+            channel = sent.channel if isinstance(sent, ChannelNotice) else ""
+        else:
+            channel = channel_of.get(row.conversation_id, "")
         if channel and row.conversation_id is not None and row.result:
             found.add((row.conversation_id, channel, row.result))
     return found
@@ -126,9 +143,9 @@ def _erase_thread(s: Session, channel: str, thread_ts: str) -> int:
             event.payload = "{}"
             s.add(event)
     cancelled = 0
-    for row in s.exec(select(Outbox).where(Outbox.kind == "ephemeral", col(Outbox.payload).like(needle))).all():
-        data = outbox.load(row)
-        if data.get("channel") == channel and data.get("thread_ts") == thread_ts:
+    for row in s.exec(select(Outbox).where(Outbox.kind == Ephemeral.kind, col(Outbox.payload).like(needle))).all():
+        answer = _readable(row)
+        if isinstance(answer, Ephemeral) and answer.channel == channel and answer.thread_ts == thread_ts:
             if row.state == outbox.PENDING:
                 row.state, row.last_error = outbox.FAILED, CANCELLED
                 cancelled += 1

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from sqlmodel import Session
 
 from bridge import outbound
+from bridge.deliveries import AutoAssign, Card, CardUpdate, Mirror, Profile
 from bridge.domain import Batch, InboundMessage
-from bridge.outbound import slack_lane
 from bridge.slack.blocks import customer_text
 from bridge.store import conversations, events, outbox
 from bridge.store import desk as desk_store
@@ -18,7 +18,6 @@ from bridge.text import slack_escape
 # A webhook echo of our own send can arrive before the send's result is recorded:
 # a brand message's mirror waits this long and checks sent_message again when due.
 ECHO_GRACE_SECONDS = 2.0
-DAY = 86_400
 
 
 def ingest(session: Session, connector: str, account: str, batch: Batch, channel_for: Callable[[str], str],
@@ -62,18 +61,13 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
                                 conversation_id=conv.id, from_brand=msg.from_brand, text=msg.text,
                                 sent_at=msg.sent_at.timestamp(), now=now):
         return False
-    lane = slack_lane(conv.id)
     if msg.needs_profile and not msg.from_brand:
         # before the card in the lane, so the card is drawn with the customer's real name
-        outbox.enqueue(session, key=f"profile:{conv.id}:{int(now // DAY)}", target="platform", lane=lane,
-                       kind="profile", payload={"customer_id": conv.customer_id}, now=now,
-                       conversation_id=conv.id)
+        outbox.enqueue(session, Profile.daily(conv.id, conv.customer_id, now), now)
     if created:
-        outbox.enqueue(session, key=f"card:{conv.id}", target="slack", lane=lane, kind="card",
-                       payload={}, now=now, conversation_id=conv.id)
+        outbox.enqueue(session, Card.of(conv.id), now)
     if created and auto_assign:
-        outbox.enqueue(session, key=f"autoassign:{conv.id}", target="slack", lane=lane, kind="autoassign",
-                       payload={}, now=now, conversation_id=conv.id)
+        outbox.enqueue(session, AutoAssign.first(conv.id), now)
     desk_store.sla_touch(conv, now)
     session.add(conv)
     if not msg.from_brand:
@@ -84,9 +78,8 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
             conv.status, conv.snoozed_until, conv.resolved_at = "open", None, None
             audit_id = desk_store.audit(session, conversation_id=conv.id, actor="customer", action="reopen",
                                         detail=f"was {was}", now=now)
-            outbox.enqueue(session, key=f"card_update:{conv.id}:{audit_id}", target="slack", lane=lane,
-                           kind="card_update", payload={"reopened": True}, now=now, conversation_id=conv.id)
-            outbound.enqueue_notice(session, conv, f"line:{audit_id}",
+            outbox.enqueue(session, CardUpdate.after_audit(conv.id, audit_id, reopened=True), now)
+            outbound.enqueue_notice(session, conv, ("line", audit_id),
                                     f"The customer wrote again: this conversation was {was} and is open again."
                                     + (f" <@{conv.assignee}>" if conv.assignee else ""), now)
         session.add(conv)
@@ -96,11 +89,9 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
     if msg.attachments:
         text += ("\n" if text else "") + f"[{len(msg.attachments)} attachment(s) — open the conversation on " \
                                          f"{msg.platform.label} to view]"
-    echo = {"echo_of": [msg.platform.value, msg.account, msg.remote_id]} if msg.from_brand else {}
+    source = (msg.platform.value, msg.account, msg.remote_id)
     for i, part in enumerate(customer_text(text, label)):
-        outbox.enqueue(session, key=f"mirror:{msg.platform}:{msg.account}:{msg.remote_id}:{i}", target="slack",
-                       lane=lane, kind="mirror", conversation_id=conv.id, now=now,
-                       not_before=now + ECHO_GRACE_SECONDS if msg.from_brand else 0.0,
-                       payload={"text": part.text, "blocks": part.blocks, "from_brand": msg.from_brand, **echo})
+        outbox.enqueue(session, Mirror.part(conv.id, source, i, part.text, part.blocks, msg.from_brand), now,
+                       not_before=now + ECHO_GRACE_SECONDS if msg.from_brand else 0.0)
     return True
 

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from sqlmodel import Session
 
 from bridge.config import Settings
+from bridge.deliveries import ChannelNotice, Delivery
 from bridge.outbound import enqueue_notice
 from bridge.store import outbox
-from bridge.store.tables import Conversation, Outbox
+from bridge.store.tables import Conversation
 
 REFUSALS = ("not_in_channel", "channel_not_found")
 
@@ -28,19 +29,19 @@ def _text(channel: str) -> str:
             "`dmbridge doctor` to check every channel.")
 
 
-def refused_channel(row: Outbox, conv: Conversation | None, data: dict[str, object], reason: str) -> str | None:
+def refused_channel(delivery: Delivery, conv: Conversation | None, reason: str) -> str | None:
     """The channel a refused post was meant for, when Slack refused it for want of membership."""
     if not any(reason.endswith(f": {code}") for code in REFUSALS):
         return None
-    if row.kind == "channel_notice":
-        return str(data.get("channel") or "") or None
+    if isinstance(delivery, ChannelNotice):
+        return delivery.channel or None
     return conv.channel if conv is not None else None
 
 
-def hint(settings: Settings, row: Outbox, conv: Conversation | None, data: dict[str, object], reason: str,
+def hint(settings: Settings, delivery: Delivery, conv: Conversation | None, reason: str,
          now: float) -> Callable[[Session], None] | None:
     """What to write so the team learns, once, that the bot must be invited to the channel; None if nowhere."""
-    channel = refused_channel(row, conv, data, reason)
+    channel = refused_channel(delivery, conv, reason)
     if channel is None:
         return None
     if conv is not None and conv.id is not None and conv.thread_ts and conv.channel != channel:
@@ -49,13 +50,12 @@ def hint(settings: Settings, row: Outbox, conv: Conversation | None, data: dict[
         def in_thread(s: Session) -> None:
             fresh = s.get(Conversation, conv_id)
             if fresh is not None:
-                enqueue_notice(s, fresh, f"not_in_channel:{channel}:{conv_id}", _text(channel), now)
+                enqueue_notice(s, fresh, ("not_in_channel", channel, conv_id), _text(channel), now)
         return in_thread
     inbox = settings.dmbridge_channel
     if not inbox or inbox == channel:
         return None  # the inbox itself refused: nowhere in Slack to say it (the log and doctor say it)
 
     def at_top(s: Session) -> None:
-        outbox.enqueue(s, key=f"not_in_channel:{channel}", target="slack", lane=f"c:{inbox}",
-                       kind="channel_notice", payload={"channel": inbox, "text": _text(channel)}, now=now)
+        outbox.enqueue(s, ChannelNotice.not_in_channel(channel, inbox, _text(channel)), now)
     return at_top

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
+from bridge.deliveries import DM, Cause, Ephemeral, Notice, Reaction
 from bridge.domain import Limits
 from bridge.slack.blocks import notice_parts
 from bridge.slack.markup import slack_to_plain
 from bridge.store import conversations, outbox
 from bridge.store import desk as desk_store
-from bridge.store.tables import Conversation, Outbox
+from bridge.store.tables import Conversation
 from bridge.text import split_text, utf8_len
 
 RELAYED_SUBTYPES = (None, "thread_broadcast", "file_share")
@@ -106,40 +106,22 @@ def platform_parts(text: str, limits: Limits) -> list[str]:
     return [p for p in split_text(plain, limits.max_chars, cost) if p.strip()]
 
 
-def slack_lane(conv_id: int) -> str:
-    return f"s:{conv_id}"
-
-
-def platform_lane(conv_id: int) -> str:
-    return f"p:{conv_id}"
-
-
-def enqueue_notice(session: Session, conv: Conversation, key: str, text: str, now: float,
-                   kind: str = "notice") -> None:
+def enqueue_notice(session: Session, conv: Conversation, cause: Cause, text: str, now: float) -> None:
     """A line in the conversation's thread; a long one goes as several messages, in order, nothing cut."""
     assert conv.id is not None
-    for i, part in enumerate(notice_parts(text)):
-        outbox.enqueue(session, key=key if i == 0 else f"{key}:part{i + 1}", target="slack",
-                       lane=slack_lane(conv.id), kind=kind, payload={"text": part}, now=now,
-                       conversation_id=conv.id)
+    for part in Notice.parts(conv.id, cause, notice_parts(text)):
+        outbox.enqueue(session, part, now)
 
 
 def ephemeral(s: Session, channel: str, user: str, text: str, now: float, thread_ts: str | None = None) -> None:
     """An answer only ``user`` sees, delivered by the Slack worker."""
-    outbox.enqueue(s, key=f"eph:{uuid.uuid4().hex}", target="slack", lane=f"e:{user}", kind="ephemeral",
-                   payload={"channel": channel, "user": user, "text": text, "thread_ts": thread_ts}, now=now)
+    outbox.enqueue(s, Ephemeral.to(channel, user, text, thread_ts), now)
 
 
-def enqueue_reaction(session: Session, conv: Conversation, channel: str, ts: str | None, name: str, now: float,
-                     remove: bool = False) -> None:
+def enqueue_receipt(session: Session, receipt: Reaction | None, now: float) -> None:
     """A receipt on the agent's message (nothing when there is no message to mark)."""
-    assert conv.id is not None
-    if ts is None:
-        return
-    verb = "unreact" if remove else "react"
-    outbox.enqueue(session, key=f"{verb}:{name}:{channel}:{ts}", target="slack", lane=slack_lane(conv.id),
-                   kind=verb, payload={"channel": channel, "ts": ts, "name": name}, now=now,
-                   conversation_id=conv.id)
+    if receipt is not None:
+        outbox.enqueue(session, receipt, now)
 
 
 NOT_RELAYED = ("Only agents of this desk can answer customers; your message was not sent to the customer. "
@@ -163,14 +145,11 @@ def apply(session: Session, action: Relay | Note | Changed | Ignore, limits_for:
                 return "not relayed: not an agent"
             parts = platform_parts(text, limits_for[conv.platform])
             if not parts:
-                enqueue_notice(session, conv, f"empty:{channel}:{ts}",
+                enqueue_notice(session, conv, ("empty", channel, ts),
                                "Only text is relayed for now: that message was not sent to the customer.", now)
                 return "not relayed: no text"
-            for i, part in enumerate(parts):
-                outbox.enqueue(session, key=f"relay:{channel}:{ts}:{i}", target="platform",
-                               lane=platform_lane(conv.id), kind="dm", conversation_id=conv.id, now=now,
-                               payload={"text": part, "part": i, "parts": len(parts), "slack_channel": channel,
-                                        "slack_ts": ts, "author": user})
+            for dm in DM.relay(conv.id, channel, ts, parts, user):
+                outbox.enqueue(session, dm, now)
             conv.last_outbound_at = now
             session.add(conv)
             desk_store.audit(session, conversation_id=conv.id, actor=user, action="relay", detail="".join(parts),
@@ -178,11 +157,10 @@ def apply(session: Session, action: Relay | Note | Changed | Ignore, limits_for:
             return f"relayed in {len(parts)} part(s)"
         case Changed(channel, thread_ts, ts, deleted):
             conv = conversations.by_thread(session, channel, thread_ts)
-            relayed = session.exec(select(Outbox.id).where(Outbox.dedupe_key == f"relay:{channel}:{ts}:0")).first()
-            if conv is None or relayed is None:
+            if conv is None or outbox.row_for(session, DM.first_relay_key(channel, ts)) is None:
                 return "ignored: change to a message that was not relayed"
             what = "Deleting" if deleted else "Editing"
-            enqueue_notice(session, conv, f"changed:{channel}:{ts}",
+            enqueue_notice(session, conv, ("changed", channel, ts),
                            f"{what} a message here does not change what the customer received; "
                            "write a new reply to correct it.", now)
             return "changed: notice"

@@ -1,201 +1,105 @@
-"""Platform delivery: agent replies and templates from the outbox to X, Meta or a generic source.
+"""Platform deliveries (``target='platform'``): agent replies and templates to X, Meta or a generic source.
 
-Rows are claimed in one short transaction, sent with no transaction open, and
-their outcomes written together; a row whose last attempt may have gone out
-is looked for on the platform first (``VerifiesSends``).
+The ``Handler`` the runner (``bridge.runner``) uses for the platform side: a
+reply whose last attempt may have gone out is looked for on the platform first
+(``VerifiesSends``); receipts go on the agent's Slack message (✅ delivered,
+⏳ waiting on a rate limit, ⚠️ refused, with the reason in the thread).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
 
 from sqlmodel import Session, col, select
 
 from bridge import outbound, profiles
+from bridge.context import Context, enqueue_channel_notice
+from bridge.decide import Failed, Retry
+from bridge.deliveries import DM, OK, WAITING, WARNING, Delivery, Profile, Target, Unreaction
 from bridge.domain import OutboundMessage, Platform, SendResult
-from bridge.errors import AuthFailed, DeliveryError, Rejected, RetryLater
+from bridge.errors import Rejected
+from bridge.runner import BLOCKED_RECHECK, Write, retry_write
 from bridge.store import desk as desk_store
 from bridge.store import events, outbox
 from bridge.store.tables import Conversation, Outbox, SentMessage
-from bridge.workers import (
-    BLOCKED_RECHECK,
-    OK,
-    WAITING,
-    WARNING,
-    Context,
-    backoff,
-    claim_rows,
-    enqueue_channel_notice,
-    give_back,
-    hand_back,
-    idle,
-    log,
-    optional_text,
-    row_exists,
-    unexpected,
-    write_outcomes,
-)
 from connectors.base import Connector, VerifiesSends
 
+log = logging.getLogger("bridge.workers")
 
-class PlatformDelivery:
-    """Delivers ``target='platform'`` rows (agent replies) through the conversation's connector."""
+
+class PlatformHandler:
+    """Sends replies through the conversation's connector; refreshes customer profiles."""
+
+    target: Target = "platform"
+    batch = 20
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def step(self) -> float:
-        ctx, now = self.ctx, self.ctx.clock()
-        with ctx.db.read() as s:
-            rows = outbox.due(s, "platform", now, limit=20)
-            platforms = {i: p for i, p in s.exec(select(Conversation.id, Conversation.platform).where(
-                col(Conversation.id).in_({r.conversation_id for r in rows if r.conversation_id}))).all()}
-        if not rows:
-            return idle(ctx, "platform", now)
+    def admit(self, rows: list[Outbox], where: dict[int, tuple[str, str]], now: float) -> tuple[list[int], float]:
         wait, wanted = 0.5, []
         for row in rows:  # each is the head of its lane
             assert row.id is not None
-            paused = ctx.auth_state(platforms.get(row.conversation_id or 0, "")).paused_until - ctx.clock()
+            platform = where.get(row.conversation_id or 0, ("", ""))[1]
+            paused = self.ctx.auth_state(platform).paused_until - self.ctx.clock()
             if paused > 0:  # this platform refused our credential: leave its rows alone until the next probe
                 wait = min(wait, paused)
                 continue
             wanted.append(row.id)
-        claimed = claim_rows(ctx, wanted, ctx.clock())
-        # calls with no transaction open, outcomes written together afterwards (see SlackDelivery.step);
-        # any error in between gives the claims back (bridge.claims)
-        outcomes: list[Callable[[Session], None]] = []
-        batch: list[Outbox] = []  # the claims whose outcomes are written together
-        held: dict[str, float] = {}  # platforms that just refused us or rate-limited us: until when
-        try:
-            for row, conv in claimed:
-                if row.kind == "profile":  # a customer profile refresh writes its own outcome
-                    self._profile(row, conv)
-                    continue
-                batch.append(row)
-                platform = conv.platform if conv else ""
-                if platform in held:
-                    outcomes.append(hand_back(row, held[platform]))
-                    continue
-                outcomes.append(self._attempt(row, conv, held))
-        except BaseException:
-            give_back(ctx, [r for r, _ in claimed], "interrupted")
-            raise
-        if outcomes and write_outcomes(ctx, batch, outcomes):
-            ctx.wake_sla.set()  # a delivered reply changes the conversation's SLA clocks
-        ctx.wake_slack.set()
-        return 0.0 if claimed else wait
+        return wanted, wait
 
-    def _profile(self, row: Outbox, conv: Conversation | None) -> None:
-        try:
-            profiles.refresh(self.ctx, row, conv)
-        except Exception as exc:
-            log.exception("profile refresh #%s: unexpected error", row.id)
-            row_id, reason = row.id or 0, f"unexpected {type(exc).__name__}"
-            write_outcomes(self.ctx, [row], [lambda s: outbox.fail(s, row_id, reason)])
+    def group(self, delivery: Delivery, conv: Conversation | None) -> str | None:
+        """A rate limit is the account's: the platform's other rows would only hit it too."""
+        return conv.platform if conv is not None else None
 
-    def _attempt(self, row: Outbox, conv: Conversation | None, held: dict[str, float]) -> Callable[[Session], None]:
-        """Send one part (no transaction open); return what to write about the outcome."""
-        ctx, data = self.ctx, outbox.load(row)
-        row_id = row.id
-        assert row_id is not None
-        channel, ts = str(data["slack_channel"]), optional_text(data.get("slack_ts"))
-        if ts is None and data.get("receipt_key"):
-            # a template: its receipts go on the thread post that shows it, which must exist first
-            with ctx.db.read() as s:
-                post = s.exec(select(Outbox).where(Outbox.dedupe_key == data["receipt_key"])).first()
-            if post is not None and post.state in (outbox.PENDING, outbox.SENDING):
-                when, error, unsure = ctx.clock() + BLOCKED_RECHECK, "waiting for the thread post", row.uncertain
-                return lambda s: outbox.retry_at(s, row_id, when, error, uncertain=unsure)
-            ts = post.result if post is not None and post.state == outbox.SENT else None
-        checked = not row.uncertain
-        try:
-            if conv is None:
-                raise Rejected("conversation is gone")
-            connector = ctx.connectors.get(conv.platform)
-            if connector is None:
-                raise Rejected(f"no {conv.platform} connector is configured")
-            message = OutboundMessage(
-                platform=Platform(conv.platform), account=conv.account, conversation=conv.remote_id,
-                recipient_id=conv.customer_id, text=str(data["text"]), last_inbound_at=conv.last_inbound_at,
-                key=row.dedupe_key)
-            result = None if checked else self._verify(connector, message, row, conv)
-            checked = True
-            if result is None:
-                result = connector.send(message)
-        except RetryLater as exc:
-            assert conv is not None
-            uncertain, reason = exc.uncertain or not checked, exc.reason
-            if exc.rate_limited:
-                when = max(exc.retry_at if exc.retry_at is not None else ctx.clock() + 60, ctx.clock() + 1)
-                held[conv.platform] = when  # the limit is the account's: the other rows would only hit it too
-                show = not row.waiting_shown
+    def credential(self, conv: Conversation | None) -> str:
+        return conv.platform if conv is not None else "platform"
 
-                def limited(s: Session) -> None:
-                    outbox.retry_at(s, row_id, when, reason, waiting_shown=True, uncertain=uncertain)
-                    if show:
-                        outbound.enqueue_reaction(s, conv, channel, ts, WAITING, ctx.clock())
-                return limited
-            if row.attempts >= ctx.settings.dmbridge_max_attempts:
-                return self._failed(row, conv, channel, ts, f"{reason} (gave up after {row.attempts} attempts)")
-            when = ctx.clock() + backoff(row.attempts)
-            if exc.uncertain:  # let a late answer land before we look for it
-                when = max(when, ctx.clock() + ctx.settings.dmbridge_http_timeout)
-            return lambda s: outbox.retry_at(s, row_id, when, reason, uncertain=uncertain)
-        except AuthFailed as exc:
-            name = conv.platform if conv else "platform"
-            state = ctx.auth_state(name)
-            first = state.refused(ctx.clock())
-            ctx.health[name] = exc.reason
-            held[name] = state.paused_until
-            paused_until, reason, unsure = state.paused_until, exc.reason, not checked
+    def before(self, delivery: Delivery, row: Outbox, conv: Conversation | None) -> Write | None:
+        if isinstance(delivery, Profile):  # a customer profile refresh writes its own outcome
+            return profiles.refresh(self.ctx, row, conv)
+        if isinstance(delivery, DM) and delivery.receipt_key is not None and self._post(delivery) is None:
+            row_id, unsure = row.id, row.uncertain
+            assert row_id is not None
+            when = self.ctx.clock() + BLOCKED_RECHECK
+            return lambda s: outbox.retry_at(s, row_id, when, "waiting for the thread post", uncertain=unsure)
+        return None
 
-            def refused(s: Session) -> None:
-                outbox.retry_at(s, row_id, paused_until, reason, uncertain=unsure)
-                if first:
-                    log.error("%s deliveries paused: %s", name, reason)
-                    enqueue_channel_notice(s, ctx, name, state.since, f":warning: {reason}. Replies to "
-                                           f"{Platform(name).label} customers are queued, not lost; they go out "
-                                           "in order once the credential works again (see /healthz).")
-            return refused
-        except DeliveryError as exc:
-            if conv is None:
-                failed_reason = exc.reason
-                return lambda s: outbox.fail(s, row_id, failed_reason)
-            return self._failed(row, conv, channel, ts, exc.reason)
-        except Exception as exc:  # anything unforeseen: the row must not stay claimed; it may have gone out
-            log.exception("platform delivery #%s: unexpected error", row_id)
-            if conv is not None and row.attempts >= ctx.settings.dmbridge_max_attempts:
-                return self._failed(row, conv, channel, ts, f"Unexpected {type(exc).__name__} "
-                                                            f"(gave up after {row.attempts} attempts).")
-            return unexpected(row, ctx.clock(), exc)
-        assert conv is not None and conv.id is not None
-        ctx.health[conv.platform] = "ok"
-        if ctx.auth_state(conv.platform).works() is not None:
-            log.warning("%s deliveries resumed: the credential works again", conv.platform)
-        last_part = int(data["part"]) == int(data["parts"]) - 1
-        conv_id, sent = conv.id, result
+    def _post(self, dm: DM) -> Outbox | None:
+        """A template's thread post, once it is settled (its ts carries the receipts); None while it is not."""
+        assert dm.receipt_key is not None
+        with self.ctx.db.read() as s:
+            post = outbox.row_for(s, dm.receipt_key)
+        if post is not None and post.state in (outbox.PENDING, outbox.SENDING):
+            return None
+        return post
 
-        def delivered(s: Session) -> None:
-            now = ctx.clock()
-            outbox.finish(s, row_id, sent.remote_id)
-            events.record_sent(s, platform=conv.platform, account=conv.account, remote_id=sent.remote_id,
-                               conversation_id=conv_id, slack_channel=channel, slack_ts=ts, now=now)
-            fresh = s.get(Conversation, conv_id)
-            if fresh is not None:  # an agent reply was delivered: the SLA clocks change
-                desk_store.sla_touch(fresh, now)
-                s.add(fresh)
-            if last_part:
-                outbound.enqueue_reaction(s, conv, channel, ts, OK, now)
-                if row_exists(s, f"react:{WAITING}:{channel}:{ts}"):
-                    outbound.enqueue_reaction(s, conv, channel, ts, WAITING, now, remove=True)
-        return delivered
+    def _receipt_ts(self, dm: DM) -> str | None:
+        """The Slack message whose receipts show this reply's fate."""
+        if dm.receipt_key is None:
+            return dm.slack_ts
+        post = self._post(dm)
+        return post.result if post is not None and post.state == outbox.SENT else None
 
-    def _verify(self, connector: Connector, message: OutboundMessage, row: Outbox,
-                conv: Conversation) -> SendResult | None:
+    def _message(self, delivery: Delivery, conv: Conversation | None) -> tuple[Connector, OutboundMessage]:
+        if not isinstance(delivery, DM):
+            raise Rejected(f"{delivery.kind} is not a platform delivery")
+        if conv is None:
+            raise Rejected("conversation is gone")
+        connector = self.ctx.connectors.get(conv.platform)
+        if connector is None:
+            raise Rejected(f"no {conv.platform} connector is configured")
+        return connector, OutboundMessage(
+            platform=Platform(conv.platform), account=conv.account, conversation=conv.remote_id,
+            recipient_id=conv.customer_id, text=delivery.text, last_inbound_at=conv.last_inbound_at,
+            key=delivery.key)
+
+    def verify(self, delivery: Delivery, row: Outbox, conv: Conversation | None) -> SendResult | None:
         """An earlier attempt ended without an answer: look for it on the platform before sending again."""
-        if not isinstance(connector, VerifiesSends):
+        connector, message = self._message(delivery, conv)
+        if not isinstance(connector, VerifiesSends) or conv is None:
             return None  # no way to check: resending may duplicate (README, "Running more than one instance")
-        with self.ctx.db.session() as s:
+        with self.ctx.db.read() as s:
             known = set(s.exec(select(SentMessage.remote_id).where(SentMessage.conversation_id == conv.id)).all())
         found = connector.find_sent(message, since=row.created_at, known=known)
         if found is not None:
@@ -203,25 +107,78 @@ class PlatformDelivery:
                      found.remote_id)
         return found
 
-    def _failed(self, row: Outbox, conv: Conversation, channel: str, ts: str | None,
-                reason: str) -> Callable[[Session], None]:
-        """What to write when a part is refused for good: ⚠️, a notice, and its later parts failed too."""
-        row_id = row.id
+    def send(self, delivery: Delivery, row: Outbox, conv: Conversation | None) -> SendResult:
+        connector, message = self._message(delivery, conv)
+        return connector.send(message)
+
+    # ---------------------------------------------------------------------------------------------- outcomes
+
+    def sent(self, delivery: Delivery, row: Outbox, conv: Conversation | None, result: object,
+             resumed: float | None) -> tuple[str | None, Write | None]:
+        assert isinstance(delivery, DM) and isinstance(result, SendResult) and conv is not None
+        ctx, conv_id, ts = self.ctx, conv.id, self._receipt_ts(delivery)
+        assert conv_id is not None
+
+        def delivered(s: Session) -> None:
+            now = ctx.clock()
+            events.record_sent(s, platform=conv.platform, account=conv.account, remote_id=result.remote_id,
+                               conversation_id=conv_id, slack_channel=delivery.slack_channel, slack_ts=ts, now=now)
+            fresh = s.get(Conversation, conv_id)
+            if fresh is not None:  # an agent reply was delivered: the SLA clocks change
+                desk_store.sla_touch(fresh, now)
+                s.add(fresh)
+            if delivery.part == delivery.parts - 1:
+                _settle(s, delivery, ts, OK, now)
+        return result.remote_id, delivered
+
+    def retry(self, delivery: Delivery, row: Outbox, conv: Conversation | None, verdict: Retry) -> Write:
+        if not verdict.rate_limited or not isinstance(delivery, DM):
+            return retry_write(row, verdict)
+        waiting = None if row.waiting_shown else delivery.receipt(self._receipt_ts(delivery), WAITING)
+        marked = retry_write(row, verdict, waiting_shown=True)
+        now = self.ctx.clock()
+
+        def limited(s: Session) -> None:
+            marked(s)
+            outbound.enqueue_receipt(s, waiting, now)
+        return limited
+
+    def paused(self, delivery: Delivery, row: Outbox, conv: Conversation | None, until: float, first: bool,
+               since: float, reason: str) -> Write | None:
+        if not first or conv is None:
+            return None
+        ctx, name = self.ctx, conv.platform
+        return lambda s: enqueue_channel_notice(
+            s, ctx, name, since, f":warning: {reason}. Replies to {Platform(name).label} customers are queued, "
+            "not lost; they go out in order once the credential works again (see /healthz).")
+
+    def failed(self, delivery: Delivery | None, row: Outbox, conv: Conversation | None, verdict: Failed) -> Write:
+        """Refused for good: ⚠️, a notice with the reason, and the message's later parts failed too."""
+        row_id, reason = row.id, verdict.reason
         assert row_id is not None
+        if conv is None or not isinstance(delivery, DM):
+            return lambda s: outbox.fail(s, row_id, reason)
+        ts, now = self._receipt_ts(delivery), self.ctx.clock()
 
         def write(s: Session) -> None:
-            now = self.ctx.clock()
             outbox.fail(s, row_id, reason)
             # later parts of the same Slack message must not arrive without this one
-            siblings = row.dedupe_key.rsplit(":", 1)[0] + ":"
-            later = s.exec(select(Outbox).where(col(Outbox.dedupe_key).startswith(siblings),
+            later = s.exec(select(Outbox).where(col(Outbox.dedupe_key).in_(delivery.later_parts()),
                                                 Outbox.state == outbox.PENDING)).all()
             for other in later:
                 assert other.id is not None
                 outbox.fail(s, other.id, "not sent: an earlier part was refused")
-            outbound.enqueue_reaction(s, conv, channel, ts, WARNING, now)
-            if row_exists(s, f"react:{WAITING}:{channel}:{ts}"):
-                outbound.enqueue_reaction(s, conv, channel, ts, WAITING, now, remove=True)
-            outbound.enqueue_notice(s, conv, f"failed:{channel}:{ts}",
+            _settle(s, delivery, ts, WARNING, now)
+            outbound.enqueue_notice(s, conv, ("failed", delivery.slack_channel, str(ts)),
                                     f":warning: Not delivered to the customer. {reason}", now)
         return write
+
+
+def _settle(s: Session, dm: DM, ts: str | None, name: str, now: float) -> None:
+    """The final receipt on the agent's message, and the ⏳ taken off if it was shown."""
+    outbound.enqueue_receipt(s, dm.receipt(ts, name), now)
+    waiting = dm.receipt(ts, WAITING)
+    if waiting is not None and outbox.queued(s, waiting):
+        outbound.enqueue_receipt(s, Unreaction.on(waiting.conversation_id or 0, waiting.channel, waiting.ts,
+                                                  WAITING), now)
+

@@ -6,12 +6,12 @@ import logging
 import threading
 
 from bridge.config import channel_for
+from bridge.context import Context, enqueue_channel_notice
 from bridge.errors import AuthFailed, RetryLater
 from bridge.inbound import ingest
 from bridge.loops import backoff
 from bridge.store import events
 from bridge.store.locks import ProcessLock
-from bridge.workers import Context, enqueue_channel_notice
 from connectors.base import Connector, PollingConnector
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,8 @@ class Poller:
         ctx.auth_state(c.platform.value).works()
         with ctx.db.session() as s:
             new = ingest(s, c.name, c.account, batch,
-                         lambda account: channel_for(ctx.settings, ctx.file, c.name, account), ctx.clock(),
-                         auto_assign=ctx.file.assignment.mode == "round_robin")
+                         lambda account: channel_for(ctx.settings, ctx.toml, c.name, account), ctx.clock(),
+                         auto_assign=ctx.toml.assignment.mode == "round_robin")
         if new:
             ctx.wake_slack.set()
             ctx.wake_sla.set()

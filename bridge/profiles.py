@@ -8,44 +8,55 @@ quickly: a missing avatar must never hold back the customer's messages.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from sqlmodel import Session
+
+from bridge.deliveries import CardUpdate
 from bridge.errors import DeliveryError, RetryLater
 from bridge.store import outbox
 from bridge.store.tables import Conversation, Outbox
 
 if TYPE_CHECKING:
-    from bridge.workers import Context
+    from bridge.context import Context
 
 log = logging.getLogger(__name__)
 
 MAX_PROFILE_ATTEMPTS = 3
 
 
-def refresh(ctx: Context, row: Outbox, conv: Conversation | None) -> None:
-    assert row.id is not None
+def refresh(ctx: Context, row: Outbox, conv: Conversation | None) -> Callable[[Session], None]:
+    """Look the customer up (no transaction open); what to write: the new name and avatar, a card redraw if
+    they changed, and the row's outcome."""
+    row_id = row.id
+    assert row_id is not None
     lookup = ctx.profiles.get(conv.platform) if conv is not None else None
     if conv is None or lookup is None:
-        with ctx.db.session() as s:
-            outbox.fail(s, row.id, "no profile lookup for this conversation")
-        return
+        return lambda s: outbox.fail(s, row_id, "no profile lookup for this conversation")
     try:
         customer = lookup.profile(conv.account, conv.customer_id)
     except RetryLater as exc:
-        with ctx.db.session() as s:
-            if row.attempts >= MAX_PROFILE_ATTEMPTS:
-                outbox.fail(s, row.id, exc.reason)
-            else:
-                outbox.retry_at(s, row.id, ctx.clock() + min(5.0, 2.0 ** row.attempts), exc.reason)
-        return
+        reason = exc.reason
+        if row.attempts >= MAX_PROFILE_ATTEMPTS:
+            return lambda s: outbox.fail(s, row_id, reason)
+        when = ctx.clock() + min(5.0, 2.0 ** row.attempts)
+        return lambda s: outbox.retry_at(s, row_id, when, reason)
     except DeliveryError as exc:
         log.info("profile of %s %s not available: %s", conv.platform, conv.customer_id, exc.reason)
-        with ctx.db.session() as s:
-            outbox.fail(s, row.id, exc.reason)
-        return
-    with ctx.db.session() as s:
-        fresh = s.get(Conversation, conv.id)
-        assert fresh is not None and fresh.id is not None
+        reason = exc.reason
+        return lambda s: outbox.fail(s, row_id, reason)
+    except Exception as exc:
+        log.exception("profile refresh #%s: unexpected error", row_id)
+        reason = f"unexpected {type(exc).__name__}"
+        return lambda s: outbox.fail(s, row_id, reason)
+    conv_id, now = conv.id, ctx.clock()
+
+    def write(s: Session) -> None:
+        fresh = s.get(Conversation, conv_id)
+        if fresh is None or fresh.id is None:
+            outbox.fail(s, row_id, "conversation is gone")
+            return
         shown = (fresh.customer_name, fresh.customer_handle, fresh.customer_avatar, fresh.customer_profile_url)
         fresh.customer_name = customer.name or fresh.customer_name
         fresh.customer_handle = customer.handle or fresh.customer_handle
@@ -55,6 +66,6 @@ def refresh(ctx: Context, row: Outbox, conv: Conversation | None) -> None:
         changed = shown != (fresh.customer_name, fresh.customer_handle, fresh.customer_avatar,
                             fresh.customer_profile_url)
         if changed and fresh.thread_ts:
-            outbox.enqueue(s, key=f"card_update:profile:{row.id}", target="slack", lane=row.lane,
-                           kind="card_update", payload={}, now=ctx.clock(), conversation_id=fresh.id)
-        outbox.finish(s, row.id, "changed" if changed else "unchanged")
+            outbox.enqueue(s, CardUpdate.after(fresh.id, ("profile", row_id)), now)
+        outbox.finish(s, row_id, "changed" if changed else "unchanged")
+    return write

@@ -20,8 +20,9 @@ from sqlmodel import Session
 from bridge import sla
 from bridge.commands import Escalate
 from bridge.config import FileConfig
+from bridge.deliveries import AutoAssign, CardUpdate, Cause, Notice
 from bridge.desk import Desk, Who
-from bridge.outbound import enqueue_notice, slack_lane
+from bridge.outbound import enqueue_notice
 from bridge.reports import ConversationFacts, build_report, render
 from bridge.sla import Event, Mark, Policy, State
 from bridge.slack.blocks import slack_date
@@ -97,19 +98,16 @@ class SlaRunner:
         for clock in sla.clocks(policy, events, moment):
             if not clock.running or clock.due is None:
                 continue
-            key = f"sla:{conv_id}:{clock.kind.value}:{clock.started.timestamp():.3f}"
+            span: Cause = ("sla", conv_id, clock.kind.value, f"{clock.started.timestamp():.3f}")
             if clock.due <= moment:
-                if outbox.enqueue(s, key=f"{key}:breach", target="slack", lane=slack_lane(conv_id), kind="notice",
-                                  payload={"text": self._breach_text(conv, policy, clock)}, now=now,
-                                  conversation_id=conv_id):
+                [breach] = Notice.parts(conv_id, (*span, "breach"), [self._breach_text(conv, policy, clock)])
+                if outbox.enqueue(s, breach, now):
                     self._on_breach(s, conv, policy, clock, now)
                 continue
             upcoming.append(clock.due.timestamp())
             if clock.warn_at is not None:
                 if clock.warn_at <= moment:
-                    outbox.enqueue(s, key=f"{key}:warn", target="slack", lane=slack_lane(conv_id), kind="notice",
-                                   payload={"text": self._warn_text(conv, policy, clock)}, now=now,
-                                   conversation_id=conv_id)
+                    enqueue_notice(s, conv, (*span, "warn"), self._warn_text(conv, policy, clock), now)
                 else:
                     upcoming.append(clock.warn_at.timestamp())
         summary = sla.summarise(policy, events, moment)
@@ -126,9 +124,7 @@ class SlaRunner:
         s.add(conv)
         if changed and conv.thread_ts:
             assert conv.id is not None
-            outbox.enqueue(s, key=f"card_update:{conv.id}:sla:{now:.6f}", target="slack",
-                           lane=slack_lane(conv.id), kind="card_update", payload={}, now=now,
-                           conversation_id=conv.id)
+            outbox.enqueue(s, CardUpdate.after(conv.id, (conv.id, "sla", f"{now:.6f}")), now)
 
     def _who(self, conv: Conversation) -> str:
         if conv.assignee:
@@ -160,9 +156,8 @@ class SlaRunner:
                 s.add(conv)
                 store.audit(s, conversation_id=conv.id, actor="dmbridge", action="unassign",
                             detail=f"SLA {policy.name}: {what} breached", now=now)
-                outbox.enqueue(s, key=f"reassign:{conv.id}:{now:.6f}", target="slack", lane=slack_lane(conv.id),
-                               kind="autoassign", payload={"skip": previous}, now=now, conversation_id=conv.id)
-                enqueue_notice(s, conv, f"reassign-note:{conv.id}:{now:.6f}",
+                outbox.enqueue(s, AutoAssign.again(conv.id, previous or "", now), now)
+                enqueue_notice(s, conv, ("reassign-note", conv.id, f"{now:.6f}"),
                                "Reassigning: the SLA was breached." + (f" (was <@{previous}>)" if previous else ""),
                                now)
 

@@ -22,20 +22,34 @@ from sqlalchemy import and_, exists, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from bridge.deliveries import Delivery, decode, encode
 from bridge.store.common import insert_ignore
 from bridge.store.tables import Outbox
 
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
 
 
-def enqueue(session: Session, *, key: str, target: str, lane: str, kind: str, payload: dict[str, Any],
-            now: float, conversation_id: int | None = None, not_before: float = 0.0) -> bool:
-    """Add a delivery; a second call with the same ``key`` adds nothing."""
+def enqueue(session: Session, delivery: Delivery, now: float, not_before: float = 0.0) -> bool:
+    """Add a delivery; a second one with the same key adds nothing."""
     return insert_ignore(session, Outbox, dict(
-        dedupe_key=key, target=target, lane=lane, kind=kind, conversation_id=conversation_id,
-        payload=json.dumps(payload), state=PENDING, attempts=0, next_attempt_at=max(now, not_before),
-        created_at=now, waiting_shown=False,
+        dedupe_key=delivery.key, target=delivery.target, lane=delivery.lane, kind=delivery.kind,
+        conversation_id=delivery.conversation_id, payload=encode(delivery), state=PENDING, attempts=0,
+        next_attempt_at=max(now, not_before), created_at=now, waiting_shown=False,
     ))
+
+
+def delivery(row: Outbox) -> Delivery:
+    """The typed delivery ``row`` holds (``ValueError`` if it holds none)."""
+    return decode(row.kind, row.dedupe_key, row.conversation_id, row.payload)
+
+
+def queued(session: Session, delivery: Delivery) -> bool:
+    """``delivery`` (by its key) was enqueued, whatever became of it."""
+    return session.exec(select(Outbox.id).where(Outbox.dedupe_key == delivery.key)).first() is not None
+
+
+def row_for(session: Session, key: str) -> Outbox | None:
+    return session.exec(select(Outbox).where(Outbox.dedupe_key == key)).first()
 
 
 _older = aliased(Outbox)
@@ -168,11 +182,6 @@ def next_due_at(session: Session, target: str) -> float | None:
     row = session.exec(select(Outbox.next_attempt_at).where(Outbox.target == target, Outbox.state == PENDING)
                        .order_by(col(Outbox.next_attempt_at)).limit(1)).first()
     return row
-
-
-def load(row: Outbox) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(row.payload)
-    return data
 
 
 def listing(session: Session, *, states: tuple[str, ...], target: str | None = None, limit: int = 50) -> list[Outbox]:

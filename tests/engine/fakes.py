@@ -20,16 +20,27 @@ from sqlmodel import Session, select
 from bridge import outbound
 from bridge.authz import Facts
 from bridge.config import FileConfig, Settings
+from bridge.context import Context
 from bridge.desk import Desk
 from bridge.domain import Customer, InboundMessage, Limits, OutboundMessage, Platform, SendResult
 from bridge.inbound import ingest_message
+from bridge.platform_delivery import PlatformHandler
+from bridge.runner import Runner
+from bridge.slack_delivery import SlackHandler
 from bridge.store import events
 from bridge.store.db import Database
 from bridge.store.migrate import upgrade
 from bridge.store.tables import Conversation, Outbox
-from bridge.workers import Context
 
 CHANNEL, BOT = "C0INBOX", "UBOT"
+
+
+def slack_runner(ctx: Context) -> Runner:
+    return Runner(ctx, SlackHandler(ctx))
+
+
+def platform_runner(ctx: Context) -> Runner:
+    return Runner(ctx, PlatformHandler(ctx))
 
 
 class ManualClock:
@@ -131,7 +142,7 @@ def make_ctx(url: str, *, max_attempts: int = 4) -> tuple[Context, ManualClock, 
     desk = Desk(file=file, roster=Roster(), limits=lambda: {"x": x.limits}, link=slack.thread_link)  # type: ignore[arg-type]
     settings = Settings(dmbridge_channel=CHANNEL, dmbridge_max_attempts=max_attempts, dmbridge_claim_timeout=600.0,
                         _env_file=None)  # type: ignore[call-arg]
-    ctx = Context(settings=settings, file=file, db=db, slack=slack, connectors={"x": x},  # type: ignore[arg-type,dict-item]
+    ctx = Context(settings=settings, toml=file, db=db, slack=slack, connectors={"x": x},  # type: ignore[arg-type,dict-item]
                   desk=desk, clock=clock, bot_user_id=BOT)
     return ctx, clock, db, slack, x
 

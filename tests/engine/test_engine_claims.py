@@ -6,10 +6,10 @@ platform and a database that fails chosen transactions.
 
 from __future__ import annotations
 
+from bridge.claims import recover
+from bridge.deliveries import Reaction
 from bridge.errors import RetryLater
-from bridge.platform_delivery import PlatformDelivery
-from bridge.workers import SlackDelivery, recover
-from tests.engine.fakes import conversation, make_ctx, reply, rows
+from tests.engine.fakes import conversation, make_ctx, platform_runner, reply, rows, slack_runner
 
 
 def test_a_failed_outcome_write_gives_the_claims_back_and_nothing_is_lost(db_url: str) -> None:
@@ -23,14 +23,14 @@ def test_a_failed_outcome_write_gives_the_claims_back_and_nothing_is_lost(db_url
         db.fail_writes = 3
 
     x.fault = blip
-    PlatformDelivery(ctx).step()
+    platform_runner(ctx).step()
     assert db.failed == 3 and x.sent == ["to a", "to b"]
     state = {r.id: (r.state, r.claimed_by, r.uncertain) for r in rows(ctx) if r.target == "platform"}
     assert all(s == ("pending", None, True) for s in list(state.values())[:2]), state  # given back, to verify
     x.fault = None
     for _ in range(5):
         clock.advance(60)
-        PlatformDelivery(ctx).step()
+        platform_runner(ctx).step()
     # FakeX cannot verify, so the uncertain parts go again (as the README says for such platforms);
     # what matters here is that the lane moved on: the third reply went out after them
     assert x.sent[-1] == "to a again"
@@ -42,7 +42,7 @@ def test_a_write_that_fails_once_is_retried_in_place(db_url: str) -> None:
     conv = conversation(ctx)
     reply(ctx, conv, "hello", "1800000001.000001")
     x.fault = lambda _: setattr(db, "fail_writes", 1)  # a deadlock victim: the second try commits
-    PlatformDelivery(ctx).step()
+    platform_runner(ctx).step()
     assert db.failed == 1 and x.sent == ["hello"]
     assert [(r.state, r.uncertain) for r in rows(ctx) if r.target == "platform"] == [("sent", False)]
 
@@ -51,7 +51,7 @@ def test_own_claims_older_than_the_timeout_are_recovered_but_fresh_ones_are_not(
     ctx, clock, _db, _slack, _x = make_ctx(db_url)
     conv = conversation(ctx)
     reply(ctx, conv, "hello", "1800000001.000001")
-    from bridge.workers import claim_rows
+    from bridge.runner import claim_rows
     [(row, _)] = claim_rows(ctx, [r.id for r in rows(ctx) if r.target == "platform"], clock())  # type: ignore[misc]
     # the outcome and the give-back were both lost (the database was away): the row is ours, and stuck
     assert recover(ctx) == 0  # a fresh claim of a live process is left alone: its call may be in flight
@@ -73,14 +73,14 @@ def test_unexpected_errors_stop_at_the_attempt_cap_with_a_warning_in_the_thread(
 
     x.fault = boom
     for _ in range(6):
-        PlatformDelivery(ctx).step()
+        platform_runner(ctx).step()
         clock.advance(600)
     platform = [r for r in rows(ctx) if r.target == "platform"]
     assert [(r.state, r.attempts) for r in platform] == [("failed", 3), ("sent", 1)]
     assert "gave up after 3 attempts" in (platform[0].last_error or "")
     assert x.sent == ["next"]  # the next reply in that conversation went out after the cap
     for _ in range(6):
-        SlackDelivery(ctx).step()
+        slack_runner(ctx).step()
         clock.advance(5)
     notices = [text for _, thread, text in slack.posts if thread == conv.thread_ts]
     assert any("Not delivered to the customer" in t and "KeyError" in t for t in notices), notices
@@ -99,12 +99,12 @@ def test_retry_later_forever_is_capped_too_but_rate_limits_are_not(db_url: str) 
 
     x.fault = limited
     for _ in range(6):
-        PlatformDelivery(ctx).step()
+        platform_runner(ctx).step()
         clock.advance(5)
     assert len(calls) == 6 and [r.state for r in rows(ctx) if r.target == "platform"] == ["pending"]
     x.fault = lambda _: (_ for _ in ()).throw(RetryLater("X server error 503"))
     for _ in range(6):
-        PlatformDelivery(ctx).step()
+        platform_runner(ctx).step()
         clock.advance(600)
     assert [r.state for r in rows(ctx) if r.target == "platform"] == ["failed"]
 
@@ -114,7 +114,7 @@ def test_a_slack_delivery_that_always_raises_is_given_up_with_a_notice(db_url: s
     conv = conversation(ctx)
     from bridge import outbound
     with ctx.db.session() as s:
-        outbound.enqueue_reaction(s, conv, "C0INBOX", "1800000001.000001", "eyes", clock())
+        outbound.enqueue_receipt(s, Reaction.on(conv.id or 0, "C0INBOX", "1800000001.000001", "eyes"), clock())
     real = slack.react
 
     def broken(channel: str, ts: str, name: str) -> None:
@@ -124,7 +124,7 @@ def test_a_slack_delivery_that_always_raises_is_given_up_with_a_notice(db_url: s
 
     slack.react = broken  # type: ignore[method-assign]
     for _ in range(6):
-        SlackDelivery(ctx).step()
+        slack_runner(ctx).step()
         clock.advance(600)
     react = [r for r in rows(ctx) if r.kind == "react"]
     assert [(r.state, r.attempts) for r in react] == [("failed", 2)]

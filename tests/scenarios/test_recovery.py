@@ -7,10 +7,10 @@ import time
 from sqlalchemy import update
 from sqlmodel import col, delete, select
 
+from bridge.claims import recover
 from bridge.sandbox.demo import MARIA, SAM
 from bridge.sandbox.harness import CHANNEL, Sandbox, wait_for
 from bridge.store.tables import Outbox, SentMessage
-from bridge.workers import recover
 from tests.scenarios.test_core_loop import customer_posts, thread_with
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from bridge.config import Settings
+from bridge.deliveries import ChannelNotice
 from bridge.store import outbox
 from bridge.store.db import Database
 from bridge.store.locks import ProcessLock
@@ -20,9 +21,9 @@ from tests.store.test_store import fresh
 def _enqueue(db: Database, *keys_lanes: tuple[str, str]) -> list[int]:
     with db.session() as s:
         for key, lane in keys_lanes:
-            outbox.enqueue(s, key=key, target="platform", lane=lane, kind="dm", payload={"text": key}, now=0.0)
+            outbox.enqueue(s, ChannelNotice(key, None, lane, key), 0.0)  # lane c:{lane}
     with db.read() as s:
-        return [r.id for r in outbox.due(s, "platform", 1.0, limit=100) if r.id is not None]
+        return [r.id for r in outbox.due(s, "slack", 1.0, limit=100) if r.id is not None]
 
 
 def test_postgresql_claims_skip_rows_another_worker_is_claiming(pg_url: str) -> None:
@@ -47,7 +48,7 @@ def test_a_claim_rechecks_the_lane_so_a_stale_list_cannot_break_order(db_url: st
     db = fresh(db_url)
     _enqueue(db, ("first", "L"))
     with db.session() as s:
-        outbox.enqueue(s, key="second", target="platform", lane="L", kind="dm", payload={}, now=0.0)
+        outbox.enqueue(s, ChannelNotice("second", None, "L", "second"), 0.0)
         second = s.exec(select(Outbox.id).where(Outbox.dedupe_key == "second")).one()
     with db.session() as s:  # a worker holding an old list tries the second row while the first is pending
         assert outbox.claim_many(s, [second], 1.0, "me") == []
@@ -67,7 +68,8 @@ def test_process_locks_are_exclusive_and_freed_on_release(db_url: str) -> None:
 
 
 def test_rows_of_a_dead_owner_come_back_uncertain_and_a_live_owners_stay(db_url: str) -> None:
-    from bridge.workers import Context, recover
+    from bridge.claims import recover
+    from bridge.context import Context
 
     db = fresh(db_url)
     ids = _enqueue(db, ("dead", "L1"), ("alive", "L2"))

@@ -7,6 +7,7 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from bridge.cli import app
+from bridge.deliveries import ChannelNotice
 from bridge.store import outbox
 from bridge.store.db import Database
 from bridge.store.migrate import upgrade
@@ -19,8 +20,7 @@ def test_list_show_retry_and_drop(db_url: str, monkeypatch: pytest.MonkeyPatch) 
     upgrade(db)
     with db.session() as s:
         for key in ("a", "b", "c"):
-            outbox.enqueue(s, key=key, target="platform", lane="p:1", kind="dm",
-                           payload={"text": "secret customer words", "part": 0, "parts": 1}, now=100.0)
+            outbox.enqueue(s, ChannelNotice(key, None, "C1", "secret customer words"), 100.0)
         outbox.fail(s, 1, "X refused: gave up after 12 attempts")
         outbox.finish(s, 3, "dm9")
     runner = CliRunner()

@@ -9,6 +9,7 @@ import pytest
 from sqlmodel import col, select
 
 from bridge.config import ConfigError, FileConfig, Retention
+from bridge.deliveries import DM, Notice
 from bridge.domain import Batch, Customer, InboundMessage, Platform
 from bridge.forget import CANCELLED, ERASED, InFlight, forget, parse_customer
 from bridge.inbound import ingest
@@ -59,8 +60,7 @@ def test_retention_prunes_old_content_keeps_keys_and_replays_store_nothing(db_ur
         for row in s.exec(select(Outbox)).all():  # the card (payload {}) and the mirror, sent long ago
             assert row.id is not None
             outbox.finish(s, row.id, "1.0")
-        outbox.enqueue(s, key="pending-old", target="slack", lane="x", kind="notice", payload={"text": "later"},
-                       now=T0)
+        outbox.enqueue(s, Notice("pending-old", 1, "later"), T0)
         desk_store.audit(s, conversation_id=1, actor="U1", action="relay", detail="your refund", now=T0)
         desk_store.audit(s, conversation_id=1, actor="U1", action="assign", detail="U2", now=T0)
 
@@ -83,8 +83,7 @@ def test_retention_prunes_old_content_keeps_keys_and_replays_store_nothing(db_ur
                                              payload={"event": {"text": "old reply"}}, now=T0 + 101 * DAY)
         assert ingest(s, "x", "acme", one("m1", "my card number is 4111"), lambda _a: "C1",
                       now=T0 + 101 * DAY) == 0
-        assert not outbox.enqueue(s, key=next(iter(rows)), target="slack", lane="x", kind="notice",
-                                  payload={"text": "again"}, now=T0 + 101 * DAY)
+        assert not outbox.enqueue(s, Notice(next(iter(rows)), 1, "again"), T0 + 101 * DAY)
         assert s.exec(select(InboundEvent.text)).all() == [""]
     db.dispose()
 
@@ -131,10 +130,9 @@ def seed_conversation(db: Database) -> Conversation:
                                        .order_by(col(Outbox.id))).all()):
             assert row.id is not None
             outbox.finish(s, row.id, "100.000001" if row.kind == "card" else f"100.00001{i}")
-        outbox.enqueue(s, key="relay:C1:200.000001:0", target="platform", lane="p:1", kind="dm",
-                       conversation_id=conv.id, now=T0, payload={"text": "We'll send it to 1 Main St"})
-        outbox.enqueue(s, key="notice:late", target="slack", lane="s:1", kind="notice",
-                       conversation_id=conv.id, now=T0, payload={"text": "Maria López waits"})
+        [reply] = DM.relay(conv.id, "C1", "200.000001", ["We'll send it to 1 Main St"], "U1")
+        outbox.enqueue(s, reply, T0)
+        outbox.enqueue(s, Notice("notice:late", conv.id, "Maria López waits"), T0)
         desk_store.audit(s, conversation_id=conv.id, actor="U1", action="template", detail="Dear Maria", now=T0)
         events.record_slack_event(s, dedupe_key="msg:C1:200.000001", event_id="Ev1", kind="message", now=T0,
                                   payload={"event": {"type": "message", "channel": "C1", "ts": "200.000001",

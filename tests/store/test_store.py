@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlmodel import select
 
+from bridge.deliveries import ChannelNotice
 from bridge.domain import Batch, Customer, InboundMessage, Platform
 from bridge.inbound import ingest
 from bridge.store import events, outbox
@@ -67,10 +68,9 @@ def test_outbox_keeps_lane_order_and_claims_once(db_url: str) -> None:
     db = fresh(db_url)
     with db.session() as s:
         for i in range(3):
-            assert outbox.enqueue(s, key=f"k{i}", target="slack", lane="L1", kind="notice", payload={"i": i},
-                                  now=0.0)
-        assert not outbox.enqueue(s, key="k0", target="slack", lane="L1", kind="notice", payload={}, now=0.0)
-        outbox.enqueue(s, key="other", target="slack", lane="L2", kind="notice", payload={}, now=0.0)
+            assert outbox.enqueue(s, ChannelNotice(f"k{i}", None, "C1", f"line {i}"), 0.0)
+        assert not outbox.enqueue(s, ChannelNotice("k0", None, "C1", "again"), 0.0)
+        outbox.enqueue(s, ChannelNotice("other", None, "C2", "other"), 0.0)
     with db.session() as s:
         due = outbox.due(s, "slack", now=1.0)
         assert [r.dedupe_key for r in due] == ["k0", "other"]  # one head per lane
@@ -93,13 +93,13 @@ def test_outbox_keeps_lane_order_and_claims_once(db_url: str) -> None:
 def test_stale_claims_are_recovered(db_url: str) -> None:
     db = fresh(db_url)
     with db.session() as s:
-        outbox.enqueue(s, key="k", target="platform", lane="p", kind="dm", payload={}, now=0.0)
-        row = outbox.due(s, "platform", 0.0)[0]
+        outbox.enqueue(s, ChannelNotice("k", None, "C1", "text"), 0.0)
+        row = outbox.due(s, "slack", 0.0)[0]
         assert row.id is not None and outbox.claim(s, row.id, 1.0)
     with db.session() as s:
         assert outbox.recover_stale(s, older_than=0.5) == 0
         assert outbox.recover_stale(s, older_than=2.0) == 1
-        assert len(outbox.due(s, "platform", 3.0)) == 1
+        assert len(outbox.due(s, "slack", 3.0)) == 1
     db.dispose()
 
 

@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 
 from bridge import doctor, membership
 from bridge.config import Settings
+from bridge.deliveries import Card, ChannelNotice
 from bridge.doctor_platforms import GRAPH_EXPIRES, WARN_DAYS, graph_version
-from bridge.store.tables import Conversation, Outbox
+from bridge.store.tables import Conversation
 
 scope = st.text(alphabet="abcdefghijklmnopqrstuvwxyz:._", min_size=1, max_size=20)
 
@@ -65,12 +66,10 @@ def test_hint_only_for_membership_refusals_and_never_into_the_refusing_channel()
     settings = Settings(_env_file=None, dmbridge_channel="C0INBOX")  # type: ignore[call-arg]
     conv = Conversation(id=7, platform="x", account="acme", channel="C0VIP", customer_id="1",
                         customer_name="Maria", thread_ts="1.2")
-    notice = Outbox(kind="channel_notice", dedupe_key="k", target="slack", lane="c:C0LEGAL", payload="{}")
-    data: dict[str, object] = {"channel": "C0LEGAL"}
-    assert membership.hint(settings, notice, conv, data, "Slack chat.postMessage failed: msg_too_long", 0) is None
-    assert membership.refused_channel(notice, conv, data, "Slack chat.postMessage failed: not_in_channel") == \
-        "C0LEGAL"
-    card = Outbox(kind="card", dedupe_key="k2", target="slack", lane="s:7", payload="{}")
-    assert membership.refused_channel(card, conv, {}, "Slack chat.postMessage failed: channel_not_found") == "C0VIP"
+    notice = ChannelNotice("k", None, "C0LEGAL", "text")
+    assert membership.hint(settings, notice, conv, "Slack chat.postMessage failed: msg_too_long", 0) is None
+    assert membership.refused_channel(notice, conv, "Slack chat.postMessage failed: not_in_channel") == "C0LEGAL"
+    card = Card.of(7)
+    assert membership.refused_channel(card, conv, "Slack chat.postMessage failed: channel_not_found") == "C0VIP"
     inbox = Conversation(id=8, platform="x", account="acme", channel="C0INBOX", customer_id="2", customer_name="J")
-    assert membership.hint(settings, card, inbox, {}, "Slack chat.postMessage failed: not_in_channel", 0) is None
+    assert membership.hint(settings, card, inbox, "Slack chat.postMessage failed: not_in_channel", 0) is None
