@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlmodel import Session
 
-from bridge import notices, templates
-from bridge.authz import NOT_AGENT, Decision, Scope, agent_channels, decide
+from bridge import notices, state, templates
+from bridge.authz import NOT_AGENT, Decision, Facts, Scope, agent_channels, decide
 from bridge.commands import (
     THREAD_USAGE,
     Assign,
@@ -34,11 +35,9 @@ from bridge.commands import (
     parse_thread,
 )
 from bridge.config import FileConfig
-from bridge.deliveries import DM, CardUpdate, Cause, ChannelNotice, Home, TemplatePost
+from bridge.deliveries import DM, ChannelNotice
 from bridge.domain import Limits, Platform
-from bridge.outbound import enqueue_notice, ephemeral
-from bridge.slack.blocks import CardView, slack_date
-from bridge.slack.roster import Roster
+from bridge.outbound import ephemeral
 from bridge.store import desk as store
 from bridge.store import outbox
 from bridge.store.tables import Conversation
@@ -63,10 +62,6 @@ class Reply:
     ok: bool = True
 
 
-SLA_LABEL = {"on_track": ":large_green_circle: on track", "warning": ":large_yellow_circle: due soon",
-             "breached": ":red_circle: breached", "paused": ":double_vertical_bar: paused"}
-
-
 def mention(user: str) -> str:
     """``<@U…>`` for a person; dmbridge's own actions (SLA breaches) are signed with its name."""
     return f"<@{user}>" if user.startswith(("U", "W")) else user
@@ -89,8 +84,21 @@ def pick_assignee(roster: list[str], away: set[str], open_counts: dict[str, int]
     return None
 
 
+class RosterFacts(Protocol):
+    """What the desk needs to know about people, already fetched from Slack (``bridge.slack.roster.Roster``:
+    cached look-ups that fail closed); the desk never waits on Slack inside a transaction."""
+
+    def facts(self, channels: tuple[str, ...], *, admins: bool = False) -> Facts: ...
+
+    def group(self, group: str) -> list[str]: ...
+
+    def name(self, user: str) -> str: ...
+
+    def away(self, user: str) -> bool: ...
+
+
 class Desk:
-    def __init__(self, *, file: FileConfig, roster: Roster, limits: Callable[[], dict[str, Limits]],
+    def __init__(self, *, file: FileConfig, roster: RosterFacts, limits: Callable[[], dict[str, Limits]],
                  link: Callable[[str, str], str], desk_channels: tuple[str, ...] = ()) -> None:
         self.file, self.roster, self.limits, self.link = file, roster, limits, link
         self.desk_channels = tuple(dict.fromkeys(c for c in desk_channels if c))
@@ -116,25 +124,6 @@ class Desk:
         a request came from), and whether they may."""
         allowed = self.authorize(user, Scope.CONVERSATION, conversation_channel).allowed
         return Who(user, self.roster.name(user), allowed)
-
-    def card(self, conv: Conversation, reopened: bool = False) -> CardView:
-        assert conv.id is not None
-        until = None
-        if conv.snoozed_until:
-            until = datetime.fromtimestamp(conv.snoozed_until, self.file.tz).strftime("%a %d %b %H:%M")
-        sla_line = None
-        if conv.sla_state and conv.sla_policy:
-            when = ""
-            if conv.sla_due_at and conv.sla_kind:
-                fallback = datetime.fromtimestamp(conv.sla_due_at, self.file.tz).strftime("%a %d %b %H:%M")
-                verb = "was due" if conv.sla_state == "breached" else "due"
-                when = f" · {conv.sla_kind.replace('_', ' ')} {verb} {slack_date(conv.sla_due_at, fallback)}"
-            sla_line = f"SLA *{conv.sla_policy}*: {SLA_LABEL.get(conv.sla_state, conv.sla_state)}{when}"
-        return CardView(number=conv.id, platform_label=Platform(conv.platform).label,
-                        customer_name=conv.customer_name, handle=conv.customer_handle,
-                        profile_url=conv.customer_profile_url, status=conv.status, assignee=conv.assignee,
-                        priority=conv.priority, team=conv.team, escalation_reason=conv.escalation_reason,
-                        snoozed_until=until, reopened=reopened and conv.status == "open", sla=sla_line)
 
     # ------------------------------------------------------------------ actions
 
@@ -229,11 +218,12 @@ class Desk:
             return Reply(problem, ok=False)
         assert conv.id is not None
         audit_id = store.audit(s, conversation_id=conv.id, actor=who.id, action="template", detail=text, now=now)
-        [post] = TemplatePost.parts(conv.id, ("tpl", audit_id), [notices.template_post(who.id, name, text)])
-        outbox.enqueue(s, post, now)
-        outbox.enqueue(s, DM.template(conv.id, post, text, who.id, conv.channel), now)
-        conv.last_outbound_at = now
-        s.add(conv)
+        # a long template shows as several posts; the receipts go on the first
+        posts = state.template_posts(conv.id, audit_id, notices.template_post(who.id, name, text))
+        for post in posts:
+            outbox.enqueue(s, post, now)
+        outbox.enqueue(s, DM.template(conv.id, posts[0], text, who.id, conv.channel), now)
+        state.reply_queued(s, conv, now)
         return Reply(f"Template *{name}* is on its way to the customer.")
 
     def thread_command(self, s: Session, who: Who, conv: Conversation, ts: str, text: str, bot_user_id: str,
@@ -282,19 +272,12 @@ class Desk:
                     f"{limits.max_chars:,} in one message. Shorten it (nothing was sent).")
         return None
 
-    def _changed(self, s: Session, conv: Conversation, actor: str, action: str, detail: str, line: str,
+    @staticmethod
+    def _changed(s: Session, conv: Conversation, actor: str, action: str, detail: str, line: str,
                  now: float, homes: list[str] | None = None) -> int:
-        """Record the action, redraw the card, say it in the thread, refresh App Homes."""
-        assert conv.id is not None
-        store.sla_touch(conv, now)
-        s.add(conv)
-        audit_id = store.audit(s, conversation_id=conv.id, actor=actor, action=action, detail=detail, now=now)
-        outbox.enqueue(s, CardUpdate.after_audit(conv.id, audit_id), now)
-        enqueue_notice(s, conv, ("line", audit_id), line, now)
-        for user in dict.fromkeys([actor, *(homes or []), *([conv.assignee] if conv.assignee else [])]):
-            if user.startswith(("U", "W")):
-                refresh_home(s, user, (audit_id,), now)
-        return audit_id
+        """Record the action, redraw the card, say it in the thread, refresh App Homes (``bridge.state``)."""
+        return state.changed(s, conv, actor=actor, action=action, detail=detail, line=line, now=now,
+                             homes=homes or [])
 
     # ------------------------------------------------------------------ background duties
 
@@ -306,38 +289,13 @@ class Desk:
         counts = store.open_counts(s, roster)
         user = pick_assignee(roster, away, counts, self.file.assignment.capacity, store.last_auto_assignee(s))
         if user is None:
-            enqueue_notice(s, conv, ("noassign", conv.id), "Nobody is free to take this conversation (everyone "
+            state.say(s, conv, ("noassign", conv.id), "Nobody is free to take this conversation (everyone "
                            "is away or at capacity); it stays unassigned.", now)
             return None
         conv.assignee, conv.assigned_at = user, now
-        s.add(conv)
-        audit_id = store.audit(s, conversation_id=conv.id, actor="dmbridge", action="autoassign", detail=user,
-                               now=now)
-        outbox.enqueue(s, CardUpdate.after_audit(conv.id, audit_id), now)
-        enqueue_notice(s, conv, ("line", audit_id), f"Assigned to <@{user}> (round robin).", now)
-        refresh_home(s, user, (audit_id,), now)
+        self._changed(s, conv, "dmbridge", "autoassign", user, f"Assigned to <@{user}> (round robin).", now)
         return user
 
     def wake_snoozed(self, s: Session, now: float) -> int:
         """Reopen conversations whose snooze is over, each once, and remind their assignee."""
-        woken = 0
-        for conv in store.due_snoozes(s, now):
-            assert conv.id is not None and conv.snoozed_until is not None
-            until = conv.snoozed_until
-            if not store.wake(s, conv.id, until):
-                continue
-            s.refresh(conv)
-            store.sla_touch(conv, now)
-            s.add(conv)
-            who = f"<@{conv.assignee}>" if conv.assignee else "Unassigned —"
-            cause = ("wake", conv.id, until)
-            store.audit(s, conversation_id=conv.id, actor="dmbridge", action="reopen", detail="snooze over", now=now)
-            outbox.enqueue(s, CardUpdate.after(conv.id, cause), now)
-            enqueue_notice(s, conv, cause, f"{who} the snooze is over: this conversation is open again.", now)
-            woken += 1
-        return woken
-
-
-def refresh_home(s: Session, user: str, cause: Cause, now: float) -> None:
-    outbox.enqueue(s, Home.refresh(user, cause), now)
-
+        return sum(state.snooze_over(s, conv, now) for conv in store.due_snoozes(s, now))

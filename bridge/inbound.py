@@ -6,12 +6,11 @@ from collections.abc import Callable
 
 from sqlmodel import Session
 
-from bridge import outbound
-from bridge.deliveries import AutoAssign, Card, CardUpdate, Mirror, Profile
+from bridge import state
+from bridge.deliveries import AutoAssign, Card, Mirror, Profile
 from bridge.domain import Batch, InboundMessage
 from bridge.slack.blocks import customer_text
 from bridge.store import conversations, events, outbox
-from bridge.store import desk as desk_store
 from bridge.store.db import Database
 from bridge.text import slack_escape
 
@@ -68,21 +67,7 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
         outbox.enqueue(session, Card.of(conv.id), now)
     if created and auto_assign:
         outbox.enqueue(session, AutoAssign.first(conv.id), now)
-    desk_store.sla_touch(conv, now)
-    session.add(conv)
-    if not msg.from_brand:
-        # the platform's time of the message: messaging windows count from it, not from our receipt
-        conv.last_inbound_at = max(conv.last_inbound_at or 0.0, min(msg.sent_at.timestamp(), now))
-        if conv.status != "open":  # resolved or snoozed: the customer wrote again
-            was = conv.status
-            conv.status, conv.snoozed_until, conv.resolved_at = "open", None, None
-            audit_id = desk_store.audit(session, conversation_id=conv.id, actor="customer", action="reopen",
-                                        detail=f"was {was}", now=now)
-            outbox.enqueue(session, CardUpdate.after_audit(conv.id, audit_id, reopened=True), now)
-            outbound.enqueue_notice(session, conv, ("line", audit_id),
-                                    f"The customer wrote again: this conversation was {was} and is open again."
-                                    + (f" <@{conv.assignee}>" if conv.assignee else ""), now)
-        session.add(conv)
+    state.message_arrived(session, conv, from_brand=msg.from_brand, sent_at=msg.sent_at.timestamp(), now=now)
     label = (f"Sent by @{slack_escape(msg.account)} from the {msg.platform.label} app, outside Slack"
              if msg.from_brand else None)
     text = msg.text

@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 from sqlmodel import Session
 
+from bridge import state
 from bridge.config import Settings
 from bridge.deliveries import ChannelNotice, Delivery
-from bridge.outbound import enqueue_notice
 from bridge.store import outbox
 from bridge.store.tables import Conversation
 
@@ -50,7 +50,7 @@ def hint(settings: Settings, delivery: Delivery, conv: Conversation | None, reas
         def in_thread(s: Session) -> None:
             fresh = s.get(Conversation, conv_id)
             if fresh is not None:
-                enqueue_notice(s, fresh, ("not_in_channel", channel, conv_id), _text(channel), now)
+                state.say(s, fresh, ("not_in_channel", channel, conv_id), _text(channel), now)
         return in_thread
     inbox = settings.dmbridge_channel
     if not inbox or inbox == channel:

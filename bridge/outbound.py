@@ -7,13 +7,11 @@ from typing import Any
 
 from sqlmodel import Session
 
-from bridge.deliveries import DM, Cause, Ephemeral, Notice, Reaction
+from bridge import state
+from bridge.deliveries import DM, Ephemeral, Reaction
 from bridge.domain import Limits
-from bridge.slack.blocks import notice_parts
 from bridge.slack.markup import slack_to_plain
 from bridge.store import conversations, outbox
-from bridge.store import desk as desk_store
-from bridge.store.tables import Conversation
 from bridge.text import split_text, utf8_len
 
 RELAYED_SUBTYPES = (None, "thread_broadcast", "file_share")
@@ -106,13 +104,6 @@ def platform_parts(text: str, limits: Limits) -> list[str]:
     return [p for p in split_text(plain, limits.max_chars, cost) if p.strip()]
 
 
-def enqueue_notice(session: Session, conv: Conversation, cause: Cause, text: str, now: float) -> None:
-    """A line in the conversation's thread; a long one goes as several messages, in order, nothing cut."""
-    assert conv.id is not None
-    for part in Notice.parts(conv.id, cause, notice_parts(text)):
-        outbox.enqueue(session, part, now)
-
-
 def ephemeral(s: Session, channel: str, user: str, text: str, now: float, thread_ts: str | None = None) -> None:
     """An answer only ``user`` sees, delivered by the Slack worker."""
     outbox.enqueue(s, Ephemeral.to(channel, user, text, thread_ts), now)
@@ -145,22 +136,19 @@ def apply(session: Session, action: Relay | Note | Changed | Ignore, limits_for:
                 return "not relayed: not an agent"
             parts = platform_parts(text, limits_for[conv.platform])
             if not parts:
-                enqueue_notice(session, conv, ("empty", channel, ts),
+                state.say(session, conv, ("empty", channel, ts),
                                "Only text is relayed for now: that message was not sent to the customer.", now)
                 return "not relayed: no text"
             for dm in DM.relay(conv.id, channel, ts, parts, user):
                 outbox.enqueue(session, dm, now)
-            conv.last_outbound_at = now
-            session.add(conv)
-            desk_store.audit(session, conversation_id=conv.id, actor=user, action="relay", detail="".join(parts),
-                             now=now)
+            state.reply_queued(session, conv, now, author=user, text="".join(parts))
             return f"relayed in {len(parts)} part(s)"
         case Changed(channel, thread_ts, ts, deleted):
             conv = conversations.by_thread(session, channel, thread_ts)
             if conv is None or outbox.row_for(session, DM.first_relay_key(channel, ts)) is None:
                 return "ignored: change to a message that was not relayed"
             what = "Deleting" if deleted else "Editing"
-            enqueue_notice(session, conv, ("changed", channel, ts),
+            state.say(session, conv, ("changed", channel, ts),
                            f"{what} a message here does not change what the customer received; "
                            "write a new reply to correct it.", now)
             return "changed: notice"

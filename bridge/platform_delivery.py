@@ -12,14 +12,13 @@ import logging
 
 from sqlmodel import Session, col, select
 
-from bridge import outbound, profiles
+from bridge import outbound, profiles, state
 from bridge.context import Context, enqueue_channel_notice
 from bridge.decide import Failed, Retry
 from bridge.deliveries import DM, OK, WAITING, WARNING, Delivery, Profile, Target, Unreaction
 from bridge.domain import OutboundMessage, Platform, SendResult
 from bridge.errors import Rejected
 from bridge.runner import BLOCKED_RECHECK, Write, retry_write
-from bridge.store import desk as desk_store
 from bridge.store import events, outbox
 from bridge.store.tables import Conversation, Outbox, SentMessage
 from connectors.base import Connector, VerifiesSends
@@ -123,10 +122,7 @@ class PlatformHandler:
             now = ctx.clock()
             events.record_sent(s, platform=conv.platform, account=conv.account, remote_id=result.remote_id,
                                conversation_id=conv_id, slack_channel=delivery.slack_channel, slack_ts=ts, now=now)
-            fresh = s.get(Conversation, conv_id)
-            if fresh is not None:  # an agent reply was delivered: the SLA clocks change
-                desk_store.sla_touch(fresh, now)
-                s.add(fresh)
+            state.reply_delivered(s, conv_id, now)
             if delivery.part == delivery.parts - 1:
                 _settle(s, delivery, ts, OK, now)
         return result.remote_id, delivered
@@ -169,7 +165,7 @@ class PlatformHandler:
                 assert other.id is not None
                 outbox.fail(s, other.id, "not sent: an earlier part was refused")
             _settle(s, delivery, ts, WARNING, now)
-            outbound.enqueue_notice(s, conv, ("failed", delivery.slack_channel, str(ts)),
+            state.say(s, conv, ("failed", delivery.slack_channel, str(ts)),
                                     f":warning: Not delivered to the customer. {reason}", now)
         return write
 

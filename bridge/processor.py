@@ -18,9 +18,9 @@ import traceback
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session, col, select
 
-from bridge import outbound
+from bridge import outbound, state
 from bridge.context import Context
-from bridge.desk import Who, refresh_home
+from bridge.desk import Who
 from bridge.runner import BLOCKED_RECHECK
 from bridge.store import conversations, events, outbox
 from bridge.store.locks import xact_serialize
@@ -98,7 +98,7 @@ class EventProcessor:
                     return "ignored: command outside a conversation"
                 return ctx.desk.thread_command(s, who, conv, ts, text, ctx.bot_user_id, now)
             case outbound.Ignore() if event.get("type") == "app_home_opened" and event.get("tab", "home") == "home":
-                refresh_home(s, str(event.get("user")), ("opened", row_id), now)
+                state.refresh_home(s, str(event.get("user")), ("opened", row_id), now)
                 return "home"
             case outbound.Relay() | outbound.Note() | outbound.Changed() | outbound.Ignore():
                 return outbound.apply(s, action, ctx.limits(), now, is_agent=who is None or who.is_agent)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
-from bridge.deliveries import CardUpdate
+from bridge import state
 from bridge.errors import DeliveryError, RetryLater
 from bridge.store import outbox
 from bridge.store.tables import Conversation, Outbox
@@ -51,21 +51,12 @@ def refresh(ctx: Context, row: Outbox, conv: Conversation | None) -> Callable[[S
         reason = f"unexpected {type(exc).__name__}"
         return lambda s: outbox.fail(s, row_id, reason)
     conv_id, now = conv.id, ctx.clock()
+    assert conv_id is not None
 
     def write(s: Session) -> None:
-        fresh = s.get(Conversation, conv_id)
-        if fresh is None or fresh.id is None:
+        changed = state.profile_changed(s, conv_id, customer, ("profile", row_id), now)
+        if changed is None:
             outbox.fail(s, row_id, "conversation is gone")
-            return
-        shown = (fresh.customer_name, fresh.customer_handle, fresh.customer_avatar, fresh.customer_profile_url)
-        fresh.customer_name = customer.name or fresh.customer_name
-        fresh.customer_handle = customer.handle or fresh.customer_handle
-        fresh.customer_avatar = customer.avatar_url or fresh.customer_avatar
-        fresh.customer_profile_url = customer.profile_url or fresh.customer_profile_url
-        s.add(fresh)
-        changed = shown != (fresh.customer_name, fresh.customer_handle, fresh.customer_avatar,
-                            fresh.customer_profile_url)
-        if changed and fresh.thread_ts:
-            outbox.enqueue(s, CardUpdate.after(fresh.id, ("profile", row_id)), now)
-        outbox.finish(s, row_id, "changed" if changed else "unchanged")
+        else:
+            outbox.finish(s, row_id, "changed" if changed else "unchanged")
     return write

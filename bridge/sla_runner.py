@@ -17,12 +17,11 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session
 
-from bridge import sla
+from bridge import sla, state
 from bridge.commands import Escalate
 from bridge.config import FileConfig
-from bridge.deliveries import AutoAssign, CardUpdate, Cause, Notice
+from bridge.deliveries import Cause, Notice
 from bridge.desk import Desk, Who
-from bridge.outbound import enqueue_notice
 from bridge.reports import ConversationFacts, build_report, render
 from bridge.sla import Event, Mark, Policy, State
 from bridge.slack.blocks import slack_date
@@ -107,7 +106,7 @@ class SlaRunner:
             upcoming.append(clock.due.timestamp())
             if clock.warn_at is not None:
                 if clock.warn_at <= moment:
-                    enqueue_notice(s, conv, (*span, "warn"), self._warn_text(conv, policy, clock), now)
+                    state.say(s, conv, (*span, "warn"), self._warn_text(conv, policy, clock), now)
                 else:
                     upcoming.append(clock.warn_at.timestamp())
         summary = sla.summarise(policy, events, moment)
@@ -115,16 +114,10 @@ class SlaRunner:
 
     def _store(self, s: Session, conv: Conversation, policy: str | None, summary: sla.Summary,
                next_at: float | None, now: float) -> None:
-        state = None if summary.state is State.NONE else summary.state.value
-        kind = summary.kind.value if summary.kind else None
-        due = summary.due.timestamp() if summary.due else None
-        changed = (conv.sla_policy, conv.sla_state, conv.sla_kind, conv.sla_due_at) != (policy, state, kind, due)
-        conv.sla_policy, conv.sla_state, conv.sla_kind, conv.sla_due_at = policy, state, kind, due
-        conv.sla_next_at = next_at
-        s.add(conv)
-        if changed and conv.thread_ts:
-            assert conv.id is not None
-            outbox.enqueue(s, CardUpdate.after(conv.id, (conv.id, "sla", f"{now:.6f}")), now)
+        state.sla_evaluated(s, conv, policy=policy,
+                            state=None if summary.state is State.NONE else summary.state.value,
+                            kind=summary.kind.value if summary.kind else None,
+                            due=summary.due.timestamp() if summary.due else None, next_at=next_at, now=now)
 
     def _who(self, conv: Conversation) -> str:
         if conv.assignee:
@@ -151,15 +144,7 @@ class SlaRunner:
             if verb == "escalate" and conv.team != team:
                 self.desk.act(s, SYSTEM, conv, Escalate(team, "urgent", f"SLA {policy.name}: {what} breached"), now)
             elif verb == "reassign":
-                previous = conv.assignee
-                conv.assignee, conv.assigned_at = None, None
-                s.add(conv)
-                store.audit(s, conversation_id=conv.id, actor="dmbridge", action="unassign",
-                            detail=f"SLA {policy.name}: {what} breached", now=now)
-                outbox.enqueue(s, AutoAssign.again(conv.id, previous or "", now), now)
-                enqueue_notice(s, conv, ("reassign-note", conv.id, f"{now:.6f}"),
-                               "Reassigning: the SLA was breached." + (f" (was <@{previous}>)" if previous else ""),
-                               now)
+                state.unassigned_after_breach(s, conv, policy.name, what, now)
 
 
 def _slack_time(when: datetime) -> str:

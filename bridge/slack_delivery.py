@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from sqlmodel import Session
 
-from bridge import membership, outbound
+from bridge import membership, state
 from bridge.authz import Scope
 from bridge.context import Context, enqueue_channel_notice
 from bridge.decide import Failed, Retry
@@ -38,7 +38,7 @@ from bridge.errors import Rejected
 from bridge.links import safe_https_url
 from bridge.pacing import Pacer
 from bridge.runner import Write, retry_write
-from bridge.slack.blocks import SlackMessage, customer_username, header_card, notice
+from bridge.slack.blocks import SlackMessage, card_view, customer_username, header_card, notice
 from bridge.slack.views import home_view, not_agent_home_view
 from bridge.store import desk as desk_store
 from bridge.store import events, outbox
@@ -140,10 +140,10 @@ class SlackHandler:
             case Card():
                 if conv.thread_ts:
                     return conv.thread_ts
-                return slack.post(conv.channel, header_card(ctx.desk.card(conv)), key=delivery.key)
+                return slack.post(conv.channel, header_card(card_view(conv, ctx.toml.tz)), key=delivery.key)
             case CardUpdate(reopened=reopened):
                 if conv.thread_ts:
-                    slack.update(conv.channel, conv.thread_ts, header_card(ctx.desk.card(conv, reopened=reopened)))
+                    slack.update(conv.channel, conv.thread_ts, header_card(card_view(conv, ctx.toml.tz, reopened)))
                 return None
             case AutoAssign(skip=skip):
                 self._auto_assign(conv, skip)
@@ -208,11 +208,8 @@ class SlackHandler:
                 enqueue_channel_notice(s, ctx, "slack", resumed, ":white_check_mark: Slack refused dmbridge's "
                                        "bot token for a while; it works again and queued messages are being "
                                        "delivered in order.", working=True)
-            if isinstance(delivery, Card) and conv is not None and stored:
-                fresh = s.get(Conversation, conv.id)
-                if fresh is not None and fresh.thread_ts is None:
-                    fresh.thread_ts = stored
-                    s.add(fresh)
+            if isinstance(delivery, Card) and conv is not None and conv.id is not None and stored:
+                state.card_posted(s, conv.id, stored)
         return stored, write if resumed is not None or isinstance(delivery, Card) else None
 
     def retry(self, delivery: Delivery, row: Outbox, conv: Conversation | None, verdict: Retry) -> Write:
@@ -238,7 +235,7 @@ class SlackHandler:
             if invite is not None:
                 invite(s)
             if say and conv is not None:
-                outbound.enqueue_notice(s, conv, ("failed", "slack", row_id),
+                state.say(s, conv, ("failed", "slack", row_id),
                                         f":warning: A Slack delivery ({row.kind}) was given up. {reason}",
                                         ctx.clock())
         return write

@@ -9,10 +9,15 @@ and handles are re-checked here even though the connectors check them at the edg
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING, Any
 
+from bridge.domain import Platform
 from bridge.links import GENERIC_HANDLE, safe_https_url
 from bridge.text import ELLIPSIS, clip, clip_escaped, mrkdwn_safe_cut, slack_escape, slack_escaped_len, split_text
+
+if TYPE_CHECKING:
+    from bridge.store.tables import Conversation
 
 SECTION_LIMIT = 3000  # characters of one section's text
 BLOCKS_PER_MESSAGE = 4  # stays under Slack's aggregate limit (~13k chars of block text per message)
@@ -177,3 +182,28 @@ def notice(text: str) -> SlackMessage:
     sections = [s for s in sections if s.strip()] or ["_(no text)_"]
     blocks: list[Block] = [{"type": "section", "text": {"type": "mrkdwn", "text": s}} for s in sections]
     return SlackMessage(text=clip(text, SECTION_LIMIT, can_cut=mrkdwn_safe_cut), blocks=blocks)
+
+
+SLA_LABEL = {"on_track": ":large_green_circle: on track", "warning": ":large_yellow_circle: due soon",
+             "breached": ":red_circle: breached", "paused": ":double_vertical_bar: paused"}
+
+
+def card_view(conv: Conversation, tz: tzinfo, reopened: bool = False) -> CardView:
+    """What the header card shows of ``conv`` (times in the desk's timezone, SLA due times in each reader's)."""
+    assert conv.id is not None
+    until = None
+    if conv.snoozed_until:
+        until = datetime.fromtimestamp(conv.snoozed_until, tz).strftime("%a %d %b %H:%M")
+    sla_line = None
+    if conv.sla_state and conv.sla_policy:
+        when = ""
+        if conv.sla_due_at and conv.sla_kind:
+            fallback = datetime.fromtimestamp(conv.sla_due_at, tz).strftime("%a %d %b %H:%M")
+            verb = "was due" if conv.sla_state == "breached" else "due"
+            when = f" · {conv.sla_kind.replace('_', ' ')} {verb} {slack_date(conv.sla_due_at, fallback)}"
+        sla_line = f"SLA *{conv.sla_policy}*: {SLA_LABEL.get(conv.sla_state, conv.sla_state)}{when}"
+    return CardView(number=conv.id, platform_label=Platform(conv.platform).label,
+                    customer_name=conv.customer_name, handle=conv.customer_handle,
+                    profile_url=conv.customer_profile_url, status=conv.status, assignee=conv.assignee,
+                    priority=conv.priority, team=conv.team, escalation_reason=conv.escalation_reason,
+                    snoozed_until=until, reopened=reopened and conv.status == "open", sla=sla_line)
