@@ -53,14 +53,17 @@ class RetryLater(DeliveryError):
 
     ``uncertain``: the call may have taken effect (timeout, reset, 5xx after
     the request went out); the next attempt verifies before sending again.
+    ``answered``: the other side did answer (a 5xx), so no late answer is on
+    its way: there is nothing to wait for before verifying.
     """
 
     def __init__(self, reason: str, retry_at: float | None = None, rate_limited: bool = False,
-                 uncertain: bool = False) -> None:
+                 uncertain: bool = False, answered: bool = False) -> None:
         super().__init__(reason)
         self.retry_at = retry_at
         self.rate_limited = rate_limited
         self.uncertain = uncertain
+        self.answered = answered
 
 
 class Rejected(DeliveryError):
@@ -163,5 +166,6 @@ def unreachable(service: str, exc: BaseException, *, changes: bool = True, reaso
 
 def server_error(reason: str, status: int, *, changes: bool = True) -> RetryLater:
     """The :class:`RetryLater` for a 5xx answer: a call that changes state may have been acted on first
-    (a gateway's 502/504 says nothing of what the service behind it did), so it is ``uncertain``."""
-    return RetryLater(reason, uncertain=changes and status >= 500)
+    (a gateway's 502/504 says nothing of what the service behind it did), so it is ``uncertain``; it is
+    ``answered``: no later answer will come to wait for."""
+    return RetryLater(reason, uncertain=changes and status >= 500, answered=True)

@@ -98,6 +98,7 @@ def test_which_failures_may_have_reached_the_other_side(exc: BaseException, arri
     assert may_have_arrived(exc) is arrived
     assert unreachable("X", exc).uncertain is arrived
     assert unreachable("X", exc, changes=False).uncertain is False  # a read that failed changed nothing
+    assert unreachable("X", exc).answered is False  # an answer may still be on its way
 
 
 def test_unreachable_says_what_failed_or_what_it_is_told() -> None:
@@ -112,6 +113,7 @@ def test_unreachable_says_what_failed_or_what_it_is_told() -> None:
 def test_a_5xx_to_a_send_is_uncertain(status: int, changes: bool, uncertain: bool) -> None:
     error = server_error(f"answered {status}", status, changes=changes)
     assert (error.reason, error.uncertain, error.rate_limited) == (f"answered {status}", uncertain, False)
+    assert error.answered is True  # nothing late to wait for
 
 
 @pytest.mark.parametrize(("method", "changes"), [("GET", False), ("head", False), ("OPTIONS", False),
