@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import SlackResponse
 
-from bridge.errors import AuthFailed, Rejected, RetryLater
+from bridge.errors import AuthFailed, Rejected, RetryLater, server_error, unreachable
 from bridge.slack.blocks import SlackMessage
 
 AUTH_ERRORS = {"invalid_auth", "not_authed", "token_revoked", "account_inactive", "token_expired"}
@@ -26,6 +26,11 @@ SLACK_METHODS = frozenset({
     "reactions.add", "reactions.remove",
     "conversations.history", "conversations.replies", "conversations.members", "conversations.info",
     "users.info", "users.getPresence", "usergroups.users.list", "views.open", "views.update", "views.publish",
+})
+# the ones that change nothing: a failed read cannot have acted, so it is never ``uncertain``
+READ_METHODS = frozenset({
+    "auth.test", "conversations.history", "conversations.replies", "conversations.members", "conversations.info",
+    "users.info", "users.getPresence", "usergroups.users.list",
 })
 
 
@@ -44,6 +49,7 @@ class SlackThreads:
         """Call one typed WebClient method (``self.client.chat_postMessage`` …), which sends the HTTP verb and
         encoding that Slack method takes; Slack's answers become the bridge's errors here."""
         method = send.__name__.replace("_", ".")
+        changes = method not in READ_METHODS
         try:
             resp = send(**kwargs)
             return dict(resp.data) if isinstance(resp.data, dict) else {}
@@ -58,16 +64,17 @@ class SlackThreads:
                 raise RetryLater(f"Slack rate limit on {method}", retry_at=self.clock() + wait,
                                  rate_limited=True) from exc
             if status >= 500:
-                raise RetryLater(f"Slack {method} answered {status}", uncertain=True) from exc
+                raise server_error(f"Slack {method} answered {status}", status, changes=changes) from exc
             if error in AUTH_ERRORS:
                 raise AuthFailed(f"Slack refused the bot token ({error})") from exc
             raise Rejected(f"Slack {method} failed: {error or status}") from exc
         except SlackClientError as exc:
-            raise RetryLater(f"Slack {method}: {exc}", uncertain=True) from exc
+            raise unreachable("Slack", exc, changes=changes, reason=f"Slack {method}: {exc}") from exc
         except OSError as exc:  # timeouts and resets may come after Slack acted; a refused connection cannot
-            raise RetryLater(f"Slack unreachable: {type(exc).__name__}", uncertain=not _refused(exc)) from exc
+            raise unreachable("Slack", exc, changes=changes) from exc
         except http.client.HTTPException as exc:  # the connection broke mid-answer: Slack may have acted
-            raise RetryLater(f"Slack answer cut off: {type(exc).__name__}", uncertain=True) from exc
+            raise unreachable("Slack", exc, changes=changes,
+                              reason=f"Slack answer cut off: {type(exc).__name__}") from exc
 
     def _pages(self, send: Callable[..., SlackResponse], key: str, max_pages: int | None = None,
                **kwargs: Any) -> Iterator[list[Any]]:
@@ -186,13 +193,3 @@ class SlackThreads:
         """A link to a message, built from the workspace URL that auth.test reported."""
         base = self.team_url if self.team_url.endswith("/") else self.team_url + "/"
         return f"{base}archives/{channel}/p{ts.replace('.', '')}"
-
-def _refused(exc: BaseException) -> bool:
-    """A connection that was never made: the request cannot have reached Slack."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ConnectionRefusedError):
-            return True
-        seen = getattr(seen, "reason", None) if isinstance(getattr(seen, "reason", None), BaseException) \
-            else seen.__cause__ or seen.__context__
-    return False

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bridge.domain import Customer, InboundMessage, Limits, Platform
-from bridge.errors import AuthFailed, BadPayload, DeliveryError, Rejected, RetryLater
+from bridge.errors import AuthFailed, BadPayload, DeliveryError, Rejected, RetryLater, server_error
 from bridge.links import profile_url, safe_https_url, valid_handle
 
 OBJECTS = {"page": Platform.MESSENGER, "instagram": Platform.INSTAGRAM}
@@ -157,8 +157,10 @@ def customer_from_profile(platform: Platform, customer_id: str, data: dict[str, 
 # ---------------------------------------------------------------- errors
 
 
-def error_for(platform: Platform, status: int, body: bytes, headers: dict[str, str], now: float) -> DeliveryError:
-    """A Graph API error answer as one of dmbridge's errors, with a reason for the team."""
+def error_for(platform: Platform, status: int, body: bytes, headers: dict[str, str], now: float, *,
+              changes: bool = True) -> DeliveryError:
+    """A Graph API error answer as one of dmbridge's errors, with a reason for the team; a 5xx to a call
+    that ``changes`` something (a send) is uncertain: Meta may have delivered it before failing."""
     try:
         error = json.loads(body).get("error") or {}
     except (ValueError, AttributeError):
@@ -181,7 +183,7 @@ def error_for(platform: Platform, status: int, body: bytes, headers: dict[str, s
     if code in (10, 200) or (code is not None and 200 <= code < 300):
         return Rejected(f"{label} refused: the app lacks permission for this message ({detail})")
     if status >= 500 or code in TRANSIENT_CODES or error.get("is_transient"):
-        return RetryLater(f"{label} temporary error: {detail}")
+        return server_error(f"{label} temporary error: {detail}", status, changes=changes)
     return Rejected(f"{label} refused the message: {detail}")
 
 

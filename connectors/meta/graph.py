@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from bridge.domain import Platform
-from bridge.errors import RetryLater
+from bridge.errors import RetryLater, changes_state, unreachable
 from connectors.meta import convert
 
 
@@ -30,15 +30,14 @@ class Graph:
         try:
             resp = self.client.request(method, path.lstrip("/"), headers={"Authorization": f"Bearer {token}"},
                                        **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing was sent
-            raise RetryLater(f"Meta unreachable: {type(exc).__name__}") from exc
         except httpx.HTTPError as exc:
             # a send that timed out or was cut may have been delivered: the retry waits for a late answer
-            # (there is no check before it, README "Running more than one instance")
-            raise RetryLater(f"Meta unreachable: {type(exc).__name__}", uncertain=method == "POST") from exc
+            # (there is no check before it, README "Running more than one instance"); one never connected cannot
+            raise unreachable("Meta", exc, changes=changes_state(method)) from exc
         if resp.status_code >= 400:
             raise convert.error_for(platform, resp.status_code, resp.content,
-                                    {k.lower(): v for k, v in resp.headers.items()}, self.clock())
+                                    {k.lower(): v for k, v in resp.headers.items()}, self.clock(),
+                                    changes=changes_state(method))
         try:
             data = resp.json()
         except ValueError as exc:

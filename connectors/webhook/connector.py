@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import httpx
 
 from bridge.domain import Limits, OutboundMessage, Platform, SendResult
-from bridge.errors import AuthFailed, Rejected, RetryLater
+from bridge.errors import AuthFailed, Rejected, RetryLater, server_error, unreachable
 from connectors import signing
 from connectors.webhook import convert
 
@@ -60,16 +60,16 @@ class GenericConnector:
                    **sign(source, body, int(self.clock()))}
         try:
             resp = self.client.post(source.callback_url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise RetryLater(f"{source.name} unreachable: {type(exc).__name__}") from exc
+        except httpx.HTTPError as exc:  # a timeout or reset may come after the source took the reply
+            raise unreachable(source.name, exc) from exc
         if resp.status_code == 429:
             retry = resp.headers.get("retry-after")
             when = self.clock() + float(retry) if retry and retry.isdigit() else None
             raise RetryLater(f"{source.name} asked us to slow down", retry_at=when, rate_limited=True)
         if resp.status_code in (401, 403):
             raise AuthFailed(f"{source.name} refused our signature (HTTP {resp.status_code}): check its secret")
-        if resp.status_code >= 500 or resp.status_code == 408:
-            raise RetryLater(f"{source.name} answered {resp.status_code}")
+        if resp.status_code >= 500 or resp.status_code == 408:  # a 5xx may come after the source acted
+            raise server_error(f"{source.name} answered {resp.status_code}", resp.status_code)
         if resp.status_code >= 400:
             raise Rejected(f"{source.name} refused the reply: {_error(resp)}")
         if not 200 <= resp.status_code < 300:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import requests
 import tweepy
 
-from bridge.errors import AuthFailed, Rejected, RetryLater
+from bridge.errors import AuthFailed, Rejected, RetryLater, changes_state, server_error, unreachable
 
 TWEEPY_HOST = "https://api.twitter.com"
 T = TypeVar("T")
@@ -93,11 +93,15 @@ def call(fn: Callable[[], T]) -> T:
         raise Rejected(f"X refused: {detail}") from exc
     except (tweepy.BadRequest, tweepy.NotFound) as exc:
         raise Rejected(f"X refused the message: {_detail(exc)}") from exc
-    except tweepy.TwitterServerError as exc:
-        raise RetryLater(f"X server error {exc.response.status_code}") from exc
+    except tweepy.TwitterServerError as exc:  # a send may have gone out before X failed
+        status = exc.response.status_code
+        raise server_error(f"X server error {status}", status, changes=_changes(exc.response.request)) from exc
     except tweepy.HTTPException as exc:
         raise RetryLater(f"X answered {exc.response.status_code}") from exc
-    except requests.RequestException as exc:
-        # a timeout or reset may come after X acted on the request; a connection never made cannot
-        never_sent = isinstance(exc, requests.ConnectTimeout) or "refused" in str(exc).lower()
-        raise RetryLater(f"X unreachable: {type(exc).__name__}", uncertain=not never_sent) from exc
+    except requests.RequestException as exc:  # a timeout or reset may come after X acted; a refused connect cannot
+        raise unreachable("X", exc, changes=_changes(exc.request)) from exc
+
+
+def _changes(request: requests.PreparedRequest | requests.Request | None) -> bool:
+    """Whether the failed request was a send (a POST) rather than a read; unknown counts as a send."""
+    return changes_state(request.method if request is not None else None)

@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-from bridge.errors import AuthFailed, RetryLater
+from bridge.errors import AuthFailed, server_error, unreachable
 from bridge.store.db import Database
 from bridge.store.locks import xact_serialize
 from bridge.store.tables import XOAuthToken
@@ -136,14 +136,14 @@ class TokenEndpoint:
         try:
             resp = httpx.post(self.url, data=form, auth=auth, timeout=self.timeout,
                               headers={"Accept": "application/json"})
-        except httpx.HTTPError as exc:
-            raise RetryLater(f"X token endpoint unreachable: {type(exc).__name__}") from exc
+        except httpx.HTTPError as exc:  # a grant may have been used up before the answer was lost
+            raise unreachable("X token endpoint", exc) from exc
         try:
             body = resp.json()
         except ValueError:
             body = {}
         if resp.status_code >= 500 or resp.status_code == 429:
-            raise RetryLater(f"X token endpoint answered {resp.status_code}")
+            raise server_error(f"X token endpoint answered {resp.status_code}", resp.status_code)
         if resp.status_code != 200 or not isinstance(body, dict) or "access_token" not in body:
             error = body.get("error", resp.status_code) if isinstance(body, dict) else resp.status_code
             detail = body.get("error_description", "") if isinstance(body, dict) else ""
