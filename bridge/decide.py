@@ -5,8 +5,9 @@
 - ``Retry(at, uncertain)``: back to ``pending`` until ``at``. A rate limit
   waits for the platform's reset (at least a second; a minute when it gives
   none) and never gives up; other transient errors back off exponentially
-  and, when the call may have reached the other side, wait at least one
-  client timeout so a late answer lands before the row is looked for.
+  and, when the call may have reached the other side without answering (a
+  timeout, a reset), wait at least one client timeout so a late answer lands
+  before the row is looked for.
 - ``Failed(reason, gave_up)``: for good: the platform refused, or a
   transient error outlasted ``max_attempts``.
 - ``Paused(reason)``: the credential was refused; the runner pauses that
@@ -81,7 +82,7 @@ def decide(error: Exception, *, attempts: int, checked: bool, now: float, policy
             if gave_up := exhausted(error.reason):
                 return gave_up
             at = error.retry_at if error.retry_at is not None else now + wait()
-            if error.uncertain:  # let a late answer land before we look for it
+            if error.uncertain and not error.answered:  # let a late answer land before we look for it
                 at = max(at, now + policy.http_timeout)
             return Retry(at, error.reason, error.uncertain or not checked)
         case AuthFailed():

@@ -35,8 +35,10 @@ READ_METHODS = frozenset({
 
 
 def make_client(token: str, base_url: str, timeout: float = 15) -> WebClient:
-    """A WebClient with no automatic 429 retry: rate limits are handled by the outbox."""
-    return WebClient(token=token, base_url=base_url, timeout=max(1, round(timeout)))
+    """A WebClient with no automatic retries: rate limits and lost answers are the outbox's to handle. (slack_sdk's
+    default handler resends a request once after a connection reset, which can post a message twice; the outbox
+    instead looks for the post by its metadata key before sending again.)"""
+    return WebClient(token=token, base_url=base_url, timeout=max(1, round(timeout)), retry_handlers=[])
 
 
 class SlackThreads:

@@ -62,3 +62,8 @@ def test_an_unchecked_row_stays_uncertain_and_retries_are_never_in_the_past(atte
 @pytest.mark.parametrize("error", [RetryLater("x"), Rejected("x"), AuthFailed("x"), ValueError("x")])
 def test_every_error_gets_a_verdict(error: Exception) -> None:
     assert isinstance(run(error), Retry | Failed | Paused)
+
+
+def test_a_5xx_is_uncertain_but_has_answered_so_there_is_no_late_answer_to_wait_for() -> None:
+    assert run(RetryLater("X server error 503", uncertain=True, answered=True), attempts=1) == \
+        Retry(NOW + 2, "X server error 503", uncertain=True)
