@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.links import GENERIC_HANDLE, safe_https_url
+from bridge.domain import GENERIC_HANDLE, safe_https_url
 from bridge.text import ELLIPSIS, clip, clip_escaped, mrkdwn_safe_cut, slack_escape, slack_escaped_len, split_text
 
 SECTION_LIMIT = 3000  # characters of one section's text
