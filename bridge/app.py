@@ -49,6 +49,7 @@ from bridge.store.db import Database
 from bridge.store.locks import ProcessLock
 from bridge.store.retention import RetentionJob
 from bridge.store.tables import Conversation
+from bridge.x_tokens import TokenStore
 from connectors.base import Connector, PollingConnector, ProfileLookup, WebhookReceiver
 from connectors.meta.connector import MetaApp, MetaConnector, MetaPage
 from connectors.meta.graph import Graph
@@ -56,7 +57,7 @@ from connectors.meta.webhook import MetaWebhook
 from connectors.webhook.connector import GenericConnector, Source
 from connectors.webhook.webhook import GenericWebhook
 from connectors.x.connector import XConnector
-from connectors.x.oauth import TokenEndpoint, TokenStore
+from connectors.x.oauth import TokenEndpoint
 from connectors.x.webhook import XWebhook
 
 log = logging.getLogger(__name__)

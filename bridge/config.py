@@ -6,15 +6,17 @@ import logging
 import re
 import tomllib
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bridge.config_keys import TomlTable, explain
 from bridge.errors import ConfigError
-from bridge.sla import BusinessHours, Kind, Policy, Target
+from bridge.sla import WEEKDAYS, BusinessHours, Kind, Policy, Target
 from bridge.when import parse_duration
 
 log = logging.getLogger(__name__)
@@ -24,7 +26,7 @@ USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
-class Route(BaseModel):
+class Route(TomlTable):
     """Which Slack channel receives one connector account's DMs."""
 
     connector: str
@@ -32,7 +34,7 @@ class Route(BaseModel):
     channel: str
 
 
-class Assignment(BaseModel):
+class Assignment(TomlTable):
     """``[assignment]``: manual (default) or round robin over a user group."""
 
     mode: Literal["manual", "round_robin"] = "manual"
@@ -46,7 +48,7 @@ class Assignment(BaseModel):
         return self
 
 
-class Team(BaseModel):
+class Team(TomlTable):
     """A specialist group to escalate to: a Slack user group, or named users; optionally its own channel."""
 
     usergroup: str | None = None
@@ -71,7 +73,26 @@ def _team(value: Any) -> Any:
     return value
 
 
-class SlaConfig(BaseModel):
+class BusinessHoursConfig(TomlTable):
+    """``[sla.business_hours]``: windows per weekday (``"09:00-17:30"``) in ``timezone``; holidays are closed."""
+
+    timezone: str = "UTC"
+    mon: list[str] = Field(default_factory=list)
+    tue: list[str] = Field(default_factory=list)
+    wed: list[str] = Field(default_factory=list)
+    thu: list[str] = Field(default_factory=list)
+    fri: list[str] = Field(default_factory=list)
+    sat: list[str] = Field(default_factory=list)
+    sun: list[str] = Field(default_factory=list)
+    holidays: list[str | date] = Field(default_factory=list)  # "2026-12-25", or a TOML date
+
+    def hours(self) -> BusinessHours | None:
+        """The schedule; None (24/7) for an empty table."""
+        week = {day: getattr(self, day) for day in WEEKDAYS if getattr(self, day)}
+        return BusinessHours.parse(self.timezone, week, map(str, self.holidays)) if self.model_fields_set else None
+
+
+class SlaConfig(TomlTable):
     """One ``[[sla]]`` policy as written in dmbridge.toml."""
 
     name: str
@@ -82,7 +103,7 @@ class SlaConfig(BaseModel):
     next_response: str | None = None
     resolution: str | None = None
     warn_before: str | None = None  # "15m" or "25%"
-    business_hours: dict[str, Any] | None = None
+    business_hours: BusinessHoursConfig | None = None
     on_breach: list[str] = Field(default_factory=lambda: ["remind"])
 
     def policy(self, teams: dict[str, Team]) -> Policy:
@@ -107,19 +128,14 @@ class SlaConfig(BaseModel):
                                  "(use remind, escalate:TEAM, reassign)")
             if team and team.lower() not in teams:
                 raise ValueError(f"SLA {self.name!r}: on_breach names team {team!r}, which [teams] does not define")
-        hours = None
-        if self.business_hours:
-            spec = dict(self.business_hours)
-            tz = str(spec.pop("timezone", "UTC"))
-            holidays = [str(h) for h in spec.pop("holidays", [])]
-            hours = BusinessHours.parse(tz, {str(k): [str(w) for w in v] for k, v in spec.items()}, holidays)
+        hours = self.business_hours.hours() if self.business_hours else None
         return Policy(name=self.name, targets=targets, warn_before=warn_before, warn_fraction=warn_fraction,
                       hours=hours, on_breach=tuple(a.lower() for a in self.on_breach),
                       platforms=frozenset(p.lower() for p in self.platforms), accounts=frozenset(self.accounts),
                       priorities=frozenset(p.lower() for p in self.priorities))
 
 
-class MetaPage(BaseModel):
+class MetaPage(TomlTable):
     """One Facebook Page or Instagram professional account, when there are several or it needs its own policy."""
 
     id: str
@@ -128,11 +144,11 @@ class MetaPage(BaseModel):
     human_agent_days: float | None = None
 
 
-class MetaFile(BaseModel):
+class MetaFile(TomlTable):
     pages: list[MetaPage] = Field(default_factory=list)
 
 
-class GenericSource(BaseModel):
+class GenericSource(TomlTable):
     """A source posting to ``/webhooks/generic/{name}`` and receiving replies at ``callback_url``."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
@@ -142,15 +158,13 @@ class GenericSource(BaseModel):
     signed_timestamp: bool = False
 
 
-class GenericFile(BaseModel):
+class GenericFile(TomlTable):
     sources: list[GenericSource] = Field(default_factory=list)
 
 
-class Retention(BaseModel):
+class Retention(TomlTable):
     """``[retention]``: how long content is kept (durations; ``"forever"`` keeps it). Rows and their dedupe
     keys stay, so a replayed event or message still stores nothing; only the content goes."""
-
-    model_config = {"extra": "forbid"}
 
     events: str = "7d"  # processed Slack events' payloads
     outbox: str = "30d"  # sent deliveries' payloads (message texts, names)
@@ -177,7 +191,7 @@ class Retention(BaseModel):
         return None if value.strip().lower() == "forever" else parse_duration(value)
 
 
-class FileConfig(BaseModel):
+class FileConfig(TomlTable):
     """The parts of ``dmbridge.toml`` the core reads (no secrets live there)."""
 
     brand: str = "our team"
@@ -192,7 +206,6 @@ class FileConfig(BaseModel):
     meta: MetaFile = Field(default_factory=MetaFile)
     generic: GenericFile = Field(default_factory=GenericFile)
     retention: Retention = Field(default_factory=Retention)
-    extra: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _policies_are_valid(self) -> FileConfig:
@@ -252,12 +265,10 @@ class FileConfig(BaseModel):
             data = tomllib.loads(candidate.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{candidate}: {exc}") from exc
-        known = {k: data.pop(k) for k in ("brand", "agents", "admins", "timezone", "assignment", "teams", "routes",
-                                          "sla", "meta", "generic", "retention") if k in data}
         try:
-            return cls(**known, extra=data)
+            return cls.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(f"{candidate}: {exc}") from exc
+            raise ConfigError(explain(exc, cls, str(candidate))) from exc
 
 
 class Settings(BaseSettings):

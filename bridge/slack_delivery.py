@@ -33,10 +33,8 @@ from bridge.deliveries import (
     TemplatePost,
     Unreaction,
 )
-from bridge.domain import Platform
+from bridge.domain import Pacer, Platform, safe_https_url
 from bridge.errors import Rejected
-from bridge.links import safe_https_url
-from bridge.pacing import Pacer
 from bridge.runner import Write, retry_write
 from bridge.slack.blocks import SlackMessage, card_view, customer_username, header_card, notice
 from bridge.slack.views import home_view, not_agent_home_view

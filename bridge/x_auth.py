@@ -21,6 +21,7 @@ from bridge.config import Settings
 from bridge.errors import AuthFailed, ConfigError
 from bridge.store import migrate
 from bridge.store.db import Database
+from bridge.x_tokens import TokenStore
 from connectors.x import oauth
 
 PENDING_SECONDS = 600.0
@@ -71,7 +72,7 @@ def complete(settings: Settings, pending: dict[str, str], pasted: str, clock: Ca
     db = Database(settings.database_url)
     try:
         migrate.upgrade(db)
-        store = oauth.TokenStore(db, endpoint, clock=clock)
+        store = TokenStore(db, endpoint, clock=clock)
         store.save(tokens)
     finally:
         db.dispose()

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from bridge.domain import Platform
-from bridge.links import GENERIC_HANDLE, safe_https_url
+from bridge.domain import GENERIC_HANDLE, Platform, safe_https_url
 from bridge.text import ELLIPSIS, clip, clip_escaped, mrkdwn_safe_cut, slack_escape, slack_escaped_len, split_text
 
 if TYPE_CHECKING:

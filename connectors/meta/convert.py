@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge.domain import Customer, InboundMessage, Limits, Platform
+from bridge.domain import Customer, InboundMessage, Limits, Platform, profile_url, safe_https_url, valid_handle
 from bridge.errors import AuthFailed, BadPayload, DeliveryError, Rejected, RetryLater, server_error
-from bridge.links import profile_url, safe_https_url, valid_handle
 
 OBJECTS = {"page": Platform.MESSENGER, "instagram": Platform.INSTAGRAM}
 LIMITS = {Platform.MESSENGER: Limits(max_chars=2_000), Platform.INSTAGRAM: Limits(max_chars=1_000, count_bytes=True)}

@@ -7,9 +7,8 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge.domain import Customer, InboundMessage, OutboundMessage, Platform
+from bridge.domain import Customer, InboundMessage, OutboundMessage, Platform, safe_https_url, valid_handle
 from bridge.errors import BadPayload
-from bridge.links import safe_https_url, valid_handle
 
 MAX_ID = 256
 MAX_TEXT = 40_000

@@ -13,7 +13,7 @@ from bridge.errors import AuthFailed
 from connectors.x import api, convert
 
 if TYPE_CHECKING:
-    from connectors.x.oauth import TokenStore
+    from connectors.x.oauth import AccessTokens
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,7 +34,7 @@ class XConnector:
 
     def __init__(self, *, base_url: str, consumer_key: str = "", consumer_secret: str = "",
                  access_token: str = "", access_token_secret: str = "", user_bearer_token: str = "",
-                 timeout: float = 15.0, tokens: TokenStore | None = None) -> None:
+                 timeout: float = 15.0, tokens: AccessTokens | None = None) -> None:
         """``tokens``: OAuth 2.0 user tokens refreshed from the database (``dmbridge x-auth``); else OAuth
         1.0a with the four keys, else ``user_bearer_token`` as a static OAuth 2.0 token (never refreshed)."""
         self._tokens = tokens

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge.domain import Customer, InboundMessage, Platform
+from bridge.domain import Customer, InboundMessage, Platform, profile_url, safe_https_url, valid_handle
 from bridge.errors import BadPayload
-from bridge.links import profile_url, safe_https_url, valid_handle
 
 # X's OpenAPI (2.167) has no ``sender_id`` among ``dm_event.fields``: it comes with ``expansions=sender_id``,
 # which every read of ours asks for (the older prose docs list it as a field; this form works with both)

@@ -19,9 +19,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from bridge.domain import Batch
+from bridge.domain import Batch, Pacer
 from bridge.errors import AuthFailed, BadPayload
-from bridge.pacing import Pacer
 from connectors import signing
 from connectors.base import WebhookReply, WebhookRequest
 from connectors.x import convert

@@ -7,8 +7,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.domain import Platform
-from bridge.links import profile_url, safe_https_url, valid_handle
+from bridge.domain import Platform, profile_url, safe_https_url, valid_handle
 from connectors.meta.convert import customer_from_profile
 from connectors.webhook.convert import parse_message
 from connectors.x.convert import customer_from_user

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.pacing import Pacer
+from bridge.domain import Pacer
 
 
 def test_burst_then_one_per_second() -> None:

@@ -16,8 +16,9 @@ from bridge.errors import AuthFailed
 from bridge.store.db import Database
 from bridge.store.migrate import upgrade
 from bridge.store.tables import XOAuthToken
+from bridge.x_tokens import TokenStore, token_status
 from connectors.x import oauth
-from connectors.x.oauth import OAuthError, Tokens, TokenStore, code_from, needs_refresh, token_status
+from connectors.x.oauth import OAuthError, Tokens, code_from, needs_refresh
 
 
 @given(st.floats(min_value=0, max_value=1e10), st.floats(min_value=-1e6, max_value=1e6),
