@@ -38,8 +38,8 @@ from bridge.domain import Limits, Platform
 from bridge.outbound import enqueue_notice, ephemeral, platform_lane, slack_lane
 from bridge.slack.blocks import CardView, slack_date
 from bridge.slack.roster import Roster
+from bridge.store import conversations, outbox
 from bridge.store import desk as store
-from bridge.store import outbox
 from bridge.store.tables import Conversation
 from bridge.text import utf8_len
 from bridge.when import parse_when
@@ -327,7 +327,9 @@ class Desk:
     def wake_snoozed(self, s: Session, now: float) -> int:
         """Reopen conversations whose snooze is over, each once, and remind their assignee."""
         woken = 0
-        for conv in store.due_snoozes(s, now):
+        due = store.due_snoozes(s, now)
+        conversations.lock(s, [c.id for c in due])  # by id (bridge.store.conversations.lock)
+        for conv in due:
             assert conv.id is not None and conv.snoozed_until is not None
             until = conv.snoozed_until
             if not store.wake(s, conv.id, until):

@@ -56,6 +56,9 @@ class EventProcessor:
         with ctx.db.session() as s:  # the batch in one transaction, processors serialised across processes
             xact_serialize(s, "slack-event-processor")  # so outbox ids follow event order
             still = events.still_unprocessed(s, [c[0] for c in classified])
+            # the threads' conversations first, by id, whatever the events' order (conversations.lock)
+            conversations.lock_threads(s, {(a.channel, a.thread_ts) for i, _, a, _ in classified if i in still
+                                           and isinstance(a, outbound.Relay | outbound.Command | outbound.Changed)})
             now, done = ctx.clock(), []
             deferred = False
             failures: list[int] = []
