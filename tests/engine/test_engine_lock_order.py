@@ -17,13 +17,18 @@ from collections.abc import Callable
 
 import pytest
 from sqlalchemy import text
+from sqlmodel import Session, select
 
+from bridge import outbound, processor
 from bridge.platform_delivery import PlatformDelivery
 from bridge.processor import EventProcessor
+from bridge.store import outbox
 from bridge.store.db import Database
-from bridge.store.tables import Conversation
+from bridge.store.tables import Conversation, Outbox
 from bridge.workers import Context
 from tests.engine.fakes import conversation, make_ctx, reply, rows, slack_event
+
+not_known_yet = processor._thread_not_known_yet
 
 
 def _someone_waits_on_a_lock(db: Database, other_than: int) -> bool:
@@ -87,3 +92,42 @@ def test_the_event_processor_waits_for_its_first_conversation_holding_none(pg_ur
     _while_the_lower_conversation_is_held(ctx, first.id, second.id, EventProcessor(ctx).step)
     relayed = [(r.conversation_id, r.kind) for r in rows(ctx) if r.target == "platform"]
     assert relayed == [(second.id, "dm"), (first.id, "dm")]
+
+
+def test_a_thread_deferred_for_its_card_keeps_its_later_events_back(pg_url: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The card's outcome (its thread_ts) can land between two events of its thread in one batch."""
+    ctx, _clock, _db, _slack, _x = make_ctx(pg_url)
+    conv = conversation(ctx, "41")
+    thread = conv.thread_ts
+    assert conv.id is not None and thread
+    with ctx.db.session() as s:  # the card is posted, its outcome not written yet
+        fresh = s.get(Conversation, conv.id)
+        assert fresh is not None
+        fresh.thread_ts = None
+        s.add(fresh)
+        outbox.enqueue(s, key=f"card:{conv.id}", target="slack", lane=f"s:{conv.id}", kind="card", payload={},
+                       now=ctx.clock(), conversation_id=conv.id)
+    slack_event(ctx, "1800000001.000001", "first", thread)
+    slack_event(ctx, "1800000001.000002", "second", thread)
+    checks: list[bool] = []
+
+    def outcome_lands_after_the_first_check(s: Session, action: outbound.Action) -> bool:
+        unknown = not_known_yet(s, action)
+        if not checks:  # the card's outcome commits now, from another process's transaction
+            with ctx.db.session() as other:
+                card = other.exec(select(Outbox).where(Outbox.kind == "card")).one()
+                outbox.finish(other, card.id or 0, thread)
+                landed = other.get(Conversation, conv.id)
+                assert landed is not None
+                landed.thread_ts = thread
+                other.add(landed)
+        checks.append(unknown)
+        return unknown
+
+    monkeypatch.setattr(processor, "_thread_not_known_yet", outcome_lands_after_the_first_check)
+    EventProcessor(ctx).step()
+    EventProcessor(ctx).step()
+    assert checks[0] is True  # the first event was deferred
+    relayed = [outbox.load(r)["text"] for r in rows(ctx) if r.target == "platform"]
+    assert relayed == ["first", "second"]
