@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
-from bridge.store import outbox
+from bridge.store import conversations, outbox
 from bridge.store.locks import ProcessLock
 from bridge.store.tables import Outbox
 
@@ -42,6 +42,10 @@ def write_outcomes(ctx: Context, claimed: Iterable[Outbox], writes: list[Callabl
     for _ in range(WRITE_TRIES):
         try:
             with ctx.db.session() as s:
+                # the rows' conversations first, then the rows, each by id (bridge.store.conversations.lock);
+                # a card's outcome sets the conversation's thread_ts, a unique column: the stronger lock
+                conversations.lock(s, [r.conversation_id for r in rows], key_change=True)
+                outbox.lock(s, [r.id for r in rows])
                 for write in writes:
                     write(s)
             return True

@@ -38,8 +38,8 @@ from bridge.config import FileConfig
 from bridge.deliveries import DM, ChannelNotice
 from bridge.domain import Limits, Platform
 from bridge.outbound import ephemeral
+from bridge.store import conversations, outbox
 from bridge.store import desk as store
-from bridge.store import outbox
 from bridge.store.tables import Conversation
 from bridge.text import utf8_len
 from bridge.when import parse_when
@@ -298,4 +298,6 @@ class Desk:
 
     def wake_snoozed(self, s: Session, now: float) -> int:
         """Reopen conversations whose snooze is over, each once, and remind their assignee."""
-        return sum(state.snooze_over(s, conv, now) for conv in store.due_snoozes(s, now))
+        due = store.due_snoozes(s, now)
+        conversations.lock(s, [c.id for c in due])  # by id (bridge.store.conversations.lock)
+        return sum(state.snooze_over(s, conv, now) for conv in due)

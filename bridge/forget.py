@@ -73,12 +73,13 @@ def forget(db: Database, platform: str, customer_id: str, now: float, actor: str
     with db.session() as s:
         convs = list(s.exec(select(Conversation).where(Conversation.platform == platform,
                                                        Conversation.customer_id == customer_id)
-                            .with_for_update()).all())
+                            .order_by(col(Conversation.id)).with_for_update()).all())  # by id, then the rows
         ids = [c.id for c in convs if c.id is not None]
         if not ids:
             return Erasure([], 0, 0, 0)
         # locked, so no worker claims them meanwhile (claims skip locked rows on PostgreSQL; SQLite has one writer)
-        rows = list(s.exec(select(Outbox).where(col(Outbox.conversation_id).in_(ids)).with_for_update()).all())
+        rows = list(s.exec(select(Outbox).where(col(Outbox.conversation_id).in_(ids)).order_by(col(Outbox.id))
+                           .with_for_update()).all())
         if any(r.state == outbox.SENDING for r in rows):
             raise InFlight("a message of this customer's conversation is being delivered right now; "
                            "nothing was changed: run the command again in a minute")

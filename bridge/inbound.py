@@ -29,6 +29,9 @@ def ingest(session: Session, connector: str, account: str, batch: Batch, channel
     mirrored with a label. A message seen before inserts nothing.
     """
     new = 0
+    # the batch's existing conversations first, by id (bridge.store.conversations.lock): the messages below
+    # come in the platform's order, and the event processor, deliveries and the SLA sweep write them too
+    conversations.lock_remote(session, {(m.platform, m.account, m.conversation) for m in batch.messages})
     for msg in batch.messages:
         if msg.from_brand and events.sent_by_us(session, msg.platform, msg.account, msg.remote_id):
             continue

@@ -57,14 +57,21 @@ class EventProcessor:
         with ctx.db.session() as s:  # the batch in one transaction, processors serialised across processes
             xact_serialize(s, "slack-event-processor")  # so outbox ids follow event order
             still = events.still_unprocessed(s, [c[0] for c in classified])
+            # the threads' conversations first, by id, whatever the events' order (conversations.lock)
+            conversations.lock_threads(s, {(a.channel, a.thread_ts) for i, _, a, _ in classified if i in still
+                                           and isinstance(a, outbound.Relay | outbound.Command | outbound.Changed)})
             now, done = ctx.clock(), []
-            deferred = False
+            deferred: set[tuple[str, str]] = set()  # threads whose events wait for the next batch
             failures: list[int] = []
             for row_id, event, action, who in classified:
                 if row_id not in still:
                     continue  # another process got there first
-                if _thread_not_known_yet(s, action):
-                    deferred = True  # its header card is posted but not recorded yet: come back to it
+                thread = (action.channel, action.thread_ts) if isinstance(
+                    action, outbound.Relay | outbound.Command | outbound.Changed) else None
+                if thread in deferred or _thread_not_known_yet(s, action):
+                    # its header card is posted but not recorded yet: come back to it, and to the thread's
+                    # later events too, even once the card's outcome lands mid-batch (they must not go first)
+                    deferred.add(thread or ("", ""))
                     continue
                 try:
                     with s.begin_nested():  # this event alone is rolled back if it raises

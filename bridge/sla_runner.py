@@ -25,8 +25,8 @@ from bridge.desk import Desk, Who
 from bridge.reports import ConversationFacts, build_report, render
 from bridge.sla import Event, Mark, Policy, State
 from bridge.slack.blocks import slack_date
+from bridge.store import conversations, outbox
 from bridge.store import desk as store
-from bridge.store import outbox
 from bridge.store.db import Database
 from bridge.store.tables import Conversation
 
@@ -73,6 +73,7 @@ class SlaRunner:
             for start in range(0, len(due), 50):  # a few dozen per transaction: one commit, not one each
                 batch = due[start:start + 50]
                 with self.db.session() as s:
+                    conversations.lock(s, batch)  # by id, not in due order (bridge.store.conversations.lock)
                     found = timelines(s, batch)
                     for conv_id in batch:
                         self.evaluate(s, conv_id, now, found[conv_id])

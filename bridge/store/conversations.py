@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import tuple_
+from sqlmodel import Session, col, select
 
 from bridge.domain import Customer
 from bridge.store.common import insert_ignore
@@ -37,3 +41,43 @@ def by_thread(session: Session, channel: str, thread_ts: str) -> Conversation | 
 
 def get(session: Session, conversation_id: int) -> Conversation | None:
     return session.get(Conversation, conversation_id)
+
+
+def lock(session: Session, ids: Iterable[int | None], *, key_change: bool = False) -> None:
+    """Lock these conversation rows, ascending by id, before the transaction touches any other row.
+
+    Every transaction that writes several conversation rows, or conversation
+    rows and outbox rows, takes its conversations first this way (see
+    docs/design.md, "Transactions"): row locks are then always acquired in one
+    order and two writers cannot wait on each other. ``key_change`` when the
+    transaction may change a unique column (``thread_ts``): it takes the
+    stronger lock up front instead of upgrading midway. SQLite needs none of
+    this: ``BEGIN IMMEDIATE`` already holds the one write lock.
+    """
+    wanted = sorted({i for i in ids if i is not None})
+    if wanted:
+        _lock(session, col(Conversation.id).in_(wanted), key_change)
+
+
+def lock_remote(session: Session, keys: Iterable[tuple[str, str, str]]) -> None:
+    """``lock`` for the existing conversations of these (platform, account, remote id)s (the ingest's)."""
+    wanted = sorted(set(keys))
+    if wanted:
+        _lock(session, tuple_(col(Conversation.platform), col(Conversation.account),
+                              col(Conversation.remote_id)).in_(wanted), False)
+
+
+def lock_threads(session: Session, threads: Iterable[tuple[str, str]]) -> None:
+    """``lock`` for the conversations of these (channel, thread_ts)s (the Slack event processor's)."""
+    wanted = sorted(set(threads))
+    if wanted:
+        _lock(session, tuple_(col(Conversation.channel), col(Conversation.thread_ts)).in_(wanted), False)
+
+
+def _lock(session: Session, where: Any, key_change: bool) -> None:
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    # FOR NO KEY UPDATE is what an ordinary UPDATE takes: it does not block other transactions' inserts that
+    # reference the row (foreign keys take KEY SHARE). The rows are locked as the sort emits them, by id.
+    session.execute(select(Conversation.id).where(where).order_by(col(Conversation.id))
+                    .with_for_update(key_share=not key_change)).all()

@@ -101,6 +101,18 @@ def claim_many(session: Session, row_ids: list[int], now: float, owner: str | No
     return list(rows)
 
 
+def lock(session: Session, row_ids: list[int | None]) -> None:
+    """Lock these rows, ascending by id (PostgreSQL; under SQLite's ``BEGIN IMMEDIATE`` nothing is needed).
+
+    Outcome writes take their claimed rows this way, after their conversations
+    (``conversations.lock``), before updating them one by one.
+    """
+    wanted = sorted({i for i in row_ids if i is not None})
+    if wanted and session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Outbox.id).where(col(Outbox.id).in_(wanted)).order_by(col(Outbox.id))
+                        .with_for_update(key_share=True)).all()
+
+
 def finish(session: Session, row_id: int, result: str | None = None) -> None:
     session.execute(update(Outbox).where(col(Outbox.id) == row_id).values(state=SENT, result=result,
                                                                           uncertain=False))
@@ -110,7 +122,7 @@ def finish_many(session: Session, results: list[tuple[int, str | None]]) -> None
     """Several rows sent, in one statement (executemany by primary key)."""
     if results:
         session.execute(update(Outbox), [{"id": i, "state": SENT, "result": r, "uncertain": False}
-                                         for i, r in results])
+                                         for i, r in sorted(results, key=lambda x: x[0])])  # by id
 
 
 def fail(session: Session, row_id: int, error: str) -> None:
