@@ -24,7 +24,7 @@ from bridge.sandbox.demo import MARIA, SAM
 from bridge.sandbox.harness import CHANNEL, Sandbox, shown, start_sandbox, wait_for
 from bridge.sandbox.process import ServeProcess, free_port, serve_env, start_world
 from bridge.store.tables import InboundEvent, Outbox
-from tests.scenarios.test_core_loop import customer_posts, thread_with
+from tests.scenarios.helpers import customer_posts, thread_with
 
 SECRET_LOOKING = "xoxb-000000000000-SECRETLOOKINGTOKEN"
 INJECTED = "\n2019-01-01 10:00:00,000 INFO bridge.http: admin login accepted for root"

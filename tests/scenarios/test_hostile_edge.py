@@ -29,7 +29,7 @@ from bridge.sandbox.harness import (
 )
 from bridge.store.tables import InboundEvent, Outbox, SlackEvent
 from connectors.signing import base64_sha256, hex_sha256
-from tests.scenarios.test_core_loop import customer_posts, thread_with
+from tests.scenarios.helpers import customer_posts, thread_with
 
 DEEP = b'{"a":' * 60_000 + b"1" + b"}" * 60_000  # ~360 KB, far below the size limit; json recursion fails
 BOXES: dict[str, dict[str, Any]] = {

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,13 +21,7 @@ HOSTILE_URLS = ["https://shop.example/u|<!here> Verify your account", "<!here>",
                 "https://evil.example/a b", "http://plain.example/u", "https://shop.example/<!channel>"]
 
 
-@pytest.fixture
-def box() -> Iterator[Sandbox]:
-    sandbox = start_sandbox(generic=True, file=DESK)
-    try:
-        yield sandbox
-    finally:
-        sandbox.close()
+pytestmark = pytest.mark.sandbox(generic=True, file=DESK)
 
 
 def _generic(box: Sandbox, name: str, text: str, **sender: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -17,14 +16,7 @@ from bridge.sandbox.server import OffsetClock
 from bridge.sandbox.x_oauth import ACCESS_SECONDS
 from bridge.store.tables import XOAuthToken
 
-
-@pytest.fixture
-def box(clock: OffsetClock) -> Iterator[Sandbox]:
-    sandbox = start_sandbox(x_oauth2=True, clock=clock)
-    try:
-        yield sandbox
-    finally:
-        sandbox.close()
+pytestmark = pytest.mark.sandbox(x_oauth2=True)
 
 
 def token_row(box: Sandbox) -> XOAuthToken:
