@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-log = logging.getLogger("bridge.workers")
+log = logging.getLogger(__name__)
 
 AUTH_PAUSE_MIN, AUTH_PAUSE_MAX = 5.0, 300.0
 
@@ -50,11 +50,15 @@ class AuthState:
 
 
 class Loop(threading.Thread):
-    """Runs ``step`` until stopped; sleeps for what it returns or until woken."""
+    """Runs ``step`` until stopped; sleeps for what it returns or until woken.
+
+    ``steps`` counts the steps finished, failed ones too: once it has grown by two since some moment, one
+    whole step ran after that moment."""
 
     def __init__(self, name: str, step: Callable[[], float], wake: threading.Event, stop: threading.Event) -> None:
         super().__init__(name=name, daemon=True)
         self.step_fn, self.wake, self.stop_event = step, wake, stop
+        self.steps: int = 0
 
     def run(self) -> None:
         while not self.stop_event.is_set():
@@ -63,6 +67,7 @@ class Loop(threading.Thread):
             except Exception:
                 log.exception("%s step failed", self.name)
                 delay = 1.0
+            self.steps += 1
             if delay > 0:
                 self.wake.wait(delay)
             self.wake.clear()

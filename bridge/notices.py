@@ -1,6 +1,6 @@
 """The texts of thread lines and team notices the desk writes (pure, mrkdwn, customer parts escaped).
 
-Lines may be long (a whole escalation reason, a whole template): ``enqueue_notice`` splits them over
+Lines may be long (a whole escalation reason, a whole template): ``bridge.state.say`` splits them over
 several messages with :func:`bridge.slack.blocks.notice_parts`. What goes where it cannot be split (a
 team's channel notice is one message) is cut visibly and points at the thread.
 """

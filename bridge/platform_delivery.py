@@ -23,7 +23,7 @@ from bridge.store import events, outbox
 from bridge.store.tables import Conversation, Outbox, SentMessage
 from connectors.base import Connector, VerifiesSends
 
-log = logging.getLogger("bridge.workers")
+log = logging.getLogger(__name__)
 
 
 class PlatformHandler:

@@ -34,7 +34,7 @@ from bridge.deliveries import Delivery, Target
 from bridge.store import outbox
 from bridge.store.tables import Conversation, Outbox
 
-log = logging.getLogger("bridge.workers")
+log = logging.getLogger(__name__)
 
 Write = Callable[[Session], None]
 BLOCKED_RECHECK = 0.2

@@ -42,7 +42,7 @@ from bridge.store import desk as desk_store
 from bridge.store import events, outbox
 from bridge.store.tables import Conversation, Outbox
 
-log = logging.getLogger("bridge.workers")
+log = logging.getLogger(__name__)
 
 
 class SlackHandler:

@@ -1,4 +1,8 @@
-"""Shared fixtures: database URLs for SQLite and (when reachable, always under CI) PostgreSQL."""
+"""Shared fixtures: database URLs for SQLite and (when reachable, always under CI) PostgreSQL; sandboxes.
+
+A test that starts a sandbox (``box``, ``make_box``), or lives under ``tests/scenarios/``, is marked
+``scenario``: ``pytest -m "not scenario"`` runs the fast tier, plain ``pytest`` runs everything.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,16 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+
+from bridge.sandbox.harness import Sandbox, start_sandbox
+from bridge.sandbox.server import OffsetClock
+from tests.scenarios.helpers import BoxFactory
+
+SCENARIOS = Path(__file__).parent / "scenarios"
 
 PG_ADMIN = os.environ.get("DMBRIDGE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
@@ -62,3 +73,41 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'dmbridge.db'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(SCENARIOS) or "make_box" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.scenario)
+
+
+@pytest.fixture
+def clock() -> OffsetClock:
+    """The bridge's clock, movable by the test."""
+    return OffsetClock()
+
+
+@pytest.fixture
+def make_box() -> Iterator[BoxFactory]:
+    """``make_box(**options)`` starts a sandbox (``start_sandbox``'s options); each is closed after the test."""
+    started: list[Sandbox] = []
+
+    def make(database_url: str | None = None, **options: Any) -> Sandbox:
+        sandbox = start_sandbox(database_url, **options)
+        started.append(sandbox)
+        return sandbox
+
+    try:
+        yield make
+    finally:
+        for sandbox in reversed(started):
+            sandbox.close()
+
+
+@pytest.fixture
+def box(make_box: BoxFactory, clock: OffsetClock, request: pytest.FixtureRequest) -> Sandbox:
+    """A started sandbox on the test's clock, with the options of the nearest ``@pytest.mark.sandbox(...)``
+    (on the test, its class or its module's ``pytestmark``)."""
+    marker = request.node.get_closest_marker("sandbox")
+    options: dict[str, Any] = {"clock": clock, **(marker.kwargs if marker else {})}
+    return make_box(**options)

@@ -18,7 +18,7 @@ from slack_sdk import WebClient
 
 from bridge import doctor
 from bridge.sandbox.demo import MARIA, SAM
-from bridge.sandbox.harness import CHANNEL, Sandbox, start_sandbox, wait_for
+from bridge.sandbox.harness import CHANNEL, Sandbox, wait_for
 from bridge.sandbox.slack import SlackEmulator
 from bridge.sandbox.slack_state import Call
 from bridge.slack.blocks import SlackMessage
@@ -135,15 +135,7 @@ def test_every_slack_threads_method_calls_slack_as_the_spec_says(emulator: Slack
     assert len(emulator.calls("conversations.members")) == 2  # one member a page: the cursor was followed
 
 
-@pytest.fixture
-def box() -> Iterator[Sandbox]:
-    sandbox = start_sandbox(dmbridge_http_timeout=1.0)  # an uncertain post is verified after 1 s
-    try:
-        yield sandbox
-    finally:
-        sandbox.close()
-
-
+@pytest.mark.sandbox(dmbridge_http_timeout=1.0)  # an uncertain post is verified after 1 s
 def test_a_representative_scenario_calls_only_listed_methods_as_the_spec_says(box: Sandbox) -> None:
     box.slack.fail_next("chat.postMessage", status=500)  # the card's post fails: verify-before-resend reads
     box.x.customer_sends(MARIA, "Hi, my order never arrived")

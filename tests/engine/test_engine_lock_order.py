@@ -20,13 +20,13 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 
 from bridge import outbound, processor
-from bridge.platform_delivery import PlatformDelivery
+from bridge.context import Context
+from bridge.deliveries import Card
 from bridge.processor import EventProcessor
 from bridge.store import outbox
 from bridge.store.db import Database
 from bridge.store.tables import Conversation, Outbox
-from bridge.workers import Context
-from tests.engine.fakes import conversation, make_ctx, reply, rows, slack_event
+from tests.engine.fakes import conversation, make_ctx, platform_runner, reply, rows, slack_event
 
 not_known_yet = processor._thread_not_known_yet
 
@@ -77,7 +77,7 @@ def test_outcome_writes_wait_for_their_first_conversation_holding_none(pg_url: s
     reply(ctx, first, "to the first", "1800000001.000002")
     caplog.set_level(logging.WARNING, logger="bridge.claims")
     clock.advance(1)  # so each delivered reply moves its conversation's SLA time: an update of the row
-    _while_the_lower_conversation_is_held(ctx, first.id, second.id, PlatformDelivery(ctx).step)
+    _while_the_lower_conversation_is_held(ctx, first.id, second.id, platform_runner(ctx).step)
     assert x.sent == ["to the second", "to the first"]
     assert [r.getMessage() for r in caplog.records if "delivery outcomes failed" in r.getMessage()] == []
     assert {r.state for r in rows(ctx) if r.target == "platform"} == {"sent"}
@@ -106,8 +106,7 @@ def test_a_thread_deferred_for_its_card_keeps_its_later_events_back(pg_url: str,
         assert fresh is not None
         fresh.thread_ts = None
         s.add(fresh)
-        outbox.enqueue(s, key=f"card:{conv.id}", target="slack", lane=f"s:{conv.id}", kind="card", payload={},
-                       now=ctx.clock(), conversation_id=conv.id)
+        outbox.enqueue(s, Card.of(conv.id), ctx.clock())
     slack_event(ctx, "1800000001.000001", "first", thread)
     slack_event(ctx, "1800000001.000002", "second", thread)
     checks: list[bool] = []

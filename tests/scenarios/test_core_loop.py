@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 from sqlmodel import select
 
 from bridge.sandbox.demo import JDOE, KIM, MARIA, SAM
-from bridge.sandbox.harness import CHANNEL, Sandbox, shown, start_sandbox, wait_for
+from bridge.sandbox.harness import CHANNEL, Sandbox, shown, wait_for
 from bridge.store.tables import Conversation, Outbox, SlackEvent
-
-
-def thread_with(box: Sandbox, text: str) -> str:
-    return box.thread_with(text)
+from tests.scenarios.helpers import BoxFactory, customer_posts, loops_ran, polls_ran, thread_with, wait_settled
 
 
 def conversations(box: Sandbox) -> list[Conversation]:
     with box.bridge.ctx.db.session() as s:
         return list(s.exec(select(Conversation).order_by(Conversation.id)).all())
-
-
-def customer_posts(box: Sandbox, ts: str) -> list[dict[str, Any]]:
-    return [m for m in box.slack.thread(CHANNEL, ts)[1:] if m.get("bot_id") and m.get("username")]
 
 
 def test_new_conversation_gets_a_card_and_the_message_under_the_customers_name(box: Sandbox) -> None:
@@ -104,7 +96,7 @@ def test_forged_and_stale_signatures_are_refused_and_store_nothing(box: Sandbox)
     assert box.slack.send_raw(body + b" ", headers).status_code == 401  # body changed after signing
     with box.bridge.ctx.db.session() as s:
         assert not s.exec(select(SlackEvent).where(SlackEvent.event_id.in_(["EvFORGED", "EvSTALE"]))).all()  # type: ignore[union-attr]
-    time.sleep(0.3)
+    loops_ran(box, "slack-events", "platform-delivery")
     assert box.x.received_by(MARIA) == []
 
 
@@ -189,7 +181,8 @@ def test_own_echoes_are_dropped_and_outside_sends_are_labelled(box: Sandbox) -> 
     post = wait_for(lambda: [m for m in box.slack.thread(CHANNEL, ts) if "typed in the X app" in shown(m)],
                     what="outside send mirrored")[0]
     assert "outside Slack" in shown(post)
-    time.sleep(0.5)  # a few more polls: the echo of our own send must still not appear
+    polls_ran(box.x)  # more polls, and every row they made delivered: the echo of our own send must not appear
+    wait_settled(box.bridge.ctx.db)
     assert not any("pong from Slack" in shown(m) for m in box.slack.thread(CHANNEL, ts) if m.get("bot_id"))
 
 
@@ -201,7 +194,7 @@ def test_edits_after_delivery_are_explained_once(box: Sandbox) -> None:
     box.slack.edit_as_user(SAM, CHANNEL, reply_ts, "Hello")
     box.slack.edit_as_user(SAM, CHANNEL, reply_ts, "Hello!")
     wait_for(lambda: [m for m in box.slack.thread(CHANNEL, ts) if "does not change" in shown(m)], what="notice")
-    time.sleep(0.3)
+    loops_ran(box, "slack-events", "slack-delivery")
     assert len([m for m in box.slack.thread(CHANNEL, ts) if "does not change" in shown(m)]) == 1
     assert box.x.received_by(MARIA) == ["Helo"]
 
@@ -212,58 +205,46 @@ def test_url_verification_and_unhandled_subtypes_are_acknowledged(box: Sandbox) 
     assert box.slack.join_channel("U0AGENT1", CHANNEL) == [200]
 
 
-def test_core_loop_on_postgresql(pg_url: str) -> None:
-    box = start_sandbox(database_url=pg_url)
-    try:
-        box.x.customer_sends(MARIA, "hello from postgres")
-        ts = thread_with(box, "hello from postgres")
-        reply_ts, _ = box.slack.post_as_user(SAM, CHANNEL, "hi back", thread_ts=ts, deliveries=2)
-        wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), what="✅")
-        assert box.x.received_by(MARIA) == ["hi back"]
-        box.restart()
-        box.x.customer_sends(MARIA, "again")
-        assert thread_with(box, "again") == ts
-    finally:
-        box.close()
+def test_core_loop_on_postgresql(pg_url: str, make_box: BoxFactory) -> None:
+    box = make_box(database_url=pg_url)
+    box.x.customer_sends(MARIA, "hello from postgres")
+    ts = thread_with(box, "hello from postgres")
+    reply_ts, _ = box.slack.post_as_user(SAM, CHANNEL, "hi back", thread_ts=ts, deliveries=2)
+    wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), what="✅")
+    assert box.x.received_by(MARIA) == ["hi back"]
+    box.restart()
+    box.x.customer_sends(MARIA, "again")
+    assert thread_with(box, "again") == ts
 
 
-def test_oauth2_user_token_instead_of_oauth1_keys() -> None:
-    box = start_sandbox(x_consumer_key="", x_consumer_secret="", x_access_token="", x_access_token_secret="",
-                        x_user_bearer_token="sandbox-user-bearer")
-    try:
-        box.x.customer_sends(MARIA, "hello over OAuth 2")
-        ts = thread_with(box, "hello over OAuth 2")
-        box.slack.post_as_user(SAM, CHANNEL, "answered over OAuth 2", thread_ts=ts)
-        wait_for(lambda: box.x.received_by(MARIA) == ["answered over OAuth 2"], what="send with the bearer token")
-        assert all(status != 401 for _, _, status in box.x.requests)
-    finally:
-        box.close()
+def test_oauth2_user_token_instead_of_oauth1_keys(make_box: BoxFactory) -> None:
+    box = make_box(x_consumer_key="", x_consumer_secret="", x_access_token="", x_access_token_secret="",
+                   x_user_bearer_token="sandbox-user-bearer")
+    box.x.customer_sends(MARIA, "hello over OAuth 2")
+    ts = thread_with(box, "hello over OAuth 2")
+    box.slack.post_as_user(SAM, CHANNEL, "answered over OAuth 2", thread_ts=ts)
+    wait_for(lambda: box.x.received_by(MARIA) == ["answered over OAuth 2"], what="send with the bearer token")
+    assert all(status != 401 for _, _, status in box.x.requests)
 
 
-def test_a_wrong_x_credential_is_refused_by_the_emulator_and_reported() -> None:
-    box = start_sandbox(x_access_token_secret="not-the-secret", x_poll_seconds=0.1)
-    try:
-        wait_for(lambda: "refused" in str(box.bridge.health()["checks"].get("x", "")), what="x health")
-        assert box.x.requests and all(status == 401 for _, _, status in box.x.requests)
-    finally:
-        box.close()
+def test_a_wrong_x_credential_is_refused_by_the_emulator_and_reported(make_box: BoxFactory) -> None:
+    box = make_box(x_access_token_secret="not-the-secret", x_poll_seconds=0.1)
+    wait_for(lambda: "refused" in str(box.bridge.health()["checks"].get("x", "")), what="x health")
+    assert box.x.requests and all(status == 401 for _, _, status in box.x.requests)
 
 
-def test_socket_mode_carries_events_commands_and_buttons() -> None:
+def test_socket_mode_carries_events_commands_and_buttons(make_box: BoxFactory) -> None:
     """With SLACK_APP_TOKEN the bridge opens Slack's WebSocket (apps.connections.open) instead of HTTP."""
-    box = start_sandbox(slack_app_token="xapp-sandbox", slack_signing_secret="")
-    try:
-        wait_for(box.slack.socket.connected, what="the Socket Mode connection")
-        assert box.slack.calls("apps.connections.open")
-        box.x.customer_sends(MARIA, "hello over a socket")
-        ts = thread_with(box, "hello over a socket")
-        reply_ts, statuses = box.slack.post_as_user(SAM, CHANNEL, "answer over a socket", thread_ts=ts,
-                                                    deliveries=2)
-        assert statuses == [200, 200]
-        wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), what="✅")
-        assert box.x.received_by(MARIA) == ["answer over a socket"]
-        assert "In the channel" in box.slack.slash_command(SAM, CHANNEL, "help").text
-        assert box.slack.click(SAM, CHANNEL, ts, "conv_claim").status_code == 200
-        wait_for(lambda: f"Assigned to <@{SAM}>" in str(box.slack.thread(CHANNEL, ts)), what="claimed")
-    finally:
-        box.close()
+    box = make_box(slack_app_token="xapp-sandbox", slack_signing_secret="")
+    wait_for(box.slack.socket.connected, what="the Socket Mode connection")
+    assert box.slack.calls("apps.connections.open")
+    box.x.customer_sends(MARIA, "hello over a socket")
+    ts = thread_with(box, "hello over a socket")
+    reply_ts, statuses = box.slack.post_as_user(SAM, CHANNEL, "answer over a socket", thread_ts=ts,
+                                                deliveries=2)
+    assert statuses == [200, 200]
+    wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), what="✅")
+    assert box.x.received_by(MARIA) == ["answer over a socket"]
+    assert "In the channel" in box.slack.slash_command(SAM, CHANNEL, "help").text
+    assert box.slack.click(SAM, CHANNEL, ts, "conv_claim").status_code == 200
+    wait_for(lambda: f"Assigned to <@{SAM}>" in str(box.slack.thread(CHANNEL, ts)), what="claimed")

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from bridge.sandbox.harness import wait_for
 from bridge.sandbox.process import ServeProcess, serve_env, start_world
 from bridge.store.db import Database
+from tests.scenarios.helpers import polls_ran, wait_settled
 from tests.scenarios.traffic import Traffic
 
 MESSAGES = int(os.environ.get("DMBRIDGE_CRASH_MESSAGES", "200"))
@@ -47,8 +48,9 @@ def test_random_sigkills_lose_nothing_and_double_nothing(database: str, tmp_path
     kills: list[float] = []
     try:
         proc.start()
-        wait_for(lambda: any(r[1] == "/2/dm_events" and r[2] == 200 for r in world.x.requests), what="first poll")
-        time.sleep(0.5)  # its high-water mark is committed just after the answer
+        # the first poll's high-water mark is committed just after the answer, so before the second read
+        wait_for(lambda: sum(r[1] == "/2/dm_events" and r[2] == 200 for r in list(world.x.requests)) >= 2,
+                 what="two polls")
         traffic = Traffic(world, [proc.events_url], rng=random.Random(1))
         for cid in world.customers:
             traffic.customer_says(cid, f"{cid[-2:]} opens")
@@ -78,7 +80,8 @@ def test_random_sigkills_lose_nothing_and_double_nothing(database: str, tmp_path
             wait_for(traffic.all_arrived, timeout=120, what="every delivery after the last restart")
         except TimeoutError:
             raise AssertionError(f"{traffic.problems()}\nundelivered: {_undelivered(url)}\n{proc.log_tail()}") from None
-        time.sleep(1.0)  # a late duplicate would show now
+        polls_ran(world.x, timeout=60)  # a poll after the last delivery, and all it and the rest left to do
+        wait_settled(url, timeout=60)
         assert len(kills) >= KILLS
         assert traffic.acknowledged == MESSAGES  # every Slack event was acknowledged (after retries)
         assert traffic.problems() == [], proc.log_tail()

@@ -24,6 +24,7 @@ from bridge.sandbox.harness import (
 from bridge.sandbox.server import OffsetClock
 from bridge.sandbox.slack import BOT_USER
 from bridge.store.tables import Audit, Conversation
+from tests.scenarios.helpers import BoxFactory
 
 OUTSIDER = "U0OUTSIDER"
 DESK = FileConfig(brand="Acme", timezone="Europe/Berlin",
@@ -289,18 +290,15 @@ def test_app_home_lists_my_unassigned_and_escalated_conversations(desk: Sandbox)
     wait_for(lambda: "Escalated (1)" in home(), what="Home refreshed after a change")
 
 
-def test_round_robin_skips_away_agents_and_respects_capacity(clock: OffsetClock) -> None:
+def test_round_robin_skips_away_agents_and_respects_capacity(clock: OffsetClock, make_box: BoxFactory) -> None:
     file = FileConfig(assignment=Assignment(mode="round_robin", usergroup="S0AGENTS", capacity=1))
-    box = start_sandbox(file=file, clock=clock)
-    try:
-        box.slack.set_presence(KIM, "away")
-        box.x.customer_sends(MARIA, "first customer")
-        ts1 = box.thread_with("first customer")
-        wait_for(lambda: conv(box, 1).assignee == SAM, what="auto-assigned to the present agent")
-        line(box, ts1, f"Assigned to <@{SAM}> (round robin)")
-        box.x.customer_sends(JDOE, "second customer")
-        ts2 = box.thread_with("second customer")
-        line(box, ts2, "Nobody is free")
-        assert conv(box, 2).assignee is None
-    finally:
-        box.close()
+    box = make_box(file=file, clock=clock)
+    box.slack.set_presence(KIM, "away")
+    box.x.customer_sends(MARIA, "first customer")
+    ts1 = box.thread_with("first customer")
+    wait_for(lambda: conv(box, 1).assignee == SAM, what="auto-assigned to the present agent")
+    line(box, ts1, f"Assigned to <@{SAM}> (round robin)")
+    box.x.customer_sends(JDOE, "second customer")
+    ts2 = box.thread_with("second customer")
+    line(box, ts2, "Nobody is free")
+    assert conv(box, 2).assignee is None

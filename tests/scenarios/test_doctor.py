@@ -26,13 +26,13 @@ from bridge.sandbox.harness import (
     TEAM_CHANNEL,
     sandbox_settings,
     start_meta,
-    start_sandbox,
 )
 from bridge.sandbox.meta import MetaEmulator
 from bridge.sandbox.slack import BOT_USER, SlackEmulator
 from bridge.sandbox.x import XEmulator
 from bridge.store import migrate
 from bridge.store.db import Database
+from tests.scenarios.helpers import BoxFactory
 
 PRIVATE_ROUTE = "C0PRIVATE"
 TOML = f"""
@@ -242,21 +242,18 @@ def test_database_unreachable(world: World) -> None:
     assert set(bad) == {"Database"} and "unreachable" in bad["Database"].detail
 
 
-def test_refreshing_oauth2_tokens_are_checked_through_the_token_store(tmp_path: Path) -> None:
-    box = start_sandbox(x_oauth2=True)  # authorized with `dmbridge x-auth`'s flow; tokens in the database
-    try:
-        results = {c.name: c for c in doctor.run(box.settings, box.file, environ={})}
-        assert results["X credentials"].ok and "OAuth 2.0 (refreshed)" in results["X credentials"].detail
-        assert results["X OAuth 2.0 token"].ok and "refreshed automatically" in results["X OAuth 2.0 token"].detail
-        url = f"sqlite:///{tmp_path / 'fresh.db'}"
-        db = Database(url)
-        migrate.upgrade(db)
-        db.dispose()
-        bad = failed({c.name: c for c in doctor.run(box.settings.model_copy(update={"database_url": url}),
-                                                    box.file, environ={})})
-        assert "x-auth" in bad["X credentials"].fix and "x-auth" in bad["X OAuth 2.0 token"].fix
-    finally:
-        box.close()
+def test_refreshing_oauth2_tokens_are_checked_through_the_token_store(tmp_path: Path, make_box: BoxFactory) -> None:
+    box = make_box(x_oauth2=True)  # authorized with `dmbridge x-auth`'s flow; tokens in the database
+    results = {c.name: c for c in doctor.run(box.settings, box.file, environ={})}
+    assert results["X credentials"].ok and "OAuth 2.0 (refreshed)" in results["X credentials"].detail
+    assert results["X OAuth 2.0 token"].ok and "refreshed automatically" in results["X OAuth 2.0 token"].detail
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    db = Database(url)
+    migrate.upgrade(db)
+    db.dispose()
+    bad = failed({c.name: c for c in doctor.run(box.settings.model_copy(update={"database_url": url}),
+                                                box.file, environ={})})
+    assert "x-auth" in bad["X credentials"].fix and "x-auth" in bad["X OAuth 2.0 token"].fix
 
 
 def test_each_page_token_named_in_the_toml_is_checked(world: World) -> None:

@@ -24,7 +24,7 @@ from bridge.sandbox.demo import MARIA, SAM
 from bridge.sandbox.harness import CHANNEL, Sandbox, shown, start_sandbox, wait_for
 from bridge.sandbox.process import ServeProcess, free_port, serve_env, start_world
 from bridge.store.tables import InboundEvent, Outbox
-from tests.scenarios.test_core_loop import customer_posts, thread_with
+from tests.scenarios.helpers import BoxFactory, customer_posts, thread_with
 
 SECRET_LOOKING = "xoxb-000000000000-SECRETLOOKINGTOKEN"
 INJECTED = "\n2019-01-01 10:00:00,000 INFO bridge.http: admin login accepted for root"
@@ -242,58 +242,50 @@ def _health(box: Sandbox) -> tuple[int, dict[str, Any]]:
 
 
 @pytest.mark.parametrize("silent", [False, True], ids=["refused", "silent"])
-def test_healthz_is_503_while_postgresql_is_unreachable(proxied_pg: tuple[str, Proxy], silent: bool) -> None:
+def test_healthz_is_503_while_postgresql_is_unreachable(proxied_pg: tuple[str, Proxy], silent: bool,
+                                                        make_box: BoxFactory) -> None:
     """Refused connections, or a server that accepts and never answers (bounded by connect_timeout)."""
     url, proxy = proxied_pg
-    box = start_sandbox(url)
-    try:
-        assert _health(box)[0] == 200
-        proxy.cut(silent=silent)
-        _, state = wait_for(lambda: (h := _health(box))[0] == 503 and h, timeout=45, what="/healthz 503")
-        assert state["checks"]["database"].startswith("error")
-        proxy.restore()
-        wait_for(lambda: _health(box)[0] == 200, timeout=45, what="/healthz 200 again")
-        box.x.customer_sends(MARIA, "after the outage")
-        thread_with(box, "after the outage")
-    finally:
-        box.close()
+    box = make_box(url)
+    assert _health(box)[0] == 200
+    proxy.cut(silent=silent)
+    _, state = wait_for(lambda: (h := _health(box))[0] == 503 and h, timeout=45, what="/healthz 503")
+    assert state["checks"]["database"].startswith("error")
+    proxy.restore()
+    wait_for(lambda: _health(box)[0] == 200, timeout=45, what="/healthz 200 again")
+    box.x.customer_sends(MARIA, "after the outage")
+    thread_with(box, "after the outage")
 
 
-def test_a_redirect_from_a_generic_callback_is_a_final_failure_with_its_reason() -> None:
-    box = start_sandbox(generic=True)
-    try:
-        src = box.generic
-        assert src is not None
-        src.customer_sends("chat-30", "visitor-30", "Ann", "where is my parcel")
-        ts = box.thread_with("where is my parcel")
-        src.fail_next(302)
-        reply_ts, _ = box.slack.post_as_user(SAM, CHANNEL, "it left this morning", thread_ts=ts)
-        wait_for(lambda: "warning" in box.slack.reactions(CHANNEL, reply_ts), what="⚠️")
-        assert "white_check_mark" not in box.slack.reactions(CHANNEL, reply_ts)
-        note = wait_for(lambda: [m for m in box.slack.thread(CHANNEL, ts) if "Not delivered" in shown(m)],
-                        what="the explanation")[0]
-        assert "302" in shown(note) and "redirect" in shown(note)
-        assert len(src.deliveries) == 1 and src.replies() == []  # not retried, not counted as delivered
-        with box.bridge.ctx.db.read() as s:
-            assert s.exec(select(Outbox).where(Outbox.kind == "dm")).one().state == "failed"
-    finally:
-        box.close()
+def test_a_redirect_from_a_generic_callback_is_a_final_failure_with_its_reason(make_box: BoxFactory) -> None:
+    box = make_box(generic=True)
+    src = box.generic
+    assert src is not None
+    src.customer_sends("chat-30", "visitor-30", "Ann", "where is my parcel")
+    ts = box.thread_with("where is my parcel")
+    src.fail_next(302)
+    reply_ts, _ = box.slack.post_as_user(SAM, CHANNEL, "it left this morning", thread_ts=ts)
+    wait_for(lambda: "warning" in box.slack.reactions(CHANNEL, reply_ts), what="⚠️")
+    assert "white_check_mark" not in box.slack.reactions(CHANNEL, reply_ts)
+    note = wait_for(lambda: [m for m in box.slack.thread(CHANNEL, ts) if "Not delivered" in shown(m)],
+                    what="the explanation")[0]
+    assert "302" in shown(note) and "redirect" in shown(note)
+    assert len(src.deliveries) == 1 and src.replies() == []  # not retried, not counted as delivered
+    with box.bridge.ctx.db.read() as s:
+        assert s.exec(select(Outbox).where(Outbox.kind == "dm")).one().state == "failed"
 
 
-def test_signed_timestamps_both_ways_when_the_source_opts_in() -> None:
-    box = start_sandbox(generic=True, generic_signed_timestamp=True)
-    try:
-        src = box.generic
-        assert src is not None
-        assert src.customer_sends("chat-31", "visitor-31", "Bo", "stamped hello").status_code == 200
-        ts = box.thread_with("stamped hello")
-        reply_ts, _ = box.slack.post_as_user(SAM, CHANNEL, "stamped answer", thread_ts=ts)
-        wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), what="✅")
-        assert src.replies("chat-31") == ["stamped answer"] and src.refused == []  # the emulator checks the stamp
-        with box.bridge.ctx.db.read() as s:
-            assert len(s.exec(select(InboundEvent)).all()) == 1
-    finally:
-        box.close()
+def test_signed_timestamps_both_ways_when_the_source_opts_in(make_box: BoxFactory) -> None:
+    box = make_box(generic=True, generic_signed_timestamp=True)
+    src = box.generic
+    assert src is not None
+    assert src.customer_sends("chat-31", "visitor-31", "Bo", "stamped hello").status_code == 200
+    ts = box.thread_with("stamped hello")
+    reply_ts, _ = box.slack.post_as_user(SAM, CHANNEL, "stamped answer", thread_ts=ts)
+    wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), what="✅")
+    assert src.replies("chat-31") == ["stamped answer"] and src.refused == []  # the emulator checks the stamp
+    with box.bridge.ctx.db.read() as s:
+        assert len(s.exec(select(InboundEvent)).all()) == 1
 
 
 # ---------------------------------------------------------------------------------------------- dmbridge serve

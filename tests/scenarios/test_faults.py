@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 
 from bridge.sandbox.harness import CHANNEL, Sandbox, wait_for
 from bridge.sandbox.process import World
-from tests.scenarios.test_core_loop import customer_posts, thread_with
+from tests.scenarios.helpers import JobRuns, customer_posts, loops_ran, polls_ran, thread_with
 from tests.scenarios.traffic import Traffic, sandbox_with_customers
 
 CUSTOMERS = [str(1290011223300000100 + i) for i in range(8)]
@@ -57,7 +56,8 @@ def test_with_a_fifth_of_calls_failing_everything_arrives_once_in_order(faulty: 
     wait_for(traffic.all_arrived, timeout=150, what="every delivery despite the faults")
     box.slack.chaos(0)
     box.x.chaos(0)
-    time.sleep(1.5)
+    polls_ran(box.x)
+    loops_ran(box, "slack-events", "platform-delivery", "slack-delivery")
     assert traffic.problems() == []
     kinds = {k for _m, k in box.slack.chaos_log}
     assert {"429", "500", "slow", "reset"} <= kinds, kinds  # every kind of fault actually happened
@@ -96,7 +96,7 @@ def test_a_slack_answer_later_than_the_timeout_is_verified_not_posted_twice(faul
     box.x.customer_sends(CUSTOMERS[2], "second")
     wait_for(lambda: len(customer_posts(box, ts)) == 2, timeout=20, what="the slow post")
     wait_for(lambda: box.slack.calls("conversations.replies"), timeout=20, what="the verification")
-    time.sleep(1.0)
+    loops_ran(box, "slack-delivery")  # the step that verified has finished, and one more ran
     assert [p["text"] for p in customer_posts(box, ts)].count("second") <= 1
     assert len(customer_posts(box, ts)) == 2
 
@@ -117,7 +117,8 @@ def test_revoked_slack_token_pauses_reports_and_resumes(faulty: Sandbox) -> None
     _status, body = _health(box)
     assert "invalid_auth" in body["checks"]["slack"] or "token_revoked" in body["checks"]["slack"]
     refused_before = sum(1 for c in box.slack.calls("chat.postMessage") if c.status != 200)
-    time.sleep(3.0)
+    for _ in range(5):  # the delivery loop runs again and again while the token is refused
+        loops_ran(box, "slack-delivery")
     refused = sum(1 for c in box.slack.calls("chat.postMessage") if c.status != 200) - refused_before
     assert refused <= 1, f"{refused} posts tried while the token was refused"  # paused: no hammering
     box.slack.revoke_token(False)
@@ -137,8 +138,11 @@ def test_revoked_x_credential_pauses_reports_once_and_resumes(faulty: Sandbox) -
     assert "X refused the credential" in _health(box)[1]["checks"]["x"]
     wait_for(lambda: [m for m in box.slack.roots(CHANNEL) if "refused" in str(m.get("text", ""))],
              what="a notice in the channel")
+    ticks = JobRuns(box.bridge.scheduler)
     before = len(box.x.requests)
-    time.sleep(3.0)
+    ticks.wait("poll:", 10)  # ten poll ticks (X_POLL_SECONDS 0.2) and deliveries run while the credential is refused
+    for _ in range(3):
+        loops_ran(box, "platform-delivery")
     assert len(box.x.requests) - before <= 2  # a probe now and then, not a call per queued row or poll tick
     box.x.revoke(False)
     wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), timeout=30, what="✅")

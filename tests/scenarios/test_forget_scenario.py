@@ -14,9 +14,10 @@ from bridge.config import FileConfig, Retention
 from bridge.errors import Rejected
 from bridge.forget import ERASED
 from bridge.sandbox.demo import MARIA, SAM
-from bridge.sandbox.harness import CHANNEL, Sandbox, start_sandbox, wait_for
+from bridge.sandbox.harness import CHANNEL, Sandbox, wait_for
 from bridge.sandbox.server import OffsetClock
 from bridge.store.tables import Audit, Outbox, SlackEvent
+from tests.scenarios.helpers import BoxFactory
 
 SECRET = "12 Elm Street, flat 3"
 
@@ -70,33 +71,31 @@ def test_forget_deletes_the_bots_slack_messages_and_every_trace_in_the_database(
     assert SECRET not in everything_stored(box)
 
 
-def test_the_serve_schedulers_retention_job_prunes_by_the_bridges_clock(clock: OffsetClock) -> None:
-    box = start_sandbox(clock=clock, file=FileConfig(retention=Retention(every="2h", events="1d")))
-    try:
-        job = box.bridge.scheduler.get_job("retention")
-        assert job is not None and job.trigger.interval.total_seconds() == 7200
-        box.x.customer_sends(MARIA, f"Please send it to {SECRET}")
-        ts = box.thread_with("Elm Street")
-        reply_ts, _ = box.slack.post_as_user(SAM, CHANNEL, "Noted: 12 Elm Street.", thread_ts=ts)
-        wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), what="✅ on the reply")
-        assert job.func() == {"slack_event": 0, "outbox": 0, "inbound_event": 0, "audit": 0}  # all recent
-        clock.offset = 2 * 86400.0  # two days later: processed events are past their day
-        done = job.func()
-        assert done["slack_event"] >= 1 and done["outbox"] == 0 and done["inbound_event"] == 0
-        with box.bridge.ctx.db.read() as s:
-            assert s.exec(select(SlackEvent.payload).where(
-                SlackEvent.dedupe_key == f"msg:{CHANNEL}:{reply_ts}")).one() == "{}"
-        clock.offset = 100 * 86400.0
-        assert job.func()["inbound_event"] == 1
-        assert SECRET not in everything_stored(box)
-        assert box.slack.deliver({"type": "message", "channel": CHANNEL, "user": SAM, "ts": reply_ts,
-                                  "thread_ts": ts, "text": "Noted: 12 Elm Street."}) == [200]
-        with box.bridge.ctx.db.read() as s:  # the replay is known by its key: nothing stored, nothing relayed
-            assert s.exec(select(SlackEvent.payload).where(
-                SlackEvent.dedupe_key == f"msg:{CHANNEL}:{reply_ts}")).one() == "{}"
-        assert box.x.received_by(MARIA) == ["Noted: 12 Elm Street."]
-    finally:
-        box.close()
+def test_the_serve_schedulers_retention_job_prunes_by_the_bridges_clock(clock: OffsetClock,
+                                                                         make_box: BoxFactory) -> None:
+    box = make_box(clock=clock, file=FileConfig(retention=Retention(every="2h", events="1d")))
+    job = box.bridge.scheduler.get_job("retention")
+    assert job is not None and job.trigger.interval.total_seconds() == 7200
+    box.x.customer_sends(MARIA, f"Please send it to {SECRET}")
+    ts = box.thread_with("Elm Street")
+    reply_ts, _ = box.slack.post_as_user(SAM, CHANNEL, "Noted: 12 Elm Street.", thread_ts=ts)
+    wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), what="✅ on the reply")
+    assert job.func() == {"slack_event": 0, "outbox": 0, "inbound_event": 0, "audit": 0}  # all recent
+    clock.offset = 2 * 86400.0  # two days later: processed events are past their day
+    done = job.func()
+    assert done["slack_event"] >= 1 and done["outbox"] == 0 and done["inbound_event"] == 0
+    with box.bridge.ctx.db.read() as s:
+        assert s.exec(select(SlackEvent.payload).where(
+            SlackEvent.dedupe_key == f"msg:{CHANNEL}:{reply_ts}")).one() == "{}"
+    clock.offset = 100 * 86400.0
+    assert job.func()["inbound_event"] == 1
+    assert SECRET not in everything_stored(box)
+    assert box.slack.deliver({"type": "message", "channel": CHANNEL, "user": SAM, "ts": reply_ts,
+                              "thread_ts": ts, "text": "Noted: 12 Elm Street."}) == [200]
+    with box.bridge.ctx.db.read() as s:  # the replay is known by its key: nothing stored, nothing relayed
+        assert s.exec(select(SlackEvent.payload).where(
+            SlackEvent.dedupe_key == f"msg:{CHANNEL}:{reply_ts}")).one() == "{}"
+    assert box.x.received_by(MARIA) == ["Noted: 12 Elm Street."]
 
 
 def test_chat_delete_removes_only_the_bots_own_messages(box: Sandbox) -> None:

@@ -3,39 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from sqlmodel import select
 
 from bridge.sandbox.demo import SAM
 from bridge.sandbox.generic import GenericSourceEmulator
-from bridge.sandbox.harness import CHANNEL, Sandbox, shown, start_sandbox, wait_for
+from bridge.sandbox.harness import CHANNEL, Sandbox, shown, wait_for
 from bridge.store.tables import Conversation, InboundEvent, Outbox, SentMessage
 from connectors.signing import hex_sha256
+from tests.scenarios.helpers import thread_with
 
-
-@pytest.fixture
-def box() -> Iterator[Sandbox]:
-    sandbox = start_sandbox(generic=True)
-    try:
-        yield sandbox
-    finally:
-        sandbox.close()
+pytestmark = pytest.mark.sandbox(generic=True)
 
 
 def source(box: Sandbox) -> GenericSourceEmulator:
     assert box.generic is not None
     return box.generic
-
-
-def thread_with(box: Sandbox, text: str) -> str:
-    def find() -> str | None:
-        for root in box.slack.roots(CHANNEL):
-            if any(text in shown(m) for m in box.slack.thread(CHANNEL, root["ts"])):
-                return str(root["ts"])
-        return None
-    return wait_for(find, what=f"a thread containing {text!r}")
 
 
 def stored(box: Sandbox) -> list[InboundEvent]:

@@ -23,7 +23,7 @@ from sqlmodel import select
 from bridge.sandbox.demo import JDOE, MARIA, SAM
 from bridge.sandbox.harness import CHANNEL, Sandbox, shown, wait_for
 from bridge.store.tables import Conversation, InboundEvent, Outbox, SlackEvent
-from tests.scenarios.test_core_loop import customer_posts, thread_with
+from tests.scenarios.helpers import customer_posts, loops_ran, thread_with
 
 
 def _counts(box: Sandbox) -> tuple[int, int, int]:
@@ -91,7 +91,7 @@ def test_hostile_request(box: Sandbox, case: Case) -> None:
     posts_before = len(box.slack.calls("chat.postMessage"))
     response = case.send(box, ts)
     assert response.status_code == case.status
-    time.sleep(0.3)
+    loops_ran(box, "slack-events", "slack-delivery", "platform-delivery")
     events_after, outbox_after, inbound_after = _counts(box)
     assert events_after == events_before + case.stored
     assert (outbox_after, inbound_after) == (outbox_before, inbound_before)

@@ -24,12 +24,11 @@ from bridge.sandbox.harness import (
     PAGE_ID,
     SIGNING_SECRET,
     Sandbox,
-    start_sandbox,
     wait_for,
 )
 from bridge.store.tables import InboundEvent, Outbox, SlackEvent
 from connectors.signing import base64_sha256, hex_sha256
-from tests.scenarios.test_core_loop import customer_posts, thread_with
+from tests.scenarios.helpers import BoxFactory, customer_posts, thread_with
 
 DEEP = b'{"a":' * 60_000 + b"1" + b"}" * 60_000  # ~360 KB, far below the size limit; json recursion fails
 BOXES: dict[str, dict[str, Any]] = {
@@ -175,29 +174,26 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_hostile_edge_request(case: Case) -> None:
-    box = start_sandbox(**BOXES[case.box])
-    try:
-        if case.box == "socket":
-            wait_for(box.slack.socket.connected, what="the Socket Mode connection")
-        box.x.customer_sends(MARIA, "hello")
-        ts = thread_with(box, "hello")
-        wait_for(lambda: customer_posts(box, ts), what="the mirrored message")
-        before = _counts(box)
-        posts_before = len(box.slack.calls("chat.postMessage"))
-        response = case.send(box, ts)
-        assert response.status_code == case.status
-        assert "Traceback" not in response.text
-        # what a stored row would have led to: a relay to the customer or a post; the loops are woken by a store
-        box.bridge.ctx.wake_events.set()
-        box.bridge.ctx.wake_platform.set()
-        assert _counts(box) == before
-        assert len(box.slack.calls("chat.postMessage")) == posts_before
-        assert box.x.received_by(MARIA) == []
-        if box.meta is not None:
-            assert box.meta.received_by(MESSENGER_CUSTOMER) == []
-            assert box.meta.profile_requests == []
-        if box.generic is not None:
-            assert box.generic.deliveries == []
-    finally:
-        box.close()
+def test_hostile_edge_request(case: Case, make_box: BoxFactory) -> None:
+    box = make_box(**BOXES[case.box])
+    if case.box == "socket":
+        wait_for(box.slack.socket.connected, what="the Socket Mode connection")
+    box.x.customer_sends(MARIA, "hello")
+    ts = thread_with(box, "hello")
+    wait_for(lambda: customer_posts(box, ts), what="the mirrored message")
+    before = _counts(box)
+    posts_before = len(box.slack.calls("chat.postMessage"))
+    response = case.send(box, ts)
+    assert response.status_code == case.status
+    assert "Traceback" not in response.text
+    # what a stored row would have led to: a relay to the customer or a post; the loops are woken by a store
+    box.bridge.ctx.wake_events.set()
+    box.bridge.ctx.wake_platform.set()
+    assert _counts(box) == before
+    assert len(box.slack.calls("chat.postMessage")) == posts_before
+    assert box.x.received_by(MARIA) == []
+    if box.meta is not None:
+        assert box.meta.received_by(MESSENGER_CUSTOMER) == []
+        assert box.meta.profile_requests == []
+    if box.generic is not None:
+        assert box.generic.deliveries == []

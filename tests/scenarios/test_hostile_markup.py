@@ -4,16 +4,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from bridge.config import FileConfig, Team
 from bridge.sandbox.demo import KIM, MARIA, SAM
-from bridge.sandbox.harness import BILLING_GROUP, CHANNEL, TEAM_CHANNEL, Sandbox, shown, start_sandbox, wait_for
+from bridge.sandbox.harness import BILLING_GROUP, CHANNEL, TEAM_CHANNEL, Sandbox, shown, wait_for
 from bridge.sandbox.slack import BOT_USER
 from bridge.text import ELLIPSIS
+from tests.scenarios.helpers import BoxFactory
 from tests.slack_limits import check_message, check_view, foreign_markup
 
 DESK = FileConfig(brand="Acme", timezone="Europe/Berlin",
@@ -22,13 +22,7 @@ HOSTILE_URLS = ["https://shop.example/u|<!here> Verify your account", "<!here>",
                 "https://evil.example/a b", "http://plain.example/u", "https://shop.example/<!channel>"]
 
 
-@pytest.fixture
-def box() -> Iterator[Sandbox]:
-    sandbox = start_sandbox(generic=True, file=DESK)
-    try:
-        yield sandbox
-    finally:
-        sandbox.close()
+pytestmark = pytest.mark.sandbox(generic=True, file=DESK)
 
 
 def _generic(box: Sandbox, name: str, text: str, **sender: str) -> None:
@@ -148,23 +142,20 @@ def test_a_template_too_long_for_a_text_box_opens_read_only_and_sends(box: Sandb
     wait_for(lambda: box.x.received_by(MARIA) == [body.strip()], what="the long template sent")
 
 
-def test_more_than_100_teams_are_typed_in_and_checked() -> None:
+def test_more_than_100_teams_are_typed_in_and_checked(make_box: BoxFactory) -> None:
     teams = {f"team{i:03d}": Team(usergroup=BILLING_GROUP, channel=TEAM_CHANNEL) for i in range(120)}
-    sandbox = start_sandbox(file=FileConfig(brand="Acme", teams=teams))
-    try:
-        sandbox.x.customer_sends(MARIA, "many teams")
-        ts = sandbox.thread_with("many teams")
-        sandbox.slack.click(SAM, CHANNEL, ts, "conv_escalate")
-        (view_id,) = sandbox.slack.views
-        view = sandbox.slack.views[view_id]
-        assert view["blocks"][0]["element"]["type"] == "plain_text_input"
-        typed = {"team": {"value": {"type": "plain_text_input", "value": "nosuch"}},
-                 "priority": {"value": {"type": "static_select", "selected_option": {"value": "high"}}}}
-        refused = sandbox.slack.submit_view(SAM, view_id, typed)
-        assert "errors" in refused.text and "no team" in refused.text
-        typed["team"]["value"]["value"] = "team117"
-        assert "errors" not in sandbox.slack.submit_view(SAM, view_id, typed).text
-        wait_for(lambda: "Escalated to *team117*" in shown(sandbox.slack.messages_by_ts(CHANNEL, ts)),
-                 what="escalated to the typed team")
-    finally:
-        sandbox.close()
+    sandbox = make_box(file=FileConfig(brand="Acme", teams=teams))
+    sandbox.x.customer_sends(MARIA, "many teams")
+    ts = sandbox.thread_with("many teams")
+    sandbox.slack.click(SAM, CHANNEL, ts, "conv_escalate")
+    (view_id,) = sandbox.slack.views
+    view = sandbox.slack.views[view_id]
+    assert view["blocks"][0]["element"]["type"] == "plain_text_input"
+    typed = {"team": {"value": {"type": "plain_text_input", "value": "nosuch"}},
+             "priority": {"value": {"type": "static_select", "selected_option": {"value": "high"}}}}
+    refused = sandbox.slack.submit_view(SAM, view_id, typed)
+    assert "errors" in refused.text and "no team" in refused.text
+    typed["team"]["value"]["value"] = "team117"
+    assert "errors" not in sandbox.slack.submit_view(SAM, view_id, typed).text
+    wait_for(lambda: "Escalated to *team117*" in shown(sandbox.slack.messages_by_ts(CHANNEL, ts)),
+             what="escalated to the typed team")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from sqlmodel import select
 
 from bridge.sandbox.demo import MARIA
-from bridge.sandbox.harness import CHANNEL, Sandbox, start_sandbox, wait_for
+from bridge.sandbox.harness import CHANNEL, Sandbox, wait_for
 from bridge.sandbox.x import BRAND_ID
 from bridge.store.tables import InboundEvent
 from connectors.x.webhook import CRC_BURST
@@ -17,13 +16,7 @@ from connectors.x.webhook import CRC_BURST
 OTHER_ACCOUNT = "1777000000000000001"
 
 
-@pytest.fixture
-def box() -> Iterator[Sandbox]:
-    sandbox = start_sandbox(x_webhooks=True)
-    try:
-        yield sandbox
-    finally:
-        sandbox.close()
+pytestmark = pytest.mark.sandbox(x_webhooks=True)
 
 
 def stored(box: Sandbox) -> list[InboundEvent]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,37 +20,22 @@ from bridge.sandbox.harness import (
     PAGE_TOKEN,
     Sandbox,
     shown,
-    start_sandbox,
     wait_for,
 )
 from bridge.sandbox.meta import MESSENGER, MetaEmulator
 from bridge.store.tables import Conversation, InboundEvent, Outbox
 from connectors.signing import hex_sha256
+from tests.scenarios.helpers import BoxFactory, loops_ran, thread_with
 
 DAY = 86_400
 
 
-@pytest.fixture
-def box() -> Iterator[Sandbox]:
-    sandbox = start_sandbox(meta=True)
-    try:
-        yield sandbox
-    finally:
-        sandbox.close()
+pytestmark = pytest.mark.sandbox(meta=True)
 
 
 def meta(box: Sandbox) -> MetaEmulator:
     assert box.meta is not None
     return box.meta
-
-
-def thread_with(box: Sandbox, text: str, channel: str = CHANNEL) -> str:
-    def find() -> str | None:
-        for root in box.slack.roots(channel):
-            if any(text in shown(m) for m in box.slack.thread(channel, root["ts"])):
-                return str(root["ts"])
-        return None
-    return wait_for(find, what=f"a thread containing {text!r}")
 
 
 def posts(box: Sandbox, ts: str, channel: str = CHANNEL) -> list[dict[str, Any]]:
@@ -142,20 +126,17 @@ def test_human_agent_tag_after_24_hours_and_nothing_sent_after_7_days(box: Sandb
     assert meta(box).received_by("7361522908870001") == []
 
 
-def test_human_agent_off_closes_the_window_at_24_hours() -> None:
-    box = start_sandbox(meta=True, meta_human_agent_days=0)
-    try:
-        m = meta(box)
-        m.customer_sends(IG_CUSTOMER, "hola", at=time.time() - 30 * 3600)
-        ts = thread_with(box, "hola")
-        late = reply(box, ts, "¡Hola!")
-        wait_for(lambda: "warning" in box.slack.reactions(CHANNEL, late), what="⚠️")
-        assert m.send_requests == []
-        with box.bridge.ctx.db.session() as s:
-            row = s.exec(select(Outbox).where(Outbox.kind == "dm")).one()
-        assert row.state == "failed" and "human-agent extension is off" in (row.last_error or "")
-    finally:
-        box.close()
+def test_human_agent_off_closes_the_window_at_24_hours(make_box: BoxFactory) -> None:
+    box = make_box(meta=True, meta_human_agent_days=0)
+    m = meta(box)
+    m.customer_sends(IG_CUSTOMER, "hola", at=time.time() - 30 * 3600)
+    ts = thread_with(box, "hola")
+    late = reply(box, ts, "¡Hola!")
+    wait_for(lambda: "warning" in box.slack.reactions(CHANNEL, late), what="⚠️")
+    assert m.send_requests == []
+    with box.bridge.ctx.db.session() as s:
+        row = s.exec(select(Outbox).where(Outbox.kind == "dm")).one()
+    assert row.state == "failed" and "human-agent extension is off" in (row.last_error or "")
 
 
 def test_our_echoes_are_dropped_and_business_suite_replies_are_labelled(box: Sandbox) -> None:
@@ -202,7 +183,7 @@ def test_bad_signature_replay_malformed_and_oversized_deliveries(box: Sandbox) -
     good = m.payload([m.message_event(MESSENGER_CUSTOMER, "only once")])
     assert [m.deliver(good).status_code for _ in range(3)] == [200, 200, 200]
     ts = thread_with(box, "only once")
-    time.sleep(0.3)
+    loops_ran(box, "slack-delivery")
     assert len(inbound(box)) == 1 and len(posts(box, ts)) == 1
 
     for payload in ({"object": "page", "entry": "nope"}, {"object": "whatsapp_business_account", "entry": []},
@@ -252,23 +233,20 @@ def test_revoked_token_shows_in_health_and_the_reply_waits(box: Sandbox) -> None
     wait_for(waiting, what="the reply waiting for a new token")
 
 
-def test_several_pages_route_to_their_channels(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_several_pages_route_to_their_channels(monkeypatch: pytest.MonkeyPatch, make_box: BoxFactory) -> None:
     eu_page, eu_token = "209384756102938", "sandbox-eu-page-token"
     file = FileConfig(routes=[Route(connector="meta", account=eu_page, channel="C0EUROPE")],
                       meta=MetaFile(pages=[MetaPage(id=eu_page, token_env="META_TOKEN_EU")]))
-    box = start_sandbox(meta=True, file=file, environ={"META_TOKEN_EU": eu_token})
-    try:
-        m = meta(box)
-        box.slack.add_channel("C0EUROPE", "social-eu", members=["U0AGENT1", "U0BOT"])
-        m.add_account(eu_page, MESSENGER, eu_token, "Acme Europe")
-        m.add_customer(eu_page, "5550001112223334", name="Jan de Vries")
-        m.customer_sends("5550001112223334", "Hallo uit Utrecht")
-        m.customer_sends(MESSENGER_CUSTOMER, "Hello from Berlin")
-        eu_ts = thread_with(box, "Hallo uit Utrecht", channel="C0EUROPE")
-        thread_with(box, "Hello from Berlin")
-        assert not any("Utrecht" in shown(p) for p in box.slack.messages(CHANNEL))
-        reply_ts, _ = box.slack.post_as_user(SAM, "C0EUROPE", "Goedemiddag!", thread_ts=eu_ts)
-        wait_for(lambda: "white_check_mark" in box.slack.reactions("C0EUROPE", reply_ts), what="✅")
-        assert m.received_by("5550001112223334") == ["Goedemiddag!"]
-    finally:
-        box.close()
+    box = make_box(meta=True, file=file, environ={"META_TOKEN_EU": eu_token})
+    m = meta(box)
+    box.slack.add_channel("C0EUROPE", "social-eu", members=["U0AGENT1", "U0BOT"])
+    m.add_account(eu_page, MESSENGER, eu_token, "Acme Europe")
+    m.add_customer(eu_page, "5550001112223334", name="Jan de Vries")
+    m.customer_sends("5550001112223334", "Hallo uit Utrecht")
+    m.customer_sends(MESSENGER_CUSTOMER, "Hello from Berlin")
+    eu_ts = thread_with(box, "Hallo uit Utrecht", channel="C0EUROPE")
+    thread_with(box, "Hello from Berlin")
+    assert not any("Utrecht" in shown(p) for p in box.slack.messages(CHANNEL))
+    reply_ts, _ = box.slack.post_as_user(SAM, "C0EUROPE", "Goedemiddag!", thread_ts=eu_ts)
+    wait_for(lambda: "white_check_mark" in box.slack.reactions("C0EUROPE", reply_ts), what="✅")
+    assert m.received_by("5550001112223334") == ["Goedemiddag!"]

@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, text
 from bridge.sandbox.harness import wait_for
 from bridge.sandbox.process import ServeProcess, World, serve_env, start_world
 from bridge.store.locks import lock_key
+from tests.scenarios.helpers import polls_ran, wait_settled
 from tests.scenarios.test_crash import _undelivered
 from tests.scenarios.traffic import Traffic
 
@@ -98,7 +99,8 @@ def test_three_processes_deliver_everything_once_in_order_with_one_poller(world:
         except TimeoutError:
             logs = "\n".join(p.log_tail(15) for p in procs.values())
             raise AssertionError(f"{traffic.problems()}\nundelivered: {_undelivered(pg_url)}\n{logs}") from None
-        time.sleep(1.0)  # a duplicate would show up now
+        polls_ran(world.x, timeout=30)  # a poll after the last delivery, and all it and the rest left to do
+        wait_settled(pg_url)
         assert traffic.problems() == []
         reads = [r for r in world.x.requests if r[1] == "/2/dm_events"]
         assert reads, "nobody polled"

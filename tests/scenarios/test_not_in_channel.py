@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlmodel import select
 
 from bridge.config import FileConfig, Route, Team
 from bridge.sandbox.demo import JDOE, MARIA, SAM
-from bridge.sandbox.harness import BILLING_GROUP, CHANNEL, Sandbox, shown, start_sandbox, wait_for
+from bridge.sandbox.harness import BILLING_GROUP, CHANNEL, Sandbox, shown, wait_for
 from bridge.store import outbox
 from bridge.store.tables import Outbox
 
@@ -18,18 +16,16 @@ ROUTED = "C0VIP"
 HINT = "dmbridge could not post in <#{}>: it is not a member"
 
 
-@pytest.fixture
-def box() -> Iterator[Sandbox]:
-    file = FileConfig(teams={"legal": Team(usergroup=BILLING_GROUP, channel=LEGAL)},
-                      routes=[Route(connector="x", channel=ROUTED)])
-    sandbox = start_sandbox(file=file, x_webhooks=False)
-    sandbox.slack.add_channel(LEGAL, "legal", members=["U0AGENT2"], is_private=True)
+FILE = FileConfig(teams={"legal": Team(usergroup=BILLING_GROUP, channel=LEGAL)},
+                  routes=[Route(connector="x", channel=ROUTED)])
+pytestmark = pytest.mark.sandbox(file=FILE, x_webhooks=False)
+
+
+@pytest.fixture(autouse=True)
+def private_channels(box: Sandbox) -> None:
+    box.slack.add_channel(LEGAL, "legal", members=["U0AGENT2"], is_private=True)
     # private: chat:write.public does not reach it, and Slack answers channel_not_found to a bot outside it
-    sandbox.slack.add_channel(ROUTED, "vip-inbox", members=["U0AGENT1"], is_private=True)
-    try:
-        yield sandbox
-    finally:
-        sandbox.close()
+    box.slack.add_channel(ROUTED, "vip-inbox", members=["U0AGENT1"], is_private=True)
 
 
 def failed_rows(box: Sandbox, kind: str) -> int:

@@ -11,7 +11,7 @@ from bridge.claims import recover
 from bridge.sandbox.demo import MARIA, SAM
 from bridge.sandbox.harness import CHANNEL, Sandbox, wait_for
 from bridge.store.tables import Outbox, SentMessage
-from tests.scenarios.test_core_loop import customer_posts, thread_with
+from tests.scenarios.helpers import customer_posts, thread_with
 
 
 def _as_left_by_a_dead_process(box: Sandbox, key_prefix: str) -> Outbox:

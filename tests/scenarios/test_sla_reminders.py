@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-
 import pytest
 
 from bridge.app import build
@@ -13,19 +10,14 @@ from bridge.sandbox.demo import JDOE, MARIA, SAM
 from bridge.sandbox.harness import BILLING_GROUP, CHANNEL, TEAM_CHANNEL, Sandbox, shown, start_sandbox, wait_for
 from bridge.sandbox.server import OffsetClock
 from bridge.store.tables import Conversation
+from tests.scenarios.helpers import loops_ran
 
 STANDARD = SlaConfig(name="standard", first_response="2h", next_response="1h", warn_before="15m",
                      on_breach=["remind", "escalate:billing"])
 FILE = FileConfig(teams={"billing": Team(usergroup=BILLING_GROUP, channel=TEAM_CHANNEL)}, sla=[STANDARD])
 
 
-@pytest.fixture
-def box(clock: OffsetClock) -> Iterator[Sandbox]:
-    sandbox = start_sandbox(file=FILE, clock=clock, dmbridge_sweep_seconds=0.1)
-    try:
-        yield sandbox
-    finally:
-        sandbox.close()
+pytestmark = pytest.mark.sandbox(file=FILE, dmbridge_sweep_seconds=0.1)
 
 
 def conv(box: Sandbox, number: int = 1) -> Conversation:
@@ -66,7 +58,7 @@ def test_warning_then_breach_then_escalation_exactly_once(box: Sandbox, clock: O
     wait_for(lambda: "breached" in card(box, ts), what="card shows breached")
 
     clock.offset += 3600  # more sweeps: nothing is repeated
-    time.sleep(0.5)
+    loops_ran(box, "sla", "slack-delivery")
     assert len(lines(box, ts, "is due")) == 1
     assert len(lines(box, ts, "was breached")) == 1
     assert len(lines(box, ts, "escalated to *billing*")) == 1
@@ -80,7 +72,7 @@ def test_a_reply_stops_the_clock_and_a_new_message_starts_next_response(box: San
     wait_for(lambda: box.x.received_by(JDOE), what="the reply delivered")
     wait_for(lambda: conv(box).sla_state == "paused", what="clock stopped by the reply")
     clock.offset = 5 * 3600  # long after: no warning, no breach while waiting on the customer
-    time.sleep(0.4)
+    loops_ran(box, "sla", "slack-delivery")
     assert not lines(box, ts, "is due") and not lines(box, ts, "was breached")
     clock.offset = 0  # back in step with the emulator, which stamps the customer's next message in real time
     box.x.customer_sends(JDOE, "My parcel is late")
@@ -96,7 +88,7 @@ def test_snoozed_conversations_do_not_breach(box: Sandbox, clock: OffsetClock) -
     box.slack.click(SAM, CHANNEL, ts, "conv_more", option="snooze:tomorrow 9:00")
     wait_for(lambda: conv(box).sla_state == "paused", what="paused by the snooze")
     clock.offset = 3 * 3600
-    time.sleep(0.4)
+    loops_ran(box, "sla", "slack-delivery")
     assert not lines(box, ts, "was breached")
 
 
@@ -110,7 +102,7 @@ def test_two_processes_on_postgresql_send_each_reminder_once(pg_url: str, clock:
         clock.offset = 2 * 3600 + 60
         wait_for(lambda: lines(box, ts, "was breached"), what="the breach")
         wait_for(lambda: lines(box, ts, "escalated to *billing*"), what="the escalation")
-        time.sleep(0.6)  # both processes keep sweeping
+        loops_ran([box.bridge, other], "sla", "slack-delivery")  # both processes sweep again
         assert len(lines(box, ts, "is due")) <= 1  # the warning may be skipped when both are due at once
         assert len(lines(box, ts, "was breached")) == 1
         assert len(lines(box, ts, "escalated to *billing*")) == 1

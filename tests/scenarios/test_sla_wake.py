@@ -6,26 +6,18 @@ the timeline change waking the SLA runner can evaluate the new conversation.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from bridge.config import FileConfig, SlaConfig
 from bridge.sandbox.demo import MARIA
-from bridge.sandbox.harness import Sandbox, start_sandbox, wait_for
+from bridge.sandbox.harness import Sandbox, wait_for
 from bridge.sandbox.server import OffsetClock
 from bridge.store.tables import Conversation
 
 FILE = FileConfig(sla=[SlaConfig(name="standard", first_response="2h", warn_before="15m")])
 
 
-@pytest.fixture
-def box(clock: OffsetClock) -> Iterator[Sandbox]:
-    sandbox = start_sandbox(file=FILE, clock=clock, dmbridge_sweep_seconds=3600)
-    try:
-        yield sandbox
-    finally:
-        sandbox.close()
+pytestmark = pytest.mark.sandbox(file=FILE, dmbridge_sweep_seconds=3600)
 
 
 def _conv(box: Sandbox) -> Conversation | None:

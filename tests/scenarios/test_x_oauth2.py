@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -16,15 +15,9 @@ from bridge.sandbox.harness import CHANNEL, Sandbox, start_sandbox, wait_for
 from bridge.sandbox.server import OffsetClock
 from bridge.sandbox.x_oauth import ACCESS_SECONDS
 from bridge.store.tables import XOAuthToken
+from tests.scenarios.helpers import BoxFactory
 
-
-@pytest.fixture
-def box(clock: OffsetClock) -> Iterator[Sandbox]:
-    sandbox = start_sandbox(x_oauth2=True, clock=clock)
-    try:
-        yield sandbox
-    finally:
-        sandbox.close()
+pytestmark = pytest.mark.sandbox(x_oauth2=True)
 
 
 def token_row(box: Sandbox) -> XOAuthToken:
@@ -66,56 +59,50 @@ def test_a_401_refreshes_once_and_retries(box: Sandbox) -> None:
     assert box.x.oauth.refresh_grants() == 1 and token_row(box).generation == 1
 
 
-def test_x_user_bearer_token_still_works_as_a_static_token() -> None:
-    sandbox = start_sandbox(x_access_token="", x_access_token_secret="", x_user_bearer_token="sandbox-user-bearer")
-    try:
-        sandbox.x.customer_sends(MARIA, "static bearer")
-        sandbox.thread_with("static bearer")
-        assert sandbox.x.oauth.grants == []
-    finally:
-        sandbox.close()
+def test_x_user_bearer_token_still_works_as_a_static_token(make_box: BoxFactory) -> None:
+    sandbox = make_box(x_access_token="", x_access_token_secret="", x_user_bearer_token="sandbox-user-bearer")
+    sandbox.x.customer_sends(MARIA, "static bearer")
+    sandbox.thread_with("static bearer")
+    assert sandbox.x.oauth.grants == []
 
 
-def test_x_auth_end_to_end_through_the_cli(tmp_path: object, clock: OffsetClock) -> None:
+def test_x_auth_end_to_end_through_the_cli(tmp_path: object, clock: OffsetClock, make_box: BoxFactory) -> None:
     """``dmbridge x-auth`` as an operator runs it: the URL printed, the redirect pasted on stdin, and the
     two-step form with --print-url / --redirect-url."""
-    sandbox = start_sandbox(x_oauth2=True, clock=clock)
-    try:
-        settings = sandbox.settings
-        env = os.environ | {"X_CLIENT_ID": settings.x_client_id, "X_REDIRECT_URI": settings.x_redirect_uri,
-                            "X_OAUTH_AUTHORIZE_URL": settings.x_oauth_authorize_url, "X_API_URL": settings.x_api_url,
-                            "DATABASE_URL": settings.database_url, "PYTHONPATH": os.getcwd()}
-        cmd = [sys.executable, "-m", "bridge", "x-auth"]
-        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, cwd=str(sandbox.workdir))
-        assert proc.stdout is not None and proc.stdin is not None
-        url = next(line.strip() for line in proc.stdout if line.startswith("http"))
-        assert "code_challenge_method=S256" in url and "offline.access" in url.replace("+", " ")
-        redirect = httpx.get(url, follow_redirects=False)
-        out, err = proc.communicate(redirect.headers["location"] + "\n", timeout=60)
-        assert proc.returncode == 0, err
-        assert "@acme_help" in out
-        assert sandbox.x.oauth.grants[-1] == ("authorization_code", 200)
+    sandbox = make_box(x_oauth2=True, clock=clock)
+    settings = sandbox.settings
+    env = os.environ | {"X_CLIENT_ID": settings.x_client_id, "X_REDIRECT_URI": settings.x_redirect_uri,
+                        "X_OAUTH_AUTHORIZE_URL": settings.x_oauth_authorize_url, "X_API_URL": settings.x_api_url,
+                        "DATABASE_URL": settings.database_url, "PYTHONPATH": os.getcwd()}
+    cmd = [sys.executable, "-m", "bridge", "x-auth"]
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=str(sandbox.workdir))
+    assert proc.stdout is not None and proc.stdin is not None
+    url = next(line.strip() for line in proc.stdout if line.startswith("http"))
+    assert "code_challenge_method=S256" in url and "offline.access" in url.replace("+", " ")
+    redirect = httpx.get(url, follow_redirects=False)
+    out, err = proc.communicate(redirect.headers["location"] + "\n", timeout=60)
+    assert proc.returncode == 0, err
+    assert "@acme_help" in out
+    assert sandbox.x.oauth.grants[-1] == ("authorization_code", 200)
 
-        printed = subprocess.run([*cmd, "--print-url"], env=env, capture_output=True, text=True, timeout=60,
-                                 cwd=str(sandbox.workdir))
-        assert printed.returncode == 0, printed.stderr
-        assert (sandbox.workdir / ".dmbridge-x-auth.json").stat().st_mode & 0o777 == 0o600
-        url = printed.stdout.splitlines()[0]
-        location = httpx.get(url, follow_redirects=False).headers["location"]
-        done = subprocess.run([*cmd, "--redirect-url", location], env=env, capture_output=True, text=True,
-                              timeout=60, cwd=str(sandbox.workdir))
-        assert done.returncode == 0, done.stderr
-        assert not (sandbox.workdir / ".dmbridge-x-auth.json").exists()
-        # a redirect replayed (the code works once) is refused with X's reason
-        again = subprocess.run([*cmd, "--print-url"], env=env, capture_output=True, text=True, timeout=60,
-                               cwd=str(sandbox.workdir))
-        assert again.returncode == 0
-        replay = subprocess.run([*cmd, "--redirect-url", location], env=env, capture_output=True, text=True,
-                                timeout=60, cwd=str(sandbox.workdir))
-        assert replay.returncode == 2 and "state does not match" in replay.stderr
-    finally:
-        sandbox.close()
+    printed = subprocess.run([*cmd, "--print-url"], env=env, capture_output=True, text=True, timeout=60,
+                             cwd=str(sandbox.workdir))
+    assert printed.returncode == 0, printed.stderr
+    assert (sandbox.workdir / ".dmbridge-x-auth.json").stat().st_mode & 0o777 == 0o600
+    url = printed.stdout.splitlines()[0]
+    location = httpx.get(url, follow_redirects=False).headers["location"]
+    done = subprocess.run([*cmd, "--redirect-url", location], env=env, capture_output=True, text=True,
+                          timeout=60, cwd=str(sandbox.workdir))
+    assert done.returncode == 0, done.stderr
+    assert not (sandbox.workdir / ".dmbridge-x-auth.json").exists()
+    # a redirect replayed (the code works once) is refused with X's reason
+    again = subprocess.run([*cmd, "--print-url"], env=env, capture_output=True, text=True, timeout=60,
+                           cwd=str(sandbox.workdir))
+    assert again.returncode == 0
+    replay = subprocess.run([*cmd, "--redirect-url", location], env=env, capture_output=True, text=True,
+                            timeout=60, cwd=str(sandbox.workdir))
+    assert replay.returncode == 2 and "state does not match" in replay.stderr
 
 
 def test_two_bridges_on_one_database_refresh_once(db_url: str, clock: OffsetClock) -> None:

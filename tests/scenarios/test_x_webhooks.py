@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,27 +10,12 @@ from sqlmodel import select
 
 from bridge.inbound import ECHO_GRACE_SECONDS
 from bridge.sandbox.demo import JDOE, MARIA, SAM
-from bridge.sandbox.harness import CHANNEL, Sandbox, shown, start_sandbox, wait_for
+from bridge.sandbox.harness import CHANNEL, Sandbox, shown, wait_for
 from bridge.store.tables import InboundEvent, Outbox
 from connectors.signing import base64_sha256
+from tests.scenarios.helpers import BoxFactory, loops_ran, polls_ran, thread_with, wait_settled
 
-
-@pytest.fixture
-def box() -> Iterator[Sandbox]:
-    sandbox = start_sandbox(x_webhooks=True)
-    try:
-        yield sandbox
-    finally:
-        sandbox.close()
-
-
-def thread_with(box: Sandbox, text: str) -> str:
-    def find() -> str | None:
-        for root in box.slack.roots(CHANNEL):
-            if any(text in shown(m) for m in box.slack.thread(CHANNEL, root["ts"])):
-                return str(root["ts"])
-        return None
-    return wait_for(find, what=f"a thread containing {text!r}")
+pytestmark = pytest.mark.sandbox(x_webhooks=True)
 
 
 def reads(box: Sandbox) -> int:
@@ -67,7 +50,7 @@ def test_dms_arrive_by_webhook_and_polling_is_only_reconciliation(box: Sandbox, 
     wait_for(lambda: len(box.x.webhook_statuses) >= 3, what="all three webhooks delivered")
     assert box.x.webhook_statuses == [200, 200, 200]
     # our own send came back by webhook too, possibly before its result was recorded: never mirrored
-    time.sleep(ECHO_GRACE_SECONDS)
+    wait_settled(box.bridge.ctx.db, timeout=ECHO_GRACE_SECONDS + 15)  # the echo's mirror row waited out its grace
     assert not any("Answer from Slack" in shown(m) for m in box.slack.thread(CHANNEL, ts) if m.get("username"))
     texts = {e.text: e.from_brand for e in stored(box)}
     assert texts.pop("pushed, not polled") is False and texts.pop("typed in the X app") is True
@@ -77,21 +60,19 @@ def test_dms_arrive_by_webhook_and_polling_is_only_reconciliation(box: Sandbox, 
     assert results.count("our own send: not mirrored") == len(texts)
 
 
-def test_a_lost_delivery_is_recovered_by_the_reconciliation_poll() -> None:
-    box = start_sandbox(x_webhooks=True, x_reconcile_seconds=0.5)
-    try:
-        box.x.drop_next_webhooks(1)
-        box.x.customer_sends(JDOE, "this webhook was lost")
-        thread_with(box, "this webhook was lost")
-        box.x.customer_sends(JDOE, "this one was not")
-        ts = thread_with(box, "this one was not")
-        wait_for(lambda: len(box.x.webhook_statuses) >= 1, what="the second webhook")
-        time.sleep(0.6)  # one more reconciliation pass: nothing doubles
-        mirrored = [m for m in box.slack.thread(CHANNEL, ts) if m.get("username")]
-        assert [shown(m) for m in mirrored] == ["this webhook was lost", "this one was not"]
-        assert len(stored(box)) == 2
-    finally:
-        box.close()
+def test_a_lost_delivery_is_recovered_by_the_reconciliation_poll(make_box: BoxFactory) -> None:
+    box = make_box(x_webhooks=True, x_reconcile_seconds=0.5)
+    box.x.drop_next_webhooks(1)
+    box.x.customer_sends(JDOE, "this webhook was lost")
+    thread_with(box, "this webhook was lost")
+    box.x.customer_sends(JDOE, "this one was not")
+    ts = thread_with(box, "this one was not")
+    wait_for(lambda: len(box.x.webhook_statuses) >= 1, what="the second webhook")
+    polls_ran(box.x)  # one more reconciliation pass, then its deliveries: nothing doubles
+    loops_ran(box, "slack-delivery")
+    mirrored = [m for m in box.slack.thread(CHANNEL, ts) if m.get("username")]
+    assert [shown(m) for m in mirrored] == ["this webhook was lost", "this one was not"]
+    assert len(stored(box)) == 2
 
 
 def test_bad_signature_replay_malformed_and_oversized(box: Sandbox) -> None:
@@ -108,7 +89,7 @@ def test_bad_signature_replay_malformed_and_oversized(box: Sandbox) -> None:
 
     replayed = box.x.webhook_payload(event)
     assert [box.x.deliver_webhook(replayed).status_code for _ in range(3)] == [200, 200, 200]
-    time.sleep(0.3)
+    loops_ran(box, "slack-delivery")
     assert [e.text for e in stored(box)] == ["first"]
     assert len([m for m in box.slack.thread(CHANNEL, ts) if m.get("username")]) == 1
 
