@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 _SLACK_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
@@ -77,10 +77,13 @@ def split_text(text: str, limit: int, cost: Callable[[str], int] | None = None,
     """
     if limit < 1:
         raise ValueError("limit must be positive")
-    measure = cost or (lambda _ch: 1)
     if not text:
         return [""]
-    pieces: list[str] = []
+    return list(_pieces(text, limit, cost or (lambda _ch: 1), can_cut))
+
+
+def _pieces(text: str, limit: int, measure: Callable[[str], int], can_cut: Callable[[str, int], bool]) -> Iterator[str]:
+    """The pieces of :func:`split_text`, one at a time (a caller wanting the first reads no further)."""
     start = 0
     n = len(text)
     while start < n:
@@ -93,13 +96,13 @@ def split_text(text: str, limit: int, cost: Callable[[str], int] | None = None,
             used += c
             end += 1
         if end >= n:
-            pieces.append(text[start:])
-            break
+            yield text[start:]
+            return
         if end == start:  # one character costs more than the limit: it still has to go somewhere
             end = start + 1
-        pieces.append(text[start : _best_cut(text, start, end, can_cut)])
-        start += len(pieces[-1])
-    return pieces
+        piece = text[start : _best_cut(text, start, end, can_cut)]
+        yield piece
+        start += len(piece)
 
 
 def _best_cut(text: str, start: int, end: int, can_cut: Callable[[str, int], bool]) -> int:
@@ -138,9 +141,14 @@ def clip(text: str, limit: int, cost: Callable[[str], int] | None = None,
          can_cut: Callable[[str, int], bool] = is_safe_cut) -> str:
     """``text`` if it fits ``limit``, else its first piece and a visible "…" (never inside a grapheme)."""
     measure = cost or (lambda _ch: 1)
-    if sum(measure(c) for c in text) <= limit:
+    used = 0
+    for ch in text:  # stop measuring at the limit: a 60,000-character text costs no more than a short one
+        used += measure(ch)
+        if used > limit:
+            break
+    else:
         return text
-    return split_text(text, max(1, limit - 1), measure, can_cut)[0].rstrip() + ELLIPSIS
+    return next(_pieces(text, max(1, limit - 1), measure, can_cut)).rstrip() + ELLIPSIS
 
 
 def clip_escaped(text: str, limit: int) -> str:
