@@ -2,7 +2,7 @@
 
 ``python -m bench.ceiling inbound SLACK_API_URL X_API_URL N`` polls X with
 ``XConnector`` and posts each conversation's header card and each message
-with ``SlackThreads`` (slack_sdk's WebClient), one call after another as the
+with ``SlackApi`` (slack_sdk's WebClient), one call after another as the
 bridge's delivery loop does, while a uvicorn/Starlette endpoint verifies and
 acknowledges the events Slack sends back for those posts.
 
@@ -33,8 +33,8 @@ from bridge.domain import OutboundMessage, Platform
 from bridge.sandbox.harness import BOT_TOKEN, CHANNEL, SIGNING_SECRET
 from bridge.sandbox.server import HttpServer
 from bridge.sandbox.x import BRAND_ID
+from bridge.slack.api import SlackApi, make_client
 from bridge.slack.blocks import CardView, customer_text, header_card
-from bridge.slack.threads import SlackThreads, make_client
 from connectors.x.connector import XConnector
 
 CONSUMER = dict(consumer_key="sandbox-ck", consumer_secret="sandbox-cs", access_token="sandbox-at",
@@ -58,7 +58,7 @@ def receiver(replies: queue.Queue[dict[str, str]]) -> HttpServer:
     return server
 
 
-def inbound(slack: SlackThreads, x: XConnector, n: int, url: str) -> float:
+def inbound(slack: SlackApi, x: XConnector, n: int, url: str) -> float:
     mark = x.poll(None).cursor
     print(f"ready {url}", flush=True)
     sys.stdin.readline()
@@ -81,7 +81,7 @@ def inbound(slack: SlackThreads, x: XConnector, n: int, url: str) -> float:
     return time.perf_counter() - t0
 
 
-def relay(slack: SlackThreads, x: XConnector, n: int, url: str, replies: queue.Queue[dict[str, str]],
+def relay(slack: SlackApi, x: XConnector, n: int, url: str, replies: queue.Queue[dict[str, str]],
           conversations: dict[str, str]) -> float:
     """``conversations``: thread ts → dm_conversation_id (told by the benchmark on stdin)."""
     print(f"ready {url}", flush=True)
@@ -100,7 +100,7 @@ def relay(slack: SlackThreads, x: XConnector, n: int, url: str, replies: queue.Q
 def main() -> None:
     sys.setswitchinterval(0.0005)  # as dmbridge serve does
     mode, slack_url, x_url, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    slack = SlackThreads(make_client(BOT_TOKEN, slack_url))
+    slack = SlackApi(make_client(BOT_TOKEN, slack_url))
     x = XConnector(base_url=x_url, **CONSUMER)
     x.start()
     replies: queue.Queue[dict[str, str]] = queue.Queue()

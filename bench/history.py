@@ -23,7 +23,7 @@ from sqlalchemy import insert
 from sqlmodel import select
 
 from bench.core import scratch_db
-from bridge import metrics, outbound
+from bridge import metrics, thread_messages
 from bridge.domain import Customer, InboundMessage, Limits, Platform
 from bridge.inbound import ingest_message
 from bridge.processor import _thread_not_known_yet
@@ -70,10 +70,10 @@ def one_message(db: Database, i: int, now: float) -> None:
         conv = s.exec(select(Conversation).where(Conversation.remote_id == f"conv-{i}")).one()
         conv.thread_ts = f"1800000000.{i:06d}"
         s.add(conv)
-    relay = outbound.Relay(CHANNEL, f"1800000000.{i:06d}", f"1800000001.{i:06d}", "UAGENT", f"reply {i}")
+    relay = thread_messages.Relay(CHANNEL, f"1800000000.{i:06d}", f"1800000001.{i:06d}", "UAGENT", f"reply {i}")
     with db.session() as s:  # the event processor
         _thread_not_known_yet(s, relay)
-        outbound.apply(s, relay, LIMITS, now)
+        thread_messages.apply(s, relay, LIMITS, now)
     with db.read() as s:  # the poller's echo check, the platform loop's due rows
         outbox.attempted_with_text(s, platform="x", account="acme", remote_conversation=f"conv-{i}", text="x")
         due = outbox.due(s, "platform", now + 1, limit=20)

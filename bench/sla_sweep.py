@@ -20,8 +20,8 @@ from bench.core import scratch_db
 from bridge.config import FileConfig, SlaConfig
 from bridge.desk import Desk
 from bridge.sla_runner import SlaRunner
+from bridge.slack.api import SlackApi, make_client
 from bridge.slack.roster import Roster
-from bridge.slack.threads import SlackThreads, make_client
 from bridge.store import desk as store
 from bridge.store.db import Database
 from bridge.store.migrate import upgrade
@@ -73,7 +73,7 @@ def run(url: str, n: int, due: int) -> dict[str, float]:
             conn.execute(text("SELECT id FROM conversation WHERE status != 'resolved' "
                               "AND (sla_next_at + 0) <= :now"), {"now": now}).all()
 
-    slack = SlackThreads(make_client("xoxb-unused", "http://127.0.0.1:9/api/"))
+    slack = SlackApi(make_client("xoxb-unused", "http://127.0.0.1:9/api/"))
     desk = Desk(file=FILE, roster=Roster(slack, None), limits=lambda: {}, link=slack.thread_link)
     runner = SlaRunner(db, desk, FILE.policies(), lambda: now)
     figures = {"due query (ms)": timed(due_query), "full scan baseline (ms)": timed(full_scan)}

@@ -37,12 +37,12 @@ from bridge.pollers import Poller, Starter
 from bridge.processor import EventProcessor
 from bridge.runner import Runner
 from bridge.sla_runner import SlaRunner, report_text
+from bridge.slack.api import SlackApi, make_client
 from bridge.slack.listeners import commands as command_listeners
 from bridge.slack.listeners import events as event_listeners
 from bridge.slack.listeners import interactions as interaction_listeners
 from bridge.slack.listeners.deps import ListenerDeps
 from bridge.slack.roster import Roster
-from bridge.slack.threads import SlackThreads, make_client
 from bridge.slack_delivery import SlackHandler
 from bridge.store import migrate
 from bridge.store.db import Database
@@ -345,7 +345,7 @@ def build(settings: Settings, file: FileConfig | None = None, *, clock: Callable
     db = Database(settings.database_url)
     channels = build_channels(settings, file, os.environ if environ is None else environ, db=db, clock=clock)
     client = make_client(settings.slack_bot_token, settings.slack_base_url, timeout=settings.dmbridge_http_timeout)
-    slack = SlackThreads(client, clock)
+    slack = SlackApi(client, clock)
     roster = Roster(slack, settings.dmbridge_agents or file.agents, admins=file.admins)
     senders = channels.senders
     desk = Desk(file=file, roster=roster, limits=lambda: {c.platform.value: c.limits for c in senders.values()},

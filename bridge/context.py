@@ -15,7 +15,7 @@ from bridge.deliveries import ChannelNotice
 from bridge.desk import Desk
 from bridge.domain import Limits
 from bridge.loops import AuthState
-from bridge.slack.threads import SlackThreads
+from bridge.slack.api import SlackApi
 from bridge.store import outbox
 from bridge.store.db import Database
 from connectors.base import Connector, ProfileLookup
@@ -29,7 +29,7 @@ class Context:
     toml: FileConfig
     """``dmbridge.toml``: desk, teams, SLA policies, routes."""
     db: Database
-    slack: SlackThreads
+    slack: SlackApi
     connectors: dict[str, Connector]
     """Senders by platform (``x``, ``messenger``, ``instagram``, ``generic``)."""
     desk: Desk

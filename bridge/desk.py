@@ -37,11 +37,11 @@ from bridge.commands import (
 from bridge.config import FileConfig
 from bridge.deliveries import DM, ChannelNotice
 from bridge.domain import Limits, Platform
-from bridge.outbound import ephemeral
 from bridge.store import conversations, outbox
 from bridge.store import desk as store
 from bridge.store.tables import Conversation
 from bridge.text import utf8_len
+from bridge.thread_messages import ephemeral
 from bridge.when import parse_when
 
 

@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bridge import manifest
 from bridge.config import FileConfig, Settings
-from bridge.slack.threads import make_client
+from bridge.slack.api import make_client
 
 INVITE = "/invite @dmbridge"
 

@@ -12,7 +12,7 @@ import logging
 
 from sqlmodel import Session, col, select
 
-from bridge import outbound, profiles, state
+from bridge import profiles, state, thread_messages
 from bridge.context import Context, enqueue_channel_notice
 from bridge.decide import Failed, Retry
 from bridge.deliveries import DM, OK, WAITING, WARNING, Delivery, Profile, Target, Unreaction
@@ -136,7 +136,7 @@ class PlatformHandler:
 
         def limited(s: Session) -> None:
             marked(s)
-            outbound.enqueue_receipt(s, waiting, now)
+            thread_messages.enqueue_receipt(s, waiting, now)
         return limited
 
     def paused(self, delivery: Delivery, row: Outbox, conv: Conversation | None, until: float, first: bool,
@@ -172,9 +172,9 @@ class PlatformHandler:
 
 def _settle(s: Session, dm: DM, ts: str | None, name: str, now: float) -> None:
     """The final receipt on the agent's message, and the ⏳ taken off if it was shown."""
-    outbound.enqueue_receipt(s, dm.receipt(ts, name), now)
+    thread_messages.enqueue_receipt(s, dm.receipt(ts, name), now)
     waiting = dm.receipt(ts, WAITING)
     if waiting is not None and outbox.queued(s, waiting):
-        outbound.enqueue_receipt(s, Unreaction.on(waiting.conversation_id or 0, waiting.channel, waiting.ts,
+        thread_messages.enqueue_receipt(s, Unreaction.on(waiting.conversation_id or 0, waiting.channel, waiting.ts,
                                                   WAITING), now)
 

@@ -18,7 +18,7 @@ import traceback
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session, col, select
 
-from bridge import outbound, state
+from bridge import state, thread_messages
 from bridge.context import Context
 from bridge.desk import Who
 from bridge.runner import BLOCKED_RECHECK
@@ -44,14 +44,14 @@ class EventProcessor:
         if not pending:
             return 1.0
         # classify, and ask Slack who the authors are, before the transaction opens (no write waits on Slack)
-        classified: list[tuple[int, dict[str, object], outbound.Action, Who | None]] = []
+        classified: list[tuple[int, dict[str, object], thread_messages.Action, Who | None]] = []
         for row in pending:
             assert row.id is not None
             event = json.loads(row.payload)
             event = event.get("event", event)
-            action = outbound.classify(event, ctx.bot_user_id, ctx.settings.note_prefixes)
+            action = thread_messages.classify(event, ctx.bot_user_id, ctx.settings.note_prefixes)
             who = ctx.desk.who(action.user, action.channel) if isinstance(
-                action, outbound.Relay | outbound.Command) else None
+                action, thread_messages.Relay | thread_messages.Command) else None
             classified.append((row.id, event, action, who))
         deliveries = False
         with ctx.db.session() as s:  # the batch in one transaction, processors serialised across processes
@@ -59,7 +59,7 @@ class EventProcessor:
             still = events.still_unprocessed(s, [c[0] for c in classified])
             # the threads' conversations first, by id, whatever the events' order (conversations.lock)
             conversations.lock_threads(s, {(a.channel, a.thread_ts) for i, _, a, _ in classified if i in still
-                                           and isinstance(a, outbound.Relay | outbound.Command | outbound.Changed)})
+                                           and isinstance(a, thread_messages.Relay | thread_messages.Command | thread_messages.Changed)})
             now, done = ctx.clock(), []
             deferred: set[tuple[str, str]] = set()  # threads whose events wait for the next batch
             failures: list[int] = []
@@ -67,7 +67,7 @@ class EventProcessor:
                 if row_id not in still:
                     continue  # another process got there first
                 thread = (action.channel, action.thread_ts) if isinstance(
-                    action, outbound.Relay | outbound.Command | outbound.Changed) else None
+                    action, thread_messages.Relay | thread_messages.Command | thread_messages.Changed) else None
                 if thread in deferred or _thread_not_known_yet(s, action):
                     # its header card is posted but not recorded yet: come back to it, and to the thread's
                     # later events too, even once the card's outcome lands mid-batch (they must not go first)
@@ -83,7 +83,7 @@ class EventProcessor:
                     failures.append(row_id)
                     outcome = self._failed(s, row_id, action, exc, now)
                 done.append((row_id, outcome))
-                deliveries = deliveries or not isinstance(action, outbound.Ignore | outbound.Note)
+                deliveries = deliveries or not isinstance(action, thread_messages.Ignore | thread_messages.Note)
             events.mark_all_processed(s, done, now)
         for _ in failures:
             ctx.failed_event()
@@ -94,25 +94,25 @@ class EventProcessor:
             ctx.wake_platform.set()
         return BLOCKED_RECHECK if deferred and not done else 0.0
 
-    def _apply(self, s: Session, row_id: int, event: dict[str, object], action: outbound.Action, who: Who | None,
+    def _apply(self, s: Session, row_id: int, event: dict[str, object], action: thread_messages.Action, who: Who | None,
                now: float) -> str:
         ctx = self.ctx
         match action:
-            case outbound.Command(channel, thread_ts, ts, _user, text):
+            case thread_messages.Command(channel, thread_ts, ts, _user, text):
                 conv = conversations.by_thread(s, channel, thread_ts)
                 assert who is not None
                 if conv is None:
                     return "ignored: command outside a conversation"
                 return ctx.desk.thread_command(s, who, conv, ts, text, ctx.bot_user_id, now)
-            case outbound.Ignore() if event.get("type") == "app_home_opened" and event.get("tab", "home") == "home":
+            case thread_messages.Ignore() if event.get("type") == "app_home_opened" and event.get("tab", "home") == "home":
                 state.refresh_home(s, str(event.get("user")), ("opened", row_id), now)
                 return "home"
-            case outbound.Relay() | outbound.Note() | outbound.Changed() | outbound.Ignore():
-                return outbound.apply(s, action, ctx.limits(), now, is_agent=who is None or who.is_agent)
+            case thread_messages.Relay() | thread_messages.Note() | thread_messages.Changed() | thread_messages.Ignore():
+                return thread_messages.apply(s, action, ctx.limits(), now, is_agent=who is None or who.is_agent)
         return "ignored"
 
 
-    def _failed(self, s: Session, row_id: int, action: outbound.Action, exc: Exception, now: float) -> str:
+    def _failed(self, s: Session, row_id: int, action: thread_messages.Action, exc: Exception, now: float) -> str:
         """Record why the event failed and tell its author privately (nothing of the event is kept)."""
         error = f"{type(exc).__name__}: {str(exc)[:200]}"
         where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
@@ -122,17 +122,17 @@ class EventProcessor:
         events.mark_failed(s, row_id, error)
         user, channel = getattr(action, "user", None), getattr(action, "channel", None)
         if user and channel:
-            outbound.ephemeral(s, str(channel), str(user), f":warning: dmbridge could not handle that "
+            thread_messages.ephemeral(s, str(channel), str(user), f":warning: dmbridge could not handle that "
                                f"({type(exc).__name__}); nothing was done. The error is recorded on Slack "
                                f"event #{row_id} for the operator.", now,
                                thread_ts=getattr(action, "thread_ts", None))
         return FAILED
 
 
-def _thread_not_known_yet(s: Session, action: outbound.Action) -> bool:
+def _thread_not_known_yet(s: Session, action: thread_messages.Action) -> bool:
     """A reply in a thread we do not know, while some header card's post is unsettled: the thread may be
     that card's (posted, its ts not written yet, or cut short by a crash and awaiting verification)."""
-    if not isinstance(action, outbound.Relay | outbound.Command | outbound.Changed):
+    if not isinstance(action, thread_messages.Relay | thread_messages.Command | thread_messages.Changed):
         return False
     if conversations.by_thread(s, action.channel, action.thread_ts) is not None:
         return False

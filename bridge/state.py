@@ -8,7 +8,7 @@ of the people concerned. The callers:
 
 - ``inbound`` — ``message_arrived`` (the customer or the brand wrote; a
   resolved or snoozed conversation reopens);
-- ``outbound`` and the desk's templates — ``reply_queued``;
+- ``thread_messages`` and the desk's templates — ``reply_queued``;
 - the platform runner — ``reply_delivered``; the Slack runner — ``card_posted``;
 - profile refreshes — ``profile_changed``; the SLA runner — ``sla_evaluated``
   and ``unassigned_after_breach``;

@@ -18,13 +18,13 @@ from typing import Any
 
 from bridge.authz import Facts
 from bridge.errors import DeliveryError
-from bridge.slack.threads import SlackThreads
+from bridge.slack.api import SlackApi
 
 log = logging.getLogger(__name__)
 
 
 class Roster:
-    def __init__(self, slack: SlackThreads, agents_group: str | None, *, ttl: float = 60.0,
+    def __init__(self, slack: SlackApi, agents_group: str | None, *, ttl: float = 60.0,
                  clock: Callable[[], float] = time.monotonic, admins: str | list[str] | None = None) -> None:
         self.slack, self.agents_group, self.ttl, self.clock = slack, agents_group, ttl, clock
         self.admins_config = admins

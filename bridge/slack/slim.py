@@ -3,7 +3,7 @@
 Slack sends every message of every channel the bot is in, wrapped in an
 envelope that carries the app's verification ``token``, the workspace, the
 authorizations and more. The event processor reads only a handful of fields
-(``bridge.outbound.classify`` and the App Home refresh in
+(``bridge.thread_messages.classify`` and the App Home refresh in
 ``bridge.processor``); ``slim`` keeps exactly those and nothing else:
 
 - ``app_home_opened``: ``type``, ``user``, ``tab``;
@@ -25,7 +25,7 @@ import json
 from collections.abc import Collection
 from typing import Any
 
-from bridge import outbound
+from bridge import thread_messages
 
 MESSAGE_FIELDS = ("type", "subtype", "channel", "ts", "thread_ts", "user", "text", "bot_id", "app_id")
 CHANGE_FIELDS = ("type", "subtype", "channel")
@@ -55,10 +55,10 @@ def slim(envelope: dict[str, Any], desk_channels: Collection[str] | None = None)
     else:
         kept = _pick(event, MESSAGE_FIELDS)
     try:
-        action: outbound.Action | None = outbound.classify(kept, "", ())
+        action: thread_messages.Action | None = thread_messages.classify(kept, "", ())
     except Exception:  # malformed: keep what we picked, so processing meets the same problem as with all of it
         action = None
-    if isinstance(action, outbound.Ignore):
+    if isinstance(action, thread_messages.Ignore):
         return ignored(action.reason)
     if desk_channels is not None and event.get("channel") not in desk_channels:
         return ignored("outside the desk channels")
@@ -67,7 +67,7 @@ def slim(envelope: dict[str, Any], desk_channels: Collection[str] | None = None)
 
 def ignored(reason: str) -> dict[str, Any]:
     """What is stored of an event the processor will ignore: the reason only."""
-    return {outbound.IGNORED: reason[:80]}
+    return {thread_messages.IGNORED: reason[:80]}
 
 
 def _pick(event: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:

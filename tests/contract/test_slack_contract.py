@@ -1,9 +1,9 @@
 """Every Slack Web API method the bridge calls exists in Slack's published spec, is sent with an encoding the spec
 lists for it, and only with arguments it documents.
 
-Three sources must agree: the static list ``SLACK_METHODS`` beside ``SlackThreads``; the typed WebClient methods
+Three sources must agree: the static list ``SLACK_METHODS`` beside ``SlackApi``; the typed WebClient methods
 the code under ``bridge/`` references (scanned, so a new call cannot slip past the list); and the calls the
-emulator records while the product runs (every ``SlackThreads`` method, and a representative scenario).
+emulator records while the product runs (every ``SlackApi`` method, and a representative scenario).
 The 2021 spec predates a few things; only those are allowed without it (README of ../shared/specs).
 """
 
@@ -21,8 +21,8 @@ from bridge.sandbox.demo import MARIA, SAM
 from bridge.sandbox.harness import CHANNEL, Sandbox, wait_for
 from bridge.sandbox.slack import SlackEmulator
 from bridge.sandbox.slack_state import Call
+from bridge.slack.api import SLACK_METHODS, SlackApi, make_client
 from bridge.slack.blocks import SlackMessage
-from bridge.slack.threads import SLACK_METHODS, SlackThreads, make_client
 from tests.contract.slack_specs import ROOT, spec
 
 NOT_IN_2021_SPEC = {"files.getUploadURLExternal", "files.completeUploadExternal", "apps.connections.open"}
@@ -103,7 +103,7 @@ def emulator() -> Iterator[SlackEmulator]:
 
 
 def test_every_slack_threads_method_calls_slack_as_the_spec_says(emulator: SlackEmulator) -> None:
-    slack = SlackThreads(make_client("xoxb-contract", emulator.api_url))
+    slack = SlackApi(make_client("xoxb-contract", emulator.api_url))
     message = SlackMessage(text="hello", blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": "hello"}}])
     slack.bot_identity()
     ts = slack.post("C1", message, key="k1")

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
-from bridge import outbound
+from bridge import thread_messages
 from bridge.authz import Facts
 from bridge.config import FileConfig, Settings
 from bridge.context import Context
@@ -165,7 +165,7 @@ def reply(ctx: Context, conv: Conversation, text: str, ts: str) -> None:
     """An agent's thread reply, relayed to the customer (queued in the outbox as the processor would)."""
     assert conv.thread_ts is not None
     with ctx.db.session() as s:
-        outbound.apply(s, outbound.Relay(CHANNEL, conv.thread_ts, ts, "UAGENT", text), ctx.limits(), ctx.clock(),
+        thread_messages.apply(s, thread_messages.Relay(CHANNEL, conv.thread_ts, ts, "UAGENT", text), ctx.limits(), ctx.clock(),
                        is_agent=True)
 
 

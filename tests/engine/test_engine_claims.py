@@ -112,9 +112,9 @@ def test_retry_later_forever_is_capped_too_but_rate_limits_are_not(db_url: str) 
 def test_a_slack_delivery_that_always_raises_is_given_up_with_a_notice(db_url: str) -> None:
     ctx, clock, _db, slack, _x = make_ctx(db_url, max_attempts=2)
     conv = conversation(ctx)
-    from bridge import outbound
+    from bridge import thread_messages
     with ctx.db.session() as s:
-        outbound.enqueue_receipt(s, Reaction.on(conv.id or 0, "C0INBOX", "1800000001.000001", "eyes"), clock())
+        thread_messages.enqueue_receipt(s, Reaction.on(conv.id or 0, "C0INBOX", "1800000001.000001", "eyes"), clock())
     real = slack.react
 
     def broken(channel: str, ts: str, name: str) -> None:

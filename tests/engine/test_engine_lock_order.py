@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from bridge import outbound, processor
+from bridge import processor, thread_messages
 from bridge.context import Context
 from bridge.deliveries import Card
 from bridge.processor import EventProcessor
@@ -111,7 +111,7 @@ def test_a_thread_deferred_for_its_card_keeps_its_later_events_back(pg_url: str,
     slack_event(ctx, "1800000001.000002", "second", thread)
     checks: list[bool] = []
 
-    def outcome_lands_after_the_first_check(s: Session, action: outbound.Action) -> bool:
+    def outcome_lands_after_the_first_check(s: Session, action: thread_messages.Action) -> bool:
         unknown = not_known_yet(s, action)
         if not checks:  # the card's outcome commits now, from another process's transaction
             with ctx.db.session() as other:

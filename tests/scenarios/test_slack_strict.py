@@ -22,8 +22,8 @@ from bridge.errors import Rejected
 from bridge.sandbox.harness import CHANNEL, Sandbox, wait_for
 from bridge.sandbox.process import World
 from bridge.sandbox.slack import BOT_USER, SlackEmulator
+from bridge.slack.api import SlackApi, make_client
 from bridge.slack.blocks import SlackMessage
-from bridge.slack.threads import SlackThreads, make_client
 from bridge.store.tables import Outbox
 from tests.scenarios.traffic import Traffic, sandbox_with_customers
 
@@ -133,7 +133,7 @@ def test_following_the_cursors_yields_every_item_once_in_order(items: list[str],
 
 
 def test_the_product_follows_next_cursor(slack: SlackEmulator) -> None:
-    threads = SlackThreads(make_client(TOKEN, slack.api_url))
+    threads = SlackApi(make_client(TOKEN, slack.api_url))
     assert threads.channel_members("C1") == MEMBERS
     assert len(slack.calls("conversations.members")) == 4
 
@@ -141,7 +141,7 @@ def test_the_product_follows_next_cursor(slack: SlackEmulator) -> None:
 def test_a_post_at_the_end_of_a_long_thread_is_found_before_resending(slack: SlackEmulator) -> None:
     """Caught with small pages: verification read only the first five pages, oldest first, so in a long thread
     it never reached the post it was looking for and the message was sent twice (test_faults duplicates)."""
-    threads = SlackThreads(make_client(TOKEN, slack.api_url))
+    threads = SlackApi(make_client(TOKEN, slack.api_url))
     msg = SlackMessage(text="x", blocks=[])
     root = threads.post("C1", msg)
     for _ in range(14):
@@ -236,7 +236,7 @@ def test_posting_needs_membership_or_chat_write_public_for_public_channels(slack
 def test_an_ephemeral_reaches_only_a_channel_member(slack: SlackEmulator) -> None:
     assert api(slack, "chat.postEphemeral", form={"channel": "C1", "user": "U9", "text": "hi"})["error"] == \
         "user_not_in_channel"
-    threads = SlackThreads(make_client(TOKEN, slack.api_url))
+    threads = SlackApi(make_client(TOKEN, slack.api_url))
     with pytest.raises(Rejected, match="user_not_in_channel"):
         threads.post_ephemeral("C1", "U9", "hi")
 

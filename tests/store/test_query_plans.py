@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import event, insert
 from sqlmodel import Session
 
-from bridge import metrics, outbound
+from bridge import metrics, thread_messages
 from bridge.metrics import OutboxCollector
 from bridge.processor import _thread_not_known_yet
 from bridge.store import events, outbox
@@ -34,7 +34,7 @@ HOT: dict[str, Callable[[Session], Any]] = {
     "claim_owners": outbox.claim_owners,
     "recover_stale": lambda s: outbox.recover_stale(s, 1e12),
     "own_stale_claims": lambda s: outbox.release_claims(s, "me", older_than=1e12),
-    "card_unsettled": lambda s: _thread_not_known_yet(s, outbound.Relay("C1", "1.2", "1.3", "U1", "x")),
+    "card_unsettled": lambda s: _thread_not_known_yet(s, thread_messages.Relay("C1", "1.2", "1.3", "U1", "x")),
     "oldest_pending": metrics.oldest_pending,
     "unprocessed_events": events.unprocessed_slack_events,
 }

@@ -135,7 +135,7 @@ def test_admins_are_validated_when_dmbridge_toml_loads(tmp_path: typing.Any) -> 
 
 
 class _Slack:
-    """What Roster asks of SlackThreads; ``down`` makes every look-up fail as Slack would."""
+    """What Roster asks of SlackApi; ``down`` makes every look-up fail as Slack would."""
 
     def __init__(self) -> None:
         self.down = False

@@ -3,8 +3,8 @@ from typing import Any
 import pytest
 
 from bridge.domain import Limits
-from bridge.outbound import Changed, Command, Ignore, Note, Relay, classify, platform_parts
 from bridge.slack.markup import slack_to_plain
+from bridge.thread_messages import Changed, Command, Ignore, Note, Relay, classify, platform_parts
 
 BOT = "U0BOT"
 PREFIXES = ("//", "note:")

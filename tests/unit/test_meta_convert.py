@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from bridge.domain import Platform
 from bridge.errors import AuthFailed, BadPayload, Rejected, RetryLater
-from bridge.outbound import platform_parts
 from bridge.text import utf8_len
+from bridge.thread_messages import platform_parts
 from connectors.meta.convert import (
     LIMITS,
     Closed,

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge import outbound
+from bridge import thread_messages
 from bridge.slack.slim import slim
 
 BOT = "U0BOT"
@@ -55,12 +55,12 @@ def envelope_of(event: dict[str, Any]) -> dict[str, Any]:
             "authorizations": [{"team_id": "T0SANDBOX", "user_id": BOT, "is_bot": True}], "event": event}
 
 
-def processed(stored: dict[str, Any]) -> tuple[outbound.Action, tuple[object, ...]]:
+def processed(stored: dict[str, Any]) -> tuple[thread_messages.Action, tuple[object, ...]]:
     """What the processor reads of a stored payload (bridge/processor.py): the classification, and for
     app_home_opened the user and tab."""
     event = stored.get("event", stored)
     home = (event.get("type"), event.get("user"), event.get("tab", "home"))
-    return outbound.classify(event, BOT, PREFIXES), home if event.get("type") == "app_home_opened" else ()
+    return thread_messages.classify(event, BOT, PREFIXES), home if event.get("type") == "app_home_opened" else ()
 
 
 @settings(max_examples=400, deadline=None)
@@ -72,12 +72,12 @@ def test_processing_a_slimmed_envelope_decides_as_the_full_one(event: dict[str, 
     action, home = processed(full)
     slim_action, slim_home = processed(kept)
     if event["type"] not in ("message", "app_mention", "app_home_opened"):  # no listener stores these anyway
-        assert kept == {"ignored": "event type not used"} and isinstance(slim_action, outbound.Ignore)
-    elif "event" in kept or isinstance(action, outbound.Ignore):
+        assert kept == {"ignored": "event type not used"} and isinstance(slim_action, thread_messages.Ignore)
+    elif "event" in kept or isinstance(action, thread_messages.Ignore):
         assert (slim_action, slim_home) == (action, home)  # the same decision, the same stored outcome
     else:  # a message outside the desk channels: no conversation lives there, so it would do nothing either
         assert kept == {"ignored": "outside the desk channels"}
-        assert getattr(action, "channel", None) not in DESK and isinstance(slim_action, outbound.Ignore)
+        assert getattr(action, "channel", None) not in DESK and isinstance(slim_action, thread_messages.Ignore)
 
 
 @settings(max_examples=200, deadline=None)
@@ -112,4 +112,4 @@ def test_other_channels_top_level_messages_and_home_keep_only_what_is_needed() -
     home = {"type": "app_home_opened", "user": "U1", "tab": "home", "view": {"blocks": ["big"]}, "event_ts": "1"}
     assert slim(envelope_of(home), DESK) == {"event": {"type": "app_home_opened", "user": "U1", "tab": "home"}}
     assert slim({"token": TOKEN}, DESK) == {"ignored": "not an event"}
-    assert outbound.classify({}, BOT, PREFIXES) == outbound.Ignore("no content")  # pruned by retention
+    assert thread_messages.classify({}, BOT, PREFIXES) == thread_messages.Ignore("no content")  # pruned by retention

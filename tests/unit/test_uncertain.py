@@ -19,8 +19,8 @@ from slack_sdk.errors import SlackClientError, SlackRequestError
 
 from bridge.domain import OutboundMessage, Platform
 from bridge.errors import RetryLater, changes_state, may_have_arrived, server_error, unreachable
+from bridge.slack.api import READ_METHODS, SLACK_METHODS, SlackApi, make_client
 from bridge.slack.blocks import SlackMessage
-from bridge.slack.threads import READ_METHODS, SLACK_METHODS, SlackThreads, make_client
 from connectors.meta.graph import Graph
 from connectors.webhook.connector import GenericConnector, Source
 from connectors.x import api
@@ -302,8 +302,8 @@ def test_webhook_transport_failures(error: Exception, uncertain: bool) -> None:
     assert _raises(_webhook_send("https://shop.example", httpx.MockTransport(fail))).uncertain is uncertain
 
 
-def _slack(base: str) -> SlackThreads:
-    return SlackThreads(make_client("xoxb-test", base + "/api/", timeout=5))
+def _slack(base: str) -> SlackApi:
+    return SlackApi(make_client("xoxb-test", base + "/api/", timeout=5))
 
 
 def test_slack_post_reset_after_sending_is_uncertain_a_refused_one_is_not(resets: Peer, refused: str) -> None:

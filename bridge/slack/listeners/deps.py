@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bridge.desk import Desk
-from bridge.slack.threads import SlackThreads
+from bridge.slack.api import SlackApi
 from bridge.store.db import Database
 
 
@@ -14,7 +14,7 @@ from bridge.store.db import Database
 class ListenerDeps:
     db: Database
     desk: Desk
-    slack: SlackThreads
+    slack: SlackApi
     clock: Callable[[], float]
     wake: Callable[[], None]
     """Wake the delivery loops after something was enqueued."""

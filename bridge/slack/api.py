@@ -41,7 +41,7 @@ def make_client(token: str, base_url: str, timeout: float = 15) -> WebClient:
     return WebClient(token=token, base_url=base_url, timeout=max(1, round(timeout)), retry_handlers=[])
 
 
-class SlackThreads:
+class SlackApi:
     def __init__(self, client: WebClient, clock: Callable[[], float] = time.time) -> None:
         self.client = client
         self.clock = clock
