@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 
 from bridge import processor, thread_messages
 from bridge.context import Context
-from bridge.deliveries import Card
+from bridge.deliveries import DM, Card
 from bridge.processor import EventProcessor
 from bridge.store import outbox
 from bridge.store.db import Database
@@ -128,5 +128,5 @@ def test_a_thread_deferred_for_its_card_keeps_its_later_events_back(pg_url: str,
     EventProcessor(ctx).step()
     EventProcessor(ctx).step()
     assert checks[0] is True  # the first event was deferred
-    relayed = [outbox.load(r)["text"] for r in rows(ctx) if r.target == "platform"]
+    relayed = [d.text for r in rows(ctx) if isinstance(d := outbox.delivery(r), DM)]
     assert relayed == ["first", "second"]
