@@ -17,7 +17,6 @@ import time
 from sqlalchemy import insert, text
 
 from bench.core import scratch_db
-from bridge.config import FileConfig, SlaConfig
 from bridge.desk import Desk
 from bridge.sla_runner import SlaRunner
 from bridge.slack.api import SlackApi, make_client
@@ -26,23 +25,49 @@ from bridge.store import desk as store
 from bridge.store.db import Database
 from bridge.store.migrate import upgrade
 from bridge.store.tables import Conversation, InboundEvent
+from bridge.toml_config import FileConfig, SlaConfig
 
 FILE = FileConfig(sla=[SlaConfig(name="standard", first_response="2h", warn_before="15m")])
 
 
 def populate(db: Database, n: int, due: int, now: float) -> None:
-    rows = [dict(platform="x", account="acme_help", remote_id=f"c{i}", customer_id=str(i),
-                 customer_name=f"Customer {i}", channel="C0INBOX", thread_ts=f"{now:.0f}.{i:06d}", status="open",
-                 priority="normal", created_at=now - 600, last_inbound_at=now - 600,
-                 sla_next_at=(now - 1) if i < due else now + 60 + (i % 86_400)) for i in range(n)]
+    rows = [
+        dict(
+            platform="x",
+            account="acme_help",
+            remote_id=f"c{i}",
+            customer_id=str(i),
+            customer_name=f"Customer {i}",
+            channel="C0INBOX",
+            thread_ts=f"{now:.0f}.{i:06d}",
+            status="open",
+            priority="normal",
+            created_at=now - 600,
+            last_inbound_at=now - 600,
+            sla_next_at=(now - 1) if i < due else now + 60 + (i % 86_400),
+        )
+        for i in range(n)
+    ]
     with db.engine.begin() as conn:
         for start in range(0, n, 10_000):
-            conn.execute(insert(Conversation), rows[start:start + 10_000])
+            conn.execute(insert(Conversation), rows[start : start + 10_000])
         ids = [r[0] for r in conn.execute(text("SELECT id FROM conversation ORDER BY id LIMIT :n"), {"n": due})]
-        conn.execute(insert(InboundEvent), [dict(platform="x", account="acme_help", remote_id=f"m{i}",
-                                                 conversation_id=cid, from_brand=False, text="hello",
-                                                 sent_at=now - 600, stored_at=now - 600)
-                                            for i, cid in enumerate(ids)])
+        conn.execute(
+            insert(InboundEvent),
+            [
+                dict(
+                    platform="x",
+                    account="acme_help",
+                    remote_id=f"m{i}",
+                    conversation_id=cid,
+                    from_brand=False,
+                    text="hello",
+                    sent_at=now - 600,
+                    stored_at=now - 600,
+                )
+                for i, cid in enumerate(ids)
+            ],
+        )
         if db.engine.dialect.name == "postgresql":
             conn.execute(text("ANALYZE conversation"))
         else:
@@ -70,8 +95,10 @@ def run(url: str, n: int, due: int) -> dict[str, float]:
 
     def full_scan() -> None:  # the baseline: the same question without the index
         with db.engine.connect() as conn:
-            conn.execute(text("SELECT id FROM conversation WHERE status != 'resolved' "
-                              "AND (sla_next_at + 0) <= :now"), {"now": now}).all()
+            conn.execute(
+                text("SELECT id FROM conversation WHERE status != 'resolved' AND (sla_next_at + 0) <= :now"),
+                {"now": now},
+            ).all()
 
     slack = SlackApi(make_client("xoxb-unused", "http://127.0.0.1:9/api/"))
     desk = Desk(file=FILE, roster=Roster(slack, None), limits=lambda: {}, link=slack.thread_link)
@@ -103,8 +130,10 @@ def report(conversations: int, due: int, pg_admin: str | None) -> list[str]:
     for kind in ("sqlite", "postgresql") if pg_admin else ("sqlite",):
         with scratch_db(kind, pg_admin) as url:
             figures = run(url, conversations, due)
-        lines.append(f"SLA sweep, {conversations:,} open conversations, {due} due, {kind}: " + ", ".join(
-            f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()))
+        lines.append(
+            f"SLA sweep, {conversations:,} open conversations, {due} due, {kind}: "
+            + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items())
+        )
     return lines
 
 

@@ -13,12 +13,16 @@ from typing import Annotated, Any
 import typer
 
 from bridge import manifest as manifest_mod
-from bridge.config import FileConfig, Settings
+from bridge.config import Settings
 from bridge.errors import ConfigError
 from bridge.outbox_cli import outbox_app
+from bridge.toml_config import FileConfig
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="dmbridge: customer DMs from X and other channels as Slack threads.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="dmbridge: customer DMs from X and other channels as Slack threads.",
+)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="dmbridge.toml (default: ./dmbridge.toml)")]
 
@@ -55,8 +59,7 @@ def serve(host: str = "127.0.0.1", port: int = 3000, config: ConfigOpt = None, v
     try:
         if settings.slack_app_token:
             bridge.connect_socket_mode()
-            typer.echo("dmbridge: Socket Mode connected; /healthz and /metrics on "
-                       f"http://{host}:{port}")
+            typer.echo(f"dmbridge: Socket Mode connected; /healthz and /metrics on http://{host}:{port}")
         _run_http(bridge.http, host, port, metrics, verbose and not settings.slack_app_token)
     finally:
         bridge.stop()
@@ -98,8 +101,15 @@ def _run_http(http: Any, host: str, port: int, metrics: tuple[str, int] | None, 
         def capture_signals(self) -> Iterator[None]:
             yield
 
-    side = SideServer(uvicorn.Config(Starlette(routes=[Route("/metrics", route.endpoint)]), host=metrics[0],
-                                     port=metrics[1], log_level=level, **UVICORN_LIMITS))
+    side = SideServer(
+        uvicorn.Config(
+            Starlette(routes=[Route("/metrics", route.endpoint)]),
+            host=metrics[0],
+            port=metrics[1],
+            log_level=level,
+            **UVICORN_LIMITS,
+        )
+    )
 
     async def both() -> None:
         task = asyncio.create_task(side.serve())
@@ -142,6 +152,7 @@ def templates_export(file: Annotated[Path | None, typer.Argument(help="YAML file
     with db.session() as s:
         data = {t.name: t.text for t in store.all_templates(s)}
     db.dispose()
+
     class _Dumper(yaml.SafeDumper):
         pass
 
@@ -211,8 +222,10 @@ def stats(days: Annotated[int, typer.Option(help="how many days back")] = 7, con
 
 
 @app.command()
-def forget(customer: Annotated[str, typer.Option("--customer", help="PLATFORM:ID, e.g. x:1234567890")],
-           yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False) -> None:
+def forget(
+    customer: Annotated[str, typer.Option("--customer", help="PLATFORM:ID, e.g. x:1234567890")],
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+) -> None:
     """Erase a customer's data on request; the bot's messages in Slack are deleted by the running serve."""
     import time
 
@@ -240,28 +253,36 @@ def forget(customer: Annotated[str, typer.Option("--customer", help="PLATFORM:ID
     if not done.conversations:
         typer.echo(f"dmbridge: nothing stored for {platform}:{customer_id}")
         return
-    typer.echo(f"dmbridge: erased {platform}:{customer_id}: {len(done.conversations)} conversation(s) "
-               f"({', '.join(f'#{i}' for i in done.conversations)}); {done.cancelled} pending delivery(ies) "
-               f"cancelled; {done.deletions} of the bot's Slack messages queued for deletion (chat.delete, "
-               "sent by the running dmbridge serve).")
-    typer.echo(f"dmbridge: agents' own messages in those threads ({done.agent_replies} relayed repl(ies), and any "
-               "notes) cannot be deleted with a bot token: delete them in Slack (a workspace admin can).")
+    typer.echo(
+        f"dmbridge: erased {platform}:{customer_id}: {len(done.conversations)} conversation(s) "
+        f"({', '.join(f'#{i}' for i in done.conversations)}); {done.cancelled} pending delivery(ies) "
+        f"cancelled; {done.deletions} of the bot's Slack messages queued for deletion (chat.delete, "
+        "sent by the running dmbridge serve)."
+    )
+    typer.echo(
+        f"dmbridge: agents' own messages in those threads ({done.agent_replies} relayed repl(ies), and any "
+        "notes) cannot be deleted with a bot token: delete them in Slack (a workspace admin can)."
+    )
 
 
 @app.command()
-def manifest(url: Annotated[str | None, typer.Option(help="public base URL, e.g. https://dm.example.com")] = None,
-             socket: Annotated[bool, typer.Option("--socket", help="Socket Mode variant")] = False) -> None:
+def manifest(
+    url: Annotated[str | None, typer.Option(help="public base URL, e.g. https://dm.example.com")] = None,
+    socket: Annotated[bool, typer.Option("--socket", help="Socket Mode variant")] = False,
+) -> None:
     """Print the Slack app manifest to paste at api.slack.com/apps → Create New App → From a manifest."""
     typer.echo(manifest_mod.dump(manifest_mod.render(url, socket)), nl=False)
 
 
 @app.command("x-auth")
 def x_auth(
-    redirect_url: Annotated[str | None, typer.Option(
-        help="the URL X redirected to (or its code), completing an earlier --print-url")] = None,
+    redirect_url: Annotated[
+        str | None, typer.Option(help="the URL X redirected to (or its code), completing an earlier --print-url")
+    ] = None,
     print_url: Annotated[bool, typer.Option("--print-url", help="print the URL and exit (two-step use)")] = False,
     pending: Annotated[Path, typer.Option(help="where --print-url keeps the PKCE verifier (0600)")] = Path(
-        ".dmbridge-x-auth.json"),
+        ".dmbridge-x-auth.json"
+    ),
 ) -> None:
     """Authorize the X account for OAuth 2.0 (PKCE) once; serve refreshes the tokens (X_CLIENT_ID)."""
     from bridge import x_auth as flow
@@ -269,16 +290,24 @@ def x_auth(
     from connectors.x.oauth import OAuthError
 
     try:
-        flow.run(Settings(), print_url=print_url, redirect_url=redirect_url, pending_file=pending,
-                 read_line=lambda: sys.stdin.readline(), echo=typer.echo)
+        flow.run(
+            Settings(),
+            print_url=print_url,
+            redirect_url=redirect_url,
+            pending_file=pending,
+            read_line=lambda: sys.stdin.readline(),
+            echo=typer.echo,
+        )
     except (ConfigError, AuthFailed, RetryLater, OAuthError) as exc:
         typer.echo(f"dmbridge: {exc}", err=True)
         raise typer.Exit(2) from exc
 
 
 @app.command()
-def doctor(url: Annotated[str | None, typer.Option(help="public base URL, to match the X webhook exactly")] = None,
-           config: ConfigOpt = None) -> None:
+def doctor(
+    url: Annotated[str | None, typer.Option(help="public base URL, to match the X webhook exactly")] = None,
+    config: ConfigOpt = None,
+) -> None:
     """Check the deployment: Slack token, scopes, channels and groups; X and Meta credentials and webhooks;
     the database. Prints ✅/❌ with the fix; exits 1 on any ❌."""
     from bridge import doctor as doc

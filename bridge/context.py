@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session
 
-from bridge.config import FileConfig, Settings, channel_for
+from bridge.config import Settings, channel_for
 from bridge.deliveries import ChannelNotice
 from bridge.desk import Desk
 from bridge.domain import Limits
@@ -18,6 +18,7 @@ from bridge.loops import AuthState
 from bridge.slack.api import SlackApi
 from bridge.store import outbox
 from bridge.store.db import Database
+from bridge.toml_config import FileConfig
 from connectors.base import Connector, ProfileLookup
 
 
@@ -53,8 +54,9 @@ class Context:
         return {c.platform.value: c.limits for c in self.connectors.values()}
 
 
-def enqueue_channel_notice(s: Session, ctx: Context, about: str, since: float, text: str,
-                           working: bool = False) -> None:
+def enqueue_channel_notice(
+    s: Session, ctx: Context, about: str, since: float, text: str, working: bool = False
+) -> None:
     """A top-level message in the inbox channel (credential problems), once per incident."""
     try:
         channel = channel_for(ctx.settings, ctx.toml, about, "")

@@ -34,7 +34,6 @@ from bridge.commands import (
     UseTemplate,
     parse_thread,
 )
-from bridge.config import FileConfig
 from bridge.deliveries import DM, ChannelNotice
 from bridge.domain import Limits, Platform
 from bridge.store import conversations, outbox
@@ -42,6 +41,7 @@ from bridge.store import desk as store
 from bridge.store.tables import Conversation
 from bridge.text import utf8_len
 from bridge.thread_messages import ephemeral
+from bridge.toml_config import FileConfig
 from bridge.when import parse_when
 
 
@@ -67,8 +67,9 @@ def mention(user: str) -> str:
     return f"<@{user}>" if user.startswith(("U", "W")) else user
 
 
-def pick_assignee(roster: list[str], away: set[str], open_counts: dict[str, int], capacity: int,
-                  last: str | None) -> str | None:
+def pick_assignee(
+    roster: list[str], away: set[str], open_counts: dict[str, int], capacity: int, last: str | None
+) -> str | None:
     """Round robin: the first member after ``last`` (in roster order) who is present and under capacity.
 
     Pure and deterministic: the same roster, presence, counts and last pick give the same answer.
@@ -98,8 +99,15 @@ class RosterFacts(Protocol):
 
 
 class Desk:
-    def __init__(self, *, file: FileConfig, roster: RosterFacts, limits: Callable[[], dict[str, Limits]],
-                 link: Callable[[str, str], str], desk_channels: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        file: FileConfig,
+        roster: RosterFacts,
+        limits: Callable[[], dict[str, Limits]],
+        link: Callable[[str, str], str],
+        desk_channels: tuple[str, ...] = (),
+    ) -> None:
         self.file, self.roster, self.limits, self.link = file, roster, limits, link
         self.desk_channels = tuple(dict.fromkeys(c for c in desk_channels if c))
         """DMBRIDGE_CHANNEL and every routed channel: where desk-wide requests are judged."""
@@ -144,8 +152,9 @@ class Desk:
                     return Reply(f"#{conv.id} is not assigned.", ok=False)
                 previous = conv.assignee
                 conv.assignee, conv.assigned_at = None, None
-                self._changed(s, conv, who.id, "unassign", previous, f"Unassigned by {mention(who.id)}.", now,
-                              homes=[previous])
+                self._changed(
+                    s, conv, who.id, "unassign", previous, f"Unassigned by {mention(who.id)}.", now, homes=[previous]
+                )
                 return Reply(f"#{conv.id} is unassigned.")
             case UseTemplate(name):
                 return self._template(s, who, conv, name, now)
@@ -155,8 +164,9 @@ class Desk:
                 if conv.team is None:
                     return Reply(f"#{conv.id} is not escalated.", ok=False)
                 team, conv.team, conv.escalation_reason, conv.priority = conv.team, None, None, "normal"
-                self._changed(s, conv, who.id, "deescalate", team,
-                              f"De-escalated from *{team}* by {mention(who.id)}.", now)
+                self._changed(
+                    s, conv, who.id, "deescalate", team, f"De-escalated from *{team}* by {mention(who.id)}.", now
+                )
                 return Reply(f"#{conv.id} is no longer escalated.")
             case Resolve():
                 if conv.status == "resolved":
@@ -186,12 +196,21 @@ class Desk:
             return Reply(f"#{conv.id} is already assigned to <@{user}>.", ok=False)
         previous = conv.assignee
         conv.assignee, conv.assigned_at = user, now
-        self._changed(s, conv, who.id, "assign", user, f"Assigned to <@{user}> by {mention(who.id)}.", now,
-                      homes=[user, *([previous] if previous else [])])
+        self._changed(
+            s,
+            conv,
+            who.id,
+            "assign",
+            user,
+            f"Assigned to <@{user}> by {mention(who.id)}.",
+            now,
+            homes=[user, *([previous] if previous else [])],
+        )
         return Reply(f"#{conv.id} is assigned to <@{user}>.")
 
-    def _escalate(self, s: Session, who: Who, conv: Conversation, team_name: str, priority: str, reason: str,
-                  now: float) -> Reply:
+    def _escalate(
+        self, s: Session, who: Who, conv: Conversation, team_name: str, priority: str, reason: str, now: float
+    ) -> Reply:
         assert conv.id is not None
         team = self.file.teams.get(team_name)
         if team is None:
@@ -200,14 +219,23 @@ class Desk:
         line = notices.escalation_line(team.mention(), team_name, priority, mention(who.id), reason)
         audit_id = self._changed(s, conv, who.id, "escalate", f"{team_name} {priority} {reason}".strip(), line, now)
         if team.channel and conv.thread_ts:
-            notice = notices.team_notice(team.mention(), self.link(conv.channel, conv.thread_ts), conv.id,
-                                         Platform(conv.platform).label, conv.customer_name, team_name, priority,
-                                         mention(who.id), reason)
+            notice = notices.team_notice(
+                team.mention(),
+                self.link(conv.channel, conv.thread_ts),
+                conv.id,
+                Platform(conv.platform).label,
+                conv.customer_name,
+                team_name,
+                priority,
+                mention(who.id),
+                reason,
+            )
             outbox.enqueue(s, ChannelNotice.escalation(conv.id, audit_id, team.channel, notice), now)
         return Reply(f"#{conv.id} is escalated to {team_name}.")
 
-    def _template(self, s: Session, who: Who, conv: Conversation, name: str, now: float,
-                  text: str | None = None) -> Reply:
+    def _template(
+        self, s: Session, who: Who, conv: Conversation, name: str, now: float, text: str | None = None
+    ) -> Reply:
         row = store.get_template(s, name) if text is None else None
         if text is None:
             if row is None:
@@ -226,8 +254,9 @@ class Desk:
         state.reply_queued(s, conv, now)
         return Reply(f"Template *{name}* is on its way to the customer.")
 
-    def thread_command(self, s: Session, who: Who, conv: Conversation, ts: str, text: str, bot_user_id: str,
-                       now: float) -> str:
+    def thread_command(
+        self, s: Session, who: Who, conv: Conversation, ts: str, text: str, bot_user_id: str, now: float
+    ) -> str:
         """``@dmbridge …`` typed in the thread; answers privately when it did not work. Returns the outcome."""
         try:
             cmd = parse_thread(text, bot_user_id)
@@ -244,8 +273,7 @@ class Desk:
             return f"command: {name} refused"
         return f"command: {name}"
 
-    def send_text(self, s: Session, who: Who, conv: Conversation, name: str, text: str | None,
-                  now: float) -> Reply:
+    def send_text(self, s: Session, who: Who, conv: Conversation, name: str, text: str | None, now: float) -> Reply:
         """Send an (edited) template text from the modal; None: the template as stored (too long to edit)."""
         if not who.is_agent:
             return Reply(NOT_AGENT, ok=False)
@@ -258,8 +286,13 @@ class Desk:
     def template_values(self, conv: Conversation, who: Who) -> dict[str, str]:
         assert conv.id is not None
         return templates.TemplateContext(
-            customer_name=conv.customer_name, customer_handle=conv.customer_handle, agent_name=who.name,
-            platform=Platform(conv.platform).label, conversation=conv.id, brand=self.file.brand).values()
+            customer_name=conv.customer_name,
+            customer_handle=conv.customer_handle,
+            agent_name=who.name,
+            platform=Platform(conv.platform).label,
+            conversation=conv.id,
+            brand=self.file.brand,
+        ).values()
 
     def too_long(self, conv: Conversation, text: str) -> str | None:
         limits = self.limits().get(conv.platform)
@@ -268,16 +301,25 @@ class Desk:
         size = sum(utf8_len(c) for c in text) if limits.count_bytes else len(text)
         if size > limits.max_chars:
             unit = "bytes" if limits.count_bytes else "characters"
-            return (f"That text is {size:,} {unit}; {Platform(conv.platform).label} takes at most "
-                    f"{limits.max_chars:,} in one message. Shorten it (nothing was sent).")
+            return (
+                f"That text is {size:,} {unit}; {Platform(conv.platform).label} takes at most "
+                f"{limits.max_chars:,} in one message. Shorten it (nothing was sent)."
+            )
         return None
 
     @staticmethod
-    def _changed(s: Session, conv: Conversation, actor: str, action: str, detail: str, line: str,
-                 now: float, homes: list[str] | None = None) -> int:
+    def _changed(
+        s: Session,
+        conv: Conversation,
+        actor: str,
+        action: str,
+        detail: str,
+        line: str,
+        now: float,
+        homes: list[str] | None = None,
+    ) -> int:
         """Record the action, redraw the card, say it in the thread, refresh App Homes (``bridge.state``)."""
-        return state.changed(s, conv, actor=actor, action=action, detail=detail, line=line, now=now,
-                             homes=homes or [])
+        return state.changed(s, conv, actor=actor, action=action, detail=detail, line=line, now=now, homes=homes or [])
 
     # ------------------------------------------------------------------ background duties
 
@@ -289,8 +331,13 @@ class Desk:
         counts = store.open_counts(s, roster)
         user = pick_assignee(roster, away, counts, self.file.assignment.capacity, store.last_auto_assignee(s))
         if user is None:
-            state.say(s, conv, ("noassign", conv.id), "Nobody is free to take this conversation (everyone "
-                           "is away or at capacity); it stays unassigned.", now)
+            state.say(
+                s,
+                conv,
+                ("noassign", conv.id),
+                "Nobody is free to take this conversation (everyone is away or at capacity); it stays unassigned.",
+                now,
+            )
             return None
         conv.assignee, conv.assigned_at = user, now
         self._changed(s, conv, "dmbridge", "autoassign", user, f"Assigned to <@{user}> (round robin).", now)

@@ -19,7 +19,6 @@ from sqlmodel import Session
 
 from bridge import sla, state
 from bridge.commands import Escalate
-from bridge.config import FileConfig
 from bridge.deliveries import Cause, Notice
 from bridge.desk import Desk, Who
 from bridge.reports import ConversationFacts, build_report, render
@@ -29,6 +28,7 @@ from bridge.store import conversations, outbox
 from bridge.store import desk as store
 from bridge.store.db import Database
 from bridge.store.tables import Conversation
+from bridge.toml_config import FileConfig
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class SlaRunner:
             with self.db.session() as s:
                 due = store.sla_due(s, now)
             for start in range(0, len(due), 50):  # a few dozen per transaction: one commit, not one each
-                batch = due[start:start + 50]
+                batch = due[start : start + 50]
                 with self.db.session() as s:
                     conversations.lock(s, batch)  # by id, not in due order (bridge.store.conversations.lock)
                     found = timelines(s, batch)
@@ -113,12 +113,25 @@ class SlaRunner:
         summary = sla.summarise(policy, events, moment)
         self._store(s, conv, policy.name, summary, min(upcoming) if upcoming else None, now)
 
-    def _store(self, s: Session, conv: Conversation, policy: str | None, summary: sla.Summary,
-               next_at: float | None, now: float) -> None:
-        state.sla_evaluated(s, conv, policy=policy,
-                            state=None if summary.state is State.NONE else summary.state.value,
-                            kind=summary.kind.value if summary.kind else None,
-                            due=summary.due.timestamp() if summary.due else None, next_at=next_at, now=now)
+    def _store(
+        self,
+        s: Session,
+        conv: Conversation,
+        policy: str | None,
+        summary: sla.Summary,
+        next_at: float | None,
+        now: float,
+    ) -> None:
+        state.sla_evaluated(
+            s,
+            conv,
+            policy=policy,
+            state=None if summary.state is State.NONE else summary.state.value,
+            kind=summary.kind.value if summary.kind else None,
+            due=summary.due.timestamp() if summary.due else None,
+            next_at=next_at,
+            now=now,
+        )
 
     def _who(self, conv: Conversation) -> str:
         if conv.assignee:
@@ -128,13 +141,17 @@ class SlaRunner:
 
     def _warn_text(self, conv: Conversation, policy: Policy, clock: sla.Clock) -> str:
         assert clock.due is not None
-        return (f":hourglass: {self._who(conv)} {clock.kind.value.replace('_', ' ')} is due "
-                f"{_slack_time(clock.due)} (SLA *{policy.name}*).")
+        return (
+            f":hourglass: {self._who(conv)} {clock.kind.value.replace('_', ' ')} is due "
+            f"{_slack_time(clock.due)} (SLA *{policy.name}*)."
+        )
 
     def _breach_text(self, conv: Conversation, policy: Policy, clock: sla.Clock) -> str:
         assert clock.due is not None
-        return (f":rotating_light: {self._who(conv)} the {clock.kind.value.replace('_', ' ')} SLA "
-                f"*{policy.name}* was breached (due {_slack_time(clock.due)}).")
+        return (
+            f":rotating_light: {self._who(conv)} the {clock.kind.value.replace('_', ' ')} SLA "
+            f"*{policy.name}* was breached (due {_slack_time(clock.due)})."
+        )
 
     def _on_breach(self, s: Session, conv: Conversation, policy: Policy, clock: sla.Clock, now: float) -> None:
         """The policy's breach actions, run once (in the transaction that recorded the breach)."""
@@ -159,7 +176,11 @@ def report_text(db: Database, file: FileConfig, days: int, now: float) -> str:
     with db.session() as s:
         convs = store.active_between(s, since, until)
         found = timelines(s, [c.id for c in convs if c.id is not None])
-        facts = [ConversationFacts(number=c.id or 0, assignee=c.assignee, policy=policy_for(policies, c),
-                                   timeline=found.get(c.id or 0, [])) for c in convs]
+        facts = [
+            ConversationFacts(
+                number=c.id or 0, assignee=c.assignee, policy=policy_for(policies, c), timeline=found.get(c.id or 0, [])
+            )
+            for c in convs
+        ]
     report = build_report(facts, _dt(since), _dt(until), file.tz)
     return render(report, f"Last {days} days")

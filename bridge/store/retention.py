@@ -1,6 +1,6 @@
 """The retention job: content older than ``[retention]`` allows is emptied; rows and dedupe keys stay.
 
-What is pruned (``bridge.config.Retention``):
+What is pruned (``bridge.toml_config.Retention``):
 
 - processed Slack events: ``slack_event.payload`` → ``{}`` after ``events``
   (default 7d); the row stays (``dedupe_key``, ``event_id``, times, outcome);
@@ -33,9 +33,9 @@ from typing import Any
 from sqlalchemy import text, update
 from sqlmodel import col, select
 
-from bridge.config import Retention
 from bridge.store.db import Database
 from bridge.store.tables import UNPRUNED, Audit, InboundEvent, Outbox, SlackEvent
+from bridge.toml_config import Retention
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,12 @@ TARGETS = (
 def prunable(target: _Target, cutoff: float, batch: int) -> Any:
     """The ids of up to ``batch`` rows still holding content and older than ``cutoff``, oldest first, read
     through the partial index (the query repeats the index's own predicate, so the planner can use it)."""
-    return (select(target.model.id).where(text(UNPRUNED[target.name]), col(target.age) < cutoff)
-            .order_by(col(target.age)).limit(batch))
+    return (
+        select(target.model.id)
+        .where(text(UNPRUNED[target.name]), col(target.age) < cutoff)
+        .order_by(col(target.age))
+        .limit(batch)
+    )
 
 
 def prune_batch(db: Database, target: _Target, cutoff: float, batch: int) -> int:
@@ -73,8 +77,11 @@ def prune_batch(db: Database, target: _Target, cutoff: float, batch: int) -> int
         ids = list(s.exec(prunable(target, cutoff, batch)).all())
         if not ids:
             return 0
-        result = s.execute(update(target.model).where(col(target.model.id).in_(ids), text(UNPRUNED[target.name]))
-                           .values(**target.emptied))
+        result = s.execute(
+            update(target.model)
+            .where(col(target.model.id).in_(ids), text(UNPRUNED[target.name]))
+            .values(**target.emptied)
+        )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 
 from bridge import thread_messages
 from bridge.authz import Facts
-from bridge.config import FileConfig, Settings
+from bridge.config import Settings
 from bridge.context import Context
 from bridge.desk import Desk
 from bridge.domain import Customer, InboundMessage, Limits, OutboundMessage, Platform, SendResult
@@ -31,6 +31,7 @@ from bridge.store import events
 from bridge.store.db import Database
 from bridge.store.migrate import upgrade
 from bridge.store.tables import Conversation, Outbox
+from bridge.toml_config import FileConfig
 
 CHANNEL, BOT = "C0INBOX", "UBOT"
 
@@ -140,18 +141,33 @@ def make_ctx(url: str, *, max_attempts: int = 4) -> tuple[Context, ManualClock, 
     clock, slack, x = ManualClock(), FakeSlack(), FakeX()
     file = FileConfig()
     desk = Desk(file=file, roster=Roster(), limits=lambda: {"x": x.limits}, link=slack.thread_link)  # type: ignore[arg-type]
-    settings = Settings(dmbridge_channel=CHANNEL, dmbridge_max_attempts=max_attempts, dmbridge_claim_timeout=600.0,
-                        _env_file=None)  # type: ignore[call-arg]
-    ctx = Context(settings=settings, toml=file, db=db, slack=slack, connectors={"x": x},  # type: ignore[arg-type,dict-item]
-                  desk=desk, clock=clock, bot_user_id=BOT)
+    settings = Settings(
+        dmbridge_channel=CHANNEL, dmbridge_max_attempts=max_attempts, dmbridge_claim_timeout=600.0, _env_file=None
+    )  # type: ignore[call-arg]
+    ctx = Context(
+        settings=settings,
+        toml=file,
+        db=db,
+        slack=slack,
+        connectors={"x": x},  # type: ignore[arg-type,dict-item]
+        desk=desk,
+        clock=clock,
+        bot_user_id=BOT,
+    )
     return ctx, clock, db, slack, x
 
 
 def conversation(ctx: Context, customer: str = "42", thread_ts: str | None = None) -> Conversation:
     """A conversation with its Slack thread (as if its card had been posted)."""
-    msg = InboundMessage(platform=Platform.X, account="acme", remote_id=f"in-{customer}",
-                         conversation=f"{customer}-7", customer=Customer(id=customer, name="Maria"), text="hi",
-                         sent_at=datetime.fromtimestamp(ctx.clock(), UTC))
+    msg = InboundMessage(
+        platform=Platform.X,
+        account="acme",
+        remote_id=f"in-{customer}",
+        conversation=f"{customer}-7",
+        customer=Customer(id=customer, name="Maria"),
+        text="hi",
+        sent_at=datetime.fromtimestamp(ctx.clock(), UTC),
+    )
     with ctx.db.session() as s:
         ingest_message(s, msg, CHANNEL, ctx.clock())
         conv = s.exec(select(Conversation).where(Conversation.remote_id == f"{customer}-7")).one()
@@ -165,15 +181,26 @@ def reply(ctx: Context, conv: Conversation, text: str, ts: str) -> None:
     """An agent's thread reply, relayed to the customer (queued in the outbox as the processor would)."""
     assert conv.thread_ts is not None
     with ctx.db.session() as s:
-        thread_messages.apply(s, thread_messages.Relay(CHANNEL, conv.thread_ts, ts, "UAGENT", text), ctx.limits(), ctx.clock(),
-                       is_agent=True)
+        thread_messages.apply(
+            s,
+            thread_messages.Relay(CHANNEL, conv.thread_ts, ts, "UAGENT", text),
+            ctx.limits(),
+            ctx.clock(),
+            is_agent=True,
+        )
 
 
 def slack_event(ctx: Context, ts: str, text: str, thread_ts: str, user: str = "UAGENT") -> None:
     event = {"type": "message", "channel": CHANNEL, "ts": ts, "thread_ts": thread_ts, "user": user, "text": text}
     with ctx.db.session() as s:
-        events.record_slack_event(s, dedupe_key=f"msg:{CHANNEL}:{ts}", event_id=None, kind="message",
-                                  payload={"event": event}, now=ctx.clock())
+        events.record_slack_event(
+            s,
+            dedupe_key=f"msg:{CHANNEL}:{ts}",
+            event_id=None,
+            kind="message",
+            payload={"event": event},
+            now=ctx.clock(),
+        )
 
 
 def rows(ctx: Context) -> list[Outbox]:

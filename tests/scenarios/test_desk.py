@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from bridge.config import Assignment, FileConfig, Team
 from bridge.sandbox.demo import JDOE, KIM, MARIA, SAM
 from bridge.sandbox.harness import (
     AGENTS_GROUP,
@@ -24,11 +23,13 @@ from bridge.sandbox.harness import (
 from bridge.sandbox.server import OffsetClock
 from bridge.sandbox.slack import BOT_USER
 from bridge.store.tables import Audit, Conversation
+from bridge.toml_config import Assignment, FileConfig, Team
 from tests.scenarios.helpers import BoxFactory
 
 OUTSIDER = "U0OUTSIDER"
-DESK = FileConfig(brand="Acme", timezone="Europe/Berlin",
-                  teams={"billing": Team(usergroup=BILLING_GROUP, channel=TEAM_CHANNEL)})
+DESK = FileConfig(
+    brand="Acme", timezone="Europe/Berlin", teams={"billing": Team(usergroup=BILLING_GROUP, channel=TEAM_CHANNEL)}
+)
 
 
 @pytest.fixture
@@ -57,14 +58,18 @@ def card(box: Sandbox, ts: str) -> str:
 
 
 def line(box: Sandbox, ts: str, text: str) -> dict[str, Any]:
-    found = wait_for(lambda: [m for m in box.slack.thread(CHANNEL, ts)[1:] if text in shown(m)],
-                     what=f"a line {text!r} in the thread")
+    found = wait_for(
+        lambda: [m for m in box.slack.thread(CHANNEL, ts)[1:] if text in shown(m)],
+        what=f"a line {text!r} in the thread",
+    )
     return found[0]
 
 
 def ephemeral_to(box: Sandbox, user: str, text: str) -> dict[str, Any]:
-    return wait_for(lambda: [e for e in box.slack.ephemerals if e["user"] == user and text in e["text"]],
-                    what=f"a private answer to {user} containing {text!r}")[0]
+    return wait_for(
+        lambda: [e for e in box.slack.ephemerals if e["user"] == user and text in e["text"]],
+        what=f"a private answer to {user} containing {text!r}",
+    )[0]
 
 
 def new_conversation(box: Sandbox, customer: str = MARIA, text: str = "Hello, I need help") -> str:
@@ -126,10 +131,15 @@ def test_escalation_from_a_shortcut_and_modal(desk: Sandbox) -> None:
     customer_msg = next(m for m in desk.slack.thread(CHANNEL, ts) if "Hello, I need help" in shown(m))
     assert desk.slack.shortcut(SAM, CHANNEL, customer_msg["ts"], "dmbridge_escalate").status_code == 200
     (view_id,) = desk.slack.views
-    desk.slack.submit_view(SAM, view_id, {
-        "team": {"value": {"type": "static_select", "selected_option": {"value": "billing"}}},
-        "priority": {"value": {"type": "static_select", "selected_option": {"value": "urgent"}}},
-        "reason": {"value": {"type": "plain_text_input", "value": "chargeback <!channel> threatened"}}})
+    desk.slack.submit_view(
+        SAM,
+        view_id,
+        {
+            "team": {"value": {"type": "static_select", "selected_option": {"value": "billing"}}},
+            "priority": {"value": {"type": "static_select", "selected_option": {"value": "urgent"}}},
+            "reason": {"value": {"type": "plain_text_input", "value": "chargeback <!channel> threatened"}},
+        },
+    )
     c = conv(desk)
     assert (c.team, c.priority, c.escalation_reason) == ("billing", "urgent", "chargeback <!channel> threatened")
     ping = line(desk, ts, "escalated to *billing*")
@@ -152,8 +162,12 @@ def test_templates_managed_in_the_channel_and_sent_from_the_thread(desk: Sandbox
     ts = new_conversation(desk)
     bad = desk.slack.slash_command(SAM, CHANNEL, "template add greet Hi {firstname}!").text
     assert "not saved" in bad and "{first_name}" in bad and "{agent_first_name}" in bad
-    ok = desk.slack.slash_command(SAM, CHANNEL, "template add greet Hi {first_name}, {agent_first_name} from "
-                                                "{brand} here (ticket {conversation} on {platform}).")
+    ok = desk.slack.slash_command(
+        SAM,
+        CHANNEL,
+        "template add greet Hi {first_name}, {agent_first_name} from "
+        "{brand} here (ticket {conversation} on {platform}).",
+    )
     assert "Saved template `greet`" in ok.text
     assert "greet" in desk.slack.slash_command(SAM, CHANNEL, "template list").text
     _cmd_ts, _ = desk.slack.post_as_user(SAM, CHANNEL, f"<@{BOT_USER}> template greet", thread_ts=ts)
@@ -178,8 +192,9 @@ def test_template_modal_with_picker_and_editable_preview(desk: Sandbox) -> None:
     desk.slack.select_in_view(KIM, view_id, "tpl_pick", "bye")
     wait_for(lambda: "Bye Maria López, from Kim Chen." in str(desk.slack.views[view_id]["blocks"]), what="preview")
     preview_block = next(b["block_id"] for b in desk.slack.views[view_id]["blocks"] if b["type"] == "input")
-    resp = desk.slack.submit_view(KIM, view_id, {preview_block: {"text": {
-        "type": "plain_text_input", "value": "Bye Maria, from Kim. Edited!"}}})
+    resp = desk.slack.submit_view(
+        KIM, view_id, {preview_block: {"text": {"type": "plain_text_input", "value": "Bye Maria, from Kim. Edited!"}}}
+    )
     assert resp.status_code == 200 and "errors" not in resp.text
     wait_for(lambda: desk.x.received_by(MARIA) == ["Bye Maria, from Kim. Edited!"], what="edited template sent")
 
@@ -197,8 +212,15 @@ def test_resolved_conversation_reopens_when_the_customer_writes(desk: Sandbox) -
     ts = new_conversation(desk)
     desk.slack.click(SAM, CHANNEL, ts, "conv_resolve")
     assert conv(desk).status == "resolved"
-    wait_for(lambda: any(e["action_id"] == "conv_reopen" for b in desk.slack.messages_by_ts(CHANNEL, ts)["blocks"]
-                         if b["type"] == "actions" for e in b["elements"]), what="Reopen button")
+    wait_for(
+        lambda: any(
+            e["action_id"] == "conv_reopen"
+            for b in desk.slack.messages_by_ts(CHANNEL, ts)["blocks"]
+            if b["type"] == "actions"
+            for e in b["elements"]
+        ),
+        what="Reopen button",
+    )
     desk.x.customer_sends(MARIA, "Actually, one more thing")
     assert desk.thread_with("Actually, one more thing") == ts
     wait_for(lambda: conv(desk).status == "open", what="reopened")
@@ -226,13 +248,19 @@ def test_status_shortcut_modal_resolves_and_bad_snooze_is_refused(desk: Sandbox)
     ts = new_conversation(desk)
     desk.slack.shortcut(KIM, CHANNEL, ts, "dmbridge_status")
     (view_id,) = desk.slack.views
-    resp = desk.slack.submit_view(KIM, view_id, {
-        "action": {"value": {"type": "radio_buttons", "selected_option": {"value": "snooze"}}},
-        "when": {"value": {"type": "plain_text_input", "value": "someday"}}})
+    resp = desk.slack.submit_view(
+        KIM,
+        view_id,
+        {
+            "action": {"value": {"type": "radio_buttons", "selected_option": {"value": "snooze"}}},
+            "when": {"value": {"type": "plain_text_input", "value": "someday"}},
+        },
+    )
     assert resp.status_code == 200 and "errors" in resp.json().get("response_action", "")
     assert conv(desk).status == "open"
-    desk.slack.submit_view(KIM, view_id, {
-        "action": {"value": {"type": "radio_buttons", "selected_option": {"value": "resolve"}}}})
+    desk.slack.submit_view(
+        KIM, view_id, {"action": {"value": {"type": "radio_buttons", "selected_option": {"value": "resolve"}}}}
+    )
     assert conv(desk).status == "resolved"
 
 
@@ -248,8 +276,7 @@ def test_assign_shortcut_opens_a_picker(desk: Sandbox) -> None:
 def gated_desk(clock: OffsetClock) -> Iterator[Sandbox]:
     """The outsider is in the channel (Slack lets only members post there, and delivers an ephemeral only to a
     member) but not in the agents group."""
-    box = start_sandbox(file=DESK.model_copy(update={"agents": AGENTS_GROUP}), clock=clock,
-                        dmbridge_sweep_seconds=0.2)
+    box = start_sandbox(file=DESK.model_copy(update={"agents": AGENTS_GROUP}), clock=clock, dmbridge_sweep_seconds=0.2)
     box.slack.join_channel(OUTSIDER, CHANNEL)
     try:
         yield box

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from bridge import doctor
 from bridge.cli import app
-from bridge.config import FileConfig, MetaFile, MetaPage, Settings
+from bridge.config import Settings
 from bridge.sandbox.harness import (
     AGENTS_GROUP,
     BILLING_GROUP,
@@ -32,6 +32,7 @@ from bridge.sandbox.slack import BOT_USER, SlackEmulator
 from bridge.sandbox.x import XEmulator
 from bridge.store import migrate
 from bridge.store.db import Database
+from bridge.toml_config import FileConfig, MetaFile, MetaPage
 from tests.scenarios.helpers import BoxFactory
 
 PRIVATE_ROUTE = "C0PRIVATE"
@@ -62,14 +63,26 @@ class World:
 
     def env(self) -> dict[str, str]:
         s = self.settings
-        return {"SLACK_BOT_TOKEN": s.slack_bot_token, "SLACK_SIGNING_SECRET": s.slack_signing_secret,
-                "SLACK_APP_TOKEN": "", "SLACK_API_URL": s.slack_api_url, "DMBRIDGE_CHANNEL": s.dmbridge_channel,
-                "DATABASE_URL": s.database_url, "X_CONSUMER_KEY": s.x_consumer_key,
-                "X_CONSUMER_SECRET": s.x_consumer_secret, "X_ACCESS_TOKEN": s.x_access_token,
-                "X_ACCESS_TOKEN_SECRET": s.x_access_token_secret, "X_USER_BEARER_TOKEN": "", "X_API_URL": s.x_api_url,
-                "X_WEBHOOKS": "true", "META_APP_SECRET": s.meta_app_secret,
-                "META_VERIFY_TOKEN": s.meta_verify_token, "META_PAGE_ACCESS_TOKEN": s.meta_page_access_token,
-                "META_GRAPH_URL": s.meta_graph_url, "DMBRIDGE_AGENTS": ""}
+        return {
+            "SLACK_BOT_TOKEN": s.slack_bot_token,
+            "SLACK_SIGNING_SECRET": s.slack_signing_secret,
+            "SLACK_APP_TOKEN": "",
+            "SLACK_API_URL": s.slack_api_url,
+            "DMBRIDGE_CHANNEL": s.dmbridge_channel,
+            "DATABASE_URL": s.database_url,
+            "X_CONSUMER_KEY": s.x_consumer_key,
+            "X_CONSUMER_SECRET": s.x_consumer_secret,
+            "X_ACCESS_TOKEN": s.x_access_token,
+            "X_ACCESS_TOKEN_SECRET": s.x_access_token_secret,
+            "X_USER_BEARER_TOKEN": "",
+            "X_API_URL": s.x_api_url,
+            "X_WEBHOOKS": "true",
+            "META_APP_SECRET": s.meta_app_secret,
+            "META_VERIFY_TOKEN": s.meta_verify_token,
+            "META_PAGE_ACCESS_TOKEN": s.meta_page_access_token,
+            "META_GRAPH_URL": s.meta_graph_url,
+            "DMBRIDGE_AGENTS": "",
+        }
 
 
 @pytest.fixture
@@ -108,10 +121,22 @@ def failed(results: dict[str, doctor.Check]) -> dict[str, doctor.Check]:
 def test_all_green_exits_zero(world: World) -> None:
     results = world.run()
     assert not failed(results), doctor.table(list(results.values()))
-    assert {"Slack bot token", "Slack scopes", f"Slack channel {CHANNEL}", f"Slack channel {PRIVATE_ROUTE}",
-            f"Slack channel {TEAM_CHANNEL}", f"Slack user group {AGENTS_GROUP}", f"Slack user group {BILLING_GROUP}",
-            "Slack signing secret", "X credentials", "X webhook", "Meta Graph version",
-            "Meta token META_PAGE_ACCESS_TOKEN", f"Meta Page {PAGE_ID} webhooks", "Database"} <= set(results)
+    assert {
+        "Slack bot token",
+        "Slack scopes",
+        f"Slack channel {CHANNEL}",
+        f"Slack channel {PRIVATE_ROUTE}",
+        f"Slack channel {TEAM_CHANNEL}",
+        f"Slack user group {AGENTS_GROUP}",
+        f"Slack user group {BILLING_GROUP}",
+        "Slack signing secret",
+        "X credentials",
+        "X webhook",
+        "Meta Graph version",
+        "Meta token META_PAGE_ACCESS_TOKEN",
+        f"Meta Page {PAGE_ID} webhooks",
+        "Database",
+    } <= set(results)
     assert "chat:write.public" in results[f"Slack channel {TEAM_CHANNEL}"].detail
     out = CliRunner().invoke(app, ["doctor", "--config", str(world.toml), "--url", PUBLIC], env=world.env())
     assert out.exit_code == 0, out.output
@@ -181,8 +206,14 @@ def test_bad_x_credential(world: World) -> None:
 
 
 def test_static_oauth2_token_cannot_be_refreshed(world: World) -> None:
-    results = world.run(x_consumer_key="", x_consumer_secret="", x_access_token="", x_access_token_secret="",
-                        x_user_bearer_token=world.x.user_bearer_token, x_webhooks=False)
+    results = world.run(
+        x_consumer_key="",
+        x_consumer_secret="",
+        x_access_token="",
+        x_access_token_secret="",
+        x_user_bearer_token=world.x.user_bearer_token,
+        x_webhooks=False,
+    )
     assert results["X credentials"].ok and "OAuth 2.0" in results["X credentials"].detail
     assert set(failed(results)) == {"X OAuth 2.0 token"}
 
@@ -251,8 +282,9 @@ def test_refreshing_oauth2_tokens_are_checked_through_the_token_store(tmp_path: 
     db = Database(url)
     migrate.upgrade(db)
     db.dispose()
-    bad = failed({c.name: c for c in doctor.run(box.settings.model_copy(update={"database_url": url}),
-                                                box.file, environ={})})
+    bad = failed(
+        {c.name: c for c in doctor.run(box.settings.model_copy(update={"database_url": url}), box.file, environ={})}
+    )
     assert "x-auth" in bad["X credentials"].fix and "x-auth" in bad["X OAuth 2.0 token"].fix
 
 

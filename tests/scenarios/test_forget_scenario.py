@@ -10,13 +10,13 @@ from sqlmodel import SQLModel, select
 from typer.testing import CliRunner
 
 from bridge import cli
-from bridge.config import FileConfig, Retention
 from bridge.errors import Rejected
 from bridge.forget import ERASED
 from bridge.sandbox.demo import MARIA, SAM
 from bridge.sandbox.harness import CHANNEL, Sandbox, wait_for
 from bridge.sandbox.server import OffsetClock
 from bridge.store.tables import Audit, Outbox, SlackEvent
+from bridge.toml_config import FileConfig, Retention
 from tests.scenarios.helpers import BoxFactory
 
 SECRET = "12 Elm Street, flat 3"
@@ -25,8 +25,11 @@ SECRET = "12 Elm Street, flat 3"
 def everything_stored(box: Sandbox) -> str:
     """Every row of every table, as text."""
     with box.bridge.ctx.db.read() as s:
-        rows = [list(map(str, r)) for table in SQLModel.metadata.sorted_tables
-                for r in s.execute(text(f'SELECT * FROM "{table.name}"')).all()]
+        rows = [
+            list(map(str, r))
+            for table in SQLModel.metadata.sorted_tables
+            for r in s.execute(text(f'SELECT * FROM "{table.name}"')).all()
+        ]
     return json.dumps(rows, ensure_ascii=False)
 
 
@@ -34,15 +37,21 @@ def test_forget_deletes_the_bots_slack_messages_and_every_trace_in_the_database(
     box.x.customer_sends(MARIA, f"Please send it to {SECRET}")
     ts = box.thread_with("Elm Street")
     wait_for(lambda: len(box.slack.thread(CHANNEL, ts)) >= 2, what="the mirrored message")
-    reply = {"type": "message", "channel": CHANNEL, "user": SAM, "text": "Noted, Maria López: 12 Elm Street.",
-             "thread_ts": ts}
+    reply = {
+        "type": "message",
+        "channel": CHANNEL,
+        "user": SAM,
+        "text": "Noted, Maria López: 12 Elm Street.",
+        "thread_ts": ts,
+    }
     reply_ts, _ = box.slack.post_as_user(SAM, CHANNEL, str(reply["text"]), thread_ts=ts)
     wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), what="✅ on the reply")
     stored = everything_stored(box)
     assert SECRET in stored and "Maria López" in stored and "maria_l" in stored  # before: it is all there
 
-    result = CliRunner().invoke(cli.app, ["forget", "--customer", f"x:{MARIA}", "--yes"],
-                                env={"DATABASE_URL": box.settings.database_url})
+    result = CliRunner().invoke(
+        cli.app, ["forget", "--customer", f"x:{MARIA}", "--yes"], env={"DATABASE_URL": box.settings.database_url}
+    )
     assert result.exit_code == 0, result.output
     assert "erased x:" in result.output and "cannot be deleted with a bot token" in result.output
 
@@ -71,8 +80,9 @@ def test_forget_deletes_the_bots_slack_messages_and_every_trace_in_the_database(
     assert SECRET not in everything_stored(box)
 
 
-def test_the_serve_schedulers_retention_job_prunes_by_the_bridges_clock(clock: OffsetClock,
-                                                                         make_box: BoxFactory) -> None:
+def test_the_serve_schedulers_retention_job_prunes_by_the_bridges_clock(
+    clock: OffsetClock, make_box: BoxFactory
+) -> None:
     box = make_box(clock=clock, file=FileConfig(retention=Retention(every="2h", events="1d")))
     job = box.bridge.scheduler.get_job("retention")
     assert job is not None and job.trigger.interval.total_seconds() == 7200
@@ -85,16 +95,26 @@ def test_the_serve_schedulers_retention_job_prunes_by_the_bridges_clock(clock: O
     done = job.func()
     assert done["slack_event"] >= 1 and done["outbox"] == 0 and done["inbound_event"] == 0
     with box.bridge.ctx.db.read() as s:
-        assert s.exec(select(SlackEvent.payload).where(
-            SlackEvent.dedupe_key == f"msg:{CHANNEL}:{reply_ts}")).one() == "{}"
+        assert (
+            s.exec(select(SlackEvent.payload).where(SlackEvent.dedupe_key == f"msg:{CHANNEL}:{reply_ts}")).one() == "{}"
+        )
     clock.offset = 100 * 86400.0
     assert job.func()["inbound_event"] == 1
     assert SECRET not in everything_stored(box)
-    assert box.slack.deliver({"type": "message", "channel": CHANNEL, "user": SAM, "ts": reply_ts,
-                              "thread_ts": ts, "text": "Noted: 12 Elm Street."}) == [200]
+    assert box.slack.deliver(
+        {
+            "type": "message",
+            "channel": CHANNEL,
+            "user": SAM,
+            "ts": reply_ts,
+            "thread_ts": ts,
+            "text": "Noted: 12 Elm Street.",
+        }
+    ) == [200]
     with box.bridge.ctx.db.read() as s:  # the replay is known by its key: nothing stored, nothing relayed
-        assert s.exec(select(SlackEvent.payload).where(
-            SlackEvent.dedupe_key == f"msg:{CHANNEL}:{reply_ts}")).one() == "{}"
+        assert (
+            s.exec(select(SlackEvent.payload).where(SlackEvent.dedupe_key == f"msg:{CHANNEL}:{reply_ts}")).one() == "{}"
+        )
     assert box.x.received_by(MARIA) == ["Noted: 12 Elm Street."]
 
 

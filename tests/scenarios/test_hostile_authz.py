@@ -14,12 +14,12 @@ import pytest
 from sqlmodel import col, select
 
 from bridge import manifest
-from bridge.config import FileConfig, Route, Team
 from bridge.sandbox.demo import KIM, MARIA, SAM
 from bridge.sandbox.harness import BILLING_GROUP, CHANNEL, TEAM_CHANNEL, Sandbox, start_sandbox, wait_for
 from bridge.sandbox.slack import BOT_USER
 from bridge.slack.views import TEMPLATE_MODAL
 from bridge.store.tables import Audit, Conversation, Outbox, Template
+from bridge.toml_config import FileConfig, Route, Team
 
 STRANGER = "U0STRANGER"
 STRANGER_CHANNEL = "C0STRANGER"  # a public channel of the stranger's own, which the bot was invited to
@@ -56,11 +56,15 @@ def state(box: Sandbox) -> tuple[Any, ...]:
     with box.bridge.ctx.db.read() as s:
         conv = s.get(Conversation, 1)
         assert conv is not None
-        return ((conv.status, conv.assignee, conv.team, conv.priority, conv.snoozed_until),
-                [(a.actor, a.action) for a in s.exec(select(Audit).order_by(col(Audit.id))).all()],
-                sorted((t.name, t.text) for t in s.exec(select(Template)).all()),
-                [(o.kind, o.dedupe_key) for o in s.exec(select(Outbox).where(
-                    col(Outbox.kind).not_in(("ephemeral", "home")))).all()])
+        return (
+            (conv.status, conv.assignee, conv.team, conv.priority, conv.snoozed_until),
+            [(a.actor, a.action) for a in s.exec(select(Audit).order_by(col(Audit.id))).all()],
+            sorted((t.name, t.text) for t in s.exec(select(Template)).all()),
+            [
+                (o.kind, o.dedupe_key)
+                for o in s.exec(select(Outbox).where(col(Outbox.kind).not_in(("ephemeral", "home")))).all()
+            ],
+        )
 
 
 def revealed(text: str) -> bool:
@@ -118,8 +122,11 @@ def test_a_stranger_in_their_own_channel_is_refused(desk: tuple[Sandbox, str], a
 
 def test_a_stranger_learns_nothing_about_which_conversations_exist(desk: tuple[Sandbox, str]) -> None:
     box, _ts = desk
-    answers = {box.slack.slash_command(STRANGER, STRANGER_CHANNEL, f"{verb} {n}").text
-               for verb in ("show", "resolve") for n in (1, 999)}
+    answers = {
+        box.slack.slash_command(STRANGER, STRANGER_CHANNEL, f"{verb} {n}").text
+        for verb in ("show", "resolve")
+        for n in (1, 999)
+    }
     assert len(answers) == 1 and "Only agents of this desk" in answers.pop()
 
 
@@ -137,9 +144,11 @@ def test_a_member_who_is_not_an_admin_cannot_change_templates() -> None:
         new_conversation(box)
         assert "Saved" in box.slack.slash_command(SAM, CHANNEL, "template add thanks Thanks {first_name}!").text
         before = state(box)
-        for text in ("template add verify Verify your account at https://acme-login.example",
-                     "template add thanks Your account is locked, log in at https://acme-login.example",
-                     "template delete thanks"):
+        for text in (
+            "template add verify Verify your account at https://acme-login.example",
+            "template add thanks Your account is locked, log in at https://acme-login.example",
+            "template delete thanks",
+        ):
             answer = box.slack.slash_command(KIM, CHANNEL, text).text  # KIM: an agent, not an admin
             assert "Only the desk's admins" in answer, answer
         assert state(box) == before
@@ -166,8 +175,10 @@ def _views_open(box: Sandbox) -> int:
 
 
 def _refused(box: Sandbox, user: str) -> None:
-    wait_for(lambda: [e for e in box.slack.ephemerals if e["user"] == user and "Only agents" in e["text"]],
-             what=f"a private refusal to {user}")
+    wait_for(
+        lambda: [e for e in box.slack.ephemerals if e["user"] == user and "Only agents" in e["text"]],
+        what=f"a private refusal to {user}",
+    )
 
 
 def _card_uses(box: Sandbox, ts: str) -> list[tuple[str, dict[str, str]]]:
@@ -194,9 +205,19 @@ def test_a_non_agent_using_anything_on_the_card_changes_nothing_and_gets_no_form
     for action_id, how in uses:
         refusals = len([e for e in box.slack.ephemerals if e["user"] == OUTSIDER])
         assert box.slack.click(OUTSIDER, CHANNEL, ts, action_id, **how).status_code == 200
-        wait_for(lambda n=refusals: len([e for e in box.slack.ephemerals  # type: ignore[misc]
-                                         if e["user"] == OUTSIDER and "Only agents" in e["text"]]) > n,
-                 what=f"a private refusal of {action_id} {how}")
+        wait_for(
+            lambda n=refusals: (
+                len(
+                    [
+                        e
+                        for e in box.slack.ephemerals  # type: ignore[misc]
+                        if e["user"] == OUTSIDER and "Only agents" in e["text"]
+                    ]
+                )
+                > n
+            ),
+            what=f"a private refusal of {action_id} {how}",
+        )
     assert _views_open(box) == opened
     assert state(box) == before
 
@@ -214,8 +235,15 @@ def test_a_non_agent_running_a_shortcut_gets_no_form(desk: tuple[Sandbox, str], 
 
 
 def _forged_view(callback: str, metadata: str, values: dict[str, Any]) -> dict[str, Any]:
-    return {"id": "VFORGED01", "type": "modal", "callback_id": callback, "private_metadata": metadata,
-            "hash": "1.forged", "blocks": [], "state": {"values": values}}
+    return {
+        "id": "VFORGED01",
+        "type": "modal",
+        "callback_id": callback,
+        "private_metadata": metadata,
+        "hash": "1.forged",
+        "blocks": [],
+        "state": {"values": values},
+    }
 
 
 PREVIEW = {"preview:thanks": {"text": {"type": "plain_text_input", "value": "Click https://acme-login.example"}}}
@@ -232,8 +260,7 @@ class Forged:
 
 FORGED = [
     Forged("template without a template name", _forged_view(TEMPLATE_MODAL, '{"conv": 1}', PREVIEW), True),
-    Forged("template send", _forged_view(TEMPLATE_MODAL, '{"conv": 1, "template": "thanks"}', PREVIEW),
-           True),
+    Forged("template send", _forged_view(TEMPLATE_MODAL, '{"conv": 1, "template": "thanks"}', PREVIEW), True),
     Forged("status: resolve", _forged_view("dmbridge_status_modal", '{"conv": 1}', STATUS), True),
     Forged("metadata not JSON", _forged_view("dmbridge_status_modal", "{conv: 1", STATUS)),
     Forged("metadata not an object", _forged_view("dmbridge_status_modal", "[1]", STATUS)),
@@ -245,8 +272,14 @@ FORGED = [
 
 
 def _submit(box: Sandbox, user: str, view: dict[str, Any]) -> httpx.Response:
-    return box.slack.interact({"type": "view_submission", "user": {"id": user, "name": user, "team_id": "T0"},
-                               "view": view, "response_urls": []})
+    return box.slack.interact(
+        {
+            "type": "view_submission",
+            "user": {"id": user, "name": user, "team_id": "T0"},
+            "view": view,
+            "response_urls": [],
+        }
+    )
 
 
 @pytest.mark.parametrize("forged", FORGED, ids=[f.name for f in FORGED])
@@ -267,18 +300,30 @@ def test_a_forged_template_pick_in_a_modal_renders_nothing(desk: tuple[Sandbox, 
     """block_actions from inside a view: the rendered preview would show the customer's name."""
     box, _ts = desk
     updates = len(box.slack.calls("views.update"))
-    action = {"type": "static_select", "action_id": "tpl_pick", "block_id": "tpl_pick",
-              "selected_option": {"text": {"type": "plain_text", "text": "thanks"}, "value": "thanks"},
-              "action_ts": "1.0"}
+    action = {
+        "type": "static_select",
+        "action_id": "tpl_pick",
+        "block_id": "tpl_pick",
+        "selected_option": {"text": {"type": "plain_text", "text": "thanks"}, "value": "thanks"},
+        "action_ts": "1.0",
+    }
     view = _forged_view(TEMPLATE_MODAL, '{"conv": 1, "template": null}', {})
-    resp = box.slack.interact({"type": "block_actions", "user": {"id": STRANGER, "name": "mallory", "team_id": "T0"},
-                               "container": {"type": "view", "view_id": view["id"]}, "view": view,
-                               "actions": [action]})
+    resp = box.slack.interact(
+        {
+            "type": "block_actions",
+            "user": {"id": STRANGER, "name": "mallory", "team_id": "T0"},
+            "container": {"type": "view", "view_id": view["id"]},
+            "view": view,
+            "actions": [action],
+        }
+    )
     assert resp.status_code == 200
     # a modal's block_actions carry no response_url, and Slack refuses an ephemeral to a non-member
     # (user_not_in_channel): the refusal is tried, and what matters is that nothing was rendered
-    wait_for(lambda: any(c.params.get("user") == STRANGER for c in box.slack.calls("chat.postEphemeral")),
-             what="the refusal tried")
+    wait_for(
+        lambda: any(c.params.get("user") == STRANGER for c in box.slack.calls("chat.postEphemeral")),
+        what="the refusal tried",
+    )
     assert len(box.slack.calls("views.update")) == updates
 
 
@@ -303,4 +348,3 @@ def test_a_conversation_routed_to_another_desk_channel_is_judged_in_its_own_chan
         wait_for(lambda: conversation(box).assignee == KIM, what="KIM's claim")
     finally:
         box.close()
-

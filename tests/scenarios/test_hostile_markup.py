@@ -8,18 +8,25 @@ from typing import Any
 
 import pytest
 
-from bridge.config import FileConfig, Team
 from bridge.sandbox.demo import KIM, MARIA, SAM
 from bridge.sandbox.harness import BILLING_GROUP, CHANNEL, TEAM_CHANNEL, Sandbox, shown, wait_for
 from bridge.sandbox.slack import BOT_USER
 from bridge.text import ELLIPSIS
+from bridge.toml_config import FileConfig, Team
 from tests.scenarios.helpers import BoxFactory
 from tests.slack_limits import check_message, check_view, foreign_markup
 
-DESK = FileConfig(brand="Acme", timezone="Europe/Berlin",
-                  teams={"billing": Team(usergroup=BILLING_GROUP, channel=TEAM_CHANNEL)})
-HOSTILE_URLS = ["https://shop.example/u|<!here> Verify your account", "<!here>", "javascript:alert(1)",
-                "https://evil.example/a b", "http://plain.example/u", "https://shop.example/<!channel>"]
+DESK = FileConfig(
+    brand="Acme", timezone="Europe/Berlin", teams={"billing": Team(usergroup=BILLING_GROUP, channel=TEAM_CHANNEL)}
+)
+HOSTILE_URLS = [
+    "https://shop.example/u|<!here> Verify your account",
+    "<!here>",
+    "javascript:alert(1)",
+    "https://evil.example/a b",
+    "http://plain.example/u",
+    "https://shop.example/<!channel>",
+]
 
 
 pytestmark = pytest.mark.sandbox(generic=True, file=DESK)
@@ -40,8 +47,9 @@ def _thread(box: Sandbox, text: str) -> list[dict[str, Any]]:
 
 def _bot_lines(box: Sandbox, ts: str, text: str) -> list[dict[str, Any]]:
     """The bot's own lines in a thread (not mirrored customer posts, not agents' messages)."""
-    return [m for m in box.slack.thread(CHANNEL, ts)[1:]
-            if m.get("bot_id") and not m.get("username") and text in shown(m)]
+    return [
+        m for m in box.slack.thread(CHANNEL, ts)[1:] if m.get("bot_id") and not m.get("username") and text in shown(m)
+    ]
 
 
 def _posted_ok(messages: list[dict[str, Any]]) -> None:
@@ -56,8 +64,10 @@ def test_hostile_profile_and_avatar_urls_are_dropped(box: Sandbox, url: str) -> 
     thread = _thread(box, "hello")
     card = shown(thread[0])
     assert "<!here>" not in card and "Verify your account" not in card and "<http" not in card
-    mirror = wait_for(lambda: [m for m in box.slack.thread(CHANNEL, thread[0]["ts"]) if m.get("username")],
-                      what="the mirrored message")[0]
+    mirror = wait_for(
+        lambda: [m for m in box.slack.thread(CHANNEL, thread[0]["ts"]) if m.get("username")],
+        what="the mirrored message",
+    )[0]
     assert "icon_url" not in mirror and mirror["username"] == "Eve <!here> (Webhook)"
     _posted_ok(box.slack.thread(CHANNEL, thread[0]["ts"]))
 
@@ -87,8 +97,9 @@ def test_a_forged_x_handle_is_never_linked(box: Sandbox) -> None:
     thread = _thread(box, "forged handle here")
     card = shown(thread[0])
     assert "x.com" not in card and "<!here>" not in card
-    mirror = wait_for(lambda: [m for m in box.slack.thread(CHANNEL, thread[0]["ts"]) if m.get("username")],
-                      what="mirror")[0]
+    mirror = wait_for(
+        lambda: [m for m in box.slack.thread(CHANNEL, thread[0]["ts"]) if m.get("username")], what="mirror"
+    )[0]
     assert "icon_url" not in mirror and mirror["username"] == "Eve (X)"
 
 
@@ -115,10 +126,15 @@ def test_a_10000_character_template_is_posted_in_parts_and_sent_whole(box: Sandb
     box.slack.slash_command(SAM, CHANNEL, "template add big " + body)
     box.slack.post_as_user(SAM, CHANNEL, f"<@{BOT_USER}> template big", thread_ts=ts)
     wait_for(lambda: box.x.received_by(MARIA) == [body], what="the whole template sent")
+
     def all_parts() -> list[dict[str, Any]] | None:
-        posts = [m for m in box.slack.thread(CHANNEL, ts)[1:] if m.get("bot_id") and not m.get("username")
-                 and "&amp;" in shown(m)]
+        posts = [
+            m
+            for m in box.slack.thread(CHANNEL, ts)[1:]
+            if m.get("bot_id") and not m.get("username") and "&amp;" in shown(m)
+        ]
         return posts if "".join(shown(m) for m in posts).count("&amp;") == body.count("&") else None
+
     posts = wait_for(all_parts, what="every part of the template post, nothing cut")
     assert len(posts) > 1
     _posted_ok(posts)
@@ -132,12 +148,18 @@ def test_a_template_too_long_for_a_text_box_opens_read_only_and_sends(box: Sandb
     box.slack.click(KIM, CHANNEL, ts, "conv_template")
     (view_id,) = box.slack.views
     view = box.slack.views[view_id]
-    check_view({k: v for k, v in view.items() if k in ("type", "title", "submit", "close", "blocks",
-                                                       "private_metadata", "callback_id")})
+    check_view(
+        {
+            k: v
+            for k, v in view.items()
+            if k in ("type", "title", "submit", "close", "blocks", "private_metadata", "callback_id")
+        }
+    )
     assert json.loads(view["private_metadata"])["whole"] is True
     confirm = next(b["block_id"] for b in view["blocks"] if b["type"] == "input")
-    resp = box.slack.submit_view(KIM, view_id, {confirm: {"text": {
-        "type": "checkboxes", "selected_options": [{"value": "whole"}]}}})
+    resp = box.slack.submit_view(
+        KIM, view_id, {confirm: {"text": {"type": "checkboxes", "selected_options": [{"value": "whole"}]}}}
+    )
     assert resp.status_code == 200 and "errors" not in resp.text
     wait_for(lambda: box.x.received_by(MARIA) == [body.strip()], what="the long template sent")
 
@@ -151,11 +173,15 @@ def test_more_than_100_teams_are_typed_in_and_checked(make_box: BoxFactory) -> N
     (view_id,) = sandbox.slack.views
     view = sandbox.slack.views[view_id]
     assert view["blocks"][0]["element"]["type"] == "plain_text_input"
-    typed = {"team": {"value": {"type": "plain_text_input", "value": "nosuch"}},
-             "priority": {"value": {"type": "static_select", "selected_option": {"value": "high"}}}}
+    typed = {
+        "team": {"value": {"type": "plain_text_input", "value": "nosuch"}},
+        "priority": {"value": {"type": "static_select", "selected_option": {"value": "high"}}},
+    }
     refused = sandbox.slack.submit_view(SAM, view_id, typed)
     assert "errors" in refused.text and "no team" in refused.text
     typed["team"]["value"]["value"] = "team117"
     assert "errors" not in sandbox.slack.submit_view(SAM, view_id, typed).text
-    wait_for(lambda: "Escalated to *team117*" in shown(sandbox.slack.messages_by_ts(CHANNEL, ts)),
-             what="escalated to the typed team")
+    wait_for(
+        lambda: "Escalated to *team117*" in shown(sandbox.slack.messages_by_ts(CHANNEL, ts)),
+        what="escalated to the typed team",
+    )

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from bridge.config import FileConfig, MetaFile, MetaPage, Route
 from bridge.sandbox.demo import SAM
 from bridge.sandbox.harness import (
     CHANNEL,
@@ -24,6 +23,7 @@ from bridge.sandbox.harness import (
 )
 from bridge.sandbox.meta import MESSENGER, MetaEmulator
 from bridge.store.tables import Conversation, InboundEvent, Outbox
+from bridge.toml_config import FileConfig, MetaFile, MetaPage, Route
 from connectors.signing import hex_sha256
 from tests.scenarios.helpers import BoxFactory, loops_ran, thread_with
 
@@ -61,8 +61,10 @@ def test_subscription_verification(box: Sandbox) -> None:
     ok = meta(box).verify_subscription(challenge="8127361")
     assert ok.status_code == 200 and ok.text == "8127361"
     assert meta(box).verify_subscription(verify_token="guess", challenge="1").status_code == 403
-    wrong_mode = meta(box).client.get(box.http.url + "/webhooks/meta", params={
-        "hub.mode": "unsubscribe", "hub.verify_token": meta(box).verify_token, "hub.challenge": "1"})
+    wrong_mode = meta(box).client.get(
+        box.http.url + "/webhooks/meta",
+        params={"hub.mode": "unsubscribe", "hub.verify_token": meta(box).verify_token, "hub.challenge": "1"},
+    )
     assert wrong_mode.status_code == 403
 
 
@@ -119,8 +121,9 @@ def test_human_agent_tag_after_24_hours_and_nothing_sent_after_7_days(box: Sandb
     calls_before = len(meta(box).send_requests)
     late = reply(box, ts2, "We are now")
     wait_for(lambda: "warning" in box.slack.reactions(CHANNEL, late), what="⚠️")
-    note = wait_for(lambda: [m for m in box.slack.thread(CHANNEL, ts2) if "Not delivered" in shown(m)],
-                    what="window note")[0]
+    note = wait_for(
+        lambda: [m for m in box.slack.thread(CHANNEL, ts2) if "Not delivered" in shown(m)], what="window note"
+    )[0]
     assert "within 24 hours" in shown(note) and "9 days ago" in shown(note)
     assert len(meta(box).send_requests) == calls_before  # refused before any API call
     assert meta(box).received_by("7361522908870001") == []
@@ -147,8 +150,10 @@ def test_our_echoes_are_dropped_and_business_suite_replies_are_labelled(box: San
     wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), what="✅")
     wait_for(lambda: len(m.webhook_statuses) >= 2, what="our echo delivered")
     m.business_suite_sends(MESSENGER_CUSTOMER, "typed in Business Suite")
-    post = wait_for(lambda: [p for p in box.slack.thread(CHANNEL, ts) if "typed in Business Suite" in shown(p)],
-                    what="outside reply mirrored")[0]
+    post = wait_for(
+        lambda: [p for p in box.slack.thread(CHANNEL, ts) if "typed in Business Suite" in shown(p)],
+        what="outside reply mirrored",
+    )[0]
     assert "outside Slack" in shown(post)
     assert not any("hello from Slack" in shown(p) for p in box.slack.thread(CHANNEL, ts) if p.get("bot_id"))
     with box.bridge.ctx.db.session() as s:
@@ -160,10 +165,20 @@ def test_batched_entries_and_messaging_items_are_all_stored_in_order(box: Sandbo
     m = meta(box)
     m.add_customer(PAGE_ID, "7361522908870002", name="Ada Byron")
     t0 = time.time()
-    items = [m.message_event(MESSENGER_CUSTOMER, "one", at=t0), m.message_event("7361522908870002", "two", at=t0 + 1),
-             m.message_event(MESSENGER_CUSTOMER, "three", at=t0 + 2)]
-    read = (PAGE_ID, {"sender": {"id": MESSENGER_CUSTOMER}, "recipient": {"id": PAGE_ID},
-                      "timestamp": int(t0 * 1000), "read": {"watermark": int(t0 * 1000)}})
+    items = [
+        m.message_event(MESSENGER_CUSTOMER, "one", at=t0),
+        m.message_event("7361522908870002", "two", at=t0 + 1),
+        m.message_event(MESSENGER_CUSTOMER, "three", at=t0 + 2),
+    ]
+    read = (
+        PAGE_ID,
+        {
+            "sender": {"id": MESSENGER_CUSTOMER},
+            "recipient": {"id": PAGE_ID},
+            "timestamp": int(t0 * 1000),
+            "read": {"watermark": int(t0 * 1000)},
+        },
+    )
     assert m.deliver_events([*items, read]).status_code == 200
     ts = thread_with(box, "three")
     wait_for(lambda: len(posts(box, ts)) == 2, what="both of Lena's messages")
@@ -186,9 +201,14 @@ def test_bad_signature_replay_malformed_and_oversized_deliveries(box: Sandbox) -
     loops_ran(box, "slack-delivery")
     assert len(inbound(box)) == 1 and len(posts(box, ts)) == 1
 
-    for payload in ({"object": "page", "entry": "nope"}, {"object": "whatsapp_business_account", "entry": []},
-                    {"object": "page", "entry": [{"id": PAGE_ID, "messaging": [{"message": {"text": "no mid"},
-                                                                               "sender": {"id": "1"}}]}]}):
+    for payload in (
+        {"object": "page", "entry": "nope"},
+        {"object": "whatsapp_business_account", "entry": []},
+        {
+            "object": "page",
+            "entry": [{"id": PAGE_ID, "messaging": [{"message": {"text": "no mid"}, "sender": {"id": "1"}}]}],
+        },
+    ):
         assert m.deliver(payload).status_code == 400
     assert m.deliver_raw(b"{not json").status_code == 400
     assert m.deliver_raw(b" " * (1024 * 1024 + 1)).status_code == 413
@@ -211,8 +231,9 @@ def test_platform_errors_are_explained(box: Sandbox) -> None:
     m.set_available(MESSENGER_CUSTOMER, False)
     refused = reply(box, ts, "are you still there?")
     wait_for(lambda: "warning" in box.slack.reactions(CHANNEL, refused), what="⚠️")
-    note = wait_for(lambda: [p for p in box.slack.thread(CHANNEL, ts) if "Not delivered" in shown(p)],
-                    what="explanation")[0]
+    note = wait_for(
+        lambda: [p for p in box.slack.thread(CHANNEL, ts) if "Not delivered" in shown(p)], what="explanation"
+    )[0]
     assert "isn't available right now" in shown(note)
 
 
@@ -235,8 +256,10 @@ def test_revoked_token_shows_in_health_and_the_reply_waits(box: Sandbox) -> None
 
 def test_several_pages_route_to_their_channels(monkeypatch: pytest.MonkeyPatch, make_box: BoxFactory) -> None:
     eu_page, eu_token = "209384756102938", "sandbox-eu-page-token"
-    file = FileConfig(routes=[Route(connector="meta", account=eu_page, channel="C0EUROPE")],
-                      meta=MetaFile(pages=[MetaPage(id=eu_page, token_env="META_TOKEN_EU")]))
+    file = FileConfig(
+        routes=[Route(connector="meta", account=eu_page, channel="C0EUROPE")],
+        meta=MetaFile(pages=[MetaPage(id=eu_page, token_env="META_TOKEN_EU")]),
+    )
     box = make_box(meta=True, file=file, environ={"META_TOKEN_EU": eu_token})
     m = meta(box)
     box.slack.add_channel("C0EUROPE", "social-eu", members=["U0AGENT1", "U0BOT"])

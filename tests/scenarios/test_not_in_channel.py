@@ -5,19 +5,20 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from bridge.config import FileConfig, Route, Team
 from bridge.sandbox.demo import JDOE, MARIA, SAM
 from bridge.sandbox.harness import BILLING_GROUP, CHANNEL, Sandbox, shown, wait_for
 from bridge.store import outbox
 from bridge.store.tables import Outbox
+from bridge.toml_config import FileConfig, Route, Team
 
 LEGAL = "C0LEGAL"
 ROUTED = "C0VIP"
 HINT = "dmbridge could not post in <#{}>: it is not a member"
 
 
-FILE = FileConfig(teams={"legal": Team(usergroup=BILLING_GROUP, channel=LEGAL)},
-                  routes=[Route(connector="x", channel=ROUTED)])
+FILE = FileConfig(
+    teams={"legal": Team(usergroup=BILLING_GROUP, channel=LEGAL)}, routes=[Route(connector="x", channel=ROUTED)]
+)
 pytestmark = pytest.mark.sandbox(file=FILE, x_webhooks=False)
 
 
@@ -63,5 +64,8 @@ def test_routed_channel_without_the_bot_is_explained_once_in_the_inbox(box: Sand
 
 def _pending(box: Sandbox) -> bool:
     with box.bridge.ctx.db.read() as s:
-        return bool(s.exec(select(Outbox).where(Outbox.target == "slack",
-                                                Outbox.state.in_((outbox.PENDING, outbox.SENDING)))).all())
+        return bool(
+            s.exec(
+                select(Outbox).where(Outbox.target == "slack", Outbox.state.in_((outbox.PENDING, outbox.SENDING)))
+            ).all()
+        )

@@ -5,15 +5,20 @@ from __future__ import annotations
 import pytest
 
 from bridge.app import build
-from bridge.config import FileConfig, SlaConfig, Team
 from bridge.sandbox.demo import JDOE, MARIA, SAM
 from bridge.sandbox.harness import BILLING_GROUP, CHANNEL, TEAM_CHANNEL, Sandbox, shown, start_sandbox, wait_for
 from bridge.sandbox.server import OffsetClock
 from bridge.store.tables import Conversation
+from bridge.toml_config import FileConfig, SlaConfig, Team
 from tests.scenarios.helpers import loops_ran
 
-STANDARD = SlaConfig(name="standard", first_response="2h", next_response="1h", warn_before="15m",
-                     on_breach=["remind", "escalate:billing"])
+STANDARD = SlaConfig(
+    name="standard",
+    first_response="2h",
+    next_response="1h",
+    warn_before="15m",
+    on_breach=["remind", "escalate:billing"],
+)
 FILE = FileConfig(teams={"billing": Team(usergroup=BILLING_GROUP, channel=TEAM_CHANNEL)}, sla=[STANDARD])
 
 
@@ -39,8 +44,10 @@ def test_warning_then_breach_then_escalation_exactly_once(box: Sandbox, clock: O
     box.x.customer_sends(MARIA, "Where is my refund?")
     ts = box.thread_with("Where is my refund?")
     box.slack.click(SAM, CHANNEL, ts, "conv_claim")
-    wait_for(lambda: "SLA *standard*: :large_green_circle: on track · first response due" in card(box, ts),
-             what="the card's SLA line")
+    wait_for(
+        lambda: "SLA *standard*: :large_green_circle: on track · first response due" in card(box, ts),
+        what="the card's SLA line",
+    )
     assert "<!date^" in card(box, ts)
 
     clock.offset = 106 * 60  # 1 h 46 min: inside the 15-minute warning
@@ -76,8 +83,10 @@ def test_a_reply_stops_the_clock_and_a_new_message_starts_next_response(box: San
     assert not lines(box, ts, "is due") and not lines(box, ts, "was breached")
     clock.offset = 0  # back in step with the emulator, which stamps the customer's next message in real time
     box.x.customer_sends(JDOE, "My parcel is late")
-    wait_for(lambda: conv(box).sla_kind == "next_response" and conv(box).sla_state == "on_track",
-             what="next response running")
+    wait_for(
+        lambda: conv(box).sla_kind == "next_response" and conv(box).sla_state == "on_track",
+        what="next response running",
+    )
     due = conv(box).sla_due_at
     assert due is not None and abs(due - (clock() + 3600)) < 30
 
@@ -124,8 +133,10 @@ def test_stats_in_the_channel_on_the_command_line_and_in_the_home_tab(box: Sandb
     box.slack.post_as_user(SAM, CHANNEL, "Quick answer", thread_ts=ts)
     wait_for(lambda: box.x.received_by(MARIA), what="the reply")
     box.slack.click(SAM, CHANNEL, ts, "conv_resolve")
-    text = wait_for(lambda: (t := box.slack.slash_command(SAM, CHANNEL, "stats 7d").text)
-                    and "Resolution: median" in t and t, what="stats with the resolution")
+    text = wait_for(
+        lambda: (t := box.slack.slash_command(SAM, CHANNEL, "stats 7d").text) and "Resolution: median" in t and t,
+        what="stats with the resolution",
+    )
     assert "Messages in: *1*" in text and "out: *1*" in text and "First response: median 0m" in text
     assert "standard 100% of 1" in text
     assert "Usage" in box.slack.slash_command(SAM, CHANNEL, "stats forever").text

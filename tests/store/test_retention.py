@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlmodel import col, select
 
-from bridge.config import ConfigError, FileConfig, Retention
 from bridge.deliveries import DM, Notice
 from bridge.domain import Batch, Customer, InboundMessage, Platform
+from bridge.errors import ConfigError
 from bridge.forget import CANCELLED, ERASED, InFlight, forget, parse_customer
 from bridge.inbound import ingest
 from bridge.store import desk as desk_store
@@ -19,6 +19,7 @@ from bridge.store.db import Database
 from bridge.store.migrate import upgrade
 from bridge.store.retention import RetentionJob, prune
 from bridge.store.tables import Audit, Conversation, InboundEvent, Outbox, SlackEvent
+from bridge.toml_config import FileConfig, Retention
 
 DAY = 86400.0
 T0 = 1_800_000_000.0
@@ -36,8 +37,15 @@ def one(remote_id: str, text: str) -> Batch:
 
 
 def msg(remote_id: str, text: str, conv: str = "42-7", customer: Customer = MARIA) -> InboundMessage:
-    return InboundMessage(platform=Platform.X, account="acme", remote_id=remote_id, conversation=conv,
-                          customer=customer, text=text, sent_at=datetime(2026, 8, 20, tzinfo=UTC))
+    return InboundMessage(
+        platform=Platform.X,
+        account="acme",
+        remote_id=remote_id,
+        conversation=conv,
+        customer=customer,
+        text=text,
+        sent_at=datetime(2026, 8, 20, tzinfo=UTC),
+    )
 
 
 def store_event(db: Database, key: str, payload: dict[str, object], now: float, processed: bool = True) -> None:
@@ -79,10 +87,15 @@ def test_retention_prunes_old_content_keeps_keys_and_replays_store_nothing(db_ur
 
     # replays after pruning: the dedupe keys are still there
     with db.session() as s:
-        assert not events.record_slack_event(s, dedupe_key="msg:C1:1.0", event_id="x", kind="message",
-                                             payload={"event": {"text": "old reply"}}, now=T0 + 101 * DAY)
-        assert ingest(s, "x", "acme", one("m1", "my card number is 4111"), lambda _a: "C1",
-                      now=T0 + 101 * DAY) == 0
+        assert not events.record_slack_event(
+            s,
+            dedupe_key="msg:C1:1.0",
+            event_id="x",
+            kind="message",
+            payload={"event": {"text": "old reply"}},
+            now=T0 + 101 * DAY,
+        )
+        assert ingest(s, "x", "acme", one("m1", "my card number is 4111"), lambda _a: "C1", now=T0 + 101 * DAY) == 0
         assert not outbox.enqueue(s, Notice(next(iter(rows)), 1, "again"), T0 + 101 * DAY)
         assert s.exec(select(InboundEvent.text)).all() == [""]
     db.dispose()
@@ -118,29 +131,71 @@ def test_retention_config_is_checked_when_loaded(tmp_path: object) -> None:
 def seed_conversation(db: Database) -> Conversation:
     """Maria wrote twice; her card and mirrors were posted; an agent replied; an answer is still pending."""
     with db.session() as s:
-        ingest(s, "x", "acme", Batch(messages=(msg("m1", "my address is 1 Main St"), msg("m2", "hello?")), cursor=None),
-               lambda _a: "C1", now=T0)
-        ingest(s, "x", "acme", Batch(messages=(msg("o1", "other customer", conv="99-7",
-                                                   customer=Customer(id="99", name="Olga")),), cursor=None),
-               lambda _a: "C1", now=T0)
+        ingest(
+            s,
+            "x",
+            "acme",
+            Batch(messages=(msg("m1", "my address is 1 Main St"), msg("m2", "hello?")), cursor=None),
+            lambda _a: "C1",
+            now=T0,
+        )
+        ingest(
+            s,
+            "x",
+            "acme",
+            Batch(
+                messages=(msg("o1", "other customer", conv="99-7", customer=Customer(id="99", name="Olga")),),
+                cursor=None,
+            ),
+            lambda _a: "C1",
+            now=T0,
+        )
         conv = s.exec(select(Conversation).where(Conversation.customer_id == "42")).one()
         conv.thread_ts = "100.000001"
         s.add(conv)
-        for i, row in enumerate(s.exec(select(Outbox).where(Outbox.conversation_id == conv.id)
-                                       .order_by(col(Outbox.id))).all()):
+        for i, row in enumerate(
+            s.exec(select(Outbox).where(Outbox.conversation_id == conv.id).order_by(col(Outbox.id))).all()
+        ):
             assert row.id is not None
             outbox.finish(s, row.id, "100.000001" if row.kind == "card" else f"100.00001{i}")
         [reply] = DM.relay(conv.id, "C1", "200.000001", ["We'll send it to 1 Main St"], "U1")
         outbox.enqueue(s, reply, T0)
         outbox.enqueue(s, Notice("notice:late", conv.id, "Maria López waits"), T0)
         desk_store.audit(s, conversation_id=conv.id, actor="U1", action="template", detail="Dear Maria", now=T0)
-        events.record_slack_event(s, dedupe_key="msg:C1:200.000001", event_id="Ev1", kind="message", now=T0,
-                                  payload={"event": {"type": "message", "channel": "C1", "ts": "200.000001",
-                                                     "thread_ts": "100.000001", "user": "U1",
-                                                     "text": "We'll send it to 1 Main St"}})
-        events.record_slack_event(s, dedupe_key="msg:C1:300.000001", event_id="Ev2", kind="message", now=T0,
-                                  payload={"event": {"type": "message", "channel": "C1", "ts": "300.000001",
-                                                     "thread_ts": "900.000001", "user": "U1", "text": "Olga's"}})
+        events.record_slack_event(
+            s,
+            dedupe_key="msg:C1:200.000001",
+            event_id="Ev1",
+            kind="message",
+            now=T0,
+            payload={
+                "event": {
+                    "type": "message",
+                    "channel": "C1",
+                    "ts": "200.000001",
+                    "thread_ts": "100.000001",
+                    "user": "U1",
+                    "text": "We'll send it to 1 Main St",
+                }
+            },
+        )
+        events.record_slack_event(
+            s,
+            dedupe_key="msg:C1:300.000001",
+            event_id="Ev2",
+            kind="message",
+            now=T0,
+            payload={
+                "event": {
+                    "type": "message",
+                    "channel": "C1",
+                    "ts": "300.000001",
+                    "thread_ts": "900.000001",
+                    "user": "U1",
+                    "text": "Olga's",
+                }
+            },
+        )
         return conv
 
 
@@ -154,12 +209,17 @@ def test_forget_erases_one_customer_and_queues_the_bots_slack_messages_for_delet
         erased = s.get(Conversation, conv.id)
         assert erased is not None
         assert (erased.customer_name, erased.customer_id, erased.customer_handle, erased.customer_avatar) == (
-            "(erased)", "erased", None, None)
+            "(erased)",
+            "erased",
+            None,
+            None,
+        )
         assert erased.remote_id == f"erased:{conv.id}" and erased.thread_ts is None and erased.status == "resolved"
         texts = s.exec(select(InboundEvent.text).where(InboundEvent.conversation_id == conv.id)).all()
         assert texts == ["", ""]
         assert s.exec(select(InboundEvent.text).where(InboundEvent.conversation_id != conv.id)).all() == [
-            "other customer"]
+            "other customer"
+        ]
         rows = s.exec(select(Outbox).where(Outbox.conversation_id == conv.id)).all()
         deletes = sorted(json.loads(r.payload)["ts"] for r in rows if r.kind == "delete")
         assert deletes == ["100.000001", "100.000011", "100.000012"]
@@ -174,10 +234,8 @@ def test_forget_erases_one_customer_and_queues_the_bots_slack_messages_for_delet
         everything = json.dumps([list(map(str, r)) for r in s.exec(select(Outbox.payload, Outbox.last_error))])
         assert "Main St" not in everything and "Maria" not in everything
         # a replay of her old message stores nothing; a new message opens a new conversation
-        assert ingest(s, "x", "acme", one("m1", "my address is 1 Main St"), lambda _a: "C1",
-                      now=T0 + 2 * DAY) == 0
-        assert ingest(s, "x", "acme", one("m3", "me again"), lambda _a: "C1",
-                      now=T0 + 2 * DAY) == 1
+        assert ingest(s, "x", "acme", one("m1", "my address is 1 Main St"), lambda _a: "C1", now=T0 + 2 * DAY) == 0
+        assert ingest(s, "x", "acme", one("m3", "me again"), lambda _a: "C1", now=T0 + 2 * DAY) == 1
         assert len(s.exec(select(Conversation).where(Conversation.customer_id == "42")).all()) == 1
     assert forget(db, "x", "unknown", T0).conversations == []
     db.dispose()
@@ -214,8 +272,9 @@ def test_each_prune_reads_through_its_partial_index(sqlite_url: str) -> None:
     db = fresh(sqlite_url)
     with db.engine.connect() as conn:
         for target in TARGETS:
-            sql = str(prunable(target, T0, 500).compile(dialect=sqlite.dialect(),
-                                                        compile_kwargs={"literal_binds": True}))
+            sql = str(
+                prunable(target, T0, 500).compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
+            )
             plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}").all())
             assert f"USING INDEX ix_{target.name}_unpruned" in plan, plan
     db.dispose()

@@ -22,16 +22,16 @@ from bridge.authz import (
     is_person,
     scope_of,
 )
-from bridge.config import FileConfig, Settings
+from bridge.config import Settings
 from bridge.errors import ConfigError, DeliveryError
 from bridge.slack.listeners.interactions import _metadata
 from bridge.slack.roster import Roster
+from bridge.toml_config import FileConfig
 
 users = st.sampled_from(["U01", "U02", "U03", "W04", "U05"])
 channel_ids = st.sampled_from(["C0INBOX", "C0VIP", "C0STRANGER", "C0OTHER"])
 members = st.frozensets(users, max_size=5)
-facts = st.builds(Facts, agents=st.dictionaries(channel_ids, members, max_size=4),
-                  admins=st.none() | members)
+facts = st.builds(Facts, agents=st.dictionaries(channel_ids, members, max_size=4), admins=st.none() | members)
 desks = st.lists(channel_ids, max_size=3, unique=True).map(tuple)
 
 
@@ -64,8 +64,9 @@ def test_templates_are_changed_by_the_admins_else_the_agents(user: str, desk: tu
 
 
 @given(users, desks, facts, st.sampled_from(list(Scope)))
-def test_nobody_is_allowed_when_slack_could_not_be_asked(user: str, desk: tuple[str, ...], f: Facts,
-                                                        scope: Scope) -> None:
+def test_nobody_is_allowed_when_slack_could_not_be_asked(
+    user: str, desk: tuple[str, ...], f: Facts, scope: Scope
+) -> None:
     """A failed look-up gives empty facts (Roster fails closed); then every request is refused."""
     empty = Facts({c: frozenset() for c in f.agents}, None if f.admins is None else frozenset())
     channels = desk[:1] if scope is Scope.CONVERSATION else desk
@@ -101,22 +102,48 @@ def _every_channel_command() -> list[type]:
 @pytest.mark.parametrize("kind", _every_channel_command(), ids=lambda t: t.__name__)
 def test_every_slash_command_has_a_scope(kind: type) -> None:
     samples: dict[type, object] = {
-        commands.Help: commands.Help(), commands.ListConversations: commands.ListConversations("all"),
-        commands.Show: commands.Show(1), commands.TemplateAdd: commands.TemplateAdd("a", "b"),
-        commands.TemplateList: commands.TemplateList(), commands.TemplateShow: commands.TemplateShow("a"),
-        commands.TemplateDelete: commands.TemplateDelete("a"), commands.SlaPolicies: commands.SlaPolicies(),
-        commands.Stats: commands.Stats(7), commands.OnConversation: commands.OnConversation(1, commands.Resolve()),
+        commands.Help: commands.Help(),
+        commands.ListConversations: commands.ListConversations("all"),
+        commands.Show: commands.Show(1),
+        commands.TemplateAdd: commands.TemplateAdd("a", "b"),
+        commands.TemplateList: commands.TemplateList(),
+        commands.TemplateShow: commands.TemplateShow("a"),
+        commands.TemplateDelete: commands.TemplateDelete("a"),
+        commands.SlaPolicies: commands.SlaPolicies(),
+        commands.Stats: commands.Stats(7),
+        commands.OnConversation: commands.OnConversation(1, commands.Resolve()),
     }
     assert kind in samples, f"{kind.__name__} needs a sample here and a scope in bridge.authz.scope_of"
     scope = scope_of(samples[kind])  # type: ignore[arg-type]
-    expected = {commands.Help: None, commands.Show: Scope.CONVERSATION, commands.OnConversation: Scope.CONVERSATION,
-                commands.TemplateAdd: Scope.ADMIN, commands.TemplateDelete: Scope.ADMIN}.get(kind, Scope.DESK)
+    expected = {
+        commands.Help: None,
+        commands.Show: Scope.CONVERSATION,
+        commands.OnConversation: Scope.CONVERSATION,
+        commands.TemplateAdd: Scope.ADMIN,
+        commands.TemplateDelete: Scope.ADMIN,
+    }.get(kind, Scope.DESK)
     assert scope is expected
 
 
-@pytest.mark.parametrize("text", ["show 1", "resolve 1", "claim #2", "snooze 3 2h", "assign 1 <@U02>",
-                                  "escalate 1 billing", "template add a hi", "template delete a", "list all",
-                                  "stats", "sla", "template list", "template show a", "help"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "show 1",
+        "resolve 1",
+        "claim #2",
+        "snooze 3 2h",
+        "assign 1 <@U02>",
+        "escalate 1 billing",
+        "template add a hi",
+        "template delete a",
+        "list all",
+        "stats",
+        "sla",
+        "template list",
+        "template show a",
+        "help",
+    ],
+)
 def test_parsed_slash_commands_all_map_to_a_scope(text: str) -> None:
     scope = scope_of(commands.parse_slash(text))
     assert (scope is None) == (text == "help")
@@ -124,8 +151,11 @@ def test_parsed_slash_commands_all_map_to_a_scope(text: str) -> None:
 
 def test_admins_are_validated_when_dmbridge_toml_loads(tmp_path: typing.Any) -> None:
     path = tmp_path / "dmbridge.toml"
-    for good, expected in (('admins = "S0ADMINS"', "S0ADMINS"), ('admins = ["U0SAM", "W0KIM"]', ["U0SAM", "W0KIM"]),
-                           ("", None)):
+    for good, expected in (
+        ('admins = "S0ADMINS"', "S0ADMINS"),
+        ('admins = ["U0SAM", "W0KIM"]', ["U0SAM", "W0KIM"]),
+        ("", None),
+    ):
         path.write_text(good, encoding="utf-8")
         assert FileConfig.load(path).admins == expected
     for bad in ('admins = "admins"', 'admins = ["sam"]', "admins = []", "admins = 3", 'agents = "#support"'):
@@ -186,13 +216,14 @@ def test_an_agents_group_from_the_environment_is_checked_before_serving() -> Non
         Settings(_env_file=None, dmbridge_agents="@support", **base).check_for_serve()  # type: ignore[call-arg]
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                                       max_size=3), max_leaves=10)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=10,
+)
 
 
-@given(st.one_of(st.text(max_size=40), json_values.map(lambda v: json.dumps({"conv": v})),
-                 json_values.map(json.dumps)))
+@given(st.one_of(st.text(max_size=40), json_values.map(lambda v: json.dumps({"conv": v})), json_values.map(json.dumps)))
 def test_modal_metadata_never_raises_and_names_a_conversation_or_none(raw: str) -> None:
     meta = _metadata({"private_metadata": raw})
     assert type(meta["conv"]) is int and 0 <= meta["conv"] < 2**31

@@ -15,7 +15,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from bridge.config import (
+from bridge.errors import ConfigError
+from bridge.toml_config import (
     Assignment,
     BusinessHoursConfig,
     FileConfig,
@@ -27,7 +28,6 @@ from bridge.config import (
     SlaConfig,
     Team,
 )
-from bridge.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 SLA = {"name": "standard", "first_response": "2h"}
@@ -39,20 +39,31 @@ TABLES: list[tuple[dict[str, Any], tuple[str | int, ...], str, type[BaseModel]]]
     ({"teams": {"legal": {"usergroup": "S0LEGAL"}}}, ("teams", "legal"), "teams.legal.", Team),
     ({"routes": [{"connector": "x", "channel": "C1"}]}, ("routes", 0), "routes[0].", Route),
     ({"sla": [dict(SLA)]}, ("sla", 0), "sla[0].", SlaConfig),
-    ({"sla": [dict(SLA), {**SLA, "name": "vip", "business_hours": {"mon": ["09:00-17:00"]}}]},
-     ("sla", 1, "business_hours"), "sla[1].business_hours.", BusinessHoursConfig),
+    (
+        {"sla": [dict(SLA), {**SLA, "name": "vip", "business_hours": {"mon": ["09:00-17:00"]}}]},
+        ("sla", 1, "business_hours"),
+        "sla[1].business_hours.",
+        BusinessHoursConfig,
+    ),
     ({"meta": {}}, ("meta",), "meta.", MetaFile),
     ({"meta": {"pages": [{"id": "1"}, {"id": "2"}]}}, ("meta", "pages", 1), "meta.pages[1].", MetaPage),
-    ({"generic": {"sources": [{"name": "shop", "secret_env": "S", "callback_url": "https://a.example/"}]}},
-     ("generic", "sources", 0), "generic.sources[0].", GenericSource),
+    (
+        {"generic": {"sources": [{"name": "shop", "secret_env": "S", "callback_url": "https://a.example/"}]}},
+        ("generic", "sources", 0),
+        "generic.sources[0].",
+        GenericSource,
+    ),
     ({"retention": {}}, ("retention",), "retention.", Retention),
 ]
 
 
 def to_toml(doc: dict[str, Any], prefix: str = "") -> str:
     """A TOML document for ``doc`` (strings, numbers, booleans, lists of those, tables, arrays of tables)."""
-    lines = [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in doc.items()
-             if not isinstance(v, dict) and not (isinstance(v, list) and v and isinstance(v[0], dict))]
+    lines = [
+        f"{k} = {json.dumps(v, ensure_ascii=False)}"
+        for k, v in doc.items()
+        if not isinstance(v, dict) and not (isinstance(v, list) and v and isinstance(v[0], dict))
+    ]
     for key, value in doc.items():
         if isinstance(value, dict):
             lines += [f"[{prefix}{key}]", to_toml(value, f"{prefix}{key}.")]
@@ -95,11 +106,12 @@ def test_an_unknown_nested_key_is_named_by_its_full_path() -> None:
     assert re.fullmatch(r"unknown key 'assignment\.capacty' in \S*dmbridge\.toml; did you mean 'capacity'\?", message)
     assert "unknown key 'teams.legal.chanel'" in refusal('[teams.legal]\nusergroup = "S0LEGAL"\nchanel = "C0LEGAL"\n')
     assert "'sla[0].business_hours.thur'" in refusal(
-        '[[sla]]\nname = "s"\nfirst_response = "2h"\n[sla.business_hours]\nthur = ["09:00-17:00"]\n')
+        '[[sla]]\nname = "s"\nfirst_response = "2h"\n[sla.business_hours]\nthur = ["09:00-17:00"]\n'
+    )
 
 
 def test_a_key_with_no_close_match_lists_the_keys_of_its_table() -> None:
-    message = refusal("[assignment]\ncolour = \"blue\"\n")
+    message = refusal('[assignment]\ncolour = "blue"\n')
     assert "did you mean" not in message
     assert message.endswith("; the keys there are mode, usergroup, capacity")
     assert "unknown key 'assignment.colour'" in message
@@ -130,14 +142,14 @@ def typos(draw: st.DrawFn) -> tuple[int, str, str]:
     at = draw(st.integers(0, len(key) - 1))
     slip = draw(st.sampled_from(["drop", "double", "stray", "swap"]))
     if slip == "drop":
-        typo = key[:at] + key[at + 1:]
+        typo = key[:at] + key[at + 1 :]
     elif slip == "double":
         typo = key[:at] + key[at] + key[at:]
     elif slip == "stray":
         typo = key[:at] + draw(st.sampled_from("abcdefghijklmnopqrstuvwxyz_")) + key[at:]
     else:
         assume(len(key) >= 3 and at < len(key) - 1)
-        typo = key[:at] + key[at + 1] + key[at] + key[at + 2:]
+        typo = key[:at] + key[at + 1] + key[at] + key[at + 2 :]
     assume(typo not in TABLES[index][3].model_fields)
     return index, key, typo
 
@@ -156,7 +168,7 @@ def test_a_dropped_letter_is_mended_to_the_key_it_came_from() -> None:
     for doc, where, shown, model in TABLES:
         for key in model.model_fields:
             for at in range(len(key)):
-                typo = key[:at] + key[at + 1:]
+                typo = key[:at] + key[at + 1 :]
                 if typo in model.model_fields or (shown, key) == ("sla[1].business_hours.", "thu"):
                     continue  # "tu" is as near to "tue"
                 assert refusal(to_toml(with_key(doc, where, typo, "1"))).endswith(f"did you mean '{key}'?")
@@ -166,14 +178,23 @@ ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"]
 DURATIONS = ["30s", "15m", "2h", "3d", "forever"]
 
 
-@given(brand=st.text(st.characters(blacklist_categories=["Cs", "Cc"]), max_size=30), timezone=st.sampled_from(ZONES),
-       capacity=st.integers(1, 500), mode=st.sampled_from(["manual", "round_robin"]),
-       events=st.sampled_from(DURATIONS), every=st.sampled_from(DURATIONS[:-1]), batch=st.integers(1, 10_000),
-       channels=st.lists(st.from_regex(r"C[A-Z0-9]{2,10}", fullmatch=True), max_size=3))
-def test_valid_configs_load_unchanged(brand: str, timezone: str, capacity: int, mode: str, events: str,
-                                      every: str, batch: int, channels: list[str]) -> None:
+@given(
+    brand=st.text(st.characters(blacklist_categories=["Cs", "Cc"]), max_size=30),
+    timezone=st.sampled_from(ZONES),
+    capacity=st.integers(1, 500),
+    mode=st.sampled_from(["manual", "round_robin"]),
+    events=st.sampled_from(DURATIONS),
+    every=st.sampled_from(DURATIONS[:-1]),
+    batch=st.integers(1, 10_000),
+    channels=st.lists(st.from_regex(r"C[A-Z0-9]{2,10}", fullmatch=True), max_size=3),
+)
+def test_valid_configs_load_unchanged(
+    brand: str, timezone: str, capacity: int, mode: str, events: str, every: str, batch: int, channels: list[str]
+) -> None:
     doc: dict[str, Any] = {
-        "brand": brand, "timezone": timezone, "agents": "S0AGENTS",
+        "brand": brand,
+        "timezone": timezone,
+        "agents": "S0AGENTS",
         "assignment": {"mode": mode, "usergroup": "S0AGENTS", "capacity": capacity},
         "routes": [{"connector": "x", "account": f"a{i}", "channel": c} for i, c in enumerate(channels)],
         "retention": {"events": events, "every": every, "batch": batch},
@@ -187,8 +208,10 @@ def test_valid_configs_load_unchanged(brand: str, timezone: str, capacity: int, 
 
 def toml_blocks(path: Path) -> list[str]:
     text = path.read_text(encoding="utf-8")
-    return [textwrap.dedent(indent + body) for indent, body in
-            re.findall(r"^([ \t]*)```toml\n(.*?)^[ \t]*```", text, flags=re.MULTILINE | re.DOTALL)]
+    return [
+        textwrap.dedent(indent + body)
+        for indent, body in re.findall(r"^([ \t]*)```toml\n(.*?)^[ \t]*```", text, flags=re.MULTILINE | re.DOTALL)
+    ]
 
 
 def merged(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
