@@ -1,21 +1,18 @@
 """What the outbox delivers: a closed set of typed deliveries.
 
-Each delivery is a frozen dataclass that owns its dedupe key (built by its
-named constructors, the only place key strings are formatted), its lane (the
-order it keeps with its neighbours) and its target (the loop that sends it).
-``bridge.store.outbox.enqueue`` stores one; ``decode`` turns a stored row back
-into its type, and the delivery loops ``match`` on it.
+Each delivery is a frozen dataclass that owns its dedupe key (built by its named constructors, the only place
+key strings are formatted), its lane (the order it keeps with its neighbours) and its target (the loop that sends
+it). ``bridge.store.outbox.enqueue`` stores one; ``decode`` turns a stored row back into its type, and the delivery
+loops ``match`` on it.
 
-A row's columns hold ``kind``, ``dedupe_key``, ``lane``, ``target`` and
-``conversation_id``; ``payload`` holds the remaining fields as JSON, validated
-on the way in and out (pydantic ``TypeAdapter``). Payloads are the same as
+A row's columns hold ``kind``, ``dedupe_key``, ``lane``, ``target`` and ``conversation_id``; ``payload`` holds the
+remaining fields as JSON, validated on the way in and out (pydantic ``TypeAdapter``). Payloads are the same as
 before the types existed, so rows queued by an older release decode.
 
-Lanes: ``s:{conversation}`` the Slack side of a conversation (card, mirrors,
-notices, receipts, and the profile refresh that must precede the card),
-``p:{conversation}`` its platform side (replies to the customer),
-``c:{channel}`` top-level channel notices, ``e:{user}`` ephemerals,
-``h:{user}`` App Home, ``d:{conversation}`` erasure's deletions.
+Lanes: ``s:{conversation}`` the Slack side of a conversation (card, mirrors, notices, receipts, and the profile
+refresh that must precede the card), ``p:{conversation}`` its platform side (replies to the customer),
+``c:{channel}`` top-level channel notices, ``e:{user}`` ephemerals, ``h:{user}`` App Home, ``d:{conversation}``
+erasure's deletions.
 """
 
 from __future__ import annotations
@@ -33,6 +30,8 @@ OK, WAITING, WARNING = "white_check_mark", "hourglass_flowing_sand", "warning"  
 
 Cause = tuple[str | int | float, ...]
 """What a notice or a redraw is about, e.g. ``("line", audit_id)``: its key, so the same cause adds it once."""
+Source = tuple[str, str, str]
+"""A platform message: its (platform, account, remote id)."""
 
 
 def cause_key(cause: Cause) -> str:
@@ -123,17 +122,18 @@ class Mirror(Delivery):
     text: str
     blocks: list[dict[str, Any]]
     from_brand: bool = False
-    echo_of: tuple[str, str, str] | None = None
+    echo_of: Source | None = None
     kind: ClassVar[str] = "mirror"
 
     @classmethod
-    def part(cls, conversation_id: int, source: tuple[str, str, str], index: int, text: str,
-             blocks: list[dict[str, Any]], from_brand: bool) -> Mirror:
-        """``source`` is the message's (platform, account, remote id); a brand message carries it as
-        ``echo_of`` so our own sends seen again are not mirrored."""
+    def part(
+        cls, conversation_id: int, source: Source, index: int, text: str, blocks: list[dict[str, Any]], from_brand: bool
+    ) -> Mirror:
+        """Part ``index`` of message ``source``; a brand message carries it as ``echo_of`` so our own sends seen
+        again are not mirrored."""
         platform, account, remote_id = source
-        return cls(f"mirror:{platform}:{account}:{remote_id}:{index}", conversation_id, text, blocks, from_brand,
-                   source if from_brand else None)
+        echo = source if from_brand else None
+        return cls(f"mirror:{platform}:{account}:{remote_id}:{index}", conversation_id, text, blocks, from_brand, echo)
 
     def payload(self) -> dict[str, Any]:
         data = super().payload()
@@ -294,8 +294,10 @@ class DM(Delivery):
     @classmethod
     def relay(cls, conversation_id: int, channel: str, ts: str, parts: list[str], author: str) -> list[DM]:
         """The parts of an agent's thread reply."""
-        return [cls(cls._relay_key(channel, ts, i), conversation_id, text, i, len(parts), channel, ts, author)
-                for i, text in enumerate(parts)]
+        return [
+            cls(cls._relay_key(channel, ts, i), conversation_id, text, i, len(parts), channel, ts, author)
+            for i, text in enumerate(parts)
+        ]
 
     @classmethod
     def template(cls, conversation_id: int, post: TemplatePost, text: str, author: str, channel: str) -> DM:
@@ -313,8 +315,7 @@ class DM(Delivery):
     @property
     def relayed_message(self) -> tuple[str, str] | None:
         """The Slack message (channel, ts) this reply was relayed from; None for a template."""
-        return None if self.receipt_key is not None or self.slack_ts is None else (self.slack_channel,
-                                                                                     self.slack_ts)
+        return None if self.receipt_key is not None or self.slack_ts is None else (self.slack_channel, self.slack_ts)
 
     def later_parts(self) -> list[str]:
         """The keys of the parts after this one (they must not arrive without it)."""
@@ -344,13 +345,12 @@ class Profile(Delivery):
         return cls(f"profile:{conversation_id}:{int(now // 86400)}", conversation_id, customer_id)
 
 
-KINDS: dict[str, type[Delivery]] = {cls.kind: cls for cls in (
-    Card, CardUpdate, AutoAssign, Mirror, Notice, TemplatePost, Reaction, Unreaction,
-    ChannelNotice, Ephemeral, Home, Delete, DM, Profile)}
-POSTS: tuple[type[Card | Mirror | Notice | ChannelNotice], ...] = (Card, Mirror, Notice, ChannelNotice)
-"""Deliveries that post a message (TemplatePost is a Notice): a lost answer is looked for before resending."""
 UNTHREADED: tuple[type[Delivery], ...] = (ChannelNotice, Ephemeral, Home, Delete)
 """Deliveries that need no conversation row to be sent."""
+_THREADED = (Card, CardUpdate, AutoAssign, Mirror, Notice, TemplatePost, Reaction, Unreaction)
+KINDS: dict[str, type[Delivery]] = {cls.kind: cls for cls in _THREADED + UNTHREADED + (DM, Profile)}
+POSTS: tuple[type[Card | Mirror | Notice | ChannelNotice], ...] = (Card, Mirror, Notice, ChannelNotice)
+"""Deliveries that post a message (TemplatePost is a Notice): a lost answer is looked for before resending."""
 
 
 _ADAPTERS: dict[str, TypeAdapter[Any]] = {}
@@ -366,7 +366,7 @@ def _adapter(cls: type[Delivery]) -> TypeAdapter[Any]:
 def encode(delivery: Delivery) -> str:
     """The payload column for ``delivery`` (validated, so a wrong field type fails at enqueue, not at send)."""
     data = delivery.payload()
-    _adapter(type(delivery)).validate_python({**data, **_identity(delivery)})
+    _adapter(type(delivery)).validate_python({**data, "key": delivery.key, "conversation_id": delivery.conversation_id})
     return json.dumps(data)
 
 
@@ -381,7 +381,3 @@ def decode(kind: str, key: str, conversation_id: int | None, payload: str) -> De
         raise ValueError(f"malformed {kind} payload")
     value: Delivery = _adapter(cls).validate_python({**data, "key": key, "conversation_id": conversation_id})
     return value
-
-
-def _identity(delivery: Delivery) -> dict[str, Any]:
-    return {"key": delivery.key, "conversation_id": delivery.conversation_id}

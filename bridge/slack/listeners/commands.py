@@ -29,8 +29,8 @@ from bridge.commands import (
     parse_slash,
 )
 from bridge.sla_runner import report_text
+from bridge.slack.answers import listing_text, policies_text, template_list_text, template_show_text, timeline_text
 from bridge.slack.listeners.deps import ListenerDeps
-from bridge.slack.views import listing_text, policies_text, template_list_text, template_show_text, timeline_text
 from bridge.store import conversations
 from bridge.store import desk as store
 
@@ -47,8 +47,11 @@ DM_HELP = (
 def register(app: App, deps: ListenerDeps) -> None:
     @app.command("/dm")
     def dm_command(ack: Ack, command: dict[str, Any]) -> None:
-        ack(text=answer(deps, str(command.get("user_id", "")), str(command.get("channel_id", "")),
-                        str(command.get("text", ""))))
+        ack(
+            text=answer(
+                deps, str(command.get("user_id", "")), str(command.get("channel_id", "")), str(command.get("text", ""))
+            )
+        )
         deps.wake()
 
 
@@ -84,8 +87,11 @@ def answer(deps: ListenerDeps, user: str, channel: str, text: str) -> str:
                 row = store.get_template(s, name)
                 return template_show_text(name, row.text) if row else f"There is no template `{name}`."
             case TemplateDelete(name):
-                return f"Deleted template `{name}`." if store.delete_template(s, name) else \
-                    f"There is no template `{name}`."
+                return (
+                    f"Deleted template `{name}`."
+                    if store.delete_template(s, name)
+                    else f"There is no template `{name}`."
+                )
             case TemplateAdd(name, body):
                 return _save_template(s, user, name, body, now)
     return DM_HELP
