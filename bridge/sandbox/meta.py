@@ -17,11 +17,14 @@ unavailable, 100 parameters). Faults (429, 5xx, any code) are injected with
 Webhook side: a customer's message, and every message the page sends
 (``is_echo``: ours with our app id, Business Suite's with its own), is POSTed
 to ``webhook_url`` signed ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256>``.
+
+Split by surface: the Send API (:mod:`bridge.sandbox.meta_send`), webhook deliveries
+(:mod:`bridge.sandbox.meta_webhooks`), the Page endpoints and version segment (:mod:`bridge.sandbox.meta_pages`).
+This module holds the world set-up, faults, people acting on Meta and the profile and app reads.
 """
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
@@ -36,9 +39,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge.sandbox import meta_pages as pages
+from bridge.sandbox import meta_send as send
 from bridge.sandbox.meta_pages import V
+from bridge.sandbox.meta_webhooks import WebhookSender
 from bridge.sandbox.server import HttpServer
-from connectors import signing
 
 VERSION = "v26.0"
 """The default Graph version (released 2026-07-29; usable until two years after its successor's release)."""
@@ -48,7 +52,6 @@ MESSENGER, INSTAGRAM = "messenger", "instagram"
 DAY = 86_400.0
 
 
-@dataclass
 @dataclass
 class _Account:
     id: str
@@ -69,15 +72,26 @@ class _Customer:
 
 
 class _GraphError(Exception):
-    def __init__(self, status: int, code: int, message: str, subcode: int | None = None,
-                 headers: dict[str, str] | None = None, transient: bool = False) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: int,
+        message: str,
+        subcode: int | None = None,
+        headers: dict[str, str] | None = None,
+        transient: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.subcode = status, code, message, subcode
         self.headers, self.transient = headers or {}, transient
 
     def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"message": self.message, "type": "OAuthException", "code": self.code,
-                                 "fbtrace_id": uuid.uuid4().hex[:11]}
+        error: dict[str, Any] = {
+            "message": self.message,
+            "type": "OAuthException",
+            "code": self.code,
+            "fbtrace_id": uuid.uuid4().hex[:11],
+        }
         if self.subcode is not None:
             error["error_subcode"] = self.subcode
         if self.transient:
@@ -85,9 +99,15 @@ class _GraphError(Exception):
         return {"error": error}
 
 
-class MetaEmulator:
-    def __init__(self, *, app_secret: str = "sandbox-meta-app-secret", verify_token: str = "sandbox-verify-token",
-                 app_id: str = APP_ID, version: str = VERSION) -> None:
+class MetaEmulator(WebhookSender):
+    def __init__(
+        self,
+        *,
+        app_secret: str = "sandbox-meta-app-secret",
+        verify_token: str = "sandbox-verify-token",
+        app_id: str = APP_ID,
+        version: str = VERSION,
+    ) -> None:
         self.app_secret, self.verify_token, self.app_id = app_secret, verify_token, app_id
         self.version = version
         self.subscriptions: dict[str, list[str]] = {}
@@ -103,13 +123,16 @@ class MetaEmulator:
         self._echoes: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
         self._echo_thread: threading.Thread | None = None
         self.client = httpx.Client(timeout=30)
-        self.http = HttpServer(Starlette(routes=[
-            *pages.routes(self),
-            Route(f"{V}/app", self._app, methods=["GET"]),
-            Route(f"{V}/me/messages", self._send, methods=["POST"]),
-            Route(f"{V}/{{page}}/messages", self._send, methods=["POST"]),
-            Route(f"{V}/{{node}}", self._node, methods=["GET"]),
-        ]))
+        self.http = HttpServer(
+            Starlette(
+                routes=[
+                    *pages.routes(self),
+                    Route(f"{V}/app", self._app, methods=["GET"]),
+                    *send.routes(self),
+                    Route(f"{V}/{{node}}", self._node, methods=["GET"]),
+                ]
+            )
+        )
 
     # ------------------------------------------------------------------ lifecycle and world
 
@@ -134,8 +157,16 @@ class MetaEmulator:
         with self._lock:
             self.accounts[account_id] = _Account(account_id, platform, token, name, human_agent)
 
-    def add_customer(self, account_id: str, user_id: str, *, name: str, username: str | None = None,
-                     profile_pic: str | None = None, available: bool = True) -> None:
+    def add_customer(
+        self,
+        account_id: str,
+        user_id: str,
+        *,
+        name: str,
+        username: str | None = None,
+        profile_pic: str | None = None,
+        available: bool = True,
+    ) -> None:
         with self._lock:
             first, _, last = name.partition(" ")
             profile: dict[str, Any] = {"id": user_id, "name": name}
@@ -163,16 +194,34 @@ class MetaEmulator:
                 if account.token == token:
                     account.token = "revoked-" + uuid.uuid4().hex
 
-    def fail_next(self, kind: str, *, status: int = 429, code: int | None = None, subcode: int | None = None,
-                  retry_after: float | None = 1, times: int = 1) -> None:
+    def fail_next(
+        self,
+        kind: str,
+        *,
+        status: int = 429,
+        code: int | None = None,
+        subcode: int | None = None,
+        retry_after: float | None = 1,
+        times: int = 1,
+    ) -> None:
         """The next ``times`` calls of ``kind`` (``send``, ``profile``, ``app``) fail: 429 (code 613, with
         Retry-After), 5xx (transient code 2), or ``status`` with Meta error ``code``/``subcode``."""
         if status == 429:
-            err = _GraphError(429, code or 613, "(#613) Calls to this api have exceeded the rate limit.",
-                              subcode, {"Retry-After": str(retry_after)} if retry_after is not None else {})
+            err = _GraphError(
+                429,
+                code or 613,
+                "(#613) Calls to this api have exceeded the rate limit.",
+                subcode,
+                {"Retry-After": str(retry_after)} if retry_after is not None else {},
+            )
         elif status >= 500:
-            err = _GraphError(status, code or 2, "An unexpected error has occurred. Please retry your request later.",
-                              subcode, transient=True)
+            err = _GraphError(
+                status,
+                code or 2,
+                "An unexpected error has occurred. Please retry your request later.",
+                subcode,
+                transient=True,
+            )
         else:
             err = _GraphError(status, code or 100, f"(#{code or 100}) Injected error", subcode)
         with self._lock:
@@ -180,8 +229,9 @@ class MetaEmulator:
 
     # ------------------------------------------------------------------ people acting on Meta
 
-    def message_event(self, user_id: str, text: str, *, at: float | None = None,
-                      attachments: list[dict[str, Any]] | None = None) -> tuple[str, dict[str, Any]]:
+    def message_event(
+        self, user_id: str, text: str, *, at: float | None = None, attachments: list[dict[str, Any]] | None = None
+    ) -> tuple[str, dict[str, Any]]:
         """A customer writes (recorded, not yet delivered): the account id and its ``messaging`` item."""
         with self._lock:
             customer = self.customers[user_id]
@@ -192,11 +242,16 @@ class MetaEmulator:
                 message["attachments"] = attachments
             customer.last_message_at = max(customer.last_message_at or 0.0, when)
             customer.log.append({"from": "customer", "mid": mid, "text": text, "at": when})
-            return customer.account, {"sender": {"id": user_id}, "recipient": {"id": customer.account},
-                                      "timestamp": int(when * 1000), "message": message}
+            return customer.account, {
+                "sender": {"id": user_id},
+                "recipient": {"id": customer.account},
+                "timestamp": int(when * 1000),
+                "message": message,
+            }
 
-    def customer_sends(self, user_id: str, text: str, *, at: float | None = None,
-                       attachments: list[dict[str, Any]] | None = None) -> str:
+    def customer_sends(
+        self, user_id: str, text: str, *, at: float | None = None, attachments: list[dict[str, Any]] | None = None
+    ) -> str:
         """A customer writes; the webhook is delivered before this returns. Returns the ``mid``."""
         account, event = self.message_event(user_id, text, at=at, attachments=attachments)
         self.deliver_events([(account, event)])
@@ -207,9 +262,8 @@ class MetaEmulator:
         with self._lock:
             customer = self.customers[user_id]
             mid = self._mid()
-            customer.log.append({"from": "page", "via": "business_suite", "mid": mid, "text": text,
-                                 "at": time.time()})
-            event = _echo(customer.account, user_id, mid, text, BUSINESS_SUITE_APP_ID)
+            customer.log.append({"from": "page", "via": "business_suite", "mid": mid, "text": text, "at": time.time()})
+            event = send.echo(customer.account, user_id, mid, text, BUSINESS_SUITE_APP_ID)
         self.deliver_events([(customer.account, event)])
         return mid
 
@@ -221,53 +275,6 @@ class MetaEmulator:
     def log(self, user_id: str) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(m) for m in self.customers[user_id].log]
-
-    # ------------------------------------------------------------------ webhook deliveries
-
-    def payload(self, items: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-        """``entry[]`` grouped by account, as Meta batches them."""
-        with self._lock:
-            platforms = {self.accounts[a].platform for a, _ in items}
-        if len(platforms) != 1:
-            raise ValueError("one delivery carries one object type")
-        entries: dict[str, list[dict[str, Any]]] = {}
-        for account, event in items:
-            entries.setdefault(account, []).append(event)
-        return {"object": "page" if platforms == {MESSENGER} else "instagram",
-                "entry": [{"id": a, "time": int(time.time() * 1000), "messaging": evs} for a, evs in entries.items()]}
-
-    def deliver_events(self, items: list[tuple[str, dict[str, Any]]]) -> httpx.Response:
-        return self.deliver(self.payload(items))
-
-    def deliver(self, payload: Any, *, secret: str | None = None) -> httpx.Response:
-        return self.deliver_raw(json.dumps(payload).encode(), secret=secret)
-
-    def deliver_raw(self, body: bytes, *, secret: str | None = None, signature: str | None = None) -> httpx.Response:
-        """POST a body to the webhook, signed with the app secret (or ``secret``), or with ``signature`` as is."""
-        if not self.webhook_url:
-            raise RuntimeError("no webhook_url: the app's callback URL is not set")
-        sig = signature if signature is not None else signing.hex_sha256(secret or self.app_secret, body)
-        resp = self.client.post(self.webhook_url, content=body,
-                                headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig})
-        with self._lock:
-            self.webhook_statuses.append(resp.status_code)
-        return resp
-
-    def verify_subscription(self, *, verify_token: str | None = None, challenge: str = "1158201444") -> httpx.Response:
-        """What Meta does when the callback URL is saved: GET with hub.mode, hub.verify_token, hub.challenge."""
-        return self.client.get(self.webhook_url, params={
-            "hub.mode": "subscribe", "hub.verify_token": verify_token or self.verify_token, "hub.challenge": challenge})
-
-    def _send_echoes(self) -> None:
-        while True:
-            item = self._echoes.get()
-            if item is None:
-                return
-            try:
-                self.deliver_events([item])
-            except (httpx.HTTPError, RuntimeError):
-                with self._lock:
-                    self.webhook_statuses.append(0)
 
     # ------------------------------------------------------------------ Graph API
 
@@ -291,8 +298,12 @@ class MetaEmulator:
         def produce() -> dict[str, Any]:
             self._fault("app")
             self._account_for(request)
-            return {"id": self.app_id, "name": "dmbridge sandbox", "link": "https://www.facebook.com/games/?app_id="
-                    + self.app_id}
+            return {
+                "id": self.app_id,
+                "name": "dmbridge sandbox",
+                "link": "https://www.facebook.com/games/?app_id=" + self.app_id,
+            }
+
         return self._answer(produce)
 
     async def _node(self, request: Request) -> Response:
@@ -304,69 +315,11 @@ class MetaEmulator:
             self.profile_requests.append(user_id)
             customer = self.customers.get(user_id)
             if customer is None or not self._owns(account, customer):
-                raise _GraphError(400, 100, f"Unsupported get request. Object with ID '{user_id}' does not exist",
-                                  33)
+                raise _GraphError(400, 100, f"Unsupported get request. Object with ID '{user_id}' does not exist", 33)
             fields = set((request.query_params.get("fields") or "id,name").split(",")) | {"id"}
             return {k: v for k, v in customer.profile.items() if k in fields}
+
         return self._answer(produce)
-
-    async def _send(self, request: Request) -> Response:
-        raw = await request.body()
-
-        def produce() -> dict[str, Any]:
-            try:
-                body = json.loads(raw or b"{}")
-            except ValueError:
-                body = {}
-            status = 200
-            try:
-                self._fault("send")
-                result = self._deliver_send(request, body)
-            except _GraphError as exc:
-                status = exc.status
-                raise
-            finally:
-                self.send_requests.append((body, status))
-            return result
-        return self._answer(produce)
-
-    def _deliver_send(self, request: Request, body: Any) -> dict[str, Any]:
-        account = self._account_for(request)
-        page = request.path_params.get("page")
-        if page is not None and page != account.id and not self._linked(account, page):
-            raise _GraphError(400, 100, "(#100) The page id does not match the access token")
-        if not isinstance(body, dict) or not isinstance(body.get("recipient"), dict):
-            raise _GraphError(400, 100, "(#100) param recipient must be non-empty.")
-        customer = self.customers.get(str(body["recipient"].get("id", "")))
-        if customer is None or not self._owns(account, customer):
-            raise _GraphError(400, 100, "(#100) No matching user found", 2018001)
-        text = (body.get("message") or {}).get("text")
-        if not isinstance(text, str) or not text:
-            raise _GraphError(400, 100, "(#100) param message must be non-empty.")
-        platform = self.accounts[customer.account].platform
-        if platform == MESSENGER and len(text) > 2000:
-            raise _GraphError(400, 100, "(#100) Length of param message[text] must be less than or equal to 2000")
-        if platform == INSTAGRAM and len(text.encode()) > 1000:
-            raise _GraphError(400, 100, "(#100) Length of param message[text] must be at most 1000 bytes")
-        if not customer.available:
-            raise _GraphError(400, 551, "This person isn't available right now.", 1545041)
-        age = time.time() - (customer.last_message_at or float("-inf"))
-        kind, tag = body.get("messaging_type"), body.get("tag")
-        if kind == "RESPONSE":
-            if age >= DAY:
-                raise _GraphError(400, 10, "(#10) This message is sent outside of allowed window.", 2018278)
-        elif kind == "MESSAGE_TAG" and tag == "HUMAN_AGENT":
-            if not self.accounts[customer.account].human_agent:
-                raise _GraphError(400, 10, "(#10) Application does not have the capability to make this API call.")
-            if age >= 7 * DAY:
-                raise _GraphError(400, 10, "(#10) This message is sent outside of allowed window.", 2018278)
-        else:
-            raise _GraphError(400, 100, "(#100) messaging_type must be RESPONSE or MESSAGE_TAG with a tag")
-        mid = self._mid()
-        customer.log.append({"from": "page", "via": "api", "mid": mid, "text": text, "at": time.time(),
-                             "messaging_type": kind, "tag": tag})
-        self._echoes.put((customer.account, _echo(customer.account, customer.id, mid, text, self.app_id)))
-        return {"recipient_id": customer.id, "message_id": mid}
 
     def _owns(self, account: _Account, customer: _Customer) -> bool:
         return customer.account == account.id or self._linked(account, customer.account)
@@ -385,8 +338,3 @@ class MetaEmulator:
 
     def _mid(self) -> str:
         return "m_" + uuid.uuid4().hex + uuid.uuid4().hex[:8]
-
-
-def _echo(account: str, user_id: str, mid: str, text: str, app_id: str) -> dict[str, Any]:
-    return {"sender": {"id": account}, "recipient": {"id": user_id}, "timestamp": int(time.time() * 1000),
-            "message": {"mid": mid, "text": text, "is_echo": True, "app_id": int(app_id)}}

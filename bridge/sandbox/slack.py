@@ -1,10 +1,11 @@
 """An emulator of Slack as the bridge meets it, as strict as Slack (docs.slack.dev and the Web API spec).
 
-Split by surface: the Web API (:mod:`bridge.sandbox.slack_api`, with payload checks in
-:mod:`bridge.sandbox.slack_checks`), deliveries to the app and people acting in Slack
-(:mod:`bridge.sandbox.slack_people`), Socket Mode (:mod:`bridge.sandbox.slack_socket`). This module holds the
-world set-up, faults and what tests inspect. A message the bot posts comes back to the app as a ``message``
-event with its ``bot_id`` (asynchronously, as Slack does), so self-event filtering is real.
+Split by surface: the Web API (:mod:`bridge.sandbox.slack_api`, its ``conversations.*`` reads in
+:mod:`bridge.sandbox.slack_conversations`, payload checks in :mod:`bridge.sandbox.slack_checks`), deliveries
+to the app and people acting in Slack (:mod:`bridge.sandbox.slack_people`), Socket Mode
+(:mod:`bridge.sandbox.slack_socket`). This module holds the world set-up, faults and what tests inspect. A
+message the bot posts comes back to the app as a ``message`` event with its ``bot_id`` (asynchronously, as
+Slack does), so self-event filtering is real.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from starlette.routing import Route
 
 from bridge.sandbox.server import HttpServer
 from bridge.sandbox.slack_api import WebApiMethods
+from bridge.sandbox.slack_conversations import ConversationMethods
 from bridge.sandbox.slack_people import SlackPeople
 from bridge.sandbox.slack_socket import SocketModeServer
 from bridge.sandbox.slack_state import (
@@ -38,10 +40,20 @@ from bridge.sandbox.slack_state import (
 __all__ = ["APP_ID", "BOT_ID", "BOT_USER", "TEAM", "Call", "SlackEmulator", "SocketModeServer"]
 
 
-class SlackEmulator(WebApiMethods, SlackPeople):
-    def __init__(self, *, signing_secret: str, bot_token: str, team: str = TEAM, app_token: str = "xapp-sandbox",
-                 posts_per_second: float = 0.0, post_burst: int = 1, echo_bot_messages: bool = True,
-                 page_size: int = PAGE_SIZE, scopes: list[str] | None = None) -> None:
+class SlackEmulator(WebApiMethods, ConversationMethods, SlackPeople):
+    def __init__(
+        self,
+        *,
+        signing_secret: str,
+        bot_token: str,
+        team: str = TEAM,
+        app_token: str = "xapp-sandbox",
+        posts_per_second: float = 0.0,
+        post_burst: int = 1,
+        echo_bot_messages: bool = True,
+        page_size: int = PAGE_SIZE,
+        scopes: list[str] | None = None,
+    ) -> None:
         self.signing_secret = signing_secret
         self.bot_token = bot_token
         self.socket = SocketModeServer(app_token)
@@ -76,10 +88,14 @@ class SlackEmulator(WebApiMethods, SlackPeople):
         self._sender: threading.Thread | None = None
         self.echo_statuses: list[int] = []
         self.add_user(BOT_USER, "dmbridge", "dmbridge", is_bot=True)
-        self.http = HttpServer(Starlette(routes=[
-            Route("/api/{method}", self._api, methods=["GET", "POST"]),
-            Route("/response/{token}", self._response_url, methods=["POST"]),
-        ]))
+        self.http = HttpServer(
+            Starlette(
+                routes=[
+                    Route("/api/{method}", self._api, methods=["GET", "POST"]),
+                    Route("/response/{token}", self._response_url, methods=["POST"]),
+                ]
+            )
+        )
         self.client = httpx.Client(timeout=30)
 
     # ------------------------------------------------------------------ lifecycle
@@ -104,22 +120,38 @@ class SlackEmulator(WebApiMethods, SlackPeople):
 
     # ------------------------------------------------------------------ world set-up
 
-    def add_user(self, user_id: str, name: str, real_name: str, *, is_bot: bool = False,
-                 tz: str = "Europe/Berlin", image: str | None = None) -> None:
+    def add_user(
+        self,
+        user_id: str,
+        name: str,
+        real_name: str,
+        *,
+        is_bot: bool = False,
+        tz: str = "Europe/Berlin",
+        image: str | None = None,
+    ) -> None:
         with self._lock:
             self.users[user_id] = {
-                "id": user_id, "team_id": self.team, "name": name, "real_name": real_name, "is_bot": is_bot,
-                "deleted": False, "tz": tz,
-                "profile": {"real_name": real_name, "display_name": name,
-                            "image_72": image or f"https://avatars.slack.example/{user_id}_72.png"},
+                "id": user_id,
+                "team_id": self.team,
+                "name": name,
+                "real_name": real_name,
+                "is_bot": is_bot,
+                "deleted": False,
+                "tz": tz,
+                "profile": {
+                    "real_name": real_name,
+                    "display_name": name,
+                    "image_72": image or f"https://avatars.slack.example/{user_id}_72.png",
+                },
             }
             self.presence.setdefault(user_id, "active")
 
-    def add_channel(self, channel_id: str, name: str, members: list[str] | None = None, *,
-                    is_private: bool = False) -> None:
+    def add_channel(
+        self, channel_id: str, name: str, members: list[str] | None = None, *, is_private: bool = False
+    ) -> None:
         with self._lock:
-            self.channels[channel_id] = Channel(channel_id, name, list(members or [BOT_USER]),
-                                                 is_private=is_private)
+            self.channels[channel_id] = Channel(channel_id, name, list(members or [BOT_USER]), is_private=is_private)
 
     def add_usergroup(self, group_id: str, users: list[str]) -> None:
         with self._lock:
@@ -133,17 +165,32 @@ class SlackEmulator(WebApiMethods, SlackPeople):
         """Every Web API call answers ``invalid_auth`` until called with False."""
         self.token_valid = not revoked
 
-    def fail_next(self, method: str, *, status: int = 429, retry_after: float | None = 1, error: str | None = None,
-                  times: int = 1, delay: float = 0.0) -> None:
+    def fail_next(
+        self,
+        method: str,
+        *,
+        status: int = 429,
+        retry_after: float | None = 1,
+        error: str | None = None,
+        times: int = 1,
+        delay: float = 0.0,
+    ) -> None:
         """The next ``times`` calls of ``method`` fail: 429 (with Retry-After), a 5xx, an API ``error``,
         or (with ``delay``) answer only after that many seconds."""
         with self._lock:
             self._faults.setdefault(method, []).extend(
-                Fault(status, retry_after if status == 429 else None, error, delay) for _ in range(times))
+                Fault(status, retry_after if status == 429 else None, error, delay) for _ in range(times)
+            )
 
-    def chaos(self, rate: float, *, kinds: tuple[str, ...] = ("429", "500", "slow", "reset"),
-              methods: tuple[str, ...] = ("chat.postMessage", "reactions.add", "reactions.remove", "chat.update"),
-              slow: float = 2.0, seed: int = 7) -> None:
+    def chaos(
+        self,
+        rate: float,
+        *,
+        kinds: tuple[str, ...] = ("429", "500", "slow", "reset"),
+        methods: tuple[str, ...] = ("chat.postMessage", "reactions.add", "reactions.remove", "chat.update"),
+        slow: float = 2.0,
+        seed: int = 7,
+    ) -> None:
         """From now on a share ``rate`` of calls to ``methods`` fail at random with one of ``kinds``: 429 with
         Retry-After, 500, an answer ``slow`` seconds late (after the call took effect), or a connection cut
         off after the call took effect (``reset``). ``rate=0`` stops it."""

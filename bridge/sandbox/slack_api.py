@@ -5,9 +5,9 @@ Encodings follow the spec's ``consumes``: every method reads query and form argu
 the ``Authorization`` header). A JSON body sent to any other method is ignored, so it answers as Slack answers
 a missing argument.
 Answers are Slack-shaped: ``{"ok": false, "error": …}`` with HTTP 200 for API errors (reasons in
-``response_metadata.messages``), HTTP 429 + ``Retry-After`` for rate limits. ``conversations.members``,
-``conversations.history`` and ``conversations.replies`` page with ``limit``/``cursor``; a page holds at most
-``page_size`` items (Slack may answer fewer than ``limit``). Faults come from ``fail_next`` and ``chaos``.
+``response_metadata.messages``), HTTP 429 + ``Retry-After`` for rate limits. The ``conversations.*`` reads,
+paged with ``limit``/``cursor``, are in :mod:`bridge.sandbox.slack_conversations`. Faults come from
+``fail_next`` and ``chaos``.
 """
 
 from __future__ import annotations
@@ -33,17 +33,20 @@ from bridge.sandbox.slack_state import (
     Fault,
     SlackWorld,
 )
-from bridge.sandbox.slack_wire import cursor, json_field, offset, parse_params, window
-
-MAX_LIMIT = 1000
+from bridge.sandbox.slack_wire import json_field, parse_params
 
 
 class _CutOff(Response):
     """Announces a body it never sends: the client sees the connection close mid-answer."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+            }
+        )
         await send({"type": "http.response.body", "body": b'{"ok": tr', "more_body": False})
 
 
@@ -64,8 +67,12 @@ class WebApiMethods(SlackWorld):
             if injected is None and chaos is not None and method in chaos.methods and chaos.rng.random() < chaos.rate:
                 kind = chaos.rng.choice(chaos.kinds)
                 self.chaos_log.append((method, kind))
-                injected = {"429": Fault(429, retry_after=1), "500": Fault(500),
-                            "slow": Fault(200, delay=chaos.slow), "reset": Fault(200, reset=True)}[kind]
+                injected = {
+                    "429": Fault(429, retry_after=1),
+                    "500": Fault(500),
+                    "slow": Fault(200, delay=chaos.slow),
+                    "reset": Fault(200, reset=True),
+                }[kind]
         if injected is not None and injected.delay:
             await asyncio.sleep(injected.delay)  # a slow Slack: the call still happens, late
         with self._lock:
@@ -80,8 +87,7 @@ class WebApiMethods(SlackWorld):
                 if not token:
                     raise ApiError("not_authed")
                 if token != self.bot_token or not self.token_valid:
-                    raise ApiError("invalid_auth" if self.token_valid or token != self.bot_token
-                                   else "token_revoked")
+                    raise ApiError("invalid_auth" if self.token_valid or token != self.bot_token else "token_revoked")
                 handler = getattr(self, "_m_" + method.replace(".", "_"), None)
                 if handler is None:
                     raise ApiError("unknown_method", 404)
@@ -107,18 +113,35 @@ class WebApiMethods(SlackWorld):
         with self._lock:
             self.responses.append({"token": token, **body})
             user, channel = self._response_targets.get(token, ("", ""))
-            private = body.get("response_type", "ephemeral") == "ephemeral" and not body.get("replace_original") \
+            private = (
+                body.get("response_type", "ephemeral") == "ephemeral"
+                and not body.get("replace_original")
                 and not body.get("delete_original")
+            )
             if user and private:  # shown to the person who interacted, member of the channel or not
-                self.ephemerals.append({"channel": channel, "user": user, "text": body.get("text"),
-                                        "blocks": body.get("blocks"), "via": "response_url"})
+                self.ephemerals.append(
+                    {
+                        "channel": channel,
+                        "user": user,
+                        "text": body.get("text"),
+                        "blocks": body.get("blocks"),
+                        "via": "response_url",
+                    }
+                )
         return Response("ok")
 
     # ------------------------------------------------------------------ methods (called with the lock held)
 
     def _m_auth_test(self, _p: dict[str, Any]) -> dict[str, Any]:
-        return {"url": "https://sandbox.slack.example/", "team": "Sandbox", "user": "dmbridge",
-                "team_id": self.team, "user_id": BOT_USER, "bot_id": BOT_ID, "is_enterprise_install": False}
+        return {
+            "url": "https://sandbox.slack.example/",
+            "team": "Sandbox",
+            "user": "dmbridge",
+            "team_id": self.team,
+            "user_id": BOT_USER,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
 
     def _m_chat_postMessage(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = self._postable(p)
@@ -126,9 +149,16 @@ class WebApiMethods(SlackWorld):
         if self.posts_per_second > 0:
             self._take_post_token(channel.id)
         ts = self._next_ts()
-        msg: dict[str, Any] = {"type": "message", "subtype": "bot_message" if p.get("username") else None,
-                               "user": BOT_USER, "bot_id": BOT_ID, "app_id": APP_ID, "ts": ts,
-                               "text": str(p.get("text") or ""), "team": self.team}
+        msg: dict[str, Any] = {
+            "type": "message",
+            "subtype": "bot_message" if p.get("username") else None,
+            "user": BOT_USER,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "ts": ts,
+            "text": str(p.get("text") or ""),
+            "team": self.team,
+        }
         msg = {k: v for k, v in msg.items() if v is not None}
         if p.get("blocks"):
             msg["blocks"] = json_field(p["blocks"])
@@ -172,9 +202,17 @@ class WebApiMethods(SlackWorld):
         channel.messages.remove(msg)
         if self.echo_bot_messages and (self.event_target or self.socket.connected()):
             now_ts = self._next_ts()
-            event = {"type": "message", "subtype": "message_deleted", "hidden": True, "channel": channel.id,
-                     "ts": now_ts, "deleted_ts": msg["ts"], "event_ts": now_ts, "previous_message": msg,
-                     "channel_type": "channel"}
+            event = {
+                "type": "message",
+                "subtype": "message_deleted",
+                "hidden": True,
+                "channel": channel.id,
+                "ts": now_ts,
+                "deleted_ts": msg["ts"],
+                "event_ts": now_ts,
+                "previous_message": msg,
+                "channel_type": "channel",
+            }
             self._outbox.put(json.dumps(self._envelope(event)).encode())
         return {"channel": channel.id, "ts": msg["ts"]}
 
@@ -188,16 +226,26 @@ class WebApiMethods(SlackWorld):
         blocks = json_field(p.get("blocks"))
         check_message(p.get("text"), blocks)
         ts = self._next_ts()
-        self.ephemerals.append({"channel": channel.id, "user": user, "text": p.get("text"),
-                                "blocks": blocks or None, "thread_ts": p.get("thread_ts"), "ts": ts})
+        self.ephemerals.append(
+            {
+                "channel": channel.id,
+                "user": user,
+                "text": p.get("text"),
+                "blocks": blocks or None,
+                "thread_ts": p.get("thread_ts"),
+                "ts": ts,
+            }
+        )
         return {"message_ts": ts}
 
     def _m_chat_getPermalink(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(p)
         ts = str(p.get("message_ts"))
         self._find(channel.id, ts)
-        return {"channel": channel.id,
-                "permalink": f"https://sandbox.slack.example/archives/{channel.id}/p{ts.replace('.', '')}"}
+        return {
+            "channel": channel.id,
+            "permalink": f"https://sandbox.slack.example/archives/{channel.id}/p{ts.replace('.', '')}",
+        }
 
     def _m_reactions_add(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(p)
@@ -229,39 +277,6 @@ class WebApiMethods(SlackWorld):
         if user not in self.users:
             raise ApiError("user_not_found")
         return {"presence": self.presence.get(user, "away")}
-
-    def _m_conversations_info(self, p: dict[str, Any]) -> dict[str, Any]:
-        channel = self._channel(p)
-        return {"channel": {"id": channel.id, "name": channel.name, "is_channel": not channel.is_private,
-                            "is_group": channel.is_private, "is_private": channel.is_private,
-                            "is_archived": False, "is_member": BOT_USER in channel.members}}
-
-    def _m_conversations_members(self, p: dict[str, Any]) -> dict[str, Any]:
-        channel = self._channel(p)
-        if channel.is_private and BOT_USER not in channel.members:
-            raise ApiError("channel_not_found")  # a private channel is invisible to a bot outside it
-        members, cursor = self._page(list(channel.members), p)
-        return {"members": members, "response_metadata": {"next_cursor": cursor}}
-
-    def _m_conversations_replies(self, p: dict[str, Any]) -> dict[str, Any]:
-        channel = self._readable(p)
-        if not p.get("ts"):
-            raise ApiError("invalid_arguments", messages=["[ERROR] missing required field: ts"])
-        ts = str(p["ts"])
-        root = self._find(channel.id, ts)
-        if root.get("thread_ts", ts) != ts:
-            ts = str(root["thread_ts"])  # a reply's ts answers its whole thread
-        within = window(p)
-        found = sorted((dict(m) for m in channel.messages if (m["ts"] == ts or m.get("thread_ts") == ts)
-                        and within(m)), key=lambda m: float(m["ts"]))
-        return self._messages(found, p)
-
-    def _m_conversations_history(self, p: dict[str, Any]) -> dict[str, Any]:
-        channel = self._readable(p)
-        within = window(p)
-        found = sorted((dict(m) for m in channel.messages if m.get("thread_ts", m["ts"]) == m["ts"] and within(m)),
-                       key=lambda m: -float(m["ts"]))
-        return self._messages(found, p)
 
     def _m_usergroups_users_list(self, p: dict[str, Any]) -> dict[str, Any]:
         group = self.usergroups.get(str(p.get("usergroup")))
@@ -316,38 +331,16 @@ class WebApiMethods(SlackWorld):
             raise ApiError("not_in_channel")
         return channel
 
-    def _readable(self, p: dict[str, Any]) -> Channel:
-        """Reading history needs the bot in the channel (a private one is invisible from outside)."""
-        channel = self._channel(p)
-        if BOT_USER not in channel.members:
-            raise ApiError("channel_not_found" if channel.is_private else "not_in_channel")
-        return channel
-
-    def _page(self, items: list[Any], p: dict[str, Any]) -> tuple[list[Any], str]:
-        try:
-            limit = int(p.get("limit") or 0) or self.page_size
-        except ValueError as exc:
-            raise ApiError("invalid_limit") from exc
-        if limit < 1 or limit > MAX_LIMIT:
-            raise ApiError("invalid_limit")
-        start = offset(str(p.get("cursor") or ""))
-        size = min(limit, self.page_size)
-        end = start + size
-        return items[start:end], cursor(end) if end < len(items) else ""
-
-    def _messages(self, found: list[dict[str, Any]], p: dict[str, Any]) -> dict[str, Any]:
-        if str(p.get("include_all_metadata", "")).lower() not in ("true", "1"):
-            for m in found:
-                m.pop("metadata", None)
-        page, cursor = self._page(found, p)
-        out: dict[str, Any] = {"messages": page, "has_more": bool(cursor)}
-        if cursor:
-            out["response_metadata"] = {"next_cursor": cursor}
-        return out
-
     def _stored(self, view: dict[str, Any], view_id: str) -> dict[str, Any]:
-        return dict(view, id=view_id, team_id=self.team, app_id=APP_ID, bot_id=BOT_ID,
-                    hash=f"{time.time():.6f}.{uuid.uuid4().hex[:8]}", root_view_id=view_id)
+        return dict(
+            view,
+            id=view_id,
+            team_id=self.team,
+            app_id=APP_ID,
+            bot_id=BOT_ID,
+            hash=f"{time.time():.6f}.{uuid.uuid4().hex[:8]}",
+            root_view_id=view_id,
+        )
 
     def _take_post_token(self, channel: str) -> None:
         now = time.monotonic()

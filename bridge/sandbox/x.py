@@ -18,12 +18,17 @@ background, as X's webhooks do: an Account Activity body
 Activity API envelope (``dm.received``/``dm.sent``), signed
 ``x-twitter-webhooks-signature: sha256=<base64 HMAC-SHA256(consumer secret,
 body)>``. :meth:`XEmulator.crc_check` runs the CRC challenge.
+
+Split by surface: the DM endpoints (:mod:`bridge.sandbox.x_dm`), webhook deliveries
+(:mod:`bridge.sandbox.x_webhooks`), OAuth 2.0 (:mod:`bridge.sandbox.x_oauth`), app-only token and webhook
+registrations (:mod:`bridge.sandbox.x_registration`), query rules (:mod:`bridge.sandbox.x_rules`). This module
+holds the world set-up, faults, people acting on X, admission (faults, authentication, rate limits) and the users
+endpoints.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import queue
 import threading
 import time
@@ -39,18 +44,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bridge.sandbox import x_rules
+from bridge.sandbox import x_dm, x_rules
 from bridge.sandbox.server import HttpServer
 from bridge.sandbox.x_oauth import OAuth2Server
 from bridge.sandbox.x_parts import (
     BRAND_ID,
+    DEFAULT_USER_FIELDS,
     NOT_PERMITTED,
     Fault,
     Problem,
     Window,
     conversation_id,
-    decode_token,
-    encode_token,
     fault_problem,
     fields_of,
     pick,
@@ -62,17 +66,23 @@ from bridge.sandbox.x_registration import AppOnly
 
 BRAND_USERNAME = "acme_help"
 TWITTER_EPOCH_MS = 1288834974657
-MAX_TEXT = 10_000
-DEFAULT_USER_FIELDS = ("id", "name", "username")
-DEFAULT_EVENT_FIELDS = ("id", "event_type", "text")
 
 
 class XEmulator(WebhookSender):
-    def __init__(self, *, consumer_key: str = "sandbox-ck", consumer_secret: str = "sandbox-cs",
-                 access_token: str = "sandbox-at", access_token_secret: str = "sandbox-ats",
-                 user_bearer_token: str = "sandbox-user-bearer", reads_per_window: int = 100_000,
-                 sends_per_window: int = 100_000, sends_per_day: int = 1_000_000,
-                 window_seconds: float = 900.0, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        consumer_key: str = "sandbox-ck",
+        consumer_secret: str = "sandbox-cs",
+        access_token: str = "sandbox-at",
+        access_token_secret: str = "sandbox-ats",
+        user_bearer_token: str = "sandbox-user-bearer",
+        reads_per_window: int = 100_000,
+        sends_per_window: int = 100_000,
+        sends_per_day: int = 1_000_000,
+        window_seconds: float = 900.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.consumer_key, self.consumer_secret = consumer_key, consumer_secret
         self.access_token, self.access_token_secret = access_token, access_token_secret
         self.user_bearer_token = user_bearer_token
@@ -99,16 +109,17 @@ class XEmulator(WebhookSender):
         self.client = httpx.Client(timeout=30)
         self.add_user(BRAND_ID, BRAND_USERNAME, "Acme Support")
         self.app_only = AppOnly(consumer_key, consumer_secret)  # app bearer token, webhook registrations
-        self.http = HttpServer(Starlette(routes=[
-            *self.oauth.routes(),
-            *self.app_only.routes(),
-            Route("/2/users/me", self._me, methods=["GET"]),
-            Route("/2/users", self._users, methods=["GET"]),
-            Route("/2/dm_events", self._dm_events, methods=["GET"]),
-            Route("/2/dm_conversations/{conversation}/dm_events", self._dm_events, methods=["GET"]),
-            Route("/2/dm_conversations/with/{participant}/messages", self._send_with, methods=["POST"]),
-            Route("/2/dm_conversations/{conversation}/messages", self._send_in, methods=["POST"]),
-        ]))
+        self.http = HttpServer(
+            Starlette(
+                routes=[
+                    *self.oauth.routes(),
+                    *self.app_only.routes(),
+                    Route("/2/users/me", self._me, methods=["GET"]),
+                    Route("/2/users", self._users, methods=["GET"]),
+                    *x_dm.routes(self),
+                ]
+            )
+        )
 
     # ------------------------------------------------------------------ lifecycle and world
 
@@ -128,8 +139,9 @@ class XEmulator(WebhookSender):
         self.http.stop()
         self.client.close()
 
-    def add_user(self, user_id: str, username: str, name: str, *, profile_image_url: str | None = None,
-                 accepts_dms: bool = True) -> None:
+    def add_user(
+        self, user_id: str, username: str, name: str, *, profile_image_url: str | None = None, accepts_dms: bool = True
+    ) -> None:
         with self._lock:
             user = {"id": user_id, "username": username, "name": name}
             if profile_image_url:
@@ -137,8 +149,14 @@ class XEmulator(WebhookSender):
             self.users[user_id] = user
             self.accepts_dms[user_id] = accepts_dms
 
-    def chaos(self, rate: float, *, kinds: tuple[str, ...] = ("429", "503"), on: tuple[str, ...] = ("send", "read"),
-              seed: int = 11) -> None:
+    def chaos(
+        self,
+        rate: float,
+        *,
+        kinds: tuple[str, ...] = ("429", "503"),
+        on: tuple[str, ...] = ("send", "read"),
+        seed: int = 11,
+    ) -> None:
         """From now on a share ``rate`` of ``on`` calls fail at random: 429 (reset a second ahead) or 503.
         ``rate=0`` stops it."""
         import random
@@ -150,8 +168,16 @@ class XEmulator(WebhookSender):
         """Every call answers 401 until called with False (a revoked or expired credential)."""
         self.revoked = revoked
 
-    def fail_next(self, kind: str, *, status: int = 429, reset_in: float = 2, daily: bool = False,
-                  times: int = 1, delay: float = 0.0) -> None:
+    def fail_next(
+        self,
+        kind: str,
+        *,
+        status: int = 429,
+        reset_in: float = 2,
+        daily: bool = False,
+        times: int = 1,
+        delay: float = 0.0,
+    ) -> None:
         """The next ``times`` calls of ``kind`` (``send``, ``read``, ``users``, ``me``) fail with ``status``;
         a 429 carries ``x-rate-limit-reset`` ``reset_in`` seconds ahead (the 24-hour headers with ``daily``);
         ``delay`` answers that many seconds late instead."""
@@ -177,18 +203,27 @@ class XEmulator(WebhookSender):
         """The texts the brand sent this customer through the API, in order."""
         conv = conversation_id(user_id, BRAND_ID)
         with self._lock:
-            return [e["text"] for e in self._events if e["dm_conversation_id"] == conv
-                    and e["sender_id"] == BRAND_ID and e["id"] in self._api_sent]
+            return [
+                e["text"]
+                for e in self._events
+                if e["dm_conversation_id"] == conv and e["sender_id"] == BRAND_ID and e["id"] in self._api_sent
+            ]
 
     def _append(self, sender: str, conversation: str, text: str, *, via_api: bool = False) -> str:
         with self._lock:
             now_ms = int(time.time() * 1000)
             event_id = max((now_ms - TWITTER_EPOCH_MS) << 22, self._last_id + 1)
             self._last_id = event_id
-            event = {"id": str(event_id), "event_type": "MessageCreate", "text": text, "sender_id": sender,
-                     "dm_conversation_id": conversation,
-                     "created_at": datetime.fromtimestamp(now_ms / 1000, UTC).isoformat(timespec="milliseconds")
-                     .replace("+00:00", "Z")}
+            event = {
+                "id": str(event_id),
+                "event_type": "MessageCreate",
+                "text": text,
+                "sender_id": sender,
+                "dm_conversation_id": conversation,
+                "created_at": datetime.fromtimestamp(now_ms / 1000, UTC)
+                .isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z"),
+            }
             self._events.append(event)
             if via_api:
                 self._api_sent.add(event["id"])
@@ -221,13 +256,18 @@ class XEmulator(WebhookSender):
             headers = window.headers()
             if kind == "send":
                 if not self._daily.take(now):
-                    raise Problem(429, "Too Many Requests", "Too Many Requests",
-                                   headers | self._daily.headers("x-user-limit-24hour"))
+                    raise Problem(
+                        429,
+                        "Too Many Requests",
+                        "Too Many Requests",
+                        headers | self._daily.headers("x-user-limit-24hour"),
+                    )
                 headers |= self._daily.headers("x-user-limit-24hour")
             return headers
 
-    async def _respond(self, request: Request, kind: str, produce: Any, body: bytes = b"",
-                       endpoint: str = "") -> Response:
+    async def _respond(
+        self, request: Request, kind: str, produce: Any, body: bytes = b"", endpoint: str = ""
+    ) -> Response:
         try:
             headers = await self._admit(request, kind, body)
             try:
@@ -260,86 +300,6 @@ class XEmulator(WebhookSender):
 
         return await self._respond(request, "users", produce)
 
-    async def _dm_events(self, request: Request) -> Response:
-        q = request.query_params
-
-        def produce() -> tuple[dict[str, Any], int]:
-            try:
-                max_results = int(q.get("max_results") or 100)
-            except ValueError:
-                max_results = 0
-            if not 1 <= max_results <= 100:
-                raise Problem(400, "Invalid Request", "The `max_results` query parameter value is not between "
-                                                       "1 and 100")
-            types = set((q.get("event_types") or "MessageCreate,ParticipantsJoin,ParticipantsLeave").split(","))
-            ordered = [e for e in reversed(self._events) if e["event_type"] in types]
-            conversation = request.path_params.get("conversation")
-            if conversation:
-                ordered = [e for e in ordered if e["dm_conversation_id"] == conversation]
-            token = q.get("pagination_token")
-            if token:
-                before = decode_token(token)
-                if before is None:
-                    raise Problem(400, "Invalid Request", "The `pagination_token` query parameter value is invalid")
-                ordered = [e for e in ordered if int(e["id"]) < before]
-            page, rest = ordered[:max_results], ordered[max_results:]
-            expansions = (q.get("expansions") or "").split(",")
-            # an expansion brings the field it expands (sender_id is no dm_event.field in X's spec)
-            fields = fields_of(q.get("dm_event.fields"), DEFAULT_EVENT_FIELDS) | (
-                {"sender_id"} if "sender_id" in expansions else set())
-            body: dict[str, Any] = {"data": [pick(e, fields) for e in page],
-                                    "meta": {"result_count": len(page)}}
-            if not page:
-                body.pop("data")
-            if rest:
-                body["meta"]["next_token"] = encode_token(int(page[-1]["id"]))
-            if "sender_id" in expansions:
-                ufields = fields_of(q.get("user.fields"), DEFAULT_USER_FIELDS)
-                senders = dict.fromkeys(e["sender_id"] for e in page)
-                users = [pick(self.users[s], ufields) for s in senders if s in self.users]
-                if users:
-                    body["includes"] = {"users": users}
-            return body, 200
-
-        endpoint = "/2/dm_conversations/{id}/dm_events" if request.path_params.get("conversation") else ""
-        return await self._respond(request, "read", produce, endpoint=endpoint)
-
-    async def _send_in(self, request: Request) -> Response:
-        conversation = request.path_params["conversation"]
-        raw = await request.body()
-        return await self._respond(request, "send", lambda: self._send(conversation, raw), raw,
-                                   "/2/dm_conversations/{dm_conversation_id}/messages")
-
-    async def _send_with(self, request: Request) -> Response:
-        participant = request.path_params["participant"]
-        raw = await request.body()
-        return await self._respond(request, "send",
-                                   lambda: self._send(conversation_id(participant, BRAND_ID), raw), raw,
-                                   "/2/dm_conversations/with/{participant_id}/messages")
-
-    def _send(self, conversation: str, raw: bytes) -> tuple[dict[str, Any], int]:
-        try:
-            body = json.loads(raw or b"{}")
-        except ValueError as exc:
-            raise Problem(400, "Invalid Request", "The request body is not valid JSON") from exc
-        if not isinstance(body, dict) or set(body) - {"text", "attachments"}:
-            raise Problem(400, "Invalid Request", "The request body has unknown fields")
-        text = body.get("text")
-        if not body.get("attachments") and (not isinstance(text, str) or not text):
-            raise Problem(400, "Invalid Request", "One of text or attachments is required")
-        if isinstance(text, str) and len(text) > MAX_TEXT:
-            raise Problem(400, "Invalid Request", f"text must be at most {MAX_TEXT} characters")
-        parts = conversation.split("-")
-        if len(parts) != 2 or BRAND_ID not in parts:
-            raise Problem(404, "Not Found Error", "Could not find the conversation")
-        other = parts[0] if parts[1] == BRAND_ID else parts[1]
-        if other not in self.users:
-            raise Problem(404, "Not Found Error", "Could not find the recipient")
-        if not self.accepts_dms.get(other, True):
-            raise Problem(403, "Forbidden", NOT_PERMITTED)
-        event_id = self._append(BRAND_ID, conversation, text or "", via_api=True)
-        return {"data": {"dm_conversation_id": conversation, "dm_event_id": event_id}}, 201
-
     # ------------------------------------------------------------------ authentication
 
     def _authenticate(self, request: Request, body: bytes) -> None:
@@ -352,15 +312,21 @@ class XEmulator(WebhookSender):
             raise Problem(401, "Unauthorized", "Unauthorized")
         if not auth.startswith("OAuth "):
             raise Problem(401, "Unauthorized", "Unauthorized")
-        oauth = dict(oauth_sig.collect_parameters(headers={"Authorization": auth}, exclude_oauth_signature=False,
-                                                  with_realm=False))
+        oauth = dict(
+            oauth_sig.collect_parameters(
+                headers={"Authorization": auth}, exclude_oauth_signature=False, with_realm=False
+            )
+        )
         if oauth.get("oauth_consumer_key") != self.consumer_key or oauth.get("oauth_token") != self.access_token:
             raise Problem(401, "Unauthorized", "Unauthorized")
-        form = body if request.headers.get("content-type", "").startswith(
-            "application/x-www-form-urlencoded") else None
-        params = oauth_sig.collect_parameters(uri_query=request.url.query, body=form,
-                                              headers={"Authorization": auth}, exclude_oauth_signature=True,
-                                              with_realm=False)
+        form = body if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded") else None
+        params = oauth_sig.collect_parameters(
+            uri_query=request.url.query,
+            body=form,
+            headers={"Authorization": auth},
+            exclude_oauth_signature=True,
+            with_realm=False,
+        )
         uri = oauth_sig.base_string_uri(f"{request.url.scheme}://{request.headers.get('host')}{request.url.path}")
         base = oauth_sig.signature_base_string(request.method.upper(), uri, oauth_sig.normalize_parameters(params))
         signer = SimpleNamespace(client_secret=self.consumer_secret, resource_owner_secret=self.access_token_secret)

@@ -9,6 +9,7 @@ from typing import Any
 
 BRAND_ID = "1460987654321098752"
 NOT_PERMITTED = "You are not permitted to send Direct Messages to this user."
+DEFAULT_USER_FIELDS = ("id", "name", "username")
 
 
 @dataclass
@@ -20,8 +21,14 @@ class Fault:
 
 
 class Problem(Exception):
-    def __init__(self, status: int, title: str, detail: str, headers: dict[str, str] | None = None,
-                 body: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail, self.headers = status, title, detail, headers or {}
         self.body = body or {"title": title, "detail": detail, "type": "about:blank", "status": status}
@@ -43,8 +50,11 @@ class Window:
         return True
 
     def headers(self, prefix: str = "x-rate-limit") -> dict[str, str]:
-        return {f"{prefix}-limit": str(self.limit), f"{prefix}-remaining": str(max(0, self.limit - self.used)),
-                f"{prefix}-reset": str(int(self.reset))}
+        return {
+            f"{prefix}-limit": str(self.limit),
+            f"{prefix}-remaining": str(max(0, self.limit - self.used)),
+            f"{prefix}-reset": str(int(self.reset)),
+        }
 
 
 def fault_problem(fault: Fault) -> Problem:
@@ -52,15 +62,22 @@ def fault_problem(fault: Fault) -> Problem:
     if fault.status == 429:
         headers = {"x-rate-limit-limit": "15", "x-rate-limit-remaining": "0", "x-rate-limit-reset": reset}
         if fault.daily:
-            headers |= {"x-user-limit-24hour-limit": "1440", "x-user-limit-24hour-remaining": "0",
-                        "x-user-limit-24hour-reset": reset, "x-rate-limit-remaining": "14"}
+            headers |= {
+                "x-user-limit-24hour-limit": "1440",
+                "x-user-limit-24hour-remaining": "0",
+                "x-user-limit-24hour-reset": reset,
+                "x-rate-limit-remaining": "14",
+            }
         return Problem(429, "Too Many Requests", "Too Many Requests", headers)
     if fault.status == 401:
         return Problem(401, "Unauthorized", "Unauthorized")
     if fault.status == 403:
         return Problem(403, "Forbidden", NOT_PERMITTED)
-    return Problem(fault.status, "Service Unavailable" if fault.status == 503 else "Server Error",
-                    "Service Unavailable" if fault.status == 503 else "Internal Error")
+    return Problem(
+        fault.status,
+        "Service Unavailable" if fault.status == 503 else "Server Error",
+        "Service Unavailable" if fault.status == 503 else "Internal Error",
+    )
 
 
 def conversation_id(a: str, b: str) -> str:
