@@ -143,7 +143,8 @@ def test_notices_split_into_postable_messages_without_cutting(text: str) -> None
         check_message(m.text, m.blocks)
         assert "_(cut: too long)_" not in str(m.blocks) and len(m.blocks) <= blocks.BLOCKS_PER_MESSAGE * 6
         assert not foreign_markup(m.blocks)
-    assert "".join(parts).replace("> ", "") == escaped.replace("> ", "")
+    if escaped.strip():  # (a notice of nothing but blank lines shows as "no text": there is nothing to lose)
+        assert "".join(parts).replace("> ", "") == escaped.replace("> ", "")
 
 
 def test_a_10000_character_template_post_goes_in_postable_parts() -> None:
