@@ -37,8 +37,12 @@ from bridge.slack.api import SlackApi, make_client
 from bridge.slack.blocks import CardView, customer_text, header_card
 from connectors.x.connector import XConnector
 
-CONSUMER = dict(consumer_key="sandbox-ck", consumer_secret="sandbox-cs", access_token="sandbox-at",
-                access_token_secret="sandbox-ats")
+CONSUMER = dict(
+    consumer_key="sandbox-ck",
+    consumer_secret="sandbox-cs",
+    access_token="sandbox-at",
+    access_token_secret="sandbox-ats",
+)
 
 
 def receiver(replies: queue.Queue[dict[str, str]]) -> HttpServer:
@@ -70,19 +74,37 @@ def inbound(slack: SlackApi, x: XConnector, n: int, url: str) -> float:
         mark = batch.cursor
         for m in batch.messages:
             if m.conversation not in threads:
-                card = CardView(number=len(threads) + 1, platform_label="X", customer_name=m.customer.name,
-                                handle=m.customer.handle, profile_url=m.customer.profile_url, status="open",
-                                assignee=None)
+                card = CardView(
+                    number=len(threads) + 1,
+                    platform_label="X",
+                    customer_name=m.customer.name,
+                    handle=m.customer.handle,
+                    profile_url=m.customer.profile_url,
+                    status="open",
+                    assignee=None,
+                )
                 threads[m.conversation] = slack.post(CHANNEL, header_card(card), key=f"card:{m.conversation}")
             for i, part in enumerate(customer_text(m.text)):
-                slack.post(CHANNEL, part, thread_ts=threads[m.conversation], username=m.customer.name,
-                           icon_url=m.customer.avatar_url, key=f"mirror:x:{m.account}:{m.remote_id}:{i}")
+                slack.post(
+                    CHANNEL,
+                    part,
+                    thread_ts=threads[m.conversation],
+                    username=m.customer.name,
+                    icon_url=m.customer.avatar_url,
+                    key=f"mirror:x:{m.account}:{m.remote_id}:{i}",
+                )
             done += 1
     return time.perf_counter() - t0
 
 
-def relay(slack: SlackApi, x: XConnector, n: int, url: str, replies: queue.Queue[dict[str, str]],
-          conversations: dict[str, str]) -> float:
+def relay(
+    slack: SlackApi,
+    x: XConnector,
+    n: int,
+    url: str,
+    replies: queue.Queue[dict[str, str]],
+    conversations: dict[str, str],
+) -> float:
     """``conversations``: thread ts → dm_conversation_id (told by the benchmark on stdin)."""
     print(f"ready {url}", flush=True)
     conversations.update(json.loads(sys.stdin.readline()))
@@ -91,8 +113,11 @@ def relay(slack: SlackApi, x: XConnector, n: int, url: str, replies: queue.Queue
         reply = replies.get()
         conv = conversations[reply["thread_ts"]]
         customer = next(p for p in conv.split("-") if p != BRAND_ID)
-        x.send(OutboundMessage(platform=Platform.X, account=x.account, conversation=conv, recipient_id=customer,
-                               text=reply["text"]))
+        x.send(
+            OutboundMessage(
+                platform=Platform.X, account=x.account, conversation=conv, recipient_id=customer, text=reply["text"]
+            )
+        )
         slack.react(CHANNEL, reply["ts"], "white_check_mark")
     return time.perf_counter() - t0
 

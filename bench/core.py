@@ -59,8 +59,13 @@ def scratch_db(kind: str, pg_admin: str | None) -> Iterator[str]:
 
 
 def _migrate(env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, "-m", "bridge", "migrate"], env=env, cwd=tempfile.gettempdir(), check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "bridge", "migrate"],
+        env=env,
+        cwd=tempfile.gettempdir(),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 @contextmanager
@@ -110,11 +115,13 @@ def _finished(proc: subprocess.Popen[str]) -> float:
 def ceiling_inbound(n: int) -> float:
     world = start_world()
     try:
+
         def go(url: str) -> str:
             world.slack.event_target = url  # the ceiling acknowledges Slack's echoes of its posts too
             for i in range(n):
                 world.x.customer_sends(world.customers[i % len(world.customers)], f"message {i}")
             return "go"
+
         return n / _finished(_ceiling("inbound", world, n, go))
     finally:
         world.close()
@@ -141,8 +148,11 @@ def _threads(world: World, procs: list[ServeProcess]) -> list[tuple[str, str, st
     """One conversation per customer: (customer, dm_conversation_id, thread ts)."""
     for cid in world.customers:
         world.x.customer_sends(cid, "hello")
-    wait_for(lambda: len(world.slack.roots(CHANNEL)) >= len(world.customers) and
-             _mirrored(world) >= len(world.customers), timeout=120, what="threads")
+    wait_for(
+        lambda: len(world.slack.roots(CHANNEL)) >= len(world.customers) and _mirrored(world) >= len(world.customers),
+        timeout=120,
+        what="threads",
+    )
     found = []
     for root in world.slack.roots(CHANNEL):
         replies = world.slack.thread(CHANNEL, root["ts"])[1:]
@@ -161,8 +171,12 @@ def _signed(world: World, event: dict[str, Any]) -> dict[str, Any]:
 def _send_all(world: World, requests: list[tuple[str, dict[str, Any]]]) -> None:
     """Deliver signed events with 8 senders at once, as Slack's delivery does, each acknowledged."""
     with ThreadPoolExecutor(max_workers=8) as pool:
-        statuses = list(pool.map(lambda r: world.slack.send_raw(
-            r[1]["body"].encode(), r[1]["headers"], target=r[0]).status_code, requests))
+        statuses = list(
+            pool.map(
+                lambda r: world.slack.send_raw(r[1]["body"].encode(), r[1]["headers"], target=r[0]).status_code,
+                requests,
+            )
+        )
     assert set(statuses) == {200}, statuses
 
 
@@ -178,12 +192,19 @@ def ceiling_relay(n: int) -> float:
 
         def go(url: str) -> str:
             nonlocal t0
-            requests = [(url, _signed(world, world.slack.add_message(AGENT, CHANNEL, f"reply {i}",
-                                                                      thread_ts=roots[i % len(roots)])))
-                        for i in range(n)]
+            requests = [
+                (
+                    url,
+                    _signed(
+                        world, world.slack.add_message(AGENT, CHANNEL, f"reply {i}", thread_ts=roots[i % len(roots)])
+                    ),
+                )
+                for i in range(n)
+            ]
             threading.Thread(target=_send_all, args=(world, requests), daemon=True).start()
             t0 = time.perf_counter()
             return json.dumps(convs)
+
         proc = _ceiling("relay", world, n, go)
         _finished(proc)
         return n / (time.perf_counter() - t0)
@@ -208,9 +229,13 @@ def relay(n: int, database_url: str, count: int) -> tuple[float, float]:
 
             def delivered() -> bool:
                 sent = sum(len(world.x.received_by(c)) for c, _v, _t in threads)
-                oks = sum(1 for m in world.slack.messages(CHANNEL)
-                          if "white_check_mark" in world.slack.reactions(CHANNEL, m["ts"]))
+                oks = sum(
+                    1
+                    for m in world.slack.messages(CHANNEL)
+                    if "white_check_mark" in world.slack.reactions(CHANNEL, m["ts"])
+                )
                 return sent >= n and oks >= n
+
             wait_for(delivered, timeout=600, what="all relayed")
             elapsed = time.perf_counter() - t0
             cpu = sum(p.cpu_seconds() for p in procs) - cpu0
@@ -219,8 +244,9 @@ def relay(n: int, database_url: str, count: int) -> tuple[float, float]:
         world.close()
 
 
-def ack_latency(rate: float, seconds: float, in_flight: int = 100, kind: str = "reply") -> tuple[dict[str, Any], float,
-                                                                                                 float]:
+def ack_latency(
+    rate: float, seconds: float, in_flight: int = 100, kind: str = "reply"
+) -> tuple[dict[str, Any], float, float]:
     """Open-loop signed thread messages at ``rate``/s against one serve process (SQLite).
 
     ``kind="reply"``: agent replies, each then relayed to X and marked ✅ while
@@ -245,12 +271,20 @@ def ack_latency(rate: float, seconds: float, in_flight: int = 100, kind: str = "
                 requests.append(_signed(world, world.slack.add_message(AGENT, CHANNEL, text, thread_ts=ts)))
             with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
                 json.dump(requests, fh)
-            out = subprocess.run([sys.executable, "-m", "bench.loadgen", fh.name, proc.events_url, str(rate),
-                                  str(in_flight)], cwd=ROOT, capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, "-m", "bench.loadgen", fh.name, proc.events_url, str(rate), str(in_flight)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             summary = json.loads(out.stdout)
             if kind == "reply":
-                wait_for(lambda: sum(len(world.x.received_by(c)) for c, _v, _t in threads) >= total, timeout=300,
-                         what="relays after the load")
+                wait_for(
+                    lambda: sum(len(world.x.received_by(c)) for c, _v, _t in threads) >= total,
+                    timeout=300,
+                    what="relays after the load",
+                )
             return summary, idle, proc.status_kb("VmHWM") / 1024
     finally:
         world.close()
@@ -275,8 +309,10 @@ def drain(n: int, burst: int = 3) -> tuple[float, float, int, int]:
     """
     world = start_world(customers=1, posts_per_second=1.0, post_burst=burst)
     try:
-        with scratch_db("sqlite", None) as url, bridges(world, url, 1, DMBRIDGE_SLACK_POSTS_PER_SECOND="1",
-                                                        DMBRIDGE_SLACK_BURST=str(burst)):
+        with (
+            scratch_db("sqlite", None) as url,
+            bridges(world, url, 1, DMBRIDGE_SLACK_POSTS_PER_SECOND="1", DMBRIDGE_SLACK_BURST=str(burst)),
+        ):
             for i in range(n):
                 world.x.customer_sends(world.customers[0], f"burst {i}")
             posts = n + 1  # the header card, then every message
@@ -289,8 +325,15 @@ def drain(n: int, burst: int = 3) -> tuple[float, float, int, int]:
         world.close()
 
 
-def run_all(n: int, pg_admin: str | None, *, rates: tuple[float, ...] = (100.0, 200.0), seconds: float = 20.0,
-            drain_messages: int = 300, out: Callable[[Row], None] = lambda r: None) -> list[Row]:
+def run_all(
+    n: int,
+    pg_admin: str | None,
+    *,
+    rates: tuple[float, ...] = (100.0, 200.0),
+    seconds: float = 20.0,
+    drain_messages: int = 300,
+    out: Callable[[Row], None] = lambda r: None,
+) -> list[Row]:
     rows: list[Row] = []
 
     def add(name: str, value: str) -> None:
@@ -304,29 +347,37 @@ def run_all(n: int, pg_admin: str | None, *, rates: tuple[float, ...] = (100.0, 
         for count in (1, 3):
             with scratch_db(db, pg_admin) as url:
                 rate, cpu = inbound(n, url, count)
-            add(f"inbound DM → Slack post, {db}, {count} process{'es' if count > 1 else ''}",
-                f"{rate:7.1f} DMs/s = {rate / ceiling:4.0%} of ceiling; {cpu:.2f} ms CPU/DM")
+            add(
+                f"inbound DM → Slack post, {db}, {count} process{'es' if count > 1 else ''}",
+                f"{rate:7.1f} DMs/s = {rate / ceiling:4.0%} of ceiling; {cpu:.2f} ms CPU/DM",
+            )
     ceiling_r = ceiling_relay(n)
     add(f"relay ceiling (X send + ✅ reaction, no store; {n} replies)", f"{ceiling_r:7.1f} replies/s")
     for db in dbs:
         for count in (1, 3):
             with scratch_db(db, pg_admin) as url:
                 rate, cpu = relay(n, url, count)
-            add(f"relay Slack reply → DM out + ✅, {db}, {count} process{'es' if count > 1 else ''}",
-                f"{rate:7.1f} replies/s = {rate / ceiling_r:4.0%} of ceiling; {cpu:.2f} ms CPU/reply")
+            add(
+                f"relay Slack reply → DM out + ✅, {db}, {count} process{'es' if count > 1 else ''}",
+                f"{rate:7.1f} replies/s = {rate / ceiling_r:4.0%} of ceiling; {cpu:.2f} ms CPU/reply",
+            )
     for kind in ("note", "reply"):
         for r in rates:
             summary, _idle, peak = ack_latency(r, seconds, kind=kind)
             what = "notes (stored, nothing sent)" if kind == "note" else "replies (each relayed to X + ✅)"
-            add(f"ack latency, {what}, open loop {r:.0f}/s for {seconds:.0f} s, ≤100 in flight, SQLite",
+            add(
+                f"ack latency, {what}, open loop {r:.0f}/s for {seconds:.0f} s, ≤100 in flight, SQLite",
                 f"p50 {summary['p50']:.1f} ms, p99 {summary['p99']:.1f} ms, max {summary['max']:.0f} ms; "
-                f"HTTP {summary['statuses']}; peak RSS {peak:.0f} MB")
+                f"HTTP {summary['statuses']}; peak RSS {peak:.0f} MB",
+            )
     add("idle RSS of dmbridge serve (X_POLL_SECONDS=65, after 5 s)", f"{idle_rss():.0f} MB")
     if drain_messages:
         took, minimum, n429, posts = drain(drain_messages)
-        add(f"drain {drain_messages} DMs into one channel, Slack 1 post/s (burst 3)",
+        add(
+            f"drain {drain_messages} DMs into one channel, Slack 1 post/s (burst 3)",
             f"{took:.1f} s vs minimum {minimum:.0f} s (+{(took / minimum - 1) if minimum else 0:.1%}); "
-            f"{n429} × 429 of {posts} posts ({n429 / posts:.1%})")
+            f"{n429} × 429 of {posts} posts ({n429 / posts:.1%})",
+        )
     return rows
 
 

@@ -40,31 +40,62 @@ CHUNK = 50_000
 def populate(db: Database, rows: int, now: float) -> None:
     """``rows`` sent outbox rows over 1,000 old conversations (both targets), inserted in chunks."""
     with db.session() as s:
-        s.execute(insert(Conversation), [dict(platform="x", account="acme", remote_id=f"old-{i}",
-                                              customer_id=f"old{i}", customer_name="Old", channel=CHANNEL,
-                                              thread_ts=f"1700000000.{i:06d}", created_at=now - 86400 * 30,
-                                              status="resolved") for i in range(1000)])
+        s.execute(
+            insert(Conversation),
+            [
+                dict(
+                    platform="x",
+                    account="acme",
+                    remote_id=f"old-{i}",
+                    customer_id=f"old{i}",
+                    customer_name="Old",
+                    channel=CHANNEL,
+                    thread_ts=f"1700000000.{i:06d}",
+                    created_at=now - 86400 * 30,
+                    status="resolved",
+                )
+                for i in range(1000)
+            ],
+        )
         first = s.exec(select(Conversation.id).order_by(Conversation.id)).first()
     assert first is not None
-    payload = json.dumps({"text": "an old reply", "slack_channel": CHANNEL, "slack_ts": "1.2", "part": 0,
-                          "parts": 1})
+    payload = json.dumps({"text": "an old reply", "slack_channel": CHANNEL, "slack_ts": "1.2", "part": 0, "parts": 1})
     for start in range(0, rows, CHUNK):
         batch = []
         for i in range(start, min(rows, start + CHUNK)):
             conv, platform = first + i % 1000, i % 2 == 0
-            batch.append(dict(dedupe_key=f"old:{i}", target="platform" if platform else "slack",
-                              lane=f"p:{conv}" if platform else f"s:{conv}", kind="dm" if platform else "mirror",
-                              conversation_id=conv, payload=payload, state="sent", attempts=1,
-                              next_attempt_at=now - 86400, created_at=now - 86400 * 30 + i * 0.001,
-                              waiting_shown=False, uncertain=False, result=f"r{i}"))
+            batch.append(
+                dict(
+                    dedupe_key=f"old:{i}",
+                    target="platform" if platform else "slack",
+                    lane=f"p:{conv}" if platform else f"s:{conv}",
+                    kind="dm" if platform else "mirror",
+                    conversation_id=conv,
+                    payload=payload,
+                    state="sent",
+                    attempts=1,
+                    next_attempt_at=now - 86400,
+                    created_at=now - 86400 * 30 + i * 0.001,
+                    waiting_shown=False,
+                    uncertain=False,
+                    result=f"r{i}",
+                )
+            )
         with db.session() as s:
             s.execute(insert(Outbox), batch)
 
 
 def one_message(db: Database, i: int, now: float) -> None:
     customer = Customer(id=f"c{i}", name="Maria")
-    msg = InboundMessage(platform=Platform.X, account="acme", remote_id=f"in-{i}", conversation=f"conv-{i}",
-                         customer=customer, text="hello", sent_at=datetime.fromtimestamp(now, UTC))
+    msg = InboundMessage(
+        platform=Platform.X,
+        account="acme",
+        remote_id=f"in-{i}",
+        conversation=f"conv-{i}",
+        customer=customer,
+        text="hello",
+        sent_at=datetime.fromtimestamp(now, UTC),
+    )
     with db.session() as s:  # the poller or webhook stores the DM
         ingest_message(s, msg, CHANNEL, now)
         conv = s.exec(select(Conversation).where(Conversation.remote_id == f"conv-{i}")).one()
@@ -131,9 +162,11 @@ def report(rows: int, messages: int, pg_admin: str | None) -> list[str]:
     for kind in ("sqlite", "postgresql") if pg_admin else ("sqlite",):
         with scratch_db(kind, pg_admin) as empty_url, scratch_db(kind, pg_admin) as full_url:
             empty, filled, full = run(empty_url, full_url, rows, messages)
-        lines.append(f"history {kind}: per message {empty:.2f} ms with an empty outbox, {full:.2f} ms with "
-                     f"{rows:,} sent rows ({full / empty:.2f}x, median of 5 alternating rounds; history "
-                     f"inserted in {filled:.0f} s)")
+        lines.append(
+            f"history {kind}: per message {empty:.2f} ms with an empty outbox, {full:.2f} ms with "
+            f"{rows:,} sent rows ({full / empty:.2f}x, median of 5 alternating rounds; history "
+            f"inserted in {filled:.0f} s)"
+        )
     return lines
 
 

@@ -50,9 +50,10 @@ async def run(requests: list[dict[str, object]], url: str, rate: float, in_fligh
         await asyncio.sleep(max(0.0, scheduled - loop.time()))
         body = str(req["body"]).encode()
         headers = dict(req["headers"])  # type: ignore[call-overload]
-        raw = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-               f"Content-Length: {len(body)}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-               + "\r\n").encode() + body
+        raw = (
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        ).encode() + body
         reader, writer = await pool.get()
         try:
             writer.write(raw)
@@ -73,8 +74,14 @@ async def run(requests: list[dict[str, object]], url: str, rate: float, in_fligh
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(len(latencies) * p))]
 
-    return {"n": len(latencies), "p50": pct(0.50), "p99": pct(0.99), "max": latencies[-1],
-            "statuses": statuses, "achieved_rate": len(latencies) / elapsed}
+    return {
+        "n": len(latencies),
+        "p50": pct(0.50),
+        "p99": pct(0.99),
+        "max": latencies[-1],
+        "statuses": statuses,
+        "achieved_rate": len(latencies) / elapsed,
+    }
 
 
 def main() -> None:

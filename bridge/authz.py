@@ -50,8 +50,9 @@ class Scope(StrEnum):
 
 
 NOT_AGENT = "Only agents of this desk can do that; nothing was changed."
-NOT_CONVERSATION_AGENT = ("Only agents of the channel this conversation lives in can see or change it; "
-                          "nothing was changed.")
+NOT_CONVERSATION_AGENT = (
+    "Only agents of the channel this conversation lives in can see or change it; nothing was changed."
+)
 NOT_ADMIN = "Only the desk's admins can change templates; nothing was changed."
 
 

@@ -99,8 +99,7 @@ def recover(ctx: Context) -> int:
         total += outbox.recover_stale(s, now - STALE_CLAIM_SECONDS)
         own = outbox.release_claims(s, ctx.instance_id, older_than=now - ctx.settings.dmbridge_claim_timeout)
     if own:
-        log.warning("%d deliveries of this process were claimed too long ago; back to the queue, verified first",
-                    own)
+        log.warning("%d deliveries of this process were claimed too long ago; back to the queue, verified first", own)
     total += own
     if total:
         ctx.wake_slack.set()

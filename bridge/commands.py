@@ -122,21 +122,35 @@ class OnConversation:
     command: ConversationCommand
 
 
-ChannelCommand = (Help | ListConversations | Show | TemplateAdd | TemplateList | TemplateShow | TemplateDelete
-                  | SlaPolicies | Stats | OnConversation)
+ChannelCommand = (
+    Help
+    | ListConversations
+    | Show
+    | TemplateAdd
+    | TemplateList
+    | TemplateShow
+    | TemplateDelete
+    | SlaPolicies
+    | Stats
+    | OnConversation
+)
 
 
 class ParseError(ValueError):
     """Not a command; ``str(error)`` is the answer to show, with the usage."""
 
 
-THREAD_USAGE = ("In a conversation thread: `@dmbridge claim`, `assign @user`, `unassign`, `template NAME`, "
-                "`escalate TEAM [low|normal|high|urgent] [reason]`, `deescalate`, `resolve`, `reopen`, "
-                "`snooze 2h` or `snooze tomorrow 9:00`, `help`.")
-CHANNEL_USAGE = ("In the channel: `/dm list [mine|unassigned|escalated|all]`, `/dm show 12`, "
-                 "`/dm assign 12 @user`, `/dm claim 12`, `/dm resolve 12`, `/dm escalate 12 billing [reason]`, "
-                 "`/dm snooze 12 2h`, `/dm template add NAME text…`, `/dm template list`, "
-                 "`/dm template show NAME`, `/dm template delete NAME`, `/dm sla`, `/dm stats [7d|30d]`, `/dm help`.")
+THREAD_USAGE = (
+    "In a conversation thread: `@dmbridge claim`, `assign @user`, `unassign`, `template NAME`, "
+    "`escalate TEAM [low|normal|high|urgent] [reason]`, `deescalate`, `resolve`, `reopen`, "
+    "`snooze 2h` or `snooze tomorrow 9:00`, `help`."
+)
+CHANNEL_USAGE = (
+    "In the channel: `/dm list [mine|unassigned|escalated|all]`, `/dm show 12`, "
+    "`/dm assign 12 @user`, `/dm claim 12`, `/dm resolve 12`, `/dm escalate 12 billing [reason]`, "
+    "`/dm snooze 12 2h`, `/dm template add NAME text…`, `/dm template list`, "
+    "`/dm template show NAME`, `/dm template delete NAME`, `/dm sla`, `/dm stats [7d|30d]`, `/dm help`."
+)
 
 
 def parse_thread(text: str, bot_user_id: str) -> ConversationCommand | Help:
@@ -169,8 +183,12 @@ def parse_slash(text: str) -> ChannelCommand:
         return SlaPolicies()
     if verb == "stats":
         period = args[0].lower() if args else "7d"
-        if len(args) > 1 or not period.endswith("d") or not _DIGITS.match(period[:-1]) \
-                or not 0 < int(period[:-1]) <= 365:
+        if (
+            len(args) > 1
+            or not period.endswith("d")
+            or not _DIGITS.match(period[:-1])
+            or not 0 < int(period[:-1]) <= 365
+        ):
             raise ParseError("Usage: `/dm stats [7d|30d]`")
         return Stats(int(period[:-1]))
     if not args:
@@ -229,8 +247,10 @@ def _template_admin(args: list[str], raw: str) -> ChannelCommand:
     if action in ("show", "delete", "remove") and len(args) == 2:
         name = template_name(args[1])
         return TemplateShow(name) if action == "show" else TemplateDelete(name)
-    raise ParseError("Usage: `/dm template add NAME text…`, `/dm template list`, `/dm template show NAME`, "
-                     "`/dm template delete NAME`")
+    raise ParseError(
+        "Usage: `/dm template add NAME text…`, `/dm template list`, `/dm template show NAME`, "
+        "`/dm template delete NAME`"
+    )
 
 
 def _tail(raw: str, skip_words: int) -> str:
@@ -258,4 +278,3 @@ def template_name(word: str) -> str:
     if not _NAME.match(name):
         raise ParseError(f"`{word}` is not a template name (letters, digits, - _ . ; up to 64)")
     return name
-

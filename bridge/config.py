@@ -12,9 +12,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bridge.errors import ConfigError
 from bridge.toml_config import USERGROUP_ID, FileConfig
 
-# bridge/sandbox/harness.py imports GenericSource from here: drop this line once it imports bridge.toml_config
-from bridge.toml_config import GenericSource as GenericSource
-
 log = logging.getLogger(__name__)
 
 X_READ_REQUESTS_PER_15_MIN = 15

@@ -58,14 +58,16 @@ class Paused:
 Verdict = Retry | Failed | Paused
 
 
-def decide(error: Exception, *, attempts: int, checked: bool, now: float, policy: Policy,
-           jitter: float | None = None) -> Verdict:
+def decide(
+    error: Exception, *, attempts: int, checked: bool, now: float, policy: Policy, jitter: float | None = None
+) -> Verdict:
     """The outcome of an attempt (the row's ``attempts``-th) that raised ``error``.
 
     ``checked``: the attempt got past verifying an earlier uncertain attempt
     (or there was none to verify). ``jitter`` fixes the backoff's random
     factor (tests); None draws it.
     """
+
     def wait() -> float:
         return backoff(attempts) if jitter is None else min(300.0, 2.0 ** min(attempts, 9)) * jitter
 

@@ -57,8 +57,14 @@ class RetryLater(DeliveryError):
     its way: there is nothing to wait for before verifying.
     """
 
-    def __init__(self, reason: str, retry_at: float | None = None, rate_limited: bool = False,
-                 uncertain: bool = False, answered: bool = False) -> None:
+    def __init__(
+        self,
+        reason: str,
+        retry_at: float | None = None,
+        rate_limited: bool = False,
+        uncertain: bool = False,
+        answered: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.retry_at = retry_at
         self.rate_limited = rate_limited
@@ -78,29 +84,45 @@ class AuthFailed(DeliveryError):
 # By class name along each exception's MRO, so this module imports no HTTP library: httpx, requests,
 # urllib3 and the standard library's urllib (slack_sdk's) each wrap the socket error their own way.
 
-NEVER_SENT = frozenset({
-    "httpx.ConnectError", "httpx.ConnectTimeout", "httpx.PoolTimeout",  # no connection (or none free)
-    "httpx.UnsupportedProtocol",
-    "requests.exceptions.ConnectTimeout", "requests.exceptions.InvalidURL",
-    "urllib3.exceptions.ConnectTimeoutError",  # NewConnectionError and NameResolutionError too
-    "urllib3.exceptions.EmptyPoolError", "urllib3.exceptions.LocationParseError",
-})
+NEVER_SENT = frozenset(
+    {
+        "httpx.ConnectError",
+        "httpx.ConnectTimeout",
+        "httpx.PoolTimeout",  # no connection (or none free)
+        "httpx.UnsupportedProtocol",
+        "requests.exceptions.ConnectTimeout",
+        "requests.exceptions.InvalidURL",
+        "urllib3.exceptions.ConnectTimeoutError",  # NewConnectionError and NameResolutionError too
+        "urllib3.exceptions.EmptyPoolError",
+        "urllib3.exceptions.LocationParseError",
+    }
+)
 """Failures before any byte of the request went out: the call cannot have taken effect."""
 
-AFTER_SENDING = frozenset({
-    "httpx.ReadTimeout", "httpx.WriteTimeout", "httpx.ReadError", "httpx.WriteError", "httpx.CloseError",
-    "httpx.RemoteProtocolError", "httpx.DecodingError",
-    "requests.exceptions.ReadTimeout", "requests.exceptions.ChunkedEncodingError",
-    "requests.exceptions.ContentDecodingError",
-    "urllib3.exceptions.ReadTimeoutError", "urllib3.exceptions.ProtocolError",
-    "http.client.HTTPException",  # RemoteDisconnected, IncompleteRead, BadStatusLine
-    "builtins.ConnectionResetError", "builtins.ConnectionAbortedError", "builtins.BrokenPipeError",
-    "builtins.TimeoutError",  # socket.timeout: sending or waiting for the answer
-})
+AFTER_SENDING = frozenset(
+    {
+        "httpx.ReadTimeout",
+        "httpx.WriteTimeout",
+        "httpx.ReadError",
+        "httpx.WriteError",
+        "httpx.CloseError",
+        "httpx.RemoteProtocolError",
+        "httpx.DecodingError",
+        "requests.exceptions.ReadTimeout",
+        "requests.exceptions.ChunkedEncodingError",
+        "requests.exceptions.ContentDecodingError",
+        "urllib3.exceptions.ReadTimeoutError",
+        "urllib3.exceptions.ProtocolError",
+        "http.client.HTTPException",  # RemoteDisconnected, IncompleteRead, BadStatusLine
+        "builtins.ConnectionResetError",
+        "builtins.ConnectionAbortedError",
+        "builtins.BrokenPipeError",
+        "builtins.TimeoutError",  # socket.timeout: sending or waiting for the answer
+    }
+)
 """Failures once the connection was made: the request may have been acted on before the answer was lost."""
 
-NO_CONNECTION_ERRNOS = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH,
-                                  errno.EADDRNOTAVAIL})
+NO_CONNECTION_ERRNOS = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -160,8 +182,9 @@ def unreachable(service: str, exc: BaseException, *, changes: bool = True, reaso
     ``uncertain`` when the call may have arrived and would have changed something there (``changes``:
     False for reads). Raise it ``from exc``. ``reason`` replaces "{service} unreachable: {exception}".
     """
-    return RetryLater(reason or f"{service} unreachable: {type(exc).__name__}",
-                      uncertain=changes and may_have_arrived(exc))
+    return RetryLater(
+        reason or f"{service} unreachable: {type(exc).__name__}", uncertain=changes and may_have_arrived(exc)
+    )
 
 
 def server_error(reason: str, status: int, *, changes: bool = True) -> RetryLater:

@@ -64,30 +64,44 @@ def parse_customer(text: str) -> tuple[str, str]:
     """``PLATFORM:ID`` → (platform, id); ValueError with the usage otherwise."""
     platform, sep, customer = text.partition(":")
     if not sep or not customer.strip() or platform not in {p.value for p in Platform}:
-        raise ValueError(f"--customer must be PLATFORM:ID with PLATFORM one of "
-                         f"{', '.join(p.value for p in Platform)} (e.g. x:1234567890)")
+        raise ValueError(
+            f"--customer must be PLATFORM:ID with PLATFORM one of "
+            f"{', '.join(p.value for p in Platform)} (e.g. x:1234567890)"
+        )
     return platform, customer.strip()
 
 
 def forget(db: Database, platform: str, customer_id: str, now: float, actor: str = "operator") -> Erasure:
     with db.session() as s:
-        convs = list(s.exec(select(Conversation).where(Conversation.platform == platform,
-                                                       Conversation.customer_id == customer_id)
-                            .order_by(col(Conversation.id)).with_for_update()).all())  # by id, then the rows
+        convs = list(
+            s.exec(
+                select(Conversation)
+                .where(Conversation.platform == platform, Conversation.customer_id == customer_id)
+                .order_by(col(Conversation.id))
+                .with_for_update()
+            ).all()
+        )  # by id, then the rows
         ids = [c.id for c in convs if c.id is not None]
         if not ids:
             return Erasure([], 0, 0, 0)
         # locked, so no worker claims them meanwhile (claims skip locked rows on PostgreSQL; SQLite has one writer)
-        rows = list(s.exec(select(Outbox).where(col(Outbox.conversation_id).in_(ids)).order_by(col(Outbox.id))
-                           .with_for_update()).all())
+        rows = list(
+            s.exec(
+                select(Outbox).where(col(Outbox.conversation_id).in_(ids)).order_by(col(Outbox.id)).with_for_update()
+            ).all()
+        )
         if any(r.state == outbox.SENDING for r in rows):
-            raise InFlight("a message of this customer's conversation is being delivered right now; "
-                           "nothing was changed: run the command again in a minute")
+            raise InFlight(
+                "a message of this customer's conversation is being delivered right now; "
+                "nothing was changed: run the command again in a minute"
+            )
         targets = _bot_messages(convs, rows)
         relayed = {m for m in (_relayed_message(r) for r in rows) if m is not None}
-        cancelled = s.execute(update(Outbox).where(col(Outbox.conversation_id).in_(ids),
-                                                   col(Outbox.state) == outbox.PENDING)
-                              .values(state=outbox.FAILED, last_error=CANCELLED)).rowcount  # type: ignore[attr-defined]
+        cancelled = s.execute(
+            update(Outbox)
+            .where(col(Outbox.conversation_id).in_(ids), col(Outbox.state) == outbox.PENDING)
+            .values(state=outbox.FAILED, last_error=CANCELLED)
+        ).rowcount  # type: ignore[attr-defined]
         s.execute(update(Outbox).where(col(Outbox.conversation_id).in_(ids)).values(payload="{}"))
         s.execute(update(InboundEvent).where(col(InboundEvent.conversation_id).in_(ids)).values(text=""))
         s.execute(update(Audit).where(col(Audit.conversation_id).in_(ids)).values(detail=""))

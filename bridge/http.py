@@ -61,10 +61,16 @@ async def read_body(request: Request, limit: int = MAX_BODY, deadline: float = B
     return bytes(body)
 
 
-def build_http(bolt: App | None, health: Callable[[], dict[str, Any]], registry: CollectorRegistry,
-               receivers: dict[str, WebhookReceiver], store: Callable[[str, Batch], int],
-               skip: Callable[[bytes, dict[str, str]], bool] | None = None, *,
-               body_seconds: float = BODY_SECONDS) -> Starlette:
+def build_http(
+    bolt: App | None,
+    health: Callable[[], dict[str, Any]],
+    registry: CollectorRegistry,
+    receivers: dict[str, WebhookReceiver],
+    store: Callable[[str, Batch], int],
+    skip: Callable[[bytes, dict[str, str]], bool] | None = None,
+    *,
+    body_seconds: float = BODY_SECONDS,
+) -> Starlette:
     """``bolt`` None (Socket Mode): no ``/slack/events`` route. ``store(route, batch)`` writes a webhook's
     messages in one transaction and wakes the loops. ``skip(body, headers)``: True for a verified request
     to acknowledge without storing (our own posts echoed back), answered without a trip through bolt."""
@@ -78,10 +84,14 @@ def build_http(bolt: App | None, health: Callable[[], dict[str, Any]], registry:
             body = await read_body(request, deadline=body_seconds)
         except BodyRefused as refused:
             return refused.response()
-        req = WebhookRequest(method=request.method, query=dict(request.query_params),
-                             headers={k.lower(): v for k, v in request.headers.items()}, body=body,
-                             source=request.path_params.get("name"),
-                             client=request.client.host if request.client else "")
+        req = WebhookRequest(
+            method=request.method,
+            query=dict(request.query_params),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=body,
+            source=request.path_params.get("name"),
+            client=request.client.host if request.client else "",
+        )
         try:
             result = receiver.handle_webhook(req)
         except BadPayload as exc:
@@ -106,8 +116,11 @@ def build_http(bolt: App | None, health: Callable[[], dict[str, Any]], registry:
             if skip is not None and skip(body, dict(request.headers)):
                 return Response(status_code=200)
             # bolt parses (and reads fields) before it verifies: a body it cannot read is refused here
-            bolt_req = BoltRequest(body=body.decode("utf-8", errors="replace"), query=request.url.query,
-                                   headers={k: [v] for k, v in request.headers.items()})
+            bolt_req = BoltRequest(
+                body=body.decode("utf-8", errors="replace"),
+                query=request.url.query,
+                headers={k: [v] for k, v in request.headers.items()},
+            )
         except UNPARSABLE as exc:
             log.info("refused a Slack request body that could not be parsed (%s)", type(exc).__name__)
             return JSONResponse({"error": "body is not a Slack request"}, status_code=400)
@@ -133,10 +146,12 @@ def build_http(bolt: App | None, health: Callable[[], dict[str, Any]], registry:
         return Response(await run_in_threadpool(generate_latest, registry), media_type=CONTENT_TYPE_LATEST)
 
     routes = [Route("/slack/events", slack_events, methods=["POST"])] if bolt is not None else []
-    return Starlette(routes=[
-        *routes,
-        Route("/webhooks/generic/{name}", webhook, methods=["POST"]),
-        Route("/webhooks/{route:str}", webhook, methods=["GET", "POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            *routes,
+            Route("/webhooks/generic/{name}", webhook, methods=["POST"]),
+            Route("/webhooks/{route:str}", webhook, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ]
+    )

@@ -19,8 +19,15 @@ from bridge.text import slack_escape
 ECHO_GRACE_SECONDS = 2.0
 
 
-def ingest(session: Session, connector: str, account: str, batch: Batch, channel_for: Callable[[str], str],
-           now: float, auto_assign: bool = False) -> int:
+def ingest(
+    session: Session,
+    connector: str,
+    account: str,
+    batch: Batch,
+    channel_for: Callable[[str], str],
+    now: float,
+    auto_assign: bool = False,
+) -> int:
     """Store a poll's or webhook's messages, then its cursor. Returns how many were new.
 
     Our own sends coming back are recognised by their stored remote id, or
@@ -35,8 +42,9 @@ def ingest(session: Session, connector: str, account: str, batch: Batch, channel
     for msg in batch.messages:
         if msg.from_brand and events.sent_by_us(session, msg.platform, msg.account, msg.remote_id):
             continue
-        if msg.from_brand and outbox.attempted_with_text(session, platform=msg.platform, account=msg.account,
-                                                         remote_conversation=msg.conversation, text=msg.text):
+        if msg.from_brand and outbox.attempted_with_text(
+            session, platform=msg.platform, account=msg.account, remote_conversation=msg.conversation, text=msg.text
+        ):
             continue  # our own send whose outcome is not written yet (in flight, or cut short by a crash)
         if ingest_message(session, msg, channel_for(msg.account), now, auto_assign):
             new += 1
@@ -45,8 +53,9 @@ def ingest(session: Session, connector: str, account: str, batch: Batch, channel
     return new
 
 
-def store_batch(db: Database, connector: str, batch: Batch, channel_for: Callable[[str], str], now: float,
-                auto_assign: bool = False) -> int:
+def store_batch(
+    db: Database, connector: str, batch: Batch, channel_for: Callable[[str], str], now: float, auto_assign: bool = False
+) -> int:
     """Store a webhook delivery's messages in one transaction (before the 200 goes out)."""
     with db.session() as s:
         return ingest(s, connector, "", batch, channel_for, now, auto_assign)
@@ -56,12 +65,26 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
     if events.inbound_known(session, msg.platform, msg.account, msg.remote_id):
         return False
     conv, created = conversations.get_or_create(
-        session, platform=msg.platform, account=msg.account, remote_id=msg.conversation, customer=msg.customer,
-        channel=channel, now=now)
+        session,
+        platform=msg.platform,
+        account=msg.account,
+        remote_id=msg.conversation,
+        customer=msg.customer,
+        channel=channel,
+        now=now,
+    )
     assert conv.id is not None
-    if not events.store_inbound(session, platform=msg.platform, account=msg.account, remote_id=msg.remote_id,
-                                conversation_id=conv.id, from_brand=msg.from_brand, text=msg.text,
-                                sent_at=msg.sent_at.timestamp(), now=now):
+    if not events.store_inbound(
+        session,
+        platform=msg.platform,
+        account=msg.account,
+        remote_id=msg.remote_id,
+        conversation_id=conv.id,
+        from_brand=msg.from_brand,
+        text=msg.text,
+        sent_at=msg.sent_at.timestamp(),
+        now=now,
+    ):
         return False
     if msg.needs_profile and not msg.from_brand:
         # before the card in the lane, so the card is drawn with the customer's real name
@@ -71,15 +94,22 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
     if created and auto_assign:
         outbox.enqueue(session, AutoAssign.first(conv.id), now)
     state.message_arrived(session, conv, from_brand=msg.from_brand, sent_at=msg.sent_at.timestamp(), now=now)
-    label = (f"Sent by @{slack_escape(msg.account)} from the {msg.platform.label} app, outside Slack"
-             if msg.from_brand else None)
+    label = (
+        f"Sent by @{slack_escape(msg.account)} from the {msg.platform.label} app, outside Slack"
+        if msg.from_brand
+        else None
+    )
     text = msg.text
     if msg.attachments:
-        text += ("\n" if text else "") + f"[{len(msg.attachments)} attachment(s) — open the conversation on " \
-                                         f"{msg.platform.label} to view]"
+        text += (
+            "\n" if text else ""
+        ) + f"[{len(msg.attachments)} attachment(s) — open the conversation on {msg.platform.label} to view]"
     source = (msg.platform.value, msg.account, msg.remote_id)
     for i, part in enumerate(customer_text(text, label)):
-        outbox.enqueue(session, Mirror.part(conv.id, source, i, part.text, part.blocks, msg.from_brand), now,
-                       not_before=now + ECHO_GRACE_SECONDS if msg.from_brand else 0.0)
+        outbox.enqueue(
+            session,
+            Mirror.part(conv.id, source, i, part.text, part.blocks, msg.from_brand),
+            now,
+            not_before=now + ECHO_GRACE_SECONDS if msg.from_brand else 0.0,
+        )
     return True
-

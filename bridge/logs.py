@@ -16,8 +16,13 @@ QUIET = {
 }
 
 
-_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7f, 0x85] if c != 0x09} | {
-    ord("\n"): "\\n", ord("\r"): "\\r", ord("\\"): "\\\\", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, 0x85] if c != 0x09} | {
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\\"): "\\\\",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
 
 
 def escape(text: str) -> str:
@@ -35,8 +40,12 @@ class LineFormatter(logging.Formatter):
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-                 "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=True)  # json escapes every control character

@@ -47,8 +47,6 @@ class AuthState:
         return ended
 
 
-
-
 class Loop(threading.Thread):
     """Runs ``step`` until stopped; sleeps for what it returns or until woken.
 

@@ -24,9 +24,11 @@ REFUSALS = ("not_in_channel", "channel_not_found")
 
 
 def _text(channel: str) -> str:
-    return (f":warning: dmbridge could not post in <#{channel}>: it is not a member. Invite it there "
-            f"(`/invite @dmbridge` in <#{channel}>; a private channel needs the invitation), then run "
-            "`dmbridge doctor` to check every channel.")
+    return (
+        f":warning: dmbridge could not post in <#{channel}>: it is not a member. Invite it there "
+        f"(`/invite @dmbridge` in <#{channel}>; a private channel needs the invitation), then run "
+        "`dmbridge doctor` to check every channel."
+    )
 
 
 def refused_channel(delivery: Delivery, conv: Conversation | None, reason: str) -> str | None:
@@ -38,8 +40,9 @@ def refused_channel(delivery: Delivery, conv: Conversation | None, reason: str) 
     return conv.channel if conv is not None else None
 
 
-def hint(settings: Settings, delivery: Delivery, conv: Conversation | None, reason: str,
-         now: float) -> Callable[[Session], None] | None:
+def hint(
+    settings: Settings, delivery: Delivery, conv: Conversation | None, reason: str, now: float
+) -> Callable[[Session], None] | None:
     """What to write so the team learns, once, that the bot must be invited to the channel; None if nowhere."""
     channel = refused_channel(delivery, conv, reason)
     if channel is None:
@@ -51,6 +54,7 @@ def hint(settings: Settings, delivery: Delivery, conv: Conversation | None, reas
             fresh = s.get(Conversation, conv_id)
             if fresh is not None:
                 state.say(s, fresh, ("not_in_channel", channel, conv_id), _text(channel), now)
+
         return in_thread
     inbox = settings.dmbridge_channel
     if not inbox or inbox == channel:
@@ -58,4 +62,5 @@ def hint(settings: Settings, delivery: Delivery, conv: Conversation | None, reas
 
     def at_top(s: Session) -> None:
         outbox.enqueue(s, ChannelNotice.not_in_channel(channel, inbox, _text(channel)), now)
+
     return at_top

@@ -27,8 +27,9 @@ CACHE_SECONDS = 15.0
 class Cached(Collector):
     """What ``inner`` collected, reused for ``seconds`` (``clock`` injectable); one refresh at a time."""
 
-    def __init__(self, inner: Collector, seconds: float = CACHE_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, inner: Collector, seconds: float = CACHE_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.inner, self.seconds, self.clock = inner, seconds, clock
         self._lock = threading.Lock()
         self._at: float | None = None
@@ -52,8 +53,9 @@ class RefusedCollector(Collector):
         self.receivers = receivers
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        c = CounterMetricFamily("dmbridge_webhook_refused", "Webhook requests refused or not stored",
-                                labels=["route", "reason"])
+        c = CounterMetricFamily(
+            "dmbridge_webhook_refused", "Webhook requests refused or not stored", labels=["route", "reason"]
+        )
         for route, receiver in self.receivers.items():
             for reason, n in dict(getattr(receiver, "refused", {})).items():
                 c.add_metric([route, reason], float(n))
@@ -71,20 +73,22 @@ class OutboxCollector(Collector):
         self.db = db
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        g = GaugeMetricFamily("dmbridge_outbox_rows", "Outbox rows not yet sent, by target and state",
-                              labels=["target", "state"])
+        g = GaugeMetricFamily(
+            "dmbridge_outbox_rows", "Outbox rows not yet sent, by target and state", labels=["target", "state"]
+        )
         e = GaugeMetricFamily("dmbridge_slack_events_unprocessed", "Stored Slack events not yet processed")
         with self.db.read() as s:
             for target in self.TARGETS:
                 for state in self.STATES:
-                    n = s.exec(select(func.count()).select_from(Outbox)
-                               .where(Outbox.target == target, Outbox.state == state)).one()
+                    n = s.exec(
+                        select(func.count()).select_from(Outbox).where(Outbox.target == target, Outbox.state == state)
+                    ).one()
                     g.add_metric([target, state], float(n))
-            n = s.exec(select(func.count()).select_from(SlackEvent)
-                       .where(SlackEvent.processed_at == None)).one()  # noqa: E711
+            n = s.exec(select(func.count()).select_from(SlackEvent).where(SlackEvent.processed_at == None)).one()  # noqa: E711
         e.add_metric([], float(n))
         yield g
         yield e
+
 
 TARGETS = ("slack", "platform")
 
@@ -94,8 +98,11 @@ class _OldestPending(Collector):
         self.db, self.clock = db, clock
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        g = GaugeMetricFamily("dmbridge_outbox_oldest_pending_seconds",
-                              "Age of the oldest pending (or in-flight) outbox row, by target", labels=["target"])
+        g = GaugeMetricFamily(
+            "dmbridge_outbox_oldest_pending_seconds",
+            "Age of the oldest pending (or in-flight) outbox row, by target",
+            labels=["target"],
+        )
         now = self.clock()
         with self.db.read() as s:
             for target, oldest in oldest_pending(s):
@@ -107,21 +114,25 @@ def oldest_pending(s: Session) -> list[tuple[str, float]]:
     """(target, created_at of its oldest row still pending or sending)."""
     found = []
     for target in TARGETS:  # one index range each: a GROUP BY, or min() over an IN, walked the whole table
-        ages = [s.exec(select(func.min(Outbox.created_at)).where(Outbox.target == target, Outbox.state == state)).one()
-                for state in (outbox.PENDING, outbox.SENDING)]
+        ages = [
+            s.exec(select(func.min(Outbox.created_at)).where(Outbox.target == target, Outbox.state == state)).one()
+            for state in (outbox.PENDING, outbox.SENDING)
+        ]
         known = [a for a in ages if a is not None]
         if known:
             found.append((target, float(min(known))))
     return found
 
 
-def register(registry: CollectorRegistry, db: Database, clock: Callable[[], float],
-             receivers: Mapping[str, WebhookReceiver]) -> Callable[[], None]:
+def register(
+    registry: CollectorRegistry, db: Database, clock: Callable[[], float], receivers: Mapping[str, WebhookReceiver]
+) -> Callable[[], None]:
     """Add the bridge's metrics to ``registry``; returns what counts one failed Slack event."""
     registry.register(Cached(OutboxCollector(db), clock=clock))
     registry.register(RefusedCollector(receivers))
-    failed = Counter("dmbridge_slack_events_failed", "Stored Slack events whose processing raised (skipped)",
-                     registry=registry)
+    failed = Counter(
+        "dmbridge_slack_events_failed", "Stored Slack events whose processing raised (skipped)", registry=registry
+    )
     failed.inc(0)
     registry.register(Cached(_OldestPending(db, clock), clock=clock))
     return failed.inc

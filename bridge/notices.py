@@ -21,12 +21,23 @@ def escalation_line(mention: str, team: str, priority: str, by: str, reason: str
     return f"{mention} escalated to *{clip_escaped(team, TEAM_CHARS)}* (priority {priority}) by {by}{why}"
 
 
-def team_notice(mention: str, link: str, number: int, platform_label: str, customer_name: str, team: str,
-                priority: str, by: str, reason: str) -> str:
+def team_notice(
+    mention: str,
+    link: str,
+    number: int,
+    platform_label: str,
+    customer_name: str,
+    team: str,
+    priority: str,
+    by: str,
+    reason: str,
+) -> str:
     """The notice in the team's channel: one message, the reason cut to a glance (the thread has it all)."""
     short = f": {clip_escaped(reason, TEAM_REASON_CHARS)}" if reason else ""
-    return (f"{mention} <{link}|#{number}> ({platform_label}, {clip_escaped(customer_name, NAME_CHARS)}) was "
-            f"escalated to *{clip_escaped(team, TEAM_CHARS)}* (priority {priority}) by {by}{short}")
+    return (
+        f"{mention} <{link}|#{number}> ({platform_label}, {clip_escaped(customer_name, NAME_CHARS)}) was "
+        f"escalated to *{clip_escaped(team, TEAM_CHARS)}* (priority {priority}) by {by}{short}"
+    )
 
 
 def template_post(user: str, name: str, text: str) -> str:
@@ -36,6 +47,7 @@ def template_post(user: str, name: str, text: str) -> str:
 
 
 def unknown_team(name: str, known: list[str]) -> str:
-    listed = clip(", ".join(slack_escape(k) for k in known), KNOWN_TEAMS_CHARS) or \
-        "none are configured in dmbridge.toml"
+    listed = (
+        clip(", ".join(slack_escape(k) for k in known), KNOWN_TEAMS_CHARS) or "none are configured in dmbridge.toml"
+    )
     return f"There is no team `{clip_escaped(name, TEAM_CHARS)}`. Teams: {listed}."

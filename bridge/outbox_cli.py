@@ -15,8 +15,13 @@ from bridge.store.tables import Outbox
 
 outbox_app = typer.Typer(no_args_is_help=True, help="Deliveries waiting, in flight or failed: list, show, retry, drop.")
 
-STATES = {"waiting": (outbox.PENDING, outbox.SENDING, outbox.FAILED), "pending": (outbox.PENDING,),
-          "sending": (outbox.SENDING,), "failed": (outbox.FAILED,), "sent": (outbox.SENT,)}
+STATES = {
+    "waiting": (outbox.PENDING, outbox.SENDING, outbox.FAILED),
+    "pending": (outbox.PENDING,),
+    "sending": (outbox.SENDING,),
+    "failed": (outbox.FAILED,),
+    "sent": (outbox.SENT,),
+}
 
 
 def _db() -> Database:
@@ -25,21 +30,31 @@ def _db() -> Database:
 
 def _age(since: float, now: float) -> str:
     s = max(0, int(now - since))
-    return f"{s // 86400}d{s % 86400 // 3600}h" if s >= 86400 else f"{s // 3600}h{s % 3600 // 60}m" \
-        if s >= 3600 else f"{s // 60}m{s % 60}s"
+    return (
+        f"{s // 86400}d{s % 86400 // 3600}h"
+        if s >= 86400
+        else f"{s // 3600}h{s % 3600 // 60}m"
+        if s >= 3600
+        else f"{s // 60}m{s % 60}s"
+    )
 
 
 def _line(row: Outbox, now: float) -> str:
     flag = " uncertain" if row.uncertain else ""
-    return (f"#{row.id}  {row.target:8} {row.kind:14} {row.state:8} tries={row.attempts}{flag}  "
-            f"age={_age(row.created_at, now)}  conv={row.conversation_id or '-'}  {row.last_error or ''}").rstrip()
+    return (
+        f"#{row.id}  {row.target:8} {row.kind:14} {row.state:8} tries={row.attempts}{flag}  "
+        f"age={_age(row.created_at, now)}  conv={row.conversation_id or '-'}  {row.last_error or ''}"
+    ).rstrip()
 
 
 @outbox_app.command("list")
-def list_rows(state: Annotated[str, typer.Option(help="waiting (pending+sending+failed), pending, sending, "
-                                                       "failed or sent")] = "waiting",
-              target: Annotated[str | None, typer.Option(help="slack or platform")] = None,
-              limit: int = 50) -> None:
+def list_rows(
+    state: Annotated[
+        str, typer.Option(help="waiting (pending+sending+failed), pending, sending, failed or sent")
+    ] = "waiting",
+    target: Annotated[str | None, typer.Option(help="slack or platform")] = None,
+    limit: int = 50,
+) -> None:
     """The oldest rows in a state, one a line."""
     if state not in STATES:
         typer.echo(f"dmbridge: --state is one of {', '.join(STATES)}", err=True)

@@ -89,9 +89,14 @@ class PlatformHandler:
         if connector is None:
             raise Rejected(f"no {conv.platform} connector is configured")
         return connector, OutboundMessage(
-            platform=Platform(conv.platform), account=conv.account, conversation=conv.remote_id,
-            recipient_id=conv.customer_id, text=delivery.text, last_inbound_at=conv.last_inbound_at,
-            key=delivery.key)
+            platform=Platform(conv.platform),
+            account=conv.account,
+            conversation=conv.remote_id,
+            recipient_id=conv.customer_id,
+            text=delivery.text,
+            last_inbound_at=conv.last_inbound_at,
+            key=delivery.key,
+        )
 
     def verify(self, delivery: Delivery, row: Outbox, conv: Conversation | None) -> SendResult | None:
         """An earlier attempt ended without an answer: look for it on the platform before sending again."""
@@ -102,8 +107,9 @@ class PlatformHandler:
             known = set(s.exec(select(SentMessage.remote_id).where(SentMessage.conversation_id == conv.id)).all())
         found = connector.find_sent(message, since=row.created_at, known=known)
         if found is not None:
-            log.info("%s delivery #%s had gone out before the interruption (%s)", conv.platform, row.id,
-                     found.remote_id)
+            log.info(
+                "%s delivery #%s had gone out before the interruption (%s)", conv.platform, row.id, found.remote_id
+            )
         return found
 
     def send(self, delivery: Delivery, row: Outbox, conv: Conversation | None) -> SendResult:
@@ -112,19 +118,29 @@ class PlatformHandler:
 
     # ---------------------------------------------------------------------------------------------- outcomes
 
-    def sent(self, delivery: Delivery, row: Outbox, conv: Conversation | None, result: object,
-             resumed: float | None) -> tuple[str | None, Write | None]:
+    def sent(
+        self, delivery: Delivery, row: Outbox, conv: Conversation | None, result: object, resumed: float | None
+    ) -> tuple[str | None, Write | None]:
         assert isinstance(delivery, DM) and isinstance(result, SendResult) and conv is not None
         ctx, conv_id, ts = self.ctx, conv.id, self._receipt_ts(delivery)
         assert conv_id is not None
 
         def delivered(s: Session) -> None:
             now = ctx.clock()
-            events.record_sent(s, platform=conv.platform, account=conv.account, remote_id=result.remote_id,
-                               conversation_id=conv_id, slack_channel=delivery.slack_channel, slack_ts=ts, now=now)
+            events.record_sent(
+                s,
+                platform=conv.platform,
+                account=conv.account,
+                remote_id=result.remote_id,
+                conversation_id=conv_id,
+                slack_channel=delivery.slack_channel,
+                slack_ts=ts,
+                now=now,
+            )
             state.reply_delivered(s, conv_id, now)
             if delivery.part == delivery.parts - 1:
                 _settle(s, delivery, ts, OK, now)
+
         return result.remote_id, delivered
 
     def retry(self, delivery: Delivery, row: Outbox, conv: Conversation | None, verdict: Retry) -> Write:
@@ -137,16 +153,30 @@ class PlatformHandler:
         def limited(s: Session) -> None:
             marked(s)
             thread_messages.enqueue_receipt(s, waiting, now)
+
         return limited
 
-    def paused(self, delivery: Delivery, row: Outbox, conv: Conversation | None, until: float, first: bool,
-               since: float, reason: str) -> Write | None:
+    def paused(
+        self,
+        delivery: Delivery,
+        row: Outbox,
+        conv: Conversation | None,
+        until: float,
+        first: bool,
+        since: float,
+        reason: str,
+    ) -> Write | None:
         if not first or conv is None:
             return None
         ctx, name = self.ctx, conv.platform
         return lambda s: enqueue_channel_notice(
-            s, ctx, name, since, f":warning: {reason}. Replies to {Platform(name).label} customers are queued, "
-            "not lost; they go out in order once the credential works again (see /healthz).")
+            s,
+            ctx,
+            name,
+            since,
+            f":warning: {reason}. Replies to {Platform(name).label} customers are queued, "
+            "not lost; they go out in order once the credential works again (see /healthz).",
+        )
 
     def failed(self, delivery: Delivery | None, row: Outbox, conv: Conversation | None, verdict: Failed) -> Write:
         """Refused for good: ⚠️, a notice with the reason, and the message's later parts failed too."""
@@ -159,14 +189,21 @@ class PlatformHandler:
         def write(s: Session) -> None:
             outbox.fail(s, row_id, reason)
             # later parts of the same Slack message must not arrive without this one
-            later = s.exec(select(Outbox).where(col(Outbox.dedupe_key).in_(delivery.later_parts()),
-                                                Outbox.state == outbox.PENDING)).all()
+            later = s.exec(
+                select(Outbox).where(col(Outbox.dedupe_key).in_(delivery.later_parts()), Outbox.state == outbox.PENDING)
+            ).all()
             for other in later:
                 assert other.id is not None
                 outbox.fail(s, other.id, "not sent: an earlier part was refused")
             _settle(s, delivery, ts, WARNING, now)
-            state.say(s, conv, ("failed", delivery.slack_channel, str(ts)),
-                                    f":warning: Not delivered to the customer. {reason}", now)
+            state.say(
+                s,
+                conv,
+                ("failed", delivery.slack_channel, str(ts)),
+                f":warning: Not delivered to the customer. {reason}",
+                now,
+            )
+
         return write
 
 
@@ -175,6 +212,6 @@ def _settle(s: Session, dm: DM, ts: str | None, name: str, now: float) -> None:
     thread_messages.enqueue_receipt(s, dm.receipt(ts, name), now)
     waiting = dm.receipt(ts, WAITING)
     if waiting is not None and outbox.queued(s, waiting):
-        thread_messages.enqueue_receipt(s, Unreaction.on(waiting.conversation_id or 0, waiting.channel, waiting.ts,
-                                                  WAITING), now)
-
+        thread_messages.enqueue_receipt(
+            s, Unreaction.on(waiting.conversation_id or 0, waiting.channel, waiting.ts, WAITING), now
+        )

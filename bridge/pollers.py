@@ -63,17 +63,28 @@ class Poller:
             if first:
                 log.error("%s poll paused: %s", c.name, exc.reason)
                 with ctx.db.session() as s:
-                    enqueue_channel_notice(s, ctx, c.platform.value, state.since,
-                                           f":warning: {exc.reason}. New {c.platform.label} messages are not "
-                                           "being fetched until the credential works again (see /healthz).")
+                    enqueue_channel_notice(
+                        s,
+                        ctx,
+                        c.platform.value,
+                        state.since,
+                        f":warning: {exc.reason}. New {c.platform.label} messages are not "
+                        "being fetched until the credential works again (see /healthz).",
+                    )
             return 0
         self.failures = 0
         ctx.health[c.platform.value] = "ok"
         ctx.auth_state(c.platform.value).works()
         with ctx.db.session() as s:
-            new = ingest(s, c.name, c.account, batch,
-                         lambda account: channel_for(ctx.settings, ctx.toml, c.name, account), ctx.clock(),
-                         auto_assign=ctx.toml.assignment.mode == "round_robin")
+            new = ingest(
+                s,
+                c.name,
+                c.account,
+                batch,
+                lambda account: channel_for(ctx.settings, ctx.toml, c.name, account),
+                ctx.clock(),
+                auto_assign=ctx.toml.assignment.mode == "round_robin",
+            )
         if new:
             ctx.wake_slack.set()
             ctx.wake_sla.set()

@@ -50,24 +50,37 @@ class EventProcessor:
             event = json.loads(row.payload)
             event = event.get("event", event)
             action = thread_messages.classify(event, ctx.bot_user_id, ctx.settings.note_prefixes)
-            who = ctx.desk.who(action.user, action.channel) if isinstance(
-                action, thread_messages.Relay | thread_messages.Command) else None
+            who = (
+                ctx.desk.who(action.user, action.channel)
+                if isinstance(action, thread_messages.Relay | thread_messages.Command)
+                else None
+            )
             classified.append((row.id, event, action, who))
         deliveries = False
         with ctx.db.session() as s:  # the batch in one transaction, processors serialised across processes
             xact_serialize(s, "slack-event-processor")  # so outbox ids follow event order
             still = events.still_unprocessed(s, [c[0] for c in classified])
             # the threads' conversations first, by id, whatever the events' order (conversations.lock)
-            conversations.lock_threads(s, {(a.channel, a.thread_ts) for i, _, a, _ in classified if i in still
-                                           and isinstance(a, thread_messages.Relay | thread_messages.Command | thread_messages.Changed)})
+            conversations.lock_threads(
+                s,
+                {
+                    (a.channel, a.thread_ts)
+                    for i, _, a, _ in classified
+                    if i in still
+                    and isinstance(a, thread_messages.Relay | thread_messages.Command | thread_messages.Changed)
+                },
+            )
             now, done = ctx.clock(), []
             deferred: set[tuple[str, str]] = set()  # threads whose events wait for the next batch
             failures: list[int] = []
             for row_id, event, action, who in classified:
                 if row_id not in still:
                     continue  # another process got there first
-                thread = (action.channel, action.thread_ts) if isinstance(
-                    action, thread_messages.Relay | thread_messages.Command | thread_messages.Changed) else None
+                thread = (
+                    (action.channel, action.thread_ts)
+                    if isinstance(action, thread_messages.Relay | thread_messages.Command | thread_messages.Changed)
+                    else None
+                )
                 if thread in deferred or _thread_not_known_yet(s, action):
                     # its header card is posted but not recorded yet: come back to it, and to the thread's
                     # later events too, even once the card's outcome lands mid-batch (they must not go first)
@@ -94,8 +107,15 @@ class EventProcessor:
             ctx.wake_platform.set()
         return BLOCKED_RECHECK if deferred and not done else 0.0
 
-    def _apply(self, s: Session, row_id: int, event: dict[str, object], action: thread_messages.Action, who: Who | None,
-               now: float) -> str:
+    def _apply(
+        self,
+        s: Session,
+        row_id: int,
+        event: dict[str, object],
+        action: thread_messages.Action,
+        who: Who | None,
+        now: float,
+    ) -> str:
         ctx = self.ctx
         match action:
             case thread_messages.Command(channel, thread_ts, ts, _user, text):
@@ -104,28 +124,42 @@ class EventProcessor:
                 if conv is None:
                     return "ignored: command outside a conversation"
                 return ctx.desk.thread_command(s, who, conv, ts, text, ctx.bot_user_id, now)
-            case thread_messages.Ignore() if event.get("type") == "app_home_opened" and event.get("tab", "home") == "home":
+            case thread_messages.Ignore() if (
+                event.get("type") == "app_home_opened" and event.get("tab", "home") == "home"
+            ):
                 state.refresh_home(s, str(event.get("user")), ("opened", row_id), now)
                 return "home"
-            case thread_messages.Relay() | thread_messages.Note() | thread_messages.Changed() | thread_messages.Ignore():
+            case (
+                thread_messages.Relay() | thread_messages.Note() | thread_messages.Changed() | thread_messages.Ignore()
+            ):
                 return thread_messages.apply(s, action, ctx.limits(), now, is_agent=who is None or who.is_agent)
         return "ignored"
-
 
     def _failed(self, s: Session, row_id: int, action: thread_messages.Action, exc: Exception, now: float) -> str:
         """Record why the event failed and tell its author privately (nothing of the event is kept)."""
         error = f"{type(exc).__name__}: {str(exc)[:200]}"
         where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         # the type and where it was raised, not the message (it may quote what the user typed)
-        log.error("slack event #%s failed and is skipped: %s at %s:%s", row_id, type(exc).__name__,
-                  where.filename if where else "?", where.lineno if where else "?")
+        log.error(
+            "slack event #%s failed and is skipped: %s at %s:%s",
+            row_id,
+            type(exc).__name__,
+            where.filename if where else "?",
+            where.lineno if where else "?",
+        )
         events.mark_failed(s, row_id, error)
         user, channel = getattr(action, "user", None), getattr(action, "channel", None)
         if user and channel:
-            thread_messages.ephemeral(s, str(channel), str(user), f":warning: dmbridge could not handle that "
-                               f"({type(exc).__name__}); nothing was done. The error is recorded on Slack "
-                               f"event #{row_id} for the operator.", now,
-                               thread_ts=getattr(action, "thread_ts", None))
+            thread_messages.ephemeral(
+                s,
+                str(channel),
+                str(user),
+                f":warning: dmbridge could not handle that "
+                f"({type(exc).__name__}); nothing was done. The error is recorded on Slack "
+                f"event #{row_id} for the operator.",
+                now,
+                thread_ts=getattr(action, "thread_ts", None),
+            )
         return FAILED
 
 
@@ -136,5 +170,11 @@ def _thread_not_known_yet(s: Session, action: thread_messages.Action) -> bool:
         return False
     if conversations.by_thread(s, action.channel, action.thread_ts) is not None:
         return False
-    return s.exec(select(Outbox.id).where(Outbox.kind == "card", col(Outbox.state).in_(
-        (outbox.PENDING, outbox.SENDING))).limit(1)).first() is not None
+    return (
+        s.exec(
+            select(Outbox.id)
+            .where(Outbox.kind == "card", col(Outbox.state).in_((outbox.PENDING, outbox.SENDING)))
+            .limit(1)
+        ).first()
+        is not None
+    )

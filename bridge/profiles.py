@@ -40,7 +40,7 @@ def refresh(ctx: Context, row: Outbox, conv: Conversation | None) -> Callable[[S
         reason = exc.reason
         if row.attempts >= MAX_PROFILE_ATTEMPTS:
             return lambda s: outbox.fail(s, row_id, reason)
-        when = ctx.clock() + min(5.0, 2.0 ** row.attempts)
+        when = ctx.clock() + min(5.0, 2.0**row.attempts)
         return lambda s: outbox.retry_at(s, row_id, when, reason)
     except DeliveryError as exc:
         log.info("profile of %s %s not available: %s", conv.platform, conv.customer_id, exc.reason)
@@ -59,4 +59,5 @@ def refresh(ctx: Context, row: Outbox, conv: Conversation | None) -> Callable[[S
             outbox.fail(s, row_id, "conversation is gone")
         else:
             outbox.finish(s, row_id, "changed" if changed else "unchanged")
+
     return write

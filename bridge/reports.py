@@ -77,8 +77,9 @@ def build_report(facts: list[ConversationFacts], since: datetime, until: datetim
     return report
 
 
-def _resolution(report: Report, conv: ConversationFacts, events: list[Event], inside: Callable[[datetime], bool],
-                until: datetime) -> None:
+def _resolution(
+    report: Report, conv: ConversationFacts, events: list[Event], inside: Callable[[datetime], bool], until: datetime
+) -> None:
     """Time to resolution: from the first customer message to the last resolve in the period."""
     first = next((e.at for e in events if e.mark is Mark.CUSTOMER), None)
     resolved = [e.at for e in events if e.mark is Mark.RESOLVE and inside(e.at)]
@@ -125,20 +126,27 @@ def _share(results: list[bool]) -> str:
 
 def render(report: Report, title: str) -> str:
     """The report as Slack mrkdwn (also fine as plain text in a terminal)."""
-    lines = [f"*{title}* ({report.since:%d %b %H:%M} – {report.until:%d %b %H:%M} UTC)",
-             f"Messages in: *{report.messages_in}* · out: *{report.messages_out}* · "
-             f"conversations with activity: *{report.conversations}*",
-             f"First response: {_stats(report.first_response, p90=True)}",
-             f"Next response: {_stats(report.next_response)}",
-             f"Resolution: {_stats(report.resolution)}"]
+    lines = [
+        f"*{title}* ({report.since:%d %b %H:%M} – {report.until:%d %b %H:%M} UTC)",
+        f"Messages in: *{report.messages_in}* · out: *{report.messages_out}* · "
+        f"conversations with activity: *{report.conversations}*",
+        f"First response: {_stats(report.first_response, p90=True)}",
+        f"Next response: {_stats(report.next_response)}",
+        f"Resolution: {_stats(report.resolution)}",
+    ]
     if report.attainment:
-        lines.append("SLA met, per policy: " + "; ".join(
-            f"{name} {_share(results)}" for name, results in sorted(report.attainment.items())))
-        lines.append("SLA met, per agent: " + "; ".join(
-            f"{_who(agent)} {_share(results)}" for agent, results in sorted(report.by_agent.items())))
+        lines.append(
+            "SLA met, per policy: "
+            + "; ".join(f"{name} {_share(results)}" for name, results in sorted(report.attainment.items()))
+        )
+        lines.append(
+            "SLA met, per agent: "
+            + "; ".join(f"{_who(agent)} {_share(results)}" for agent, results in sorted(report.by_agent.items()))
+        )
     if report.hours:
-        busiest = ", ".join(f"{h:02d}:00 ({n})" for h, n in sorted(report.hours.items(), key=lambda kv: (-kv[1],
-                                                                                                         kv[0]))[:3])
+        busiest = ", ".join(
+            f"{h:02d}:00 ({n})" for h, n in sorted(report.hours.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        )
         lines.append(f"Busiest hours: {busiest}")
     return "\n".join(lines)
 

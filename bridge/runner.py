@@ -65,19 +65,26 @@ class Handler(Protocol):
     def send(self, delivery: Delivery, row: Outbox, conv: Conversation | None) -> object:
         """Make the call; its result (a ts, a platform message id …)."""
 
-    def sent(self, delivery: Delivery, row: Outbox, conv: Conversation | None, result: object,
-             resumed: float | None) -> tuple[str | None, Write | None]:
+    def sent(
+        self, delivery: Delivery, row: Outbox, conv: Conversation | None, result: object, resumed: float | None
+    ) -> tuple[str | None, Write | None]:
         """The result column for a success, and anything else to write (``resumed``: a credential incident
         that just ended, since when)."""
 
-    def retry(self, delivery: Delivery, row: Outbox, conv: Conversation | None, verdict: Retry) -> Write:
-        ...
+    def retry(self, delivery: Delivery, row: Outbox, conv: Conversation | None, verdict: Retry) -> Write: ...
 
-    def failed(self, delivery: Delivery | None, row: Outbox, conv: Conversation | None, verdict: Failed) -> Write:
-        ...
+    def failed(self, delivery: Delivery | None, row: Outbox, conv: Conversation | None, verdict: Failed) -> Write: ...
 
-    def paused(self, delivery: Delivery, row: Outbox, conv: Conversation | None, until: float, first: bool,
-               since: float, reason: str) -> Write | None:
+    def paused(
+        self,
+        delivery: Delivery,
+        row: Outbox,
+        conv: Conversation | None,
+        until: float,
+        first: bool,
+        since: float,
+        reason: str,
+    ) -> Write | None:
         """Anything to write besides the row's retry when a credential is refused (``first`` of an incident)."""
 
 
@@ -114,15 +121,17 @@ class Runner:
             give_back(ctx, [r for r, _ in claimed], "interrupted")
             raise
         if claimed:
-            written = write_outcomes(ctx, [r for r, _ in claimed],
-                                     [lambda s: outbox.finish_many(s, finished), *outcomes])
+            written = write_outcomes(
+                ctx, [r for r, _ in claimed], [lambda s: outbox.finish_many(s, finished), *outcomes]
+            )
             if written and handler.target == "platform":
                 ctx.wake_sla.set()  # a delivered reply changes the conversation's SLA clocks
             ctx.wake_slack.set()
         return 0.0 if claimed else wait
 
-    def _attempt(self, row: Outbox, conv: Conversation | None, held: dict[str, float],
-                 finished: list[tuple[int, str | None]]) -> Write:
+    def _attempt(
+        self, row: Outbox, conv: Conversation | None, held: dict[str, float], finished: list[tuple[int, str | None]]
+    ) -> Write:
         """One claimed row: what to write about it (a success's result goes in ``finished``)."""
         ctx, handler = self.ctx, self.handler
         assert row.id is not None
@@ -145,8 +154,7 @@ class Runner:
             if result is None:
                 result = handler.send(delivery, row, conv)
         except Exception as exc:
-            verdict: Verdict = decide(exc, attempts=row.attempts, checked=checked, now=ctx.clock(),
-                                      policy=self.policy)
+            verdict: Verdict = decide(exc, attempts=row.attempts, checked=checked, now=ctx.clock(), policy=self.policy)
             return self._record(delivery, row, conv, verdict, exc, name, group, held)
         ctx.health[name] = "ok"
         resumed = ctx.auth_state(name).works()
@@ -156,8 +164,17 @@ class Runner:
         finished.append((row.id, stored))
         return extra or _nothing
 
-    def _record(self, delivery: Delivery, row: Outbox, conv: Conversation | None, verdict: Verdict, exc: Exception,
-                name: str, group: str | None, held: dict[str, float]) -> Write:
+    def _record(
+        self,
+        delivery: Delivery,
+        row: Outbox,
+        conv: Conversation | None,
+        verdict: Verdict,
+        exc: Exception,
+        name: str,
+        group: str | None,
+        held: dict[str, float],
+    ) -> Write:
         ctx, handler = self.ctx, self.handler
         row_id = row.id
         assert row_id is not None
@@ -180,6 +197,7 @@ class Runner:
                     outbox.retry_at(s, row_id, until, reason, uncertain=unsure)
                     if extra is not None:
                         extra(s)
+
                 return paused
             case Failed():
                 if verdict.reason.startswith("unexpected"):
@@ -197,8 +215,9 @@ def _where(s: Session, rows: list[Outbox]) -> dict[int, tuple[str, str]]:
     ids = {r.conversation_id for r in rows if r.conversation_id}
     if not ids:
         return {}
-    found = s.exec(select(Conversation.id, Conversation.channel, Conversation.platform)
-                   .where(col(Conversation.id).in_(ids))).all()
+    found = s.exec(
+        select(Conversation.id, Conversation.channel, Conversation.platform).where(col(Conversation.id).in_(ids))
+    ).all()
     return {int(i): (str(ch), str(p)) for i, ch, p in found if i is not None}
 
 
@@ -209,8 +228,9 @@ def claim_rows(ctx: Context, row_ids: list[int], now: float) -> list[tuple[Outbo
     with ctx.db.session() as s:
         rows = outbox.claim_many(s, row_ids, now, ctx.instance_id)
         ids = {r.conversation_id for r in rows if r.conversation_id}
-        convs = {c.id: c for c in s.exec(select(Conversation).where(col(Conversation.id).in_(ids))).all()} \
-            if ids else {}
+        convs = (
+            {c.id: c for c in s.exec(select(Conversation).where(col(Conversation.id).in_(ids))).all()} if ids else {}
+        )
         return [(r, convs.get(r.conversation_id)) for r in rows]
 
 
@@ -224,8 +244,9 @@ def hand_back(row: Outbox, when: float) -> Write:
 def retry_write(row: Outbox, verdict: Retry, waiting_shown: bool | None = None) -> Write:
     row_id = row.id
     assert row_id is not None
-    return lambda s: outbox.retry_at(s, row_id, verdict.at, verdict.reason, waiting_shown=waiting_shown,
-                                     uncertain=verdict.uncertain)
+    return lambda s: outbox.retry_at(
+        s, row_id, verdict.at, verdict.reason, waiting_shown=waiting_shown, uncertain=verdict.uncertain
+    )
 
 
 def idle(ctx: Context, target: str, now: float) -> float:

@@ -68,8 +68,11 @@ class BusinessHours:
             if day not in self.holidays:
                 for open_at, close_at in self.windows[day.weekday()]:
                     a = _local(day, open_at, tz)
-                    b = _local(day, close_at, tz) if close_at != time(0, 0) else _local(day + timedelta(days=1),
-                                                                                        time(0, 0), tz)
+                    b = (
+                        _local(day, close_at, tz)
+                        if close_at != time(0, 0)
+                        else _local(day + timedelta(days=1), time(0, 0), tz)
+                    )
                     lo, hi = max(a, start), min(b, end)
                     if lo < hi:
                         yield lo, hi
@@ -171,9 +174,11 @@ class Policy:
     priorities: frozenset[str] = frozenset()
 
     def applies(self, platform: str, account: str, priority: str) -> bool:
-        return ((not self.platforms or platform in self.platforms)
-                and (not self.accounts or account in self.accounts)
-                and (not self.priorities or priority in self.priorities))
+        return (
+            (not self.platforms or platform in self.platforms)
+            and (not self.accounts or account in self.accounts)
+            and (not self.priorities or priority in self.priorities)
+        )
 
     def warn_lead(self, target: float) -> float:
         lead = 0.0
@@ -291,13 +296,23 @@ def clocks(policy: Policy, timeline: list[Event], now: datetime) -> list[Clock]:
             due = _reach(intervals, target.seconds, policy.hours)
             lead = policy.warn_lead(target.seconds)
             warn = _reach(intervals, target.seconds - lead, policy.hours) if lead else None
-        result.append(Clock(kind=target.kind, started=intervals[0][0], used=used, running=running, due=due,
-                            warn_at=warn, met=measured.closed and used <= target.seconds))
+        result.append(
+            Clock(
+                kind=target.kind,
+                started=intervals[0][0],
+                used=used,
+                running=running,
+                due=due,
+                warn_at=warn,
+                met=measured.closed and used <= target.seconds,
+            )
+        )
     return result
 
 
-def _reach(intervals: list[tuple[datetime, datetime | None]], seconds: float,
-           hours: BusinessHours | None) -> datetime | None:
+def _reach(
+    intervals: list[tuple[datetime, datetime | None]], seconds: float, hours: BusinessHours | None
+) -> datetime | None:
     """When the intervals' business time reaches ``seconds`` (the last, still running, continues for ever)."""
     left = seconds
     for start, end in intervals:

@@ -105,8 +105,7 @@ class SlackHandler:
         if not isinstance(delivery, POSTS):
             return None
         if isinstance(delivery, ChannelNotice):
-            return self.ctx.slack.find_delivered(delivery.channel, delivery.key, thread_ts=None,
-                                                 since=row.created_at)
+            return self.ctx.slack.find_delivered(delivery.channel, delivery.key, thread_ts=None, since=row.created_at)
         if conv is None:
             return None
         if isinstance(delivery, Card) and conv.thread_ts:
@@ -162,11 +161,21 @@ class SlackHandler:
                 if delivery.echo_of is not None and _our_echo(ctx, delivery.echo_of):
                     return "our own send: not mirrored"
                 if delivery.from_brand:
-                    return slack.post(conv.channel, message, thread_ts=conv.thread_ts, key=delivery.key,
-                                      username=f"@{conv.account} (outside Slack)")
-                return slack.post(conv.channel, message, thread_ts=conv.thread_ts, key=delivery.key,
-                                  username=customer_username(conv.customer_name, Platform(conv.platform).label),
-                                  icon_url=safe_https_url(conv.customer_avatar))
+                    return slack.post(
+                        conv.channel,
+                        message,
+                        thread_ts=conv.thread_ts,
+                        key=delivery.key,
+                        username=f"@{conv.account} (outside Slack)",
+                    )
+                return slack.post(
+                    conv.channel,
+                    message,
+                    thread_ts=conv.thread_ts,
+                    key=delivery.key,
+                    username=customer_username(conv.customer_name, Platform(conv.platform).label),
+                    icon_url=safe_https_url(conv.customer_avatar),
+                )
         raise Rejected(f"unknown delivery kind {row.kind}")
 
     def _home(self, user: str) -> dict[str, object]:
@@ -174,12 +183,14 @@ class SlackHandler:
         if not ctx.desk.authorize(user, Scope.DESK).allowed:  # asked at each publish, so leaving the desk shows
             return not_agent_home_view()
         with ctx.db.read() as s:
-            mine, unassigned, escalated = (desk_store.listing(s, scope, user)
-                                           for scope in ("mine", "unassigned", "escalated"))
+            mine, unassigned, escalated = (
+                desk_store.listing(s, scope, user) for scope in ("mine", "unassigned", "escalated")
+            )
             counts = desk_store.status_counts(s)
         seen = ctx.desk.visible_channels(user, tuple(c.channel for c in (*mine, *unassigned, *escalated)))
-        mine, unassigned, escalated = ([c for c in convs if c.channel in seen]
-                                       for convs in (mine, unassigned, escalated))
+        mine, unassigned, escalated = (
+            [c for c in convs if c.channel in seen] for convs in (mine, unassigned, escalated)
+        )
         return home_view(user, mine, unassigned, escalated, counts, ctx.desk.link, now, self.home_report(now))
 
     def _auto_assign(self, conv: Conversation, skip: str = "") -> None:
@@ -197,17 +208,26 @@ class SlackHandler:
 
     # ---------------------------------------------------------------------------------------------- outcomes
 
-    def sent(self, delivery: Delivery, row: Outbox, conv: Conversation | None, result: object,
-             resumed: float | None) -> tuple[str | None, Write | None]:
+    def sent(
+        self, delivery: Delivery, row: Outbox, conv: Conversation | None, result: object, resumed: float | None
+    ) -> tuple[str | None, Write | None]:
         ctx, stored = self.ctx, None if result is None else str(result)
 
         def write(s: Session) -> None:
             if resumed is not None:
-                enqueue_channel_notice(s, ctx, "slack", resumed, ":white_check_mark: Slack refused dmbridge's "
-                                       "bot token for a while; it works again and queued messages are being "
-                                       "delivered in order.", working=True)
+                enqueue_channel_notice(
+                    s,
+                    ctx,
+                    "slack",
+                    resumed,
+                    ":white_check_mark: Slack refused dmbridge's "
+                    "bot token for a while; it works again and queued messages are being "
+                    "delivered in order.",
+                    working=True,
+                )
             if isinstance(delivery, Card) and conv is not None and conv.id is not None and stored:
                 state.card_posted(s, conv.id, stored)
+
         return stored, write if resumed is not None or isinstance(delivery, Card) else None
 
     def retry(self, delivery: Delivery, row: Outbox, conv: Conversation | None, verdict: Retry) -> Write:
@@ -215,8 +235,16 @@ class SlackHandler:
             self.pacer.pause(channel, verdict.at)
         return retry_write(row, verdict)
 
-    def paused(self, delivery: Delivery, row: Outbox, conv: Conversation | None, until: float, first: bool,
-               since: float, reason: str) -> Write | None:
+    def paused(
+        self,
+        delivery: Delivery,
+        row: Outbox,
+        conv: Conversation | None,
+        until: float,
+        first: bool,
+        since: float,
+        reason: str,
+    ) -> Write | None:
         return None  # said in the channel once the token works again (``sent``)
 
     def failed(self, delivery: Delivery | None, row: Outbox, conv: Conversation | None, verdict: Failed) -> Write:
@@ -224,8 +252,11 @@ class SlackHandler:
         notice or the card); for a post refused for want of membership, tell the team once."""
         ctx, row_id, reason = self.ctx, row.id, verdict.reason
         assert row_id is not None
-        invite = None if delivery is None or verdict.gave_up else \
-            membership.hint(ctx.settings, delivery, conv, reason, ctx.clock())
+        invite = (
+            None
+            if delivery is None or verdict.gave_up
+            else membership.hint(ctx.settings, delivery, conv, reason, ctx.clock())
+        )
         say = verdict.gave_up and conv is not None and conv.thread_ts and not isinstance(delivery, Notice | Card)
 
         def write(s: Session) -> None:
@@ -233,9 +264,14 @@ class SlackHandler:
             if invite is not None:
                 invite(s)
             if say and conv is not None:
-                state.say(s, conv, ("failed", "slack", row_id),
-                                        f":warning: A Slack delivery ({row.kind}) was given up. {reason}",
-                                        ctx.clock())
+                state.say(
+                    s,
+                    conv,
+                    ("failed", "slack", row_id),
+                    f":warning: A Slack delivery ({row.kind}) was given up. {reason}",
+                    ctx.clock(),
+                )
+
         return write
 
 
@@ -246,5 +282,3 @@ def _our_echo(ctx: Context, echo_of: tuple[str, str, str]) -> bool:
     platform, account, remote_id = echo_of
     with ctx.db.read() as s:
         return events.sent_by_us(s, platform, account, remote_id)
-
-

@@ -29,8 +29,18 @@ from bridge.store import outbox
 from bridge.store.tables import Conversation
 
 
-def changed(s: Session, conv: Conversation, *, actor: str, action: str, detail: str, line: str, now: float,
-            homes: Iterable[str] = (), reopened: bool = False) -> int:
+def changed(
+    s: Session,
+    conv: Conversation,
+    *,
+    actor: str,
+    action: str,
+    detail: str,
+    line: str,
+    now: float,
+    homes: Iterable[str] = (),
+    reopened: bool = False,
+) -> int:
     """Record an action on ``conv`` (already applied to the row): audit, card redraw, thread line, App Homes.
     Returns the audit id."""
     assert conv.id is not None
@@ -73,9 +83,17 @@ def message_arrived(s: Session, conv: Conversation, *, from_brand: bool, sent_at
     if conv.status != "open":  # resolved or snoozed: the customer wrote again
         was = conv.status
         conv.status, conv.snoozed_until, conv.resolved_at = "open", None, None
-        changed(s, conv, actor="customer", action="reopen", detail=f"was {was}", now=now, reopened=True,
-                line=f"The customer wrote again: this conversation was {was} and is open again."
-                + (f" <@{conv.assignee}>" if conv.assignee else ""))
+        changed(
+            s,
+            conv,
+            actor="customer",
+            action="reopen",
+            detail=f"was {was}",
+            now=now,
+            reopened=True,
+            line=f"The customer wrote again: this conversation was {was} and is open again."
+            + (f" <@{conv.assignee}>" if conv.assignee else ""),
+        )
 
 
 def reply_queued(s: Session, conv: Conversation, now: float, author: str | None = None, text: str = "") -> None:
@@ -121,8 +139,17 @@ def profile_changed(s: Session, conversation_id: int, customer: Customer, cause:
     return different
 
 
-def sla_evaluated(s: Session, conv: Conversation, *, policy: str | None, state: str | None, kind: str | None,
-                  due: float | None, next_at: float | None, now: float) -> None:
+def sla_evaluated(
+    s: Session,
+    conv: Conversation,
+    *,
+    policy: str | None,
+    state: str | None,
+    kind: str | None,
+    due: float | None,
+    next_at: float | None,
+    now: float,
+) -> None:
     """The SLA runner's evaluation; the card is redrawn when what it shows changed."""
     different = (conv.sla_policy, conv.sla_state, conv.sla_kind, conv.sla_due_at) != (policy, state, kind, due)
     conv.sla_policy, conv.sla_state, conv.sla_kind, conv.sla_due_at = policy, state, kind, due
@@ -138,9 +165,16 @@ def unassigned_after_breach(s: Session, conv: Conversation, policy: str, what: s
     assert conv.id is not None
     previous = conv.assignee
     conv.assignee, conv.assigned_at = None, None
-    changed(s, conv, actor="dmbridge", action="unassign", detail=f"SLA {policy}: {what} breached", now=now,
-            homes=[previous] if previous else [],
-            line="Reassigning: the SLA was breached." + (f" (was <@{previous}>)" if previous else ""))
+    changed(
+        s,
+        conv,
+        actor="dmbridge",
+        action="unassign",
+        detail=f"SLA {policy}: {what} breached",
+        now=now,
+        homes=[previous] if previous else [],
+        line="Reassigning: the SLA was breached." + (f" (was <@{previous}>)" if previous else ""),
+    )
     outbox.enqueue(s, AutoAssign.again(conv.id, previous or "", now), now)
 
 
@@ -151,6 +185,13 @@ def snooze_over(s: Session, conv: Conversation, now: float) -> bool:
         return False
     s.refresh(conv)
     who = f"<@{conv.assignee}>" if conv.assignee else "Unassigned —"
-    changed(s, conv, actor="dmbridge", action="reopen", detail="snooze over", now=now,
-            line=f"{who} the snooze is over: this conversation is open again.")
+    changed(
+        s,
+        conv,
+        actor="dmbridge",
+        action="reopen",
+        detail="snooze over",
+        now=now,
+        line=f"{who} the snooze is over: this conversation is open again.",
+    )
     return True

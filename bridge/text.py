@@ -65,8 +65,9 @@ def _is_regional(ch: str) -> bool:
     return 0x1F1E6 <= ord(ch) <= 0x1F1FF
 
 
-def split_text(text: str, limit: int, cost: Callable[[str], int] | None = None,
-               can_cut: Callable[[str, int], bool] = is_safe_cut) -> list[str]:
+def split_text(
+    text: str, limit: int, cost: Callable[[str], int] | None = None, can_cut: Callable[[str, int], bool] = is_safe_cut
+) -> list[str]:
     """Split ``text`` into pieces whose cost is at most ``limit`` each.
 
     The pieces are contiguous slices: ``"".join(pieces) == text``. A cut is
@@ -137,8 +138,9 @@ _ENTITY = re.compile(r"&(amp|lt|gt);")
 ELLIPSIS = "…"
 
 
-def clip(text: str, limit: int, cost: Callable[[str], int] | None = None,
-         can_cut: Callable[[str, int], bool] = is_safe_cut) -> str:
+def clip(
+    text: str, limit: int, cost: Callable[[str], int] | None = None, can_cut: Callable[[str, int], bool] = is_safe_cut
+) -> str:
     """``text`` if it fits ``limit``, else its first piece and a visible "…" (never inside a grapheme)."""
     measure = cost or (lambda _ch: 1)
     used = 0

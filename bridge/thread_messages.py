@@ -115,12 +115,19 @@ def enqueue_receipt(session: Session, receipt: Reaction | None, now: float) -> N
         outbox.enqueue(session, receipt, now)
 
 
-NOT_RELAYED = ("Only agents of this desk can answer customers; your message was not sent to the customer. "
-               "Start it with `//` to keep it as a note.")
+NOT_RELAYED = (
+    "Only agents of this desk can answer customers; your message was not sent to the customer. "
+    "Start it with `//` to keep it as a note."
+)
 
 
-def apply(session: Session, action: Relay | Note | Changed | Ignore, limits_for: dict[str, Limits], now: float,
-          is_agent: bool = True) -> str:
+def apply(
+    session: Session,
+    action: Relay | Note | Changed | Ignore,
+    limits_for: dict[str, Limits],
+    now: float,
+    is_agent: bool = True,
+) -> str:
     """Turn a classified message into outbox rows. Returns the outcome stored with the event."""
     match action:
         case Ignore(reason):
@@ -136,8 +143,13 @@ def apply(session: Session, action: Relay | Note | Changed | Ignore, limits_for:
                 return "not relayed: not an agent"
             parts = platform_parts(text, limits_for[conv.platform])
             if not parts:
-                state.say(session, conv, ("empty", channel, ts),
-                               "Only text is relayed for now: that message was not sent to the customer.", now)
+                state.say(
+                    session,
+                    conv,
+                    ("empty", channel, ts),
+                    "Only text is relayed for now: that message was not sent to the customer.",
+                    now,
+                )
                 return "not relayed: no text"
             for dm in DM.relay(conv.id, channel, ts, parts, user):
                 outbox.enqueue(session, dm, now)
@@ -148,8 +160,12 @@ def apply(session: Session, action: Relay | Note | Changed | Ignore, limits_for:
             if conv is None or outbox.row_for(session, DM.first_relay_key(channel, ts)) is None:
                 return "ignored: change to a message that was not relayed"
             what = "Deleting" if deleted else "Editing"
-            state.say(session, conv, ("changed", channel, ts),
-                           f"{what} a message here does not change what the customer received; "
-                           "write a new reply to correct it.", now)
+            state.say(
+                session,
+                conv,
+                ("changed", channel, ts),
+                f"{what} a message here does not change what the customer received; write a new reply to correct it.",
+                now,
+            )
             return "changed: notice"
     return "ignored"

@@ -50,23 +50,37 @@ def begin(settings: Settings, now: float) -> tuple[str, dict[str, str | float]]:
         raise ConfigError("X_CLIENT_ID is not set (the OAuth 2.0 Client ID from the X developer portal)")
     verifier, challenge = oauth.pkce_pair()
     state = secrets.token_urlsafe(24)
-    url = oauth.authorize_url(settings.x_client_id, settings.x_redirect_uri, state, challenge,
-                              base=settings.x_oauth_authorize_url)
-    return url, {"client_id": settings.x_client_id, "state": state, "verifier": verifier,
-                 "redirect_uri": settings.x_redirect_uri, "at": now}
+    url = oauth.authorize_url(
+        settings.x_client_id, settings.x_redirect_uri, state, challenge, base=settings.x_oauth_authorize_url
+    )
+    return url, {
+        "client_id": settings.x_client_id,
+        "state": state,
+        "verifier": verifier,
+        "redirect_uri": settings.x_redirect_uri,
+        "at": now,
+    }
 
 
 def complete(settings: Settings, pending: dict[str, str], pasted: str, clock: Callable[[], float]) -> str:
     """Exchange the code, check whose account it is, store the tokens; the account's @username."""
     code = oauth.code_from(pasted, pending["state"])
-    endpoint = oauth.TokenEndpoint(settings.x_token_url, settings.x_client_id, settings.x_client_secret,
-                                   timeout=settings.dmbridge_http_timeout, clock=clock)
+    endpoint = oauth.TokenEndpoint(
+        settings.x_token_url,
+        settings.x_client_id,
+        settings.x_client_secret,
+        timeout=settings.dmbridge_http_timeout,
+        clock=clock,
+    )
     tokens = endpoint.exchange(code, pending["verifier"], pending["redirect_uri"])
     missing = set(oauth.SCOPES) - set(tokens.scope.split())
     if missing:
         raise AuthFailed(f"X granted fewer scopes than needed (missing: {', '.join(sorted(missing))})")
-    me = httpx.get(settings.x_api_url.rstrip("/") + "/2/users/me", timeout=settings.dmbridge_http_timeout,
-                   headers={"Authorization": f"Bearer {tokens.access_token}"})
+    me = httpx.get(
+        settings.x_api_url.rstrip("/") + "/2/users/me",
+        timeout=settings.dmbridge_http_timeout,
+        headers={"Authorization": f"Bearer {tokens.access_token}"},
+    )
     if me.status_code != 200:
         raise AuthFailed(f"X refused the new token on /2/users/me ({me.status_code})")
     db = Database(settings.database_url)
@@ -79,8 +93,16 @@ def complete(settings: Settings, pending: dict[str, str], pasted: str, clock: Ca
     return str(me.json()["data"]["username"])
 
 
-def run(settings: Settings, *, print_url: bool, redirect_url: str | None, pending_file: Path,
-        read_line: Callable[[], str], echo: Callable[[str], None], clock: Callable[[], float] = time.time) -> None:
+def run(
+    settings: Settings,
+    *,
+    print_url: bool,
+    redirect_url: str | None,
+    pending_file: Path,
+    read_line: Callable[[], str],
+    echo: Callable[[str], None],
+    clock: Callable[[], float] = time.time,
+) -> None:
     """The command; raises ConfigError / AuthFailed / RetryLater / OAuthError with the reason."""
     if redirect_url is not None:
         pending = _pending_read(pending_file, settings.x_client_id, clock())
@@ -91,13 +113,16 @@ def run(settings: Settings, *, print_url: bool, redirect_url: str | None, pendin
         if print_url:
             _pending_write(pending_file, data)
             echo(url)
-            echo(f"Open it, approve, then run: dmbridge x-auth --redirect-url '<the URL X sent you to>' "
-                 f"(within {int(PENDING_SECONDS // 60)} minutes)")
+            echo(
+                f"Open it, approve, then run: dmbridge x-auth --redirect-url '<the URL X sent you to>' "
+                f"(within {int(PENDING_SECONDS // 60)} minutes)"
+            )
             return
         echo("Open this URL as the brand's X account and approve dmbridge:\n")
         echo(url)
         echo("\nThen paste the URL X redirected you to (or its code=… value):")
         username = complete(settings, {k: str(v) for k, v in data.items()}, read_line(), clock)
-    echo(f"dmbridge: X OAuth 2.0 tokens for @{username} stored; `dmbridge serve` refreshes them "
-         "(with X_CLIENT_ID set they replace X_USER_BEARER_TOKEN; the OAuth 1.0a keys, if all set, still win)")
-
+    echo(
+        f"dmbridge: X OAuth 2.0 tokens for @{username} stored; `dmbridge serve` refreshes them "
+        "(with X_CLIENT_ID set they replace X_USER_BEARER_TOKEN; the OAuth 1.0a keys, if all set, still win)"
+    )

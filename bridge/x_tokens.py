@@ -41,8 +41,14 @@ def token_status(row: XOAuthToken | None, now: float) -> tuple[bool, str]:
 class TokenStore:
     """The stored tokens of one X app, refreshed when due (one process at a time)."""
 
-    def __init__(self, db: Database, endpoint: TokenEndpoint, *, clock: Callable[[], float] = time.time,
-                 margin: float = REFRESH_MARGIN) -> None:
+    def __init__(
+        self,
+        db: Database,
+        endpoint: TokenEndpoint,
+        *,
+        clock: Callable[[], float] = time.time,
+        margin: float = REFRESH_MARGIN,
+    ) -> None:
         self.db, self.endpoint, self.clock, self.margin = db, endpoint, clock, margin
         self._row: XOAuthToken | None = None
         self._lock = threading.Lock()
@@ -61,7 +67,8 @@ class TokenStore:
         with self.db.session() as s:
             xact_serialize(s, REFRESH_LOCK)
             row = s.get(XOAuthToken, self.client_id) or XOAuthToken(
-                client_id=self.client_id, access_token="", expires_at=0.0, updated_at=0.0)
+                client_id=self.client_id, access_token="", expires_at=0.0, updated_at=0.0
+            )
             row.access_token, row.refresh_token = tokens.access_token, tokens.refresh_token
             row.expires_at, row.scope, row.updated_at = tokens.expires_at, tokens.scope, self.clock()
             row.generation = 0
@@ -94,8 +101,10 @@ class TokenStore:
                 self._row = row  # someone else refreshed: use theirs
                 return row.access_token
             if not row.refresh_token:
-                raise AuthFailed("the X OAuth 2.0 token expired and there is no refresh token "
-                                 "(offline.access): run `dmbridge x-auth` again")
+                raise AuthFailed(
+                    "the X OAuth 2.0 token expired and there is no refresh token "
+                    "(offline.access): run `dmbridge x-auth` again"
+                )
             fresh = self.endpoint.refresh(row.refresh_token)
             row.access_token, row.expires_at, row.updated_at = fresh.access_token, fresh.expires_at, self.clock()
             row.refresh_token = fresh.refresh_token or row.refresh_token

@@ -91,8 +91,9 @@ def _problems_of_block(block: dict[str, Any]) -> list[str]:
         elements = block.get("elements") or []
         if not 1 <= len(elements) <= CONTEXT_ELEMENTS:
             found.append(f"context has {len(elements)} elements")
-        found += [f"context text of {len(e.get('text', ''))}" for e in elements
-                  if len(e.get("text", "")) > CONTEXT_TEXT]
+        found += [
+            f"context text of {len(e.get('text', ''))}" for e in elements if len(e.get("text", "")) > CONTEXT_TEXT
+        ]
     for element in _elements(block):
         found += _problems_of_element(element)
     return found

@@ -6,8 +6,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from bridge.config import FileConfig
 from bridge.sandbox.harness import CHANNEL, IG_CUSTOMER, MESSENGER_CUSTOMER, Sandbox, shown, start_sandbox, wait_for
+from bridge.toml_config import FileConfig
 
 MARIA, JDOE = "1290011223344556677", "1290011223344559999"
 SAM, KIM = "U0AGENT1", "U0AGENT2"
@@ -28,8 +28,11 @@ def transcript(box: Sandbox) -> list[str]:
             who = msg.get("username") or users.get(msg.get("user", ""), "dmbridge")
             marks = " ".join(f":{name}:" for name in box.slack.reactions(CHANNEL, msg["ts"]))
             indent = "" if i == 0 else "    ↳ "
-            body = re.sub(r"<@(\w+)>", lambda m: "@" + str(box.slack.users.get(m.group(1), {}).get("name", m.group(1))),
-                          shown(msg)).replace("\n", "\n      ")
+            body = re.sub(
+                r"<@(\w+)>",
+                lambda m: "@" + str(box.slack.users.get(m.group(1), {}).get("name", m.group(1))),
+                shown(msg),
+            ).replace("\n", "\n      ")
             lines.append(f"{indent}[{who}] {body}" + (f"   {marks}" if marks else ""))
         lines.append("")
     lines.append("=== X (what each customer's DM inbox shows) ===")
@@ -53,8 +56,7 @@ def transcript(box: Sandbox) -> list[str]:
 
 def run_demo(say: Callable[[str], Any] = print) -> bool:
     """Play the script; True only if every expected delivery happened."""
-    say("Starting emulated Slack, X and Meta, and dmbridge against them (SLACK_API_URL, X_API_URL, "
-        "META_GRAPH_URL)…")
+    say("Starting emulated Slack, X and Meta, and dmbridge against them (SLACK_API_URL, X_API_URL, META_GRAPH_URL)…")
     box = start_sandbox(meta=True, file=FileConfig(brand="Acme"), dmbridge_slack_posts_per_second=1.0)
     meta = box.meta
     assert meta is not None
@@ -87,20 +89,35 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
         tomas_reply_ts, _ = box.slack.post_as_user(KIM, CHANNEL, reply4, thread_ts=tomas_ts)
         say("Agents answer in the threads (and one internal note)…")
         wait_for(lambda: box.x.received_by(MARIA) and box.x.received_by(JDOE), what="replies on X")
-        wait_for(lambda: meta.received_by(MESSENGER_CUSTOMER) and meta.received_by(IG_CUSTOMER),
-                 what="replies on Messenger and Instagram")
+        wait_for(
+            lambda: meta.received_by(MESSENGER_CUSTOMER) and meta.received_by(IG_CUSTOMER),
+            what="replies on Messenger and Instagram",
+        )
         box.x.customer_sends(MARIA, "Thank you so much!")
-        wait_for(lambda: any("Thank you so much" in shown(m) for m in box.slack.thread(CHANNEL, maria_ts)),
-                 what="Maria's second message in her thread")
-        wait_for(lambda: all("white_check_mark" in box.slack.reactions(CHANNEL, ts)
-                             for ts in (sam_ts, kim_ts, lena_reply_ts, tomas_reply_ts)), what="delivery receipts")
+        wait_for(
+            lambda: any("Thank you so much" in shown(m) for m in box.slack.thread(CHANNEL, maria_ts)),
+            what="Maria's second message in her thread",
+        )
+        wait_for(
+            lambda: all(
+                "white_check_mark" in box.slack.reactions(CHANNEL, ts)
+                for ts in (sam_ts, kim_ts, lena_reply_ts, tomas_reply_ts)
+            ),
+            what="delivery receipts",
+        )
 
-        say("The desk: Sam takes Maria's conversation with the card's button; Kim saves a template and "
-            "sends it in J Doe's thread; /dm list shows what is open…")
+        say(
+            "The desk: Sam takes Maria's conversation with the card's button; Kim saves a template and "
+            "sends it in J Doe's thread; /dm list shows what is open…"
+        )
         box.slack.click(SAM, CHANNEL, maria_ts, "conv_claim")
-        saved = box.slack.slash_command(KIM, CHANNEL, "template add tracking Hi {first_name}, here is your "
-                                                      "tracking link: https://track.example/{conversation} "
-                                                      "— {agent_first_name}, {brand}").text
+        saved = box.slack.slash_command(
+            KIM,
+            CHANNEL,
+            "template add tracking Hi {first_name}, here is your "
+            "tracking link: https://track.example/{conversation} "
+            "— {agent_first_name}, {brand}",
+        ).text
         box.slack.post_as_user(KIM, CHANNEL, "<@U0BOT> template tracking", thread_ts=jdoe_ts)
         template_text = "Hi J, here is your tracking link: https://track.example/2 — Kim, Acme"
         wait_for(lambda: box.x.received_by(JDOE) == [reply2, template_text], what="the template on X")
@@ -113,16 +130,16 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
             "Tomás received exactly Kim's reply on Instagram": meta.received_by(IG_CUSTOMER) == [reply4],
             "Messenger and Instagram threads show the customers' names": all(
                 name in shown(box.slack.thread(CHANNEL, ts)[0])
-                for name, ts in (("Lena Fischer", lena_ts), ("Tomás Ruiz", tomas_ts))),
+                for name, ts in (("Lena Fischer", lena_ts), ("Tomás Ruiz", tomas_ts))
+            ),
             "Maria received exactly Sam's reply": box.x.received_by(MARIA) == [reply1],
             "J Doe received Kim's reply, then the template": box.x.received_by(JDOE) == [reply2, template_text],
             "the template was saved": "Saved template" in saved,
-            "the card shows Sam as assignee": f"Assignee: <@{SAM}>" in shown(box.slack.thread(CHANNEL,
-                                                                                             maria_ts)[0]),
-            "the note stayed in Slack": all("warehouse" not in t for u in (MARIA, JDOE)
-                                            for t in box.x.received_by(u)),
-            "<!channel> arrived inert": all("<!channel>" not in str(m.get("blocks"))
-                                            for m in box.slack.thread(CHANNEL, maria_ts)),
+            "the card shows Sam as assignee": f"Assignee: <@{SAM}>" in shown(box.slack.thread(CHANNEL, maria_ts)[0]),
+            "the note stayed in Slack": all("warehouse" not in t for u in (MARIA, JDOE) for t in box.x.received_by(u)),
+            "<!channel> arrived inert": all(
+                "<!channel>" not in str(m.get("blocks")) for m in box.slack.thread(CHANNEL, maria_ts)
+            ),
             "Maria's reply joined her thread": _thread_of(box, "Thank you so much") == maria_ts,
         }
         failures = [name for name, ok in checks.items() if not ok]

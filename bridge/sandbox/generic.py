@@ -24,8 +24,9 @@ TIMESTAMP_HEADER = "X-Dmbridge-Timestamp"
 
 
 class GenericSourceEmulator:
-    def __init__(self, *, name: str = "shop", secret: str = "sandbox-generic-secret",
-                 signed_timestamp: bool = False) -> None:
+    def __init__(
+        self, *, name: str = "shop", secret: str = "sandbox-generic-secret", signed_timestamp: bool = False
+    ) -> None:
         self.name, self.secret, self.signed_timestamp = name, secret, signed_timestamp
         self.webhook_url = ""
         self.deliveries: list[dict[str, Any]] = []
@@ -56,13 +57,25 @@ class GenericSourceEmulator:
 
     # ------------------------------------------------------------------ messages to the bridge
 
-    def message(self, conversation_id: str, sender_id: str, name: str, text: str, *,
-                message_id: str | None = None, handle: str | None = None, avatar_url: str | None = None,
-                attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def message(
+        self,
+        conversation_id: str,
+        sender_id: str,
+        name: str,
+        text: str,
+        *,
+        message_id: str | None = None,
+        handle: str | None = None,
+        avatar_url: str | None = None,
+        attachments: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "conversation_id": conversation_id, "message_id": message_id or f"msg-{uuid.uuid4().hex[:12]}",
-            "sender": {"id": sender_id, "name": name}, "text": text,
-            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+            "conversation_id": conversation_id,
+            "message_id": message_id or f"msg-{uuid.uuid4().hex[:12]}",
+            "sender": {"id": sender_id, "name": name},
+            "text": text,
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
         if handle:
             body["sender"]["handle"] = handle
         if avatar_url:
@@ -71,15 +84,17 @@ class GenericSourceEmulator:
             body["attachments"] = attachments
         return body
 
-    def customer_sends(self, conversation_id: str, sender_id: str, name: str, text: str,
-                       **kwargs: Any) -> httpx.Response:
+    def customer_sends(
+        self, conversation_id: str, sender_id: str, name: str, text: str, **kwargs: Any
+    ) -> httpx.Response:
         return self.post(self.message(conversation_id, sender_id, name, text, **kwargs))
 
     def post(self, payload: Any, *, secret: str | None = None) -> httpx.Response:
         return self.post_raw(json.dumps(payload).encode(), secret=secret)
 
-    def post_raw(self, body: bytes, *, secret: str | None = None, signature: str | None = None,
-                 timestamp: int | None = None) -> httpx.Response:
+    def post_raw(
+        self, body: bytes, *, secret: str | None = None, signature: str | None = None, timestamp: int | None = None
+    ) -> httpx.Response:
         """Signed as the source is configured: the body, or with ``signed_timestamp`` ``"{timestamp}.{body}"``
         plus the X-Dmbridge-Timestamp header (``timestamp``: now unless given)."""
         headers = {"Content-Type": "application/json"}
@@ -88,8 +103,9 @@ class GenericSourceEmulator:
             stamp = int(time.time()) if timestamp is None else timestamp
             headers[TIMESTAMP_HEADER] = str(stamp)
             signed = f"{stamp}.".encode() + body
-        headers[SIGNATURE_HEADER] = signature if signature is not None else signing.hex_sha256(
-            secret or self.secret, signed)
+        headers[SIGNATURE_HEADER] = (
+            signature if signature is not None else signing.hex_sha256(secret or self.secret, signed)
+        )
         return self.client.post(self.webhook_url, content=body, headers=headers)
 
     # ------------------------------------------------------------------ replies from the bridge
@@ -97,8 +113,11 @@ class GenericSourceEmulator:
     def replies(self, conversation_id: str | None = None) -> list[str]:
         """Reply texts accepted, once each, in order of arrival."""
         with self._lock:
-            return [r["text"] for r in self._replies.values()
-                    if conversation_id is None or r["conversation_id"] == conversation_id]
+            return [
+                r["text"]
+                for r in self._replies.values()
+                if conversation_id is None or r["conversation_id"] == conversation_id
+            ]
 
     async def _callback(self, request: Request) -> Response:
         body = await request.body()

@@ -17,15 +17,28 @@ from pathlib import Path
 from typing import Any
 
 from bridge.app import Bridge, build
-from bridge.config import FileConfig, GenericSource, Settings
+from bridge.config import Settings
 from bridge.sandbox.generic import GenericSourceEmulator
 from bridge.sandbox.meta import INSTAGRAM, MESSENGER, MetaEmulator
 from bridge.sandbox.server import HttpServer, wait_for
 from bridge.sandbox.slack import SlackEmulator
 from bridge.sandbox.x import XEmulator
+from bridge.toml_config import FileConfig, GenericSource
 
-__all__ = ["BOT_TOKEN", "CHANNEL", "IG_ACCOUNT", "IG_CUSTOMER", "MESSENGER_CUSTOMER", "PAGE_ID", "PAGE_TOKEN",
-           "SIGNING_SECRET", "HttpServer", "Sandbox", "start_sandbox", "wait_for"]
+__all__ = [
+    "BOT_TOKEN",
+    "CHANNEL",
+    "IG_ACCOUNT",
+    "IG_CUSTOMER",
+    "MESSENGER_CUSTOMER",
+    "PAGE_ID",
+    "PAGE_TOKEN",
+    "SIGNING_SECRET",
+    "HttpServer",
+    "Sandbox",
+    "start_sandbox",
+    "wait_for",
+]
 
 CHANNEL = "C0INBOX"
 SIGNING_SECRET = "sandbox-signing-secret"
@@ -65,11 +78,13 @@ class Sandbox:
 
     def thread_with(self, text: str, channel: str = CHANNEL) -> str:
         """The ts of the thread in which ``text`` is shown (waiting for it to appear)."""
+
         def find() -> str | None:
             for root in self.slack.roots(channel):
                 if any(text in shown(m) for m in self.slack.thread(channel, root["ts"])):
                     return str(root["ts"])
             return None
+
         return wait_for(find, what=f"a thread showing {text!r}")
 
     def stop_bridge(self) -> None:
@@ -113,24 +128,37 @@ def shown(msg: dict[str, Any]) -> str:
     return "\n".join(parts) if parts else str(msg.get("text", ""))
 
 
-def sandbox_settings(slack: SlackEmulator, x: XEmulator, database_url: str, meta: MetaEmulator | None = None,
-                     **overrides: Any) -> Settings:
+def sandbox_settings(
+    slack: SlackEmulator, x: XEmulator, database_url: str, meta: MetaEmulator | None = None, **overrides: Any
+) -> Settings:
     values: dict[str, Any] = dict(
-        slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.api_url,
-        dmbridge_channel=CHANNEL, database_url=database_url,
-        x_consumer_key=x.consumer_key, x_consumer_secret=x.consumer_secret, x_access_token=x.access_token,
-        x_access_token_secret=x.access_token_secret, x_api_url=x.api_url, x_poll_seconds=0.2,
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=slack.api_url,
+        dmbridge_channel=CHANNEL,
+        database_url=database_url,
+        x_consumer_key=x.consumer_key,
+        x_consumer_secret=x.consumer_secret,
+        x_access_token=x.access_token,
+        x_access_token_secret=x.access_token_secret,
+        x_api_url=x.api_url,
+        x_poll_seconds=0.2,
         dmbridge_slack_posts_per_second=0.0,
     )
     if meta is not None:
-        values |= dict(meta_app_secret=meta.app_secret, meta_verify_token=meta.verify_token,
-                       meta_page_access_token=PAGE_TOKEN, meta_graph_url=meta.graph_url)
+        values |= dict(
+            meta_app_secret=meta.app_secret,
+            meta_verify_token=meta.verify_token,
+            meta_page_access_token=PAGE_TOKEN,
+            meta_graph_url=meta.graph_url,
+        )
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def _start_bridge(settings: Settings, file: FileConfig, environ: dict[str, str],
-                  clock: Callable[[], float]) -> tuple[Bridge, HttpServer]:
+def _start_bridge(
+    settings: Settings, file: FileConfig, environ: dict[str, str], clock: Callable[[], float]
+) -> tuple[Bridge, HttpServer]:
     bridge = build(settings, file, clock=clock, environ=environ)
     bridge.start()
     for name, poller in bridge.pollers.items():  # the first poll only sets the mark: let it happen first
@@ -150,18 +178,32 @@ def start_meta() -> MetaEmulator:
     meta.start()
     meta.add_account(PAGE_ID, MESSENGER, PAGE_TOKEN, "Acme Support")
     meta.add_account(IG_ACCOUNT, INSTAGRAM, PAGE_TOKEN, "acme.support")
-    meta.add_customer(PAGE_ID, MESSENGER_CUSTOMER, name="Lena Fischer",
-                      profile_pic="https://platform-lookaside.fbsbx.example/lena.jpg")
-    meta.add_customer(IG_ACCOUNT, IG_CUSTOMER, name="Tomás Ruiz", username="tomas.rz",
-                      profile_pic="https://scontent.cdninstagram.example/tomas.jpg")
+    meta.add_customer(
+        PAGE_ID,
+        MESSENGER_CUSTOMER,
+        name="Lena Fischer",
+        profile_pic="https://platform-lookaside.fbsbx.example/lena.jpg",
+    )
+    meta.add_customer(
+        IG_ACCOUNT,
+        IG_CUSTOMER,
+        name="Tomás Ruiz",
+        username="tomas.rz",
+        profile_pic="https://scontent.cdninstagram.example/tomas.jpg",
+    )
     return meta
 
 
 def x_oauth2_settings(x: XEmulator) -> dict[str, Any]:
     """Settings for OAuth 2.0 with refresh against the emulator (a public client; no OAuth 1.0a token)."""
     x.oauth.add_client(X_CLIENT_ID, X_REDIRECT_URI)
-    return dict(x_client_id=X_CLIENT_ID, x_redirect_uri=X_REDIRECT_URI, x_access_token="", x_access_token_secret="",
-                x_oauth_authorize_url=x.api_url + "/i/oauth2/authorize")
+    return dict(
+        x_client_id=X_CLIENT_ID,
+        x_redirect_uri=X_REDIRECT_URI,
+        x_access_token="",
+        x_access_token_secret="",
+        x_oauth_authorize_url=x.api_url + "/i/oauth2/authorize",
+    )
 
 
 def x_authorize(settings: Settings, x: XEmulator, clock: Callable[[], float] = time.time) -> str:
@@ -175,10 +217,18 @@ def x_authorize(settings: Settings, x: XEmulator, clock: Callable[[], float] = t
     return x_auth.complete(settings, {k: str(v) for k, v in pending.items()}, redirect.headers["location"], clock)
 
 
-def start_sandbox(database_url: str | None = None, *, meta: bool = False, generic: bool = False,
-                  generic_signed_timestamp: bool = False,
-                  file: FileConfig | None = None, environ: dict[str, str] | None = None,
-                  clock: Callable[[], float] = time.time, x_oauth2: bool = False, **overrides: Any) -> Sandbox:
+def start_sandbox(
+    database_url: str | None = None,
+    *,
+    meta: bool = False,
+    generic: bool = False,
+    generic_signed_timestamp: bool = False,
+    file: FileConfig | None = None,
+    environ: dict[str, str] | None = None,
+    clock: Callable[[], float] = time.time,
+    x_oauth2: bool = False,
+    **overrides: Any,
+) -> Sandbox:
     """Emulators with a brand, a channel, two agents, an outsider and two X customers (plus, on request, a Meta
     page with its Instagram account and a generic source); the bridge running against them, built from ordinary
     Settings (``overrides``: ``x_webhooks=True``, ``meta_human_agent_days=0``, …) and a dmbridge.toml model.
@@ -196,10 +246,12 @@ def start_sandbox(database_url: str | None = None, *, meta: bool = False, generi
     slack.add_usergroup(BILLING_GROUP, ["U0AGENT2"])
     x = XEmulator(clock=clock)  # the clock only times OAuth 2.0 tokens there
     x.start()
-    x.add_user("1290011223344556677", "maria_l", "Maria López",
-               profile_image_url="https://pbs.twimg.example/maria_normal.jpg")
-    x.add_user("1290011223344559999", "jdoe_buyer", "J Doe",
-               profile_image_url="https://pbs.twimg.example/jdoe_normal.jpg")
+    x.add_user(
+        "1290011223344556677", "maria_l", "Maria López", profile_image_url="https://pbs.twimg.example/maria_normal.jpg"
+    )
+    x.add_user(
+        "1290011223344559999", "jdoe_buyer", "J Doe", profile_image_url="https://pbs.twimg.example/jdoe_normal.jpg"
+    )
     meta_emulator = start_meta() if meta else None
     file = file or FileConfig()
     env = dict(environ or {})
@@ -208,18 +260,44 @@ def start_sandbox(database_url: str | None = None, *, meta: bool = False, generi
         source = GenericSourceEmulator(signed_timestamp=generic_signed_timestamp)
         source.start()
         env[GENERIC_SECRET_ENV] = source.secret
-        file = file.model_copy(update={"generic": file.generic.model_copy(update={"sources": [
-            *file.generic.sources,
-            GenericSource(name=source.name, secret_env=GENERIC_SECRET_ENV, callback_url=source.callback_url,
-                          signed_timestamp=generic_signed_timestamp)]})})
+        file = file.model_copy(
+            update={
+                "generic": file.generic.model_copy(
+                    update={
+                        "sources": [
+                            *file.generic.sources,
+                            GenericSource(
+                                name=source.name,
+                                secret_env=GENERIC_SECRET_ENV,
+                                callback_url=source.callback_url,
+                                signed_timestamp=generic_signed_timestamp,
+                            ),
+                        ]
+                    }
+                )
+            }
+        )
     if x_oauth2:
         overrides = x_oauth2_settings(x) | overrides
-    settings = sandbox_settings(slack, x, database_url or f"sqlite:///{workdir / 'dmbridge.db'}", meta_emulator,
-                                **overrides)
+    settings = sandbox_settings(
+        slack, x, database_url or f"sqlite:///{workdir / 'dmbridge.db'}", meta_emulator, **overrides
+    )
     if x_oauth2 and not x.oauth.access:
         x_authorize(settings, x, clock)
     bridge, http = _start_bridge(settings, file, env, clock)
-    box = Sandbox(slack=slack, x=x, settings=settings, bridge=bridge, http=http, workdir=workdir, file=file,
-                  environ=env, meta=meta_emulator, generic=source, clock=clock, _tmp=tmp)
+    box = Sandbox(
+        slack=slack,
+        x=x,
+        settings=settings,
+        bridge=bridge,
+        http=http,
+        workdir=workdir,
+        file=file,
+        environ=env,
+        meta=meta_emulator,
+        generic=source,
+        clock=clock,
+        _tmp=tmp,
+    )
     box._point_senders()
     return box

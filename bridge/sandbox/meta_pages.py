@@ -31,10 +31,24 @@ class _GraphVersion(Convertor[str]):
 register_url_convertor("graph_version", _GraphVersion())
 V = "/{version:graph_version}"
 # Page webhook fields Graph accepts in subscribed_fields (Messenger Platform webhook events reference)
-PAGE_FIELDS = frozenset({"messages", "message_echoes", "messaging_postbacks", "message_deliveries", "message_reads",
-                         "message_reactions", "message_edits", "messaging_optins", "messaging_referrals",
-                         "messaging_handovers", "messaging_policy_enforcement", "messaging_account_linking",
-                         "standby", "feed"})
+PAGE_FIELDS = frozenset(
+    {
+        "messages",
+        "message_echoes",
+        "messaging_postbacks",
+        "message_deliveries",
+        "message_reads",
+        "message_reactions",
+        "message_edits",
+        "messaging_optins",
+        "messaging_referrals",
+        "messaging_handovers",
+        "messaging_policy_enforcement",
+        "messaging_account_linking",
+        "standby",
+        "feed",
+    }
+)
 
 
 def routes(emu: MetaEmulator) -> list[Route]:
@@ -43,14 +57,17 @@ def routes(emu: MetaEmulator) -> list[Route]:
             emu._fault("me")
             account = page_of(emu, emu._account_for(request))
             return {"id": account.id, "name": account.name}
+
         return emu._answer(produce)
 
     async def subscribed_apps(request: Request) -> Response:
         form = dict(parse_qsl((await request.body()).decode(errors="replace")))
         return emu._answer(lambda: _subscribed_apps(emu, request, form))
 
-    return [Route(f"{V}/me", me, methods=["GET"]),
-            Route(f"{V}/{{page}}/subscribed_apps", subscribed_apps, methods=["GET", "POST"])]
+    return [
+        Route(f"{V}/me", me, methods=["GET"]),
+        Route(f"{V}/{{page}}/subscribed_apps", subscribed_apps, methods=["GET", "POST"]),
+    ]
 
 
 def _subscribed_apps(emu: MetaEmulator, request: Request, form: dict[str, str]) -> dict[str, Any]:
@@ -64,14 +81,24 @@ def _subscribed_apps(emu: MetaEmulator, request: Request, form: dict[str, str]) 
         raise _GraphError(400, 100, f"Unsupported get request. Object with ID '{page_id}' does not exist", 33)
     if request.method == "GET":
         fields = emu.subscriptions.get(page_id)
-        return {"data": [] if fields is None else [
-            {"link": "https://www.facebook.com/games/?app_id=" + emu.app_id, "name": "dmbridge sandbox",
-             "id": emu.app_id, "subscribed_fields": list(fields)}]}
+        return {
+            "data": []
+            if fields is None
+            else [
+                {
+                    "link": "https://www.facebook.com/games/?app_id=" + emu.app_id,
+                    "name": "dmbridge sandbox",
+                    "id": emu.app_id,
+                    "subscribed_fields": list(fields),
+                }
+            ]
+        }
     wanted = str(request.query_params.get("subscribed_fields") or form.get("subscribed_fields") or "")
     names = [f for f in wanted.split(",") if f]
     if not names or set(names) - PAGE_FIELDS:
-        raise _GraphError(400, 100, "(#100) Param subscribed_fields must be one of {"
-                          + ", ".join(sorted(PAGE_FIELDS)) + "}")
+        raise _GraphError(
+            400, 100, "(#100) Param subscribed_fields must be one of {" + ", ".join(sorted(PAGE_FIELDS)) + "}"
+        )
     emu.subscriptions[page_id] = names
     return {"success": True}
 

@@ -42,10 +42,17 @@ class World:
         self.x.stop()
 
 
-def start_world(customers: int = 20, *, posts_per_second: float = 0.0, post_burst: int = 1,
-                echo_bot_messages: bool = True) -> World:
-    slack = SlackEmulator(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN, posts_per_second=posts_per_second,
-                          post_burst=post_burst, echo_bot_messages=echo_bot_messages, page_size=5)
+def start_world(
+    customers: int = 20, *, posts_per_second: float = 0.0, post_burst: int = 1, echo_bot_messages: bool = True
+) -> World:
+    slack = SlackEmulator(
+        signing_secret=SIGNING_SECRET,
+        bot_token=BOT_TOKEN,
+        posts_per_second=posts_per_second,
+        post_burst=post_burst,
+        echo_bot_messages=echo_bot_messages,
+        page_size=5,
+    )
     slack.start()
     slack.add_user("U0AGENT1", "sam", "Sam Rivera")
     slack.add_channel(CHANNEL, "social-inbox", members=["U0AGENT1", "U0BOT"])
@@ -59,11 +66,21 @@ def start_world(customers: int = 20, *, posts_per_second: float = 0.0, post_burs
 
 def serve_env(world: World, database_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "X_", "DMBRIDGE_", "DATABASE_URL"))}
-    env.update(PYTHONPATH=str(ROOT), SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET,
-               SLACK_API_URL=world.slack.api_url, DMBRIDGE_CHANNEL=CHANNEL, DATABASE_URL=database_url,
-               X_CONSUMER_KEY=world.x.consumer_key, X_CONSUMER_SECRET=world.x.consumer_secret,
-               X_ACCESS_TOKEN=world.x.access_token, X_ACCESS_TOKEN_SECRET=world.x.access_token_secret,
-               X_API_URL=world.x.api_url, X_POLL_SECONDS="0.2", DMBRIDGE_SLACK_POSTS_PER_SECOND="0")
+    env.update(
+        PYTHONPATH=str(ROOT),
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=world.slack.api_url,
+        DMBRIDGE_CHANNEL=CHANNEL,
+        DATABASE_URL=database_url,
+        X_CONSUMER_KEY=world.x.consumer_key,
+        X_CONSUMER_SECRET=world.x.consumer_secret,
+        X_ACCESS_TOKEN=world.x.access_token,
+        X_ACCESS_TOKEN_SECRET=world.x.access_token_secret,
+        X_API_URL=world.x.api_url,
+        X_POLL_SECONDS="0.2",
+        DMBRIDGE_SLACK_POSTS_PER_SECOND="0",
+    )
     env.update(extra)
     return env
 
@@ -77,8 +94,9 @@ def free_port() -> int:
 class ServeProcess:
     """One ``python -m bridge serve``; its output goes to a log file."""
 
-    def __init__(self, env: dict[str, str], *, port: int | None = None, workdir: Path | None = None,
-                 name: str = "serve") -> None:
+    def __init__(
+        self, env: dict[str, str], *, port: int | None = None, workdir: Path | None = None, name: str = "serve"
+    ) -> None:
         self.env, self.port = env, port or free_port()
         self._own_workdir = workdir is None  # removed by close()
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="dmbridge-serve-"))
@@ -101,8 +119,13 @@ class ServeProcess:
 
     def start(self, wait: bool = True, timeout: float = 30.0) -> ServeProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115  (the child owns it)
-        self.proc = subprocess.Popen([sys.executable, "-m", "bridge", "serve", "--port", str(self.port)],
-                                     env=self.env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bridge", "serve", "--port", str(self.port)],
+            env=self.env,
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         self.starts += 1
         if wait:

@@ -25,8 +25,19 @@ ID_LIMIT = 255
 OPTIONS = 100
 VIEW_TITLE = 24
 PRIVATE_METADATA = 3000
-BLOCK_TYPES = {"section", "divider", "image", "actions", "context", "input", "header", "file", "video",
-               "rich_text", "markdown"}
+BLOCK_TYPES = {
+    "section",
+    "divider",
+    "image",
+    "actions",
+    "context",
+    "input",
+    "header",
+    "file",
+    "video",
+    "rich_text",
+    "markdown",
+}
 TEXT_LIMITS = {"header": 150, "button": 75, "option": 75, "placeholder": 150, "label": 2000, "hint": 2000}
 
 

@@ -47,8 +47,16 @@ class SocketModeServer:
             return bool(self._conns)
 
     def _handle(self, conn: Any) -> None:
-        conn.send(json.dumps({"type": "hello", "num_connections": 1, "debug_info": {"host": "sandbox"},
-                              "connection_info": {"app_id": APP_ID}}))
+        conn.send(
+            json.dumps(
+                {
+                    "type": "hello",
+                    "num_connections": 1,
+                    "debug_info": {"host": "sandbox"},
+                    "connection_info": {"app_id": APP_ID},
+                }
+            )
+        )
         with self._lock:
             self._conns.append(conn)
         try:
@@ -72,9 +80,18 @@ class SocketModeServer:
         with self._lock:
             self._acks[envelope_id] = (done, answer)
             conn = self._conns[-1]
-        conn.send(json.dumps({"envelope_id": envelope_id, "type": kind, "payload": payload,
-                              "accepts_response_payload": kind != "events_api", "retry_attempt": retry_num,
-                              "retry_reason": "timeout" if retry_num else ""}))
+        conn.send(
+            json.dumps(
+                {
+                    "envelope_id": envelope_id,
+                    "type": kind,
+                    "payload": payload,
+                    "accepts_response_payload": kind != "events_api",
+                    "retry_attempt": retry_num,
+                    "retry_reason": "timeout" if retry_num else "",
+                }
+            )
+        )
         acked = done.wait(timeout)
         with self._lock:
             self._acks.pop(envelope_id, None)

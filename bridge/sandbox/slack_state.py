@@ -20,8 +20,20 @@ BOT_ID = "B0BOT"
 TRIGGER_SECONDS = 3.0
 PAGE_SIZE = 100  # the most items one page holds (Slack may answer fewer than ``limit``); tests set it small
 
-__all__ = ["APP_ID", "BOT_ID", "BOT_USER", "TEAM", "TRIGGER_SECONDS", "ApiError", "Call", "Channel", "Chaos",
-           "Fault", "SlackWorld", "bot_scopes"]
+__all__ = [
+    "APP_ID",
+    "BOT_ID",
+    "BOT_USER",
+    "TEAM",
+    "TRIGGER_SECONDS",
+    "ApiError",
+    "Call",
+    "Channel",
+    "Chaos",
+    "Fault",
+    "SlackWorld",
+    "bot_scopes",
+]
 
 
 def bot_scopes() -> list[str]:
@@ -70,8 +82,9 @@ class Channel:
 
 
 class ApiError(Exception):
-    def __init__(self, error: str, status: int = 200, headers: dict[str, str] | None = None,
-                 messages: list[str] | None = None) -> None:
+    def __init__(
+        self, error: str, status: int = 200, headers: dict[str, str] | None = None, messages: list[str] | None = None
+    ) -> None:
         super().__init__(error)
         self.error, self.status, self.headers, self.messages = error, status, headers or {}, messages or []
 
@@ -158,8 +171,22 @@ class SlackWorld:
         with self._lock:
             self._event_seq += 1
             event_id = f"Ev{self._event_seq:08d}{uuid.uuid4().hex[:6].upper()}"
-        return {"token": "verification-token", "team_id": self.team, "api_app_id": APP_ID, "type": "event_callback",
-                "event_id": event_id, "event_time": int(time.time()), "event": event,
-                "authorizations": [{"enterprise_id": None, "team_id": self.team, "user_id": BOT_USER,
-                                    "is_bot": True, "is_enterprise_install": False}],
-                "is_ext_shared_channel": False}
+        return {
+            "token": "verification-token",
+            "team_id": self.team,
+            "api_app_id": APP_ID,
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": int(time.time()),
+            "event": event,
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": self.team,
+                    "user_id": BOT_USER,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+        }

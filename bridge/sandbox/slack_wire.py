@@ -14,10 +14,22 @@ from bridge.sandbox.slack_state import ApiError
 
 # The methods whose spec ``consumes`` lists application/json (web-api.openapi.json); every other method takes
 # form or query arguments only.
-JSON_METHODS = frozenset({
-    "auth.test", "chat.postMessage", "chat.update", "chat.postEphemeral", "chat.delete", "reactions.add",
-    "reactions.remove", "views.open", "views.update", "views.publish", "views.push",
-})
+JSON_METHODS = frozenset(
+    {
+        "auth.test",
+        "chat.postMessage",
+        "chat.update",
+        "chat.postEphemeral",
+        "chat.delete",
+        "reactions.add",
+        "reactions.remove",
+        "views.open",
+        "views.update",
+        "views.publish",
+        "views.push",
+    }
+)
+
 
 def window(p: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
     """Messages between ``oldest`` and ``latest`` (bounds included only with ``inclusive``)."""
@@ -47,8 +59,9 @@ def offset(cursor: str) -> int:
     raise ApiError("invalid_cursor")
 
 
-def parse_params(method: str, raw: bytes, content_type: str,
-                  query: dict[str, str]) -> tuple[dict[str, Any], str, tuple[str, ...]]:
+def parse_params(
+    method: str, raw: bytes, content_type: str, query: dict[str, str]
+) -> tuple[dict[str, Any], str, tuple[str, ...]]:
     """What Slack reads from a request: query arguments, a form body, and a JSON body only where the method
     takes JSON. Also the encoding and every argument name sent (for the contract tests)."""
     params: dict[str, Any] = dict(query)

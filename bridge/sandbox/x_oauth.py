@@ -60,8 +60,10 @@ class OAuth2Server:
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def routes(self) -> list[Route]:
-        return [Route("/i/oauth2/authorize", self._authorize, methods=["GET"]),
-                Route("/2/oauth2/token", self._token, methods=["POST"])]
+        return [
+            Route("/i/oauth2/authorize", self._authorize, methods=["GET"]),
+            Route("/2/oauth2/token", self._token, methods=["POST"]),
+        ]
 
     def add_client(self, client_id: str, redirect_uri: str, secret: str | None = None) -> None:
         with self._lock:
@@ -98,10 +100,12 @@ class OAuth2Server:
             return JSONResponse({"error": "invalid_request", "error_description": problem}, status_code=400)
         code = secrets.token_urlsafe(32)
         with self._lock:
-            self._codes[code] = _Code(client.client_id, q["redirect_uri"], q["code_challenge"], q["scope"],
-                                      self.clock() + CODE_SECONDS)
-        return RedirectResponse(f"{q['redirect_uri']}?{urlencode({'state': q['state'], 'code': code})}",
-                                status_code=302)
+            self._codes[code] = _Code(
+                client.client_id, q["redirect_uri"], q["code_challenge"], q["scope"], self.clock() + CODE_SECONDS
+            )
+        return RedirectResponse(
+            f"{q['redirect_uri']}?{urlencode({'state': q['state'], 'code': code})}", status_code=302
+        )
 
     async def _token(self, request: Request) -> Response:
         if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
@@ -128,22 +132,30 @@ class OAuth2Server:
                 client_id, secret = "", ""
             client = self.clients.get(client_id)
             if client is None or client.secret is None or not secrets.compare_digest(client.secret, secret):
-                return JSONResponse({"error": "unauthorized_client",
-                                     "error_description": "Missing valid authorization header"}, status_code=401)
+                return JSONResponse(
+                    {"error": "unauthorized_client", "error_description": "Missing valid authorization header"},
+                    status_code=401,
+                )
             return client
         client = self.clients.get(form.get("client_id", ""))
         if client is None or client.secret is not None:  # a confidential client must use Basic
-            return JSONResponse({"error": "unauthorized_client",
-                                 "error_description": "Missing valid authorization header"}, status_code=401)
+            return JSONResponse(
+                {"error": "unauthorized_client", "error_description": "Missing valid authorization header"},
+                status_code=401,
+            )
         return client
 
     def _code_grant(self, client: Client, form: dict[str, str]) -> Response:
         code = self._codes.pop(form.get("code", ""), None)  # a code works once
         verifier = form.get("code_verifier", "")
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
-        if (code is None or code.client_id != client.client_id or code.expires_at <= self.clock()
-                or code.redirect_uri != form.get("redirect_uri") or not secrets.compare_digest(code.challenge,
-                                                                                               challenge)):
+        if (
+            code is None
+            or code.client_id != client.client_id
+            or code.expires_at <= self.clock()
+            or code.redirect_uri != form.get("redirect_uri")
+            or not secrets.compare_digest(code.challenge, challenge)
+        ):
             return self._answer("authorization_code", 400, "invalid_request", BAD_CODE)
         return self._issue("authorization_code", client, code.scope)
 
@@ -157,8 +169,12 @@ class OAuth2Server:
     def _issue(self, grant: str, client: Client, scope: str) -> Response:
         token = secrets.token_urlsafe(40)
         self.access[token] = (self.clock() + ACCESS_SECONDS, scope)
-        body: dict[str, object] = {"token_type": "bearer", "expires_in": ACCESS_SECONDS, "access_token": token,
-                                   "scope": scope}
+        body: dict[str, object] = {
+            "token_type": "bearer",
+            "expires_in": ACCESS_SECONDS,
+            "access_token": token,
+            "scope": scope,
+        }
         if "offline.access" in scope.split():
             refresh = secrets.token_urlsafe(40)
             self.refresh[refresh] = (client.client_id, scope)

@@ -30,23 +30,32 @@ class AppOnly:
         self._lock = threading.Lock()
 
     def routes(self) -> list[Route]:
-        return [Route("/oauth2/token", self._token, methods=["POST"]),
-                Route("/2/webhooks", self._list, methods=["GET"])]
+        return [
+            Route("/oauth2/token", self._token, methods=["POST"]),
+            Route("/2/webhooks", self._list, methods=["GET"]),
+        ]
 
     def register(self, url: str, *, valid: bool = True) -> str:
         """What ``POST /2/webhooks`` does once X's CRC check passed (``valid=False``: it failed since)."""
         webhook_id = str(int(time.time() * 1000) << 22)
         with self._lock:
-            self.webhooks.append({"id": webhook_id, "url": url, "valid": valid,
-                                  "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")})
+            self.webhooks.append(
+                {
+                    "id": webhook_id,
+                    "url": url,
+                    "valid": valid,
+                    "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                }
+            )
         return webhook_id
 
     async def _token(self, request: Request) -> Response:
         form = dict(parse_qsl((await request.body()).decode(errors="replace")))
         auth = request.headers.get("authorization", "")
         try:
-            key, _, secret = base64.b64decode(auth[6:]).decode().partition(":") if auth.startswith("Basic ") \
-                else ("", "", "")
+            key, _, secret = (
+                base64.b64decode(auth[6:]).decode().partition(":") if auth.startswith("Basic ") else ("", "", "")
+            )
         except ValueError:
             key = secret = ""
         if unquote(key) != self.consumer_key or unquote(secret) != self.consumer_secret:
@@ -58,9 +67,12 @@ class AppOnly:
     async def _list(self, request: Request) -> Response:
         auth = request.headers.get("authorization", "")
         if auth.startswith("OAuth "):
-            return _problem(403, "Unsupported Authentication",
-                            "Authenticating with OAuth 1.0a User Context is forbidden for this endpoint.  "
-                            "Supported authentication types are [OAuth 2.0 Application-Only].")
+            return _problem(
+                403,
+                "Unsupported Authentication",
+                "Authenticating with OAuth 1.0a User Context is forbidden for this endpoint.  "
+                "Supported authentication types are [OAuth 2.0 Application-Only].",
+            )
         if not auth.startswith("Bearer ") or auth[7:] != self.bearer:
             return _problem(401, "Unauthorized", "Unauthorized")
         with self._lock:
@@ -76,5 +88,4 @@ def _v1_error(code: int, message: str, label: str) -> Response:
 
 
 def _problem(status: int, title: str, detail: str) -> Response:
-    return JSONResponse({"title": title, "detail": detail, "type": "about:blank", "status": status},
-                        status_code=status)
+    return JSONResponse({"title": title, "detail": detail, "type": "about:blank", "status": status}, status_code=status)

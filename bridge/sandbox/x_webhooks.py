@@ -47,30 +47,61 @@ class WebhookSender:
             recipient = high if low == sender else low
             created = datetime.fromisoformat(event["created_at"].replace("Z", "+00:00"))
             millis = str(int(created.timestamp() * 1000))
-            dm = {"type": "message_create", "id": event["id"], "created_timestamp": millis,
-                  "message_create": {"target": {"recipient_id": recipient}, "sender_id": sender,
-                                     "message_data": {"text": event["text"], "entities": {
-                                         "hashtags": [], "symbols": [], "user_mentions": [], "urls": []}}}}
+            dm = {
+                "type": "message_create",
+                "id": event["id"],
+                "created_timestamp": millis,
+                "message_create": {
+                    "target": {"recipient_id": recipient},
+                    "sender_id": sender,
+                    "message_data": {
+                        "text": event["text"],
+                        "entities": {"hashtags": [], "symbols": [], "user_mentions": [], "urls": []},
+                    },
+                },
+            }
             if event["id"] in self._api_sent:
                 dm["message_create"]["source_app_id"] = "28371937"
             users = {u: self.users[u] for u in (sender, recipient) if u in self.users}
         if self.webhook_format == "activity":
-            return {"data": {"event_uuid": str(uuid.uuid4()), "filter": {"user_id": BRAND_ID}, "tag": "",
-                             "event_type": "dm.sent" if sender == BRAND_ID else "dm.received",
-                             "payload": {"direct_message_events": [dm],
-                                         "users": {k: {"data": dict(v)} for k, v in users.items()}}}}
-        return {"for_user_id": BRAND_ID, "direct_message_events": [dm],
-                "users": {k: {"id": k, "name": v["name"], "screen_name": v["username"],
-                              "profile_image_url_https": v.get("profile_image_url")} for k, v in users.items()}}
+            return {
+                "data": {
+                    "event_uuid": str(uuid.uuid4()),
+                    "filter": {"user_id": BRAND_ID},
+                    "tag": "",
+                    "event_type": "dm.sent" if sender == BRAND_ID else "dm.received",
+                    "payload": {
+                        "direct_message_events": [dm],
+                        "users": {k: {"data": dict(v)} for k, v in users.items()},
+                    },
+                }
+            }
+        return {
+            "for_user_id": BRAND_ID,
+            "direct_message_events": [dm],
+            "users": {
+                k: {
+                    "id": k,
+                    "name": v["name"],
+                    "screen_name": v["username"],
+                    "profile_image_url_https": v.get("profile_image_url"),
+                }
+                for k, v in users.items()
+            },
+        }
 
     def deliver_webhook(self, payload: Any, *, secret: str | None = None) -> httpx.Response:
         return self.deliver_webhook_raw(json.dumps(payload).encode(), secret=secret)
 
-    def deliver_webhook_raw(self, body: bytes, *, secret: str | None = None,
-                            signature: str | None = None) -> httpx.Response:
+    def deliver_webhook_raw(
+        self, body: bytes, *, secret: str | None = None, signature: str | None = None
+    ) -> httpx.Response:
         sig = signature if signature is not None else signing.base64_sha256(secret or self.consumer_secret, body)
-        resp = self.client.post(self.webhook_url, content=body,
-                                headers={"Content-Type": "application/json", "x-twitter-webhooks-signature": sig})
+        resp = self.client.post(
+            self.webhook_url,
+            content=body,
+            headers={"Content-Type": "application/json", "x-twitter-webhooks-signature": sig},
+        )
         with self._lock:
             self.webhook_statuses.append(resp.status_code)
         return resp

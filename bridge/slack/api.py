@@ -21,17 +21,40 @@ CHANNEL_MEMBERS_PAGE = 200  # Slack recommends no more than 200 results per page
 
 # Every Slack Web API method the bridge calls, each through its typed WebClient method (slack_sdk picks the
 # HTTP verb and encoding). tests/contract checks each against Slack's published spec.
-SLACK_METHODS = frozenset({
-    "auth.test", "chat.postMessage", "chat.update", "chat.delete", "chat.postEphemeral",
-    "reactions.add", "reactions.remove",
-    "conversations.history", "conversations.replies", "conversations.members", "conversations.info",
-    "users.info", "users.getPresence", "usergroups.users.list", "views.open", "views.update", "views.publish",
-})
+SLACK_METHODS = frozenset(
+    {
+        "auth.test",
+        "chat.postMessage",
+        "chat.update",
+        "chat.delete",
+        "chat.postEphemeral",
+        "reactions.add",
+        "reactions.remove",
+        "conversations.history",
+        "conversations.replies",
+        "conversations.members",
+        "conversations.info",
+        "users.info",
+        "users.getPresence",
+        "usergroups.users.list",
+        "views.open",
+        "views.update",
+        "views.publish",
+    }
+)
 # the ones that change nothing: a failed read cannot have acted, so it is never ``uncertain``
-READ_METHODS = frozenset({
-    "auth.test", "conversations.history", "conversations.replies", "conversations.members", "conversations.info",
-    "users.info", "users.getPresence", "usergroups.users.list",
-})
+READ_METHODS = frozenset(
+    {
+        "auth.test",
+        "conversations.history",
+        "conversations.replies",
+        "conversations.members",
+        "conversations.info",
+        "users.info",
+        "users.getPresence",
+        "usergroups.users.list",
+    }
+)
 
 
 def make_client(token: str, base_url: str, timeout: float = 15) -> WebClient:
@@ -63,8 +86,9 @@ class SlackApi:
             if status == 429 or error == "ratelimited":
                 after = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
                 wait = float(after) if after else 1.0
-                raise RetryLater(f"Slack rate limit on {method}", retry_at=self.clock() + wait,
-                                 rate_limited=True) from exc
+                raise RetryLater(
+                    f"Slack rate limit on {method}", retry_at=self.clock() + wait, rate_limited=True
+                ) from exc
             if status >= 500:
                 raise server_error(f"Slack {method} answered {status}", status, changes=changes) from exc
             if error in AUTH_ERRORS:
@@ -75,11 +99,13 @@ class SlackApi:
         except OSError as exc:  # timeouts and resets may come after Slack acted; a refused connection cannot
             raise unreachable("Slack", exc, changes=changes) from exc
         except http.client.HTTPException as exc:  # the connection broke mid-answer: Slack may have acted
-            raise unreachable("Slack", exc, changes=changes,
-                              reason=f"Slack answer cut off: {type(exc).__name__}") from exc
+            raise unreachable(
+                "Slack", exc, changes=changes, reason=f"Slack answer cut off: {type(exc).__name__}"
+            ) from exc
 
-    def _pages(self, send: Callable[..., SlackResponse], key: str, max_pages: int | None = None,
-               **kwargs: Any) -> Iterator[list[Any]]:
+    def _pages(
+        self, send: Callable[..., SlackResponse], key: str, max_pages: int | None = None, **kwargs: Any
+    ) -> Iterator[list[Any]]:
         """Each page's ``key`` list of a cursor-paginated method, following ``next_cursor`` to the end."""
         cursor = ""
         pages = 0
@@ -91,10 +117,24 @@ class SlackApi:
             if not cursor:
                 return
 
-    def post(self, channel: str, message: SlackMessage, *, thread_ts: str | None = None,
-             username: str | None = None, icon_url: str | None = None, key: str | None = None) -> str:
-        args: dict[str, Any] = dict(channel=channel, text=message.text, blocks=message.blocks, link_names=False,
-                                    unfurl_links=False, unfurl_media=False)
+    def post(
+        self,
+        channel: str,
+        message: SlackMessage,
+        *,
+        thread_ts: str | None = None,
+        username: str | None = None,
+        icon_url: str | None = None,
+        key: str | None = None,
+    ) -> str:
+        args: dict[str, Any] = dict(
+            channel=channel,
+            text=message.text,
+            blocks=message.blocks,
+            link_names=False,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
         if thread_ts:
             args["thread_ts"] = thread_ts
         if username:
@@ -124,8 +164,9 @@ class SlackApi:
     def unreact(self, channel: str, ts: str, name: str) -> None:
         self._call(self.client.reactions_remove, channel=channel, timestamp=ts, name=name)
 
-    def find_delivered(self, channel: str, key: str, *, thread_ts: str | None, since: float,
-                       max_pages: int = 50) -> str | None:
+    def find_delivered(
+        self, channel: str, key: str, *, thread_ts: str | None, since: float, max_pages: int = 50
+    ) -> str | None:
         """The ts of a post of ours carrying ``key`` in its metadata, if Slack has it.
 
         In a thread: ``conversations.replies``; a thread root (header card):
@@ -137,11 +178,26 @@ class SlackApi:
         """
         oldest = f"{since - 60:.6f}"
         if thread_ts:
-            pages = self._pages(self.client.conversations_replies, "messages", max_pages, channel=channel,
-                                ts=thread_ts, oldest=oldest, include_all_metadata=True, limit=200)
+            pages = self._pages(
+                self.client.conversations_replies,
+                "messages",
+                max_pages,
+                channel=channel,
+                ts=thread_ts,
+                oldest=oldest,
+                include_all_metadata=True,
+                limit=200,
+            )
         else:
-            pages = self._pages(self.client.conversations_history, "messages", max_pages, channel=channel,
-                                oldest=oldest, include_all_metadata=True, limit=200)
+            pages = self._pages(
+                self.client.conversations_history,
+                "messages",
+                max_pages,
+                channel=channel,
+                oldest=oldest,
+                include_all_metadata=True,
+                limit=200,
+            )
         for page in pages:
             for msg in page:
                 meta = msg.get("metadata") or {}
@@ -154,8 +210,15 @@ class SlackApi:
         self.team_url = str(data.get("url") or self.team_url)
         return str(data.get("user_id", "")), str(data.get("bot_id", ""))
 
-    def post_ephemeral(self, channel: str, user: str, text: str, *, thread_ts: str | None = None,
-                       blocks: list[dict[str, Any]] | None = None) -> None:
+    def post_ephemeral(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
+        blocks: list[dict[str, Any]] | None = None,
+    ) -> None:
         args: dict[str, Any] = dict(channel=channel, user=user, text=text)
         if thread_ts:
             args["thread_ts"] = thread_ts
@@ -181,8 +244,13 @@ class SlackApi:
         return [str(u) for u in data.get("users") or []]
 
     def channel_members(self, channel: str) -> list[str]:
-        return [str(u) for page in self._pages(self.client.conversations_members, "members", channel=channel,
-                                               limit=CHANNEL_MEMBERS_PAGE) for u in page]
+        return [
+            str(u)
+            for page in self._pages(
+                self.client.conversations_members, "members", channel=channel, limit=CHANNEL_MEMBERS_PAGE
+            )
+            for u in page
+        ]
 
     def user_info(self, user: str) -> dict[str, Any]:
         info: dict[str, Any] = self._call(self.client.users_info, user=user).get("user") or {}

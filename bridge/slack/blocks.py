@@ -56,10 +56,17 @@ class CardView:
     sla: str | None = None  # already formatted mrkdwn
 
 
-STATUS_LABEL = {"open": ":large_green_circle: open", "snoozed": ":zzz: snoozed",
-                "resolved": ":white_check_mark: resolved"}
-PRIORITY_LABEL = {"low": "low", "normal": "normal", "high": ":small_orange_diamond: high",
-                  "urgent": ":red_circle: urgent"}
+STATUS_LABEL = {
+    "open": ":large_green_circle: open",
+    "snoozed": ":zzz: snoozed",
+    "resolved": ":white_check_mark: resolved",
+}
+PRIORITY_LABEL = {
+    "low": "low",
+    "normal": "normal",
+    "high": ":small_orange_diamond: high",
+    "urgent": ":red_circle: urgent",
+}
 
 
 def header_card(card: CardView) -> SlackMessage:
@@ -87,26 +94,43 @@ def header_card(card: CardView) -> SlackMessage:
         facts.append("Reopened: the customer wrote again")
     if card.sla:
         facts.append(clip(card.sla, SECTION_LIMIT, can_cut=mrkdwn_safe_cut))
-    more = [("Unassign", "unassign"), ("De-escalate", "deescalate"), ("Snooze 2 hours", "snooze:2h"),
-            ("Snooze until tomorrow 9:00", "snooze:tomorrow 9:00")]
+    more = [
+        ("Unassign", "unassign"),
+        ("De-escalate", "deescalate"),
+        ("Snooze 2 hours", "snooze:2h"),
+        ("Snooze until tomorrow 9:00", "snooze:tomorrow 9:00"),
+    ]
     actions: list[Block] = [
         _button("Assign to me", "conv_claim", "primary" if not card.assignee else None),
-        {"type": "users_select", "action_id": "conv_assign",
-         "placeholder": {"type": "plain_text", "text": "Assign to…"},
-         **({"initial_user": card.assignee} if card.assignee else {})},
+        {
+            "type": "users_select",
+            "action_id": "conv_assign",
+            "placeholder": {"type": "plain_text", "text": "Assign to…"},
+            **({"initial_user": card.assignee} if card.assignee else {}),
+        },
         _button("Reply with template", "conv_template"),
         _button("Escalate", "conv_escalate"),
         _button("Reopen", "conv_reopen") if card.status == "resolved" else _button("Resolve", "conv_resolve"),
-        {"type": "overflow", "action_id": "conv_more", "options": [
-            {"text": {"type": "plain_text", "text": label}, "value": value} for label, value in more]},
+        {
+            "type": "overflow",
+            "action_id": "conv_more",
+            "options": [{"text": {"type": "plain_text", "text": label}, "value": value} for label, value in more],
+        },
     ]
     blocks: list[Block] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*#{card.number}* · {card.platform_label} · {who}"}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f} for f in facts]},
         {"type": "actions", "block_id": "conv_actions", "elements": actions},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text":
-            "Reply in this thread to answer the customer. Start with `//` or `note:` for an internal note; "
-            "mention the bot for commands (`@dmbridge help`)."}]},
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": "Reply in this thread to answer the customer. Start with `//` or `note:` for an internal "
+                    "note; mention the bot for commands (`@dmbridge help`).",
+                }
+            ],
+        },
     ]
     text = f"#{card.number} {card.platform_label} conversation with {name} ({card.status})"
     return SlackMessage(text=text, blocks=blocks)
@@ -131,17 +155,20 @@ def customer_text(text: str, label: str | None = None) -> list[SlackMessage]:
     sections: list[Block] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": piece, "verbatim": True}} for piece in pieces
     ] or [{"type": "section", "text": {"type": "mrkdwn", "text": "_(no text)_", "verbatim": True}}]
-    groups = [sections[i:i + BLOCKS_PER_MESSAGE] for i in range(0, len(sections), BLOCKS_PER_MESSAGE)]
+    groups = [sections[i : i + BLOCKS_PER_MESSAGE] for i in range(0, len(sections), BLOCKS_PER_MESSAGE)]
     messages = []
     for i, group in enumerate(groups):
         n = i + 1
         blocks: list[Block] = list(group)
         if label:
-            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
-                           clip(label, SECTION_LIMIT, can_cut=mrkdwn_safe_cut)}]})
+            blocks.append(
+                {
+                    "type": "context",
+                    "elements": [{"type": "mrkdwn", "text": clip(label, SECTION_LIMIT, can_cut=mrkdwn_safe_cut)}],
+                }
+            )
         if len(groups) > 1:
-            blocks.append({"type": "context", "elements": [
-                {"type": "mrkdwn", "text": f"part {n} of {len(groups)}"}]})
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"part {n} of {len(groups)}"}]})
         first = str(pieces[i * BLOCKS_PER_MESSAGE]) if pieces else ""
         preview = clip(first, PREVIEW_CHARS, can_cut=mrkdwn_safe_cut)
         messages.append(SlackMessage(text=preview, blocks=blocks))
@@ -183,8 +210,12 @@ def notice(text: str) -> SlackMessage:
     return SlackMessage(text=clip(text, SECTION_LIMIT, can_cut=mrkdwn_safe_cut), blocks=blocks)
 
 
-SLA_LABEL = {"on_track": ":large_green_circle: on track", "warning": ":large_yellow_circle: due soon",
-             "breached": ":red_circle: breached", "paused": ":double_vertical_bar: paused"}
+SLA_LABEL = {
+    "on_track": ":large_green_circle: on track",
+    "warning": ":large_yellow_circle: due soon",
+    "breached": ":red_circle: breached",
+    "paused": ":double_vertical_bar: paused",
+}
 
 
 def card_view(conv: Conversation, tz: tzinfo, reopened: bool = False) -> CardView:
@@ -201,8 +232,18 @@ def card_view(conv: Conversation, tz: tzinfo, reopened: bool = False) -> CardVie
             verb = "was due" if conv.sla_state == "breached" else "due"
             when = f" · {conv.sla_kind.replace('_', ' ')} {verb} {slack_date(conv.sla_due_at, fallback)}"
         sla_line = f"SLA *{conv.sla_policy}*: {SLA_LABEL.get(conv.sla_state, conv.sla_state)}{when}"
-    return CardView(number=conv.id, platform_label=Platform(conv.platform).label,
-                    customer_name=conv.customer_name, handle=conv.customer_handle,
-                    profile_url=conv.customer_profile_url, status=conv.status, assignee=conv.assignee,
-                    priority=conv.priority, team=conv.team, escalation_reason=conv.escalation_reason,
-                    snoozed_until=until, reopened=reopened and conv.status == "open", sla=sla_line)
+    return CardView(
+        number=conv.id,
+        platform_label=Platform(conv.platform).label,
+        customer_name=conv.customer_name,
+        handle=conv.customer_handle,
+        profile_url=conv.customer_profile_url,
+        status=conv.status,
+        assignee=conv.assignee,
+        priority=conv.priority,
+        team=conv.team,
+        escalation_reason=conv.escalation_reason,
+        snoozed_until=until,
+        reopened=reopened and conv.status == "open",
+        sla=sla_line,
+    )

@@ -24,8 +24,15 @@ log = logging.getLogger(__name__)
 
 
 class Roster:
-    def __init__(self, slack: SlackApi, agents_group: str | None, *, ttl: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic, admins: str | list[str] | None = None) -> None:
+    def __init__(
+        self,
+        slack: SlackApi,
+        agents_group: str | None,
+        *,
+        ttl: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        admins: str | list[str] | None = None,
+    ) -> None:
         self.slack, self.agents_group, self.ttl, self.clock = slack, agents_group, ttl, clock
         self.admins_config = admins
         """``admins`` of dmbridge.toml: a user group id, a list of user ids, or None (the agents are the admins)."""
@@ -65,8 +72,9 @@ class Roster:
 
     def facts(self, channels: tuple[str, ...], *, admins: bool = False) -> Facts:
         """What ``bridge.authz.decide`` needs about ``channels`` (and the admins, when asked)."""
-        return Facts(agents={c: self.agents(c) for c in dict.fromkeys(channels) if c},
-                     admins=self.admins() if admins else None)
+        return Facts(
+            agents={c: self.agents(c) for c in dict.fromkeys(channels) if c}, admins=self.admins() if admins else None
+        )
 
     def group(self, group: str) -> list[str]:
         members: list[str] = self._cached(f"group:{group}", lambda: self.slack.usergroup_members(group), [])
@@ -75,8 +83,9 @@ class Roster:
     def name(self, user: str) -> str:
         info = self._cached(f"user:{user}", lambda: self.slack.user_info(user), {})
         profile = info.get("profile") or {}
-        return str(profile.get("real_name") or info.get("real_name") or profile.get("display_name")
-                   or info.get("name") or user)
+        return str(
+            profile.get("real_name") or info.get("real_name") or profile.get("display_name") or info.get("name") or user
+        )
 
     def away(self, user: str) -> bool:
         return bool(self._cached(f"presence:{user}", lambda: self.slack.presence(user) != "active", True))

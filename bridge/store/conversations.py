@@ -13,17 +13,32 @@ from bridge.store.common import insert_ignore
 from bridge.store.tables import Conversation
 
 
-def get_or_create(session: Session, *, platform: str, account: str, remote_id: str, customer: Customer,
-                  channel: str, now: float) -> tuple[Conversation, bool]:
+def get_or_create(
+    session: Session, *, platform: str, account: str, remote_id: str, customer: Customer, channel: str, now: float
+) -> tuple[Conversation, bool]:
     """The conversation for this remote id, created when new (safe under concurrent callers)."""
-    created = insert_ignore(session, Conversation, dict(
-        platform=platform, account=account, remote_id=remote_id, customer_id=customer.id,
-        customer_name=customer.name, customer_handle=customer.handle, customer_avatar=customer.avatar_url,
-        customer_profile_url=customer.profile_url, channel=channel, status="open", created_at=now,
-    ))
-    conv = session.exec(select(Conversation).where(
-        Conversation.platform == platform, Conversation.account == account,
-        Conversation.remote_id == remote_id)).one()
+    created = insert_ignore(
+        session,
+        Conversation,
+        dict(
+            platform=platform,
+            account=account,
+            remote_id=remote_id,
+            customer_id=customer.id,
+            customer_name=customer.name,
+            customer_handle=customer.handle,
+            customer_avatar=customer.avatar_url,
+            customer_profile_url=customer.profile_url,
+            channel=channel,
+            status="open",
+            created_at=now,
+        ),
+    )
+    conv = session.exec(
+        select(Conversation).where(
+            Conversation.platform == platform, Conversation.account == account, Conversation.remote_id == remote_id
+        )
+    ).one()
     if not created and customer.name and customer.name != customer.id:
         # keep name and avatar current; the card shows what was true when it was drawn
         conv.customer_name = customer.name
@@ -35,8 +50,9 @@ def get_or_create(session: Session, *, platform: str, account: str, remote_id: s
 
 
 def by_thread(session: Session, channel: str, thread_ts: str) -> Conversation | None:
-    return session.exec(select(Conversation).where(
-        Conversation.channel == channel, Conversation.thread_ts == thread_ts)).first()
+    return session.exec(
+        select(Conversation).where(Conversation.channel == channel, Conversation.thread_ts == thread_ts)
+    ).first()
 
 
 def get(session: Session, conversation_id: int) -> Conversation | None:
@@ -63,8 +79,11 @@ def lock_remote(session: Session, keys: Iterable[tuple[str, str, str]]) -> None:
     """``lock`` for the existing conversations of these (platform, account, remote id)s (the ingest's)."""
     wanted = sorted(set(keys))
     if wanted:
-        _lock(session, tuple_(col(Conversation.platform), col(Conversation.account),
-                              col(Conversation.remote_id)).in_(wanted), False)
+        _lock(
+            session,
+            tuple_(col(Conversation.platform), col(Conversation.account), col(Conversation.remote_id)).in_(wanted),
+            False,
+        )
 
 
 def lock_threads(session: Session, threads: Iterable[tuple[str, str]]) -> None:
@@ -79,5 +98,6 @@ def _lock(session: Session, where: Any, key_change: bool) -> None:
         return
     # FOR NO KEY UPDATE is what an ordinary UPDATE takes: it does not block other transactions' inserts that
     # reference the row (foreign keys take KEY SHARE). The rows are locked as the sort emits them, by id.
-    session.execute(select(Conversation.id).where(where).order_by(col(Conversation.id))
-                    .with_for_update(key_share=not key_change)).all()
+    session.execute(
+        select(Conversation.id).where(where).order_by(col(Conversation.id)).with_for_update(key_share=not key_change)
+    ).all()

@@ -20,7 +20,7 @@ def normalise_url(url: str) -> str:
     """``postgresql://`` → the psycopg 3 driver we ship."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -37,8 +37,14 @@ def make_engine(url: str) -> Engine:
         return engine
     # a server that stops answering (not refusing) fails a new connection within 10 s instead of hanging the
     # caller: /healthz then answers 503 rather than never
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True,
-                         connect_args={"connect_timeout": 10})
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        hide_parameters=True,
+        connect_args={"connect_timeout": 10},
+    )
 
 
 def private_file(path: Path) -> None:

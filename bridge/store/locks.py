@@ -63,8 +63,7 @@ class ProcessLock:
         if is_postgres(self.db.engine):
             conn = self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             try:
-                got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key(self.name)})
-                           .scalar())
+                got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key(self.name)}).scalar())
             except Exception:
                 conn.close()
                 raise

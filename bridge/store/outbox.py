@@ -31,11 +31,23 @@ PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
 
 def enqueue(session: Session, delivery: Delivery, now: float, not_before: float = 0.0) -> bool:
     """Add a delivery; a second one with the same key adds nothing."""
-    return insert_ignore(session, Outbox, dict(
-        dedupe_key=delivery.key, target=delivery.target, lane=delivery.lane, kind=delivery.kind,
-        conversation_id=delivery.conversation_id, payload=encode(delivery), state=PENDING, attempts=0,
-        next_attempt_at=max(now, not_before), created_at=now, waiting_shown=False,
-    ))
+    return insert_ignore(
+        session,
+        Outbox,
+        dict(
+            dedupe_key=delivery.key,
+            target=delivery.target,
+            lane=delivery.lane,
+            kind=delivery.kind,
+            conversation_id=delivery.conversation_id,
+            payload=encode(delivery),
+            state=PENDING,
+            attempts=0,
+            next_attempt_at=max(now, not_before),
+            created_at=now,
+            waiting_shown=False,
+        ),
+    )
 
 
 def delivery(row: Outbox) -> Delivery:
@@ -57,18 +69,26 @@ _older = aliased(Outbox)
 
 def _blocked() -> Any:
     """An older row of the same lane is still pending or sending."""
-    return exists().where(and_(col(_older.lane) == col(Outbox.lane), col(_older.id) < col(Outbox.id),
-                               col(_older.state).in_((PENDING, SENDING))))
+    return exists().where(
+        and_(
+            col(_older.lane) == col(Outbox.lane),
+            col(_older.id) < col(Outbox.id),
+            col(_older.state).in_((PENDING, SENDING)),
+        )
+    )
 
 
 def due(session: Session, target: str, now: float, limit: int = 20) -> list[Outbox]:
     """Rows ready to send: due, and first in their lane."""
-    stmt = (select(Outbox)
-            .where(Outbox.target == target, Outbox.state == PENDING, Outbox.next_attempt_at <= now, ~_blocked())
-            # ``id + 0``: ordered by the bare id, SQLite (with statistics) walks the whole table in id order to
-            # skip a sort, hoping to meet due rows early; they are at the end, behind the sent history
-            # (bench/history.py). The due rows are few: reading them by index and sorting is cheap.
-            .order_by(col(Outbox.id) + 0).limit(limit))
+    stmt = (
+        select(Outbox)
+        .where(Outbox.target == target, Outbox.state == PENDING, Outbox.next_attempt_at <= now, ~_blocked())
+        # ``id + 0``: ordered by the bare id, SQLite (with statistics) walks the whole table in id order to
+        # skip a sort, hoping to meet due rows early; they are at the end, behind the sent history
+        # (bench/history.py). The due rows are few: reading them by index and sorting is cheap.
+        .order_by(col(Outbox.id) + 0)
+        .limit(limit)
+    )
     return list(session.exec(stmt).all())
 
 
@@ -91,13 +111,24 @@ def claim_many(session: Session, row_ids: list[int], now: float, owner: str | No
         where: Any = col(Outbox.id).in_(lockable.scalar_subquery())
     else:
         where = ready
-    claimed = session.execute(update(Outbox).where(where).values(
-        state=SENDING, claimed_at=now, claimed_by=owner, attempts=Outbox.attempts + 1)
-        .returning(col(Outbox.id))).scalars().all()
+    claimed = (
+        session.execute(
+            update(Outbox)
+            .where(where)
+            .values(state=SENDING, claimed_at=now, claimed_by=owner, attempts=Outbox.attempts + 1)
+            .returning(col(Outbox.id))
+        )
+        .scalars()
+        .all()
+    )
     if not claimed:
         return []
-    rows = session.exec(select(Outbox).where(col(Outbox.id).in_(claimed)).order_by(col(Outbox.id))
-                        .execution_options(populate_existing=True)).all()
+    rows = session.exec(
+        select(Outbox)
+        .where(col(Outbox.id).in_(claimed))
+        .order_by(col(Outbox.id))
+        .execution_options(populate_existing=True)
+    ).all()
     return list(rows)
 
 
@@ -109,31 +140,40 @@ def lock(session: Session, row_ids: list[int | None]) -> None:
     """
     wanted = sorted({i for i in row_ids if i is not None})
     if wanted and session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Outbox.id).where(col(Outbox.id).in_(wanted)).order_by(col(Outbox.id))
-                        .with_for_update(key_share=True)).all()
+        session.execute(
+            select(Outbox.id).where(col(Outbox.id).in_(wanted)).order_by(col(Outbox.id)).with_for_update(key_share=True)
+        ).all()
 
 
 def finish(session: Session, row_id: int, result: str | None = None) -> None:
-    session.execute(update(Outbox).where(col(Outbox.id) == row_id).values(state=SENT, result=result,
-                                                                          uncertain=False))
+    session.execute(update(Outbox).where(col(Outbox.id) == row_id).values(state=SENT, result=result, uncertain=False))
 
 
 def finish_many(session: Session, results: list[tuple[int, str | None]]) -> None:
     """Several rows sent, in one statement (executemany by primary key)."""
     if results:
-        session.execute(update(Outbox), [{"id": i, "state": SENT, "result": r, "uncertain": False}
-                                         for i, r in sorted(results, key=lambda x: x[0])])  # by id
+        session.execute(
+            update(Outbox),
+            [{"id": i, "state": SENT, "result": r, "uncertain": False} for i, r in sorted(results, key=lambda x: x[0])],
+        )  # by id
 
 
 def fail(session: Session, row_id: int, error: str) -> None:
     session.execute(update(Outbox).where(col(Outbox.id) == row_id).values(state=FAILED, last_error=error))
 
 
-def retry_at(session: Session, row_id: int, when: float, error: str, waiting_shown: bool | None = None,
-             uncertain: bool | None = None) -> None:
+def retry_at(
+    session: Session,
+    row_id: int,
+    when: float,
+    error: str,
+    waiting_shown: bool | None = None,
+    uncertain: bool | None = None,
+) -> None:
     """Back to ``pending`` until ``when``; ``uncertain`` when the attempt may have reached the other side."""
-    values: dict[str, Any] = dict(state=PENDING, next_attempt_at=when, last_error=error, claimed_at=None,
-                                  claimed_by=None)
+    values: dict[str, Any] = dict(
+        state=PENDING, next_attempt_at=when, last_error=error, claimed_at=None, claimed_by=None
+    )
     if waiting_shown is not None:
         values["waiting_shown"] = waiting_shown
     if uncertain is not None:
@@ -141,24 +181,30 @@ def retry_at(session: Session, row_id: int, when: float, error: str, waiting_sho
     session.execute(update(Outbox).where(col(Outbox.id) == row_id).values(**values))
 
 
-def attempted_with_text(session: Session, *, platform: str, account: str, remote_conversation: str,
-                        text: str) -> bool:
+def attempted_with_text(session: Session, *, platform: str, account: str, remote_conversation: str, text: str) -> bool:
     """A delivery to this platform conversation with exactly this text was attempted and its outcome is not
     recorded yet (``sending``, or back in the queue as ``uncertain``): an echo of it is ours."""
     from bridge.store.tables import Conversation
 
-    candidates = session.exec(select(Outbox.payload).join(Conversation, col(Conversation.id) == Outbox.conversation_id)
-                              .where(Conversation.platform == platform, Conversation.account == account,
-                                     Conversation.remote_id == remote_conversation, Outbox.target == "platform",
-                                     or_(col(Outbox.state) == SENDING,
-                                         and_(col(Outbox.state) == PENDING, col(Outbox.uncertain))))).all()
+    candidates = session.exec(
+        select(Outbox.payload)
+        .join(Conversation, col(Conversation.id) == Outbox.conversation_id)
+        .where(
+            Conversation.platform == platform,
+            Conversation.account == account,
+            Conversation.remote_id == remote_conversation,
+            Outbox.target == "platform",
+            or_(col(Outbox.state) == SENDING, and_(col(Outbox.state) == PENDING, col(Outbox.uncertain))),
+        )
+    ).all()
     return any(json.loads(payload).get("text") == text for payload in candidates)
 
 
 def claim_owners(session: Session) -> set[str]:
     """The processes that hold rows in ``sending``."""
-    found = session.exec(select(Outbox.claimed_by).where(Outbox.state == SENDING,
-                                                         col(Outbox.claimed_by).is_not(None)).distinct()).all()
+    found = session.exec(
+        select(Outbox.claimed_by).where(Outbox.state == SENDING, col(Outbox.claimed_by).is_not(None)).distinct()
+    ).all()
     return {str(owner) for owner in found if owner}
 
 
@@ -168,31 +214,39 @@ def release_claims(session: Session, owner: str, older_than: float | None = None
     where = and_(col(Outbox.state) == SENDING, col(Outbox.claimed_by) == owner)
     if older_than is not None:
         where = and_(where, col(Outbox.claimed_at) < older_than)
-    result = session.execute(update(Outbox).where(where)
-                             .values(state=PENDING, claimed_at=None, claimed_by=None, uncertain=True))
+    result = session.execute(
+        update(Outbox).where(where).values(state=PENDING, claimed_at=None, claimed_by=None, uncertain=True)
+    )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def give_back(session: Session, row_ids: list[int], owner: str, when: float, error: str) -> int:
     """Claims of ``owner`` on ``row_ids`` back to ``pending`` (due at ``when``), to be verified first."""
-    result = session.execute(update(Outbox).where(col(Outbox.id).in_(row_ids), col(Outbox.state) == SENDING,
-                                                  col(Outbox.claimed_by) == owner)
-                             .values(state=PENDING, claimed_at=None, claimed_by=None, uncertain=True,
-                                     next_attempt_at=when, last_error=error))
+    result = session.execute(
+        update(Outbox)
+        .where(col(Outbox.id).in_(row_ids), col(Outbox.state) == SENDING, col(Outbox.claimed_by) == owner)
+        .values(state=PENDING, claimed_at=None, claimed_by=None, uncertain=True, next_attempt_at=when, last_error=error)
+    )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def recover_stale(session: Session, older_than: float) -> int:
     """Rows in ``sending`` with no recorded owner (claimed before owners were recorded) and old enough."""
-    result = session.execute(update(Outbox).where(col(Outbox.state) == SENDING, col(Outbox.claimed_by).is_(None),
-                                                  col(Outbox.claimed_at) < older_than)
-                             .values(state=PENDING, claimed_at=None, uncertain=True))
+    result = session.execute(
+        update(Outbox)
+        .where(col(Outbox.state) == SENDING, col(Outbox.claimed_by).is_(None), col(Outbox.claimed_at) < older_than)
+        .values(state=PENDING, claimed_at=None, uncertain=True)
+    )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def next_due_at(session: Session, target: str) -> float | None:
-    row = session.exec(select(Outbox.next_attempt_at).where(Outbox.target == target, Outbox.state == PENDING)
-                       .order_by(col(Outbox.next_attempt_at)).limit(1)).first()
+    row = session.exec(
+        select(Outbox.next_attempt_at)
+        .where(Outbox.target == target, Outbox.state == PENDING)
+        .order_by(col(Outbox.next_attempt_at))
+        .limit(1)
+    ).first()
     return row
 
 
@@ -216,9 +270,18 @@ def operator_retry(session: Session, row_id: int, now: float) -> str | None:
     row = session.get(Outbox, row_id)
     if (refusal := _not_operable(row)) or row is None:
         return refusal
-    session.execute(update(Outbox).where(col(Outbox.id) == row_id).values(
-        state=PENDING, attempts=0, next_attempt_at=now, claimed_at=None, claimed_by=None,
-        last_error=f"retried by an operator (was: {row.last_error or row.state})"[:500]))
+    session.execute(
+        update(Outbox)
+        .where(col(Outbox.id) == row_id)
+        .values(
+            state=PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            claimed_at=None,
+            claimed_by=None,
+            last_error=f"retried by an operator (was: {row.last_error or row.state})"[:500],
+        )
+    )
     return None
 
 
@@ -226,6 +289,9 @@ def operator_drop(session: Session, row_id: int) -> str | None:
     """A pending or failed row is given up for good (kept as ``failed``, so its dedupe key stays)."""
     if refusal := _not_operable(session.get(Outbox, row_id)):
         return refusal
-    session.execute(update(Outbox).where(col(Outbox.id) == row_id).values(
-        state=FAILED, claimed_at=None, claimed_by=None, last_error="dropped by an operator"))
+    session.execute(
+        update(Outbox)
+        .where(col(Outbox.id) == row_id)
+        .values(state=FAILED, claimed_at=None, claimed_by=None, last_error="dropped by an operator")
+    )
     return None

@@ -64,8 +64,10 @@ class InboundEvent(SQLModel, table=True):
     """A platform message we have stored (customer's, or the brand's sent outside Slack)."""
 
     __tablename__ = "inbound_event"
-    __table_args__ = (UniqueConstraint("platform", "account", "remote_id", name="uq_inbound_remote"),
-                      unpruned_index("inbound_event", "stored_at"))
+    __table_args__ = (
+        UniqueConstraint("platform", "account", "remote_id", name="uq_inbound_remote"),
+        unpruned_index("inbound_event", "stored_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     platform: str
@@ -113,7 +115,7 @@ class Outbox(SQLModel, table=True):
         Index("ix_outbox_kind_state", "kind", "state"),  # the event processor's "is a card unsettled?"
         Index("ix_outbox_conversation", "conversation_id", "target", "state"),  # attempted_with_text
         Index("ix_outbox_claims", "state", "claimed_by", "claimed_at"),  # recovery's claim owners
-        unpruned_index("outbox", "state", "created_at")  # state: preferred to ix_outbox_claims,
+        unpruned_index("outbox", "state", "created_at"),  # state: preferred to ix_outbox_claims,
     )
 
     id: int | None = Field(default=None, primary_key=True)

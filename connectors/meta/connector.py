@@ -65,8 +65,7 @@ class MetaConnector:
 
     def send(self, message: OutboundMessage) -> SendResult:
         page = self.app.page(message.account)
-        window = convert.send_window(self.platform, message.last_inbound_at, self.app.clock(),
-                                     page.human_agent_days)
+        window = convert.send_window(self.platform, message.last_inbound_at, self.app.clock(), page.human_agent_days)
         match window:
             case convert.Closed(reason):
                 raise Rejected(reason)
@@ -80,6 +79,7 @@ class MetaConnector:
     def profile(self, account: str, customer_id: str) -> Customer:
         if not convert.is_graph_id(customer_id):  # it is the Graph URL path: never anything but an id
             raise Rejected(f"{customer_id[:40]!r} is not a {self.platform.label} user id")
-        data = self.app.graph.get(self.platform, customer_id, self.app.page(account).token,
-                                  {"fields": convert.PROFILE_FIELDS[self.platform]})
+        data = self.app.graph.get(
+            self.platform, customer_id, self.app.page(account).token, {"fields": convert.PROFILE_FIELDS[self.platform]}
+        )
         return convert.customer_from_profile(self.platform, customer_id, data)

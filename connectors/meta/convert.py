@@ -14,8 +14,10 @@ from bridge.errors import AuthFailed, BadPayload, DeliveryError, Rejected, Retry
 OBJECTS = {"page": Platform.MESSENGER, "instagram": Platform.INSTAGRAM}
 LIMITS = {Platform.MESSENGER: Limits(max_chars=2_000), Platform.INSTAGRAM: Limits(max_chars=1_000, count_bytes=True)}
 STANDARD_WINDOW = 24 * 3600.0
-PROFILE_FIELDS = {Platform.MESSENGER: "first_name,last_name,name,profile_pic",
-                  Platform.INSTAGRAM: "name,username,profile_pic"}
+PROFILE_FIELDS = {
+    Platform.MESSENGER: "first_name,last_name,name,profile_pic",
+    Platform.INSTAGRAM: "name,username,profile_pic",
+}
 RATE_LIMIT_CODES = {4, 17, 32, 613}
 TRANSIENT_CODES = {1, 2}
 
@@ -50,8 +52,7 @@ def parse(payload: Any, our_app_id: str | None) -> list[InboundMessage]:
     return sorted(found, key=lambda m: m.sent_at)
 
 
-def _message(platform: Platform, account: str, event: dict[str, Any], our_app_id: str | None) -> \
-        InboundMessage | None:
+def _message(platform: Platform, account: str, event: dict[str, Any], our_app_id: str | None) -> InboundMessage | None:
     message = event.get("message")
     if message is None:
         return None  # read, delivery, reaction, postback, referral: nothing to mirror
@@ -64,12 +65,23 @@ def _message(platform: Platform, account: str, event: dict[str, Any], our_app_id
     if echo and our_app_id is not None and str(message.get("app_id", "")) == our_app_id:
         return None
     customer_id = recipient if echo else sender
-    attachments = tuple(str((a.get("payload") or {}).get("url") or a.get("type") or "attachment")
-                        for a in message.get("attachments") or [] if isinstance(a, dict))
+    attachments = tuple(
+        str((a.get("payload") or {}).get("url") or a.get("type") or "attachment")
+        for a in message.get("attachments") or []
+        if isinstance(a, dict)
+    )
     return InboundMessage(
-        platform=platform, account=account, remote_id=message["mid"], conversation=customer_id,
-        customer=Customer(id=customer_id, name=customer_id), text=str(message.get("text") or ""),
-        sent_at=_time(event.get("timestamp")), from_brand=echo, attachments=attachments, needs_profile=not echo)
+        platform=platform,
+        account=account,
+        remote_id=message["mid"],
+        conversation=customer_id,
+        customer=Customer(id=customer_id, name=customer_id),
+        text=str(message.get("text") or ""),
+        sent_at=_time(event.get("timestamp")),
+        from_brand=echo,
+        attachments=attachments,
+        needs_profile=not echo,
+    )
 
 
 def _id(party: Any) -> str | None:
@@ -122,11 +134,16 @@ def send_window(platform: Platform, last_inbound_at: float | None, now: float, h
         return Response()
     if age < human_agent_days * 86_400:
         return HumanAgent()
-    allowed = (f"{_days(human_agent_days)} for a human agent" if human_agent_days * 86_400 > STANDARD_WINDOW
-               else "the human-agent extension is off for this account")
-    return Closed(f"{label} only allows replies within 24 hours of the customer's last message "
-                  f"({allowed}); their last message was {_days(age / 86_400)} ago. "
-                  "The reply can go out once they write again.")
+    allowed = (
+        f"{_days(human_agent_days)} for a human agent"
+        if human_agent_days * 86_400 > STANDARD_WINDOW
+        else "the human-agent extension is off for this account"
+    )
+    return Closed(
+        f"{label} only allows replies within 24 hours of the customer's last message "
+        f"({allowed}); their last message was {_days(age / 86_400)} ago. "
+        "The reply can go out once they write again."
+    )
 
 
 def _days(days: float) -> str:
@@ -149,15 +166,21 @@ def customer_from_profile(platform: Platform, customer_id: str, data: dict[str, 
     first_last = " ".join(str(data[k]) for k in ("first_name", "last_name") if data.get(k))
     handle = valid_handle(platform, data.get("username"))  # Instagram's username rules; a forged one is dropped
     name = str(data.get("name") or first_last or (f"@{handle}" if handle else customer_id))
-    return Customer(id=customer_id, name=name, handle=handle, avatar_url=safe_https_url(data.get("profile_pic")),
-                    profile_url=profile_url(platform, handle) if platform is Platform.INSTAGRAM else None)
+    return Customer(
+        id=customer_id,
+        name=name,
+        handle=handle,
+        avatar_url=safe_https_url(data.get("profile_pic")),
+        profile_url=profile_url(platform, handle) if platform is Platform.INSTAGRAM else None,
+    )
 
 
 # ---------------------------------------------------------------- errors
 
 
-def error_for(platform: Platform, status: int, body: bytes, headers: dict[str, str], now: float, *,
-              changes: bool = True) -> DeliveryError:
+def error_for(
+    platform: Platform, status: int, body: bytes, headers: dict[str, str], now: float, *, changes: bool = True
+) -> DeliveryError:
     """A Graph API error answer as one of dmbridge's errors, with a reason for the team; a 5xx to a call
     that ``changes`` something (a send) is uncertain: Meta may have delivered it before failing."""
     try:
@@ -174,11 +197,15 @@ def error_for(platform: Platform, status: int, body: bytes, headers: dict[str, s
     if code == 190 or status == 401:
         return AuthFailed(f"Meta refused the page access token (expired or revoked): {detail}")
     if code == 10 and sub == 2018278:
-        return Rejected(f"{label} refused: the reply is outside the messaging window (more than 24 hours, "
-                        "or 7 days for a human agent, since the customer's last message)")
+        return Rejected(
+            f"{label} refused: the reply is outside the messaging window (more than 24 hours, "
+            "or 7 days for a human agent, since the customer's last message)"
+        )
     if code == 551 or sub == 1545041:
-        return Rejected(f"{label} refused: this person isn't available right now (they may have blocked the "
-                        "account, deleted theirs, or restricted messages)")
+        return Rejected(
+            f"{label} refused: this person isn't available right now (they may have blocked the "
+            "account, deleted theirs, or restricted messages)"
+        )
     if code in (10, 200) or (code is not None and 200 <= code < 300):
         return Rejected(f"{label} refused: the app lacks permission for this message ({detail})")
     if status >= 500 or code in TRANSIENT_CODES or error.get("is_transient"):
@@ -203,8 +230,7 @@ def _retry_at(headers: dict[str, str], now: float) -> float | None:
             pass
     try:
         usage = json.loads(headers.get("x-business-use-case-usage") or "{}")
-        minutes = max(int(u.get("estimated_time_to_regain_access") or 0)
-                      for items in usage.values() for u in items)
+        minutes = max(int(u.get("estimated_time_to_regain_access") or 0) for items in usage.values() for u in items)
     except (ValueError, TypeError, AttributeError):
         return None
     return now + minutes * 60 if minutes else None

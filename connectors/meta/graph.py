@@ -14,8 +14,14 @@ from connectors.meta import convert
 
 
 class Graph:
-    def __init__(self, base_url: str, *, timeout: float = 15.0, clock: Callable[[], float] = time.time,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 15.0,
+        clock: Callable[[], float] = time.time,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         # the token goes in the Authorization header, so URLs (which httpx logs) carry no secret
         self.client = httpx.Client(base_url=base_url.rstrip("/") + "/", timeout=timeout, transport=transport)
         self.clock = clock
@@ -28,16 +34,20 @@ class Graph:
 
     def _call(self, platform: Platform, method: str, path: str, token: str, **kwargs: Any) -> dict[str, Any]:
         try:
-            resp = self.client.request(method, path.lstrip("/"), headers={"Authorization": f"Bearer {token}"},
-                                       **kwargs)
+            resp = self.client.request(method, path.lstrip("/"), headers={"Authorization": f"Bearer {token}"}, **kwargs)
         except httpx.HTTPError as exc:
             # a send that timed out or was cut may have been delivered: the retry waits for a late answer
             # (there is no check before it, README "Running more than one instance"); one never connected cannot
             raise unreachable("Meta", exc, changes=changes_state(method)) from exc
         if resp.status_code >= 400:
-            raise convert.error_for(platform, resp.status_code, resp.content,
-                                    {k.lower(): v for k, v in resp.headers.items()}, self.clock(),
-                                    changes=changes_state(method))
+            raise convert.error_for(
+                platform,
+                resp.status_code,
+                resp.content,
+                {k.lower(): v for k, v in resp.headers.items()},
+                self.clock(),
+                changes=changes_state(method),
+            )
         try:
             data = resp.json()
         except ValueError as exc:

@@ -34,8 +34,10 @@ def sign(source: Source, body: bytes, timestamp: int) -> dict[str, str]:
     """The signature headers for ``body`` sent at ``timestamp`` (Unix seconds) under ``source``'s rules."""
     if not source.signed_timestamp:
         return {SIGNATURE_HEADER: signing.hex_sha256(source.secret, body)}
-    return {TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: signing.hex_sha256(source.secret, f"{timestamp}.".encode() + body)}
+    return {
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: signing.hex_sha256(source.secret, f"{timestamp}.".encode() + body),
+    }
 
 
 class GenericConnector:
@@ -43,8 +45,14 @@ class GenericConnector:
     platform = Platform.GENERIC
     limits = Limits(max_chars=MAX_REPLY_CHARS)
 
-    def __init__(self, sources: dict[str, Source], *, clock: Callable[[], float] = time.time,
-                 timeout: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        sources: dict[str, Source],
+        *,
+        clock: Callable[[], float] = time.time,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.sources, self.clock = sources, clock
         self.client = httpx.Client(timeout=timeout, transport=transport)
 
@@ -56,8 +64,11 @@ class GenericConnector:
         if source is None:
             raise Rejected(f"the webhook source {message.account} is no longer configured")
         body = json.dumps(convert.reply_body(message, self.clock())).encode()
-        headers = {"Content-Type": "application/json", "X-Dmbridge-Source": source.name,
-                   **sign(source, body, int(self.clock()))}
+        headers = {
+            "Content-Type": "application/json",
+            "X-Dmbridge-Source": source.name,
+            **sign(source, body, int(self.clock())),
+        }
         try:
             resp = self.client.post(source.callback_url, content=body, headers=headers)
         except httpx.HTTPError as exc:  # a timeout or reset may come after the source took the reply
@@ -75,10 +86,13 @@ class GenericConnector:
         if not 200 <= resp.status_code < 300:
             # httpx does not follow redirects, and a POST followed elsewhere is not the source accepting it
             where = resp.headers.get("location", "")[:200]
-            raise Rejected(f"{source.name} answered {resp.status_code} (a redirect{' to ' + where if where else ''}),"
-                           " not 2xx: nothing was delivered; set callback_url to the final address")
-        return SendResult(remote_id=_remote_id(resp) or convert.reply_id(message.key),
-                          conversation=message.conversation)
+            raise Rejected(
+                f"{source.name} answered {resp.status_code} (a redirect{' to ' + where if where else ''}),"
+                " not 2xx: nothing was delivered; set callback_url to the final address"
+            )
+        return SendResult(
+            remote_id=_remote_id(resp) or convert.reply_id(message.key), conversation=message.conversation
+        )
 
 
 def _error(resp: httpx.Response) -> str:

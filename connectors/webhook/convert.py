@@ -31,8 +31,11 @@ def parse_message(source: str, payload: Any, now: float) -> InboundMessage:
     if not isinstance(text, str) or len(text) > MAX_TEXT:
         raise BadPayload(f"text must be a string of at most {MAX_TEXT} characters")
     attachments = payload.get("attachments", [])
-    if not isinstance(attachments, list) or len(attachments) > MAX_ATTACHMENTS or not all(
-            isinstance(a, dict) and isinstance(a.get("url"), str) for a in attachments):
+    if (
+        not isinstance(attachments, list)
+        or len(attachments) > MAX_ATTACHMENTS
+        or not all(isinstance(a, dict) and isinstance(a.get("url"), str) for a in attachments)
+    ):
         raise BadPayload(f"attachments must be a list of at most {MAX_ATTACHMENTS} objects with a url")
     if not text.strip() and not attachments:
         raise BadPayload("a message needs text or attachments")
@@ -40,14 +43,23 @@ def parse_message(source: str, payload: Any, now: float) -> InboundMessage:
     if not isinstance(from_brand, bool):
         raise BadPayload("from_brand must be true or false")
     return InboundMessage(
-        platform=Platform.GENERIC, account=source, remote_id=message_id, conversation=conversation,
+        platform=Platform.GENERIC,
+        account=source,
+        remote_id=message_id,
+        conversation=conversation,
         # links and handles that could break out of Slack markup are dropped, not refused: the message counts
-        customer=Customer(id=sender_id, name=name.strip(),
-                          handle=valid_handle(Platform.GENERIC, _optional(sender, "handle")),
-                          avatar_url=safe_https_url(_optional(sender, "avatar_url")),
-                          profile_url=safe_https_url(_optional(sender, "profile_url"))),
-        text=text, sent_at=_timestamp(payload.get("timestamp"), now), from_brand=from_brand,
-        attachments=tuple(str(a["url"]) for a in attachments))
+        customer=Customer(
+            id=sender_id,
+            name=name.strip(),
+            handle=valid_handle(Platform.GENERIC, _optional(sender, "handle")),
+            avatar_url=safe_https_url(_optional(sender, "avatar_url")),
+            profile_url=safe_https_url(_optional(sender, "profile_url")),
+        ),
+        text=text,
+        sent_at=_timestamp(payload.get("timestamp"), now),
+        from_brand=from_brand,
+        attachments=tuple(str(a["url"]) for a in attachments),
+    )
 
 
 def _id(obj: dict[str, Any], key: str, label: str | None = None) -> str:
@@ -86,6 +98,12 @@ def reply_id(key: str) -> str:
 
 
 def reply_body(message: OutboundMessage, now: float) -> dict[str, Any]:
-    return {"type": "reply", "id": reply_id(message.key), "source": message.account,
-            "conversation_id": message.conversation, "recipient_id": message.recipient_id, "text": message.text,
-            "sent_at": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z")}
+    return {
+        "type": "reply",
+        "id": reply_id(message.key),
+        "source": message.account,
+        "conversation_id": message.conversation,
+        "recipient_id": message.recipient_id,
+        "text": message.text,
+        "sent_at": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"),
+    }

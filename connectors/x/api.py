@@ -30,21 +30,31 @@ class RedirectingSession(requests.Session):
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         if url.startswith(TWEEPY_HOST):
-            url = self.base_url + url[len(TWEEPY_HOST):]
+            url = self.base_url + url[len(TWEEPY_HOST) :]
         kwargs.setdefault("timeout", self.timeout)
         return super().request(method, url, *args, **kwargs)
 
 
-def make_client(*, base_url: str, consumer_key: str = "", consumer_secret: str = "", access_token: str = "",
-                access_token_secret: str = "", user_bearer_token: str = "",
-                timeout: float = 15.0) -> tuple[tweepy.Client, bool]:
+def make_client(
+    *,
+    base_url: str,
+    consumer_key: str = "",
+    consumer_secret: str = "",
+    access_token: str = "",
+    access_token_secret: str = "",
+    user_bearer_token: str = "",
+    timeout: float = 15.0,
+) -> tuple[tweepy.Client, bool]:
     """A tweepy client returning raw responses; second value: whether calls use OAuth 1.0a (``user_auth``)."""
     oauth1 = bool(consumer_key and consumer_secret and access_token and access_token_secret)
     client = tweepy.Client(
         bearer_token=None if oauth1 else user_bearer_token,
-        consumer_key=consumer_key or None, consumer_secret=consumer_secret or None,
-        access_token=access_token or None, access_token_secret=access_token_secret or None,
-        return_type=requests.Response, wait_on_rate_limit=False,
+        consumer_key=consumer_key or None,
+        consumer_secret=consumer_secret or None,
+        access_token=access_token or None,
+        access_token_secret=access_token_secret or None,
+        return_type=requests.Response,
+        wait_on_rate_limit=False,
     )
     client.session = RedirectingSession(base_url, timeout)
     return client, oauth1

@@ -32,16 +32,30 @@ class XConnector:
     platform = Platform.X
     limits = Limits(max_chars=MAX_DM_CHARS)
 
-    def __init__(self, *, base_url: str, consumer_key: str = "", consumer_secret: str = "",
-                 access_token: str = "", access_token_secret: str = "", user_bearer_token: str = "",
-                 timeout: float = 15.0, tokens: AccessTokens | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        consumer_key: str = "",
+        consumer_secret: str = "",
+        access_token: str = "",
+        access_token_secret: str = "",
+        user_bearer_token: str = "",
+        timeout: float = 15.0,
+        tokens: AccessTokens | None = None,
+    ) -> None:
         """``tokens``: OAuth 2.0 user tokens refreshed from the database (``dmbridge x-auth``); else OAuth
         1.0a with the four keys, else ``user_bearer_token`` as a static OAuth 2.0 token (never refreshed)."""
         self._tokens = tokens
         self.client, self._user_auth = api.make_client(
-            base_url=base_url, consumer_key=consumer_key, consumer_secret=consumer_secret,
-            access_token=access_token, access_token_secret=access_token_secret,
-            user_bearer_token=user_bearer_token or ("oauth2" if tokens else ""), timeout=timeout)
+            base_url=base_url,
+            consumer_key=consumer_key,
+            consumer_secret=consumer_secret,
+            access_token=access_token,
+            access_token_secret=access_token_secret,
+            user_bearer_token=user_bearer_token or ("oauth2" if tokens else ""),
+            timeout=timeout,
+        )
         if tokens is not None:
             self._user_auth = False
         self._me: str | None = None
@@ -78,10 +92,17 @@ class XConnector:
         self._me, self._username = str(data["id"]), str(data["username"])
 
     def _page(self, token: str | None) -> dict[str, Any]:
-        resp: requests.Response = self._call(lambda: self.client.get_direct_message_events(
-            dm_event_fields=convert.DM_EVENT_FIELDS, event_types="MessageCreate", expansions=convert.EXPANSIONS,
-            user_fields=convert.USER_FIELDS, max_results=PAGE_SIZE, pagination_token=token,
-            user_auth=self._user_auth))
+        resp: requests.Response = self._call(
+            lambda: self.client.get_direct_message_events(
+                dm_event_fields=convert.DM_EVENT_FIELDS,
+                event_types="MessageCreate",
+                expansions=convert.EXPANSIONS,
+                user_fields=convert.USER_FIELDS,
+                max_results=PAGE_SIZE,
+                pagination_token=token,
+                user_auth=self._user_auth,
+            )
+        )
         body: dict[str, Any] = resp.json()
         return body
 
@@ -105,39 +126,63 @@ class XConnector:
         for page in pages:
             users.update(page.users)
         events = sorted((e for p in pages for e in p.events), key=lambda e: int(e["id"]))
-        missing = {convert.other_participant(str(e.get("dm_conversation_id", "")), me) for e in events
-                   if str(e.get("sender_id")) == me} - set(users) - {None}
+        missing = (
+            {
+                convert.other_participant(str(e.get("dm_conversation_id", "")), me)
+                for e in events
+                if str(e.get("sender_id")) == me
+            }
+            - set(users)
+            - {None}
+        )
         if missing:
             users.update(self._lookup_users(sorted(m for m in missing if m)))
-        messages = [m for e in events
-                    if (m := convert.to_message(e, me=me, account=self.account, users=users)) is not None]
+        messages = [
+            m for e in events if (m := convert.to_message(e, me=me, account=self.account, users=users)) is not None
+        ]
         return Batch(messages=tuple(messages), cursor=str(convert.new_high_water(high_water, pages)))
 
     def _lookup_users(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """``GET /2/users`` in requests of at most ``USERS_PER_LOOKUP`` ids (X refuses more)."""
         found: dict[str, dict[str, Any]] = {}
         for chunk in convert.chunks(ids, USERS_PER_LOOKUP):
-            resp: requests.Response = self._call(lambda c=chunk: self.client.get_users(  # type: ignore[misc]
-                ids=c, user_fields=convert.USER_FIELDS, user_auth=self._user_auth))
+            resp: requests.Response = self._call(
+                lambda c=chunk: self.client.get_users(  # type: ignore[misc]
+                    ids=c, user_fields=convert.USER_FIELDS, user_auth=self._user_auth
+                )
+            )
             found.update({str(u["id"]): u for u in resp.json().get("data") or []})
         return found
 
     def find_sent(self, message: OutboundMessage, *, since: float, known: set[str]) -> SendResult | None:
         """Look for our DM among the conversation's recent events (one read from the 15-minute budget)."""
         me = self.user_id
-        resp: requests.Response = self._call(lambda: self.client.get_direct_message_events(
-            dm_conversation_id=message.conversation, dm_event_fields=convert.DM_EVENT_FIELDS,
-            event_types="MessageCreate", expansions=convert.EXPANSIONS, max_results=PAGE_SIZE,
-            user_auth=self._user_auth))
+        resp: requests.Response = self._call(
+            lambda: self.client.get_direct_message_events(
+                dm_conversation_id=message.conversation,
+                dm_event_fields=convert.DM_EVENT_FIELDS,
+                event_types="MessageCreate",
+                expansions=convert.EXPANSIONS,
+                max_results=PAGE_SIZE,
+                user_auth=self._user_auth,
+            )
+        )
         for event in resp.json().get("data") or []:
             sent_at = convert.parse_time(event.get("created_at")).timestamp()
-            if (str(event.get("sender_id")) == me and event.get("text") == message.text
-                    and str(event.get("id")) not in known and sent_at >= since - 5):
+            if (
+                str(event.get("sender_id")) == me
+                and event.get("text") == message.text
+                and str(event.get("id")) not in known
+                and sent_at >= since - 5
+            ):
                 return SendResult(remote_id=str(event["id"]), conversation=message.conversation)
         return None
 
     def send(self, message: OutboundMessage) -> SendResult:
-        resp: requests.Response = self._call(lambda: self.client.create_direct_message(
-            dm_conversation_id=message.conversation, text=message.text, user_auth=self._user_auth))
+        resp: requests.Response = self._call(
+            lambda: self.client.create_direct_message(
+                dm_conversation_id=message.conversation, text=message.text, user_auth=self._user_auth
+            )
+        )
         data = resp.json()["data"]
         return SendResult(remote_id=str(data["dm_event_id"]), conversation=data.get("dm_conversation_id"))

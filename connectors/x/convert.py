@@ -54,7 +54,7 @@ def new_high_water(high_water: int, pages: list[Page]) -> int:
 
 def chunks(items: list[str], size: int) -> list[list[str]]:
     """``items`` in consecutive lists of at most ``size`` (none for an empty list)."""
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def other_participant(conversation_id: str, me: str) -> str | None:
@@ -84,8 +84,9 @@ def parse_time(value: str | None) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def to_message(event: dict[str, Any], *, me: str, account: str, users: dict[str, dict[str, Any]]) -> \
-        InboundMessage | None:
+def to_message(
+    event: dict[str, Any], *, me: str, account: str, users: dict[str, dict[str, Any]]
+) -> InboundMessage | None:
     """One dm event as a domain message; None for events we cannot place (group chats)."""
     sender = str(event.get("sender_id", ""))
     conv = str(event.get("dm_conversation_id", ""))
@@ -133,8 +134,9 @@ def webhook_messages(payload: Any, *, me: str, account: str) -> list[InboundMess
     raise BadPayload("neither an Account Activity nor an X Activity delivery")
 
 
-def _account_activity(body: dict[str, Any], me: str, account: str, users: dict[str, dict[str, Any]]) -> \
-        list[InboundMessage]:
+def _account_activity(
+    body: dict[str, Any], me: str, account: str, users: dict[str, dict[str, Any]]
+) -> list[InboundMessage]:
     events = body.get("direct_message_events", [])
     if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
         raise BadPayload("direct_message_events must be a list of objects")
@@ -152,10 +154,14 @@ def _account_activity(body: dict[str, Any], me: str, account: str, users: dict[s
             raise BadPayload("message_create needs sender_id and target.recipient_id")
         data = create.get("message_data") or {}
         media = ((data.get("attachment") or {}).get("media") or {}).get("id_str")
-        v2 = {"id": str(event["id"]), "sender_id": sender, "text": data.get("text") or "",
-              "dm_conversation_id": conversation_id(sender, recipient),
-              "created_at": _from_ms(event.get("created_timestamp")),
-              "attachments": {"media_keys": [str(media)]} if media else None}
+        v2 = {
+            "id": str(event["id"]),
+            "sender_id": sender,
+            "text": data.get("text") or "",
+            "dm_conversation_id": conversation_id(sender, recipient),
+            "created_at": _from_ms(event.get("created_timestamp")),
+            "attachments": {"media_keys": [str(media)]} if media else None,
+        }
         message = to_message(v2, me=me, account=account, users=users)
         if message is not None:
             found.append(message)
@@ -187,9 +193,11 @@ def _users(raw: Any) -> dict[str, dict[str, Any]]:
         user = item.get("data", item) if isinstance(item, dict) else None
         if isinstance(user, dict) and "id" in user:
             found[str(user["id"])] = {
-                "id": str(user["id"]), "name": user.get("name"),
+                "id": str(user["id"]),
+                "name": user.get("name"),
                 "username": user.get("username") or user.get("screen_name"),
-                "profile_image_url": user.get("profile_image_url") or user.get("profile_image_url_https")}
+                "profile_image_url": user.get("profile_image_url") or user.get("profile_image_url_https"),
+            }
     return found
 
 

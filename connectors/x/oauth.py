@@ -74,11 +74,26 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, challenge
 
 
-def authorize_url(client_id: str, redirect_uri: str, state: str, challenge: str, *,
-                  base: str = AUTHORIZE_URL, scopes: tuple[str, ...] = SCOPES) -> str:
-    query = urlencode({"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
-                       "scope": " ".join(scopes), "state": state, "code_challenge": challenge,
-                       "code_challenge_method": "S256"})
+def authorize_url(
+    client_id: str,
+    redirect_uri: str,
+    state: str,
+    challenge: str,
+    *,
+    base: str = AUTHORIZE_URL,
+    scopes: tuple[str, ...] = SCOPES,
+) -> str:
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "scope": " ".join(scopes),
+            "state": state,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
     return f"{base}?{query}"
 
 
@@ -109,14 +124,22 @@ def needs_refresh(expires_at: float, now: float, margin: float = REFRESH_MARGIN)
 class TokenEndpoint:
     """``POST /2/oauth2/token`` for one client (confidential when ``client_secret`` is set)."""
 
-    def __init__(self, url: str, client_id: str, client_secret: str = "", *, timeout: float = 15.0,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        url: str,
+        client_id: str,
+        client_secret: str = "",
+        *,
+        timeout: float = 15.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.url, self.client_id, self.client_secret = url, client_id, client_secret
         self.timeout, self.clock = timeout, clock
 
     def exchange(self, code: str, verifier: str, redirect_uri: str) -> Tokens:
-        return self._post({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-                           "code_verifier": verifier})
+        return self._post(
+            {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, "code_verifier": verifier}
+        )
 
     def refresh(self, refresh_token: str) -> Tokens:
         return self._post({"grant_type": "refresh_token", "refresh_token": refresh_token})
@@ -127,8 +150,9 @@ class TokenEndpoint:
             form = form | {"client_id": self.client_id}
         now = self.clock()
         try:
-            resp = httpx.post(self.url, data=form, auth=auth, timeout=self.timeout,
-                              headers={"Accept": "application/json"})
+            resp = httpx.post(
+                self.url, data=form, auth=auth, timeout=self.timeout, headers={"Accept": "application/json"}
+            )
         except httpx.HTTPError as exc:  # a grant may have been used up before the answer was lost
             raise unreachable("X token endpoint", exc) from exc
         try:
@@ -141,5 +165,9 @@ class TokenEndpoint:
             error = body.get("error", resp.status_code) if isinstance(body, dict) else resp.status_code
             detail = body.get("error_description", "") if isinstance(body, dict) else ""
             raise AuthFailed(f"X refused the OAuth 2.0 {form['grant_type']} grant: {error} {detail}".strip())
-        return Tokens(access_token=str(body["access_token"]), refresh_token=body.get("refresh_token"),
-                      expires_at=now + float(body.get("expires_in") or 7200), scope=str(body.get("scope") or ""))
+        return Tokens(
+            access_token=str(body["access_token"]),
+            refresh_token=body.get("refresh_token"),
+            expires_at=now + float(body.get("expires_in") or 7200),
+            scope=str(body.get("scope") or ""),
+        )

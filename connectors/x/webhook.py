@@ -66,8 +66,9 @@ def delivery_for(payload: Any) -> str | None:
 class XWebhook:
     route = "x"
 
-    def __init__(self, connector: XConnector, consumer_secret: str, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, connector: XConnector, consumer_secret: str, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.connector, self.consumer_secret, self.clock = connector, consumer_secret, clock
         self.crc_pacer = Pacer(rate=CRC_PER_SECOND, burst=CRC_BURST)
         self.refused: Counter[str] = Counter()
@@ -105,7 +106,9 @@ class XWebhook:
         messages = convert.webhook_messages(payload, me=me, account=account)  # a body of neither shape: 400
         if delivery_for(payload) != me:
             self.refused["other_account"] += 1
-            log.warning("X delivery not addressed to our account acknowledged and not stored (%d so far)",
-                        self.refused["other_account"])
+            log.warning(
+                "X delivery not addressed to our account acknowledged and not stored (%d so far)",
+                self.refused["other_account"],
+            )
             return WebhookReply.json({"received": 0, "new": 0})
         return Batch(messages=tuple(messages), cursor=None)

@@ -27,13 +27,20 @@ from tests.contract.slack_specs import ROOT, spec
 
 NOT_IN_2021_SPEC = {"files.getUploadURLExternal", "files.completeUploadExternal", "apps.connections.open"}
 # message metadata (2022) is missing from the 2021 spec: the argument and the flag that reads it back
-METADATA_ARGS = {"chat.postMessage": {"metadata"}, "chat.update": {"metadata"},
-                 "conversations.history": {"include_all_metadata"}, "conversations.replies": {"include_all_metadata"}}
+METADATA_ARGS = {
+    "chat.postMessage": {"metadata"},
+    "chat.update": {"metadata"},
+    "conversations.history": {"include_all_metadata"},
+    "conversations.replies": {"include_all_metadata"},
+}
 # slack_bolt's authorization middleware calls auth.test through a per-request client carrying the team's id,
 # which slack_sdk adds to the arguments; the product's own calls never do
 BOLT_ARGS = {"auth.test": {"team_id"}}
-MIME = {"json": "application/json", "form": "application/x-www-form-urlencoded",
-        "query": "application/x-www-form-urlencoded"}  # query arguments are read like form fields
+MIME = {
+    "json": "application/json",
+    "form": "application/x-www-form-urlencoded",
+    "query": "application/x-www-form-urlencoded",
+}  # query arguments are read like form fields
 
 
 def _operation(method: str) -> dict[str, Any] | None:
@@ -55,8 +62,11 @@ def _check(calls: list[Call]) -> list[str]:
             continue
         if MIME[call.encoding] not in op.get("consumes", []):
             problems.append(f"{call.method} sent as {call.encoding}; the spec takes {op.get('consumes')}")
-        documented = {p["name"] for p in op.get("parameters", [])} | METADATA_ARGS.get(call.method, set()) \
+        documented = (
+            {p["name"] for p in op.get("parameters", [])}
+            | METADATA_ARGS.get(call.method, set())
             | BOLT_ARGS.get(call.method, set())
+        )
         unknown = set(call.sent) - documented - {"token"}
         if unknown:
             problems.append(f"{call.method} sent undocumented arguments {sorted(unknown)}")
@@ -107,8 +117,7 @@ def test_every_slack_threads_method_calls_slack_as_the_spec_says(emulator: Slack
     message = SlackMessage(text="hello", blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": "hello"}}])
     slack.bot_identity()
     ts = slack.post("C1", message, key="k1")
-    reply = slack.post("C1", message, thread_ts=ts, username="Maria", icon_url="https://img.example/a.png",
-                       key="k2")
+    reply = slack.post("C1", message, thread_ts=ts, username="Maria", icon_url="https://img.example/a.png", key="k2")
     slack.update("C1", ts, message)
     slack.react("C1", reply, "eyes")
     slack.unreact("C1", reply, "eyes")
@@ -117,11 +126,16 @@ def test_every_slack_threads_method_calls_slack_as_the_spec_says(emulator: Slack
     slack.post_ephemeral("C1", "U1", "psst", thread_ts=ts, blocks=message.blocks)
     home = {"type": "home", "blocks": message.blocks}
     slack.publish_home("U1", home)
-    slack.open_view(emulator._new_trigger(), {"type": "modal", "title": {"type": "plain_text", "text": "T"},
-                                              "blocks": message.blocks})
+    slack.open_view(
+        emulator._new_trigger(),
+        {"type": "modal", "title": {"type": "plain_text", "text": "T"}, "blocks": message.blocks},
+    )
     view_id = next(iter(emulator.views))
-    slack.update_view(view_id, {"type": "modal", "title": {"type": "plain_text", "text": "T2"},
-                                "blocks": message.blocks}, emulator.views[view_id]["hash"])
+    slack.update_view(
+        view_id,
+        {"type": "modal", "title": {"type": "plain_text", "text": "T2"}, "blocks": message.blocks},
+        emulator.views[view_id]["hash"],
+    )
     assert slack.usergroup_members("S1") == ["U1"]
     assert slack.channel_members("C1") == ["U1", "U0BOT"]
     assert slack.user_info("U1")["id"] == "U1"
@@ -141,13 +155,19 @@ def test_a_representative_scenario_calls_only_listed_methods_as_the_spec_says(bo
     box.x.customer_sends(MARIA, "Hi, my order never arrived")
     ts = box.thread_with("never arrived")
     box.slack.post_as_user(SAM, CHANNEL, "Looking into it.", thread_ts=ts)
-    wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, box.slack.thread(CHANNEL, ts)[-1]["ts"])
-             or box.x.received_by(MARIA), what="the reply relayed")
+    wait_for(
+        lambda: (
+            "white_check_mark" in box.slack.reactions(CHANNEL, box.slack.thread(CHANNEL, ts)[-1]["ts"])
+            or box.x.received_by(MARIA)
+        ),
+        what="the reply relayed",
+    )
     box.slack.slash_command(SAM, CHANNEL, "list")
     box.slack.open_home(SAM)
     wait_for(lambda: SAM in box.slack.home_views, what="App Home published")
     calls = box.slack.calls()
     assert {c.method for c in calls} - NOT_IN_2021_SPEC <= set(SLACK_METHODS)
-    assert {"conversations.history", "conversations.members", "chat.postMessage", "views.publish"} <= \
-        {c.method for c in calls}
+    assert {"conversations.history", "conversations.members", "chat.postMessage", "views.publish"} <= {
+        c.method for c in calls
+    }
     assert _check(calls) == []

@@ -21,11 +21,17 @@ from connectors.x import convert, oauth
 from connectors.x.connector import XConnector
 
 # ``../shared/specs`` beside the checkout (a git worktree sits one level deeper)
-SPEC = next((p / "shared" / "specs" / "x" / "openapi.json" for p in Path(__file__).resolve().parents[3:5]
-             if (p / "shared" / "specs" / "x" / "openapi.json").exists()),
-            Path(__file__).resolve().parents[3] / "shared" / "specs" / "x" / "openapi.json")
-pytestmark = pytest.mark.skipif(not SPEC.exists(), reason=f"X's OpenAPI spec not found at {SPEC} "
-                                                          "(../shared/specs is present under CI)")
+SPEC = next(
+    (
+        p / "shared" / "specs" / "x" / "openapi.json"
+        for p in Path(__file__).resolve().parents[3:5]
+        if (p / "shared" / "specs" / "x" / "openapi.json").exists()
+    ),
+    Path(__file__).resolve().parents[3] / "shared" / "specs" / "x" / "openapi.json",
+)
+pytestmark = pytest.mark.skipif(
+    not SPEC.exists(), reason=f"X's OpenAPI spec not found at {SPEC} (../shared/specs is present under CI)"
+)
 CUSTOMER = "1290011223344556677"
 Sent = list[tuple[str, str, list[tuple[str, str]]]]
 
@@ -76,8 +82,13 @@ def sent() -> Iterator[Sent]:
     x.start()
     x.add_user(CUSTOMER, "maria_l", "Maria López")
     records: Sent = []
-    c = XConnector(base_url=x.api_url, consumer_key=x.consumer_key, consumer_secret=x.consumer_secret,
-                   access_token=x.access_token, access_token_secret=x.access_token_secret)
+    c = XConnector(
+        base_url=x.api_url,
+        consumer_key=x.consumer_key,
+        consumer_secret=x.consumer_secret,
+        access_token=x.access_token,
+        access_token_secret=x.access_token_secret,
+    )
     original = c.client.session.request
 
     def recording(method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
@@ -97,9 +108,13 @@ def sent() -> Iterator[Sent]:
         x.add_user("1290011223344558888", "lone", "Lone Person")
         x.brand_sends_from_app("1290011223344558888", "only we spoke")
         c.poll(cursor)  # a conversation where only the brand spoke: the customer is looked up
-        message = OutboundMessage(platform=Platform.X, account="acme_help",
-                                  conversation=convert.conversation_id(CUSTOMER, BRAND_ID), text="answer",
-                                  recipient_id=CUSTOMER)
+        message = OutboundMessage(
+            platform=Platform.X,
+            account="acme_help",
+            conversation=convert.conversation_id(CUSTOMER, BRAND_ID),
+            text="answer",
+            recipient_id=CUSTOMER,
+        )
         c.send(message)
         c.find_sent(message, since=0.0, known=set())
         yield records

@@ -52,6 +52,7 @@ def test_own_claims_older_than_the_timeout_are_recovered_but_fresh_ones_are_not(
     conv = conversation(ctx)
     reply(ctx, conv, "hello", "1800000001.000001")
     from bridge.runner import claim_rows
+
     [(row, _)] = claim_rows(ctx, [r.id for r in rows(ctx) if r.target == "platform"], clock())  # type: ignore[misc]
     # the outcome and the give-back were both lost (the database was away): the row is ours, and stuck
     assert recover(ctx) == 0  # a fresh claim of a live process is left alone: its call may be in flight
@@ -113,6 +114,7 @@ def test_a_slack_delivery_that_always_raises_is_given_up_with_a_notice(db_url: s
     ctx, clock, _db, slack, _x = make_ctx(db_url, max_attempts=2)
     conv = conversation(ctx)
     from bridge import thread_messages
+
     with ctx.db.session() as s:
         thread_messages.enqueue_receipt(s, Reaction.on(conv.id or 0, "C0INBOX", "1800000001.000001", "eyes"), clock())
     real = slack.react
@@ -128,14 +130,16 @@ def test_a_slack_delivery_that_always_raises_is_given_up_with_a_notice(db_url: s
         clock.advance(600)
     react = [r for r in rows(ctx) if r.kind == "react"]
     assert [(r.state, r.attempts) for r in react] == [("failed", 2)]
-    assert any("was given up" in text and "KeyError" in text for _, thread, text in slack.posts
-               if thread == conv.thread_ts), slack.posts
+    assert any(
+        "was given up" in text and "KeyError" in text for _, thread, text in slack.posts if thread == conv.thread_ts
+    ), slack.posts
 
 
 def test_metrics_show_the_age_of_the_oldest_pending_row_per_target(db_url: str) -> None:
     from prometheus_client import CollectorRegistry
 
     from bridge import metrics
+
     ctx, clock, _db, _slack, _x = make_ctx(db_url)
     registry = CollectorRegistry()
     metrics.register(registry, ctx.db, ctx.clock, {})

@@ -12,8 +12,7 @@ from bridge.store.tables import SlackEvent
 from tests.engine.fakes import BOT, conversation, make_ctx, rows, slack_event
 
 
-def test_an_event_that_raises_is_failed_alone_and_its_author_told(db_url: str,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_event_that_raises_is_failed_alone_and_its_author_told(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     ctx, _clock, _db, _slack, _x = make_ctx(db_url)
     registry = CollectorRegistry()
     ctx.failed_event = metrics.register(registry, ctx.db, ctx.clock, {})

@@ -33,9 +33,15 @@ not_known_yet = processor._thread_not_known_yet
 
 def _someone_waits_on_a_lock(db: Database, other_than: int) -> bool:
     with db.engine.connect() as conn:
-        return bool(conn.execute(text(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> :me "
-            "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"), {"me": other_than}).scalar())
+        return bool(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> :me "
+                    "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+                ),
+                {"me": other_than},
+            ).scalar()
+        )
 
 
 def _while_the_lower_conversation_is_held(ctx: Context, lower: int, higher: int, step: Callable[[], object]) -> None:
@@ -68,8 +74,9 @@ def _while_the_lower_conversation_is_held(ctx: Context, lower: int, higher: int,
     assert errors == []
 
 
-def test_outcome_writes_wait_for_their_first_conversation_holding_none(pg_url: str,
-                                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_outcome_writes_wait_for_their_first_conversation_holding_none(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     ctx, clock, _db, _slack, x = make_ctx(pg_url)
     first, second = conversation(ctx, "41"), conversation(ctx, "42")
     assert first.id is not None and second.id is not None and first.id < second.id
@@ -94,8 +101,9 @@ def test_the_event_processor_waits_for_its_first_conversation_holding_none(pg_ur
     assert relayed == [(second.id, "dm"), (first.id, "dm")]
 
 
-def test_a_thread_deferred_for_its_card_keeps_its_later_events_back(pg_url: str,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_thread_deferred_for_its_card_keeps_its_later_events_back(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The card's outcome (its thread_ts) can land between two events of its thread in one batch."""
     ctx, _clock, _db, _slack, _x = make_ctx(pg_url)
     conv = conversation(ctx, "41")

@@ -49,8 +49,9 @@ def test_same_customer_same_thread_two_customers_two_threads(box: Sandbox) -> No
 def test_agent_reply_is_delivered_once_even_when_slack_delivers_the_event_four_times(box: Sandbox) -> None:
     box.x.customer_sends(MARIA, "where is my parcel?")
     ts = thread_with(box, "where is my parcel")
-    reply_ts, statuses = box.slack.post_as_user(SAM, CHANNEL, "It left the warehouse today.", thread_ts=ts,
-                                                deliveries=4)
+    reply_ts, statuses = box.slack.post_as_user(
+        SAM, CHANNEL, "It left the warehouse today.", thread_ts=ts, deliveries=4
+    )
     assert statuses == [200, 200, 200, 200]
     wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), what="✅")
     assert box.x.received_by(MARIA) == ["It left the warehouse today."]
@@ -65,15 +66,32 @@ def test_notes_commands_and_bot_messages_are_not_relayed(box: Sandbox) -> None:
     box.slack.post_as_user(KIM, CHANNEL, "// she is a VIP", thread_ts=ts)
     box.slack.post_as_user(KIM, CHANNEL, "note: refund approved", thread_ts=ts)
     cmd_ts, _ = box.slack.post_as_user(KIM, CHANNEL, "<@U0BOT> help", thread_ts=ts)
-    envelope = {"type": "event_callback", "team_id": "T0SANDBOX", "api_app_id": "A0OTHER", "event_id": "EvOTHERBOT",
-                "event_time": int(time.time()), "event": {
-                    "type": "message", "subtype": "bot_message", "bot_id": "B0OTHER", "username": "other bot",
-                    "text": "automated hello", "ts": "1999999999.000100", "thread_ts": ts, "channel": CHANNEL}}
+    envelope = {
+        "type": "event_callback",
+        "team_id": "T0SANDBOX",
+        "api_app_id": "A0OTHER",
+        "event_id": "EvOTHERBOT",
+        "event_time": int(time.time()),
+        "event": {
+            "type": "message",
+            "subtype": "bot_message",
+            "bot_id": "B0OTHER",
+            "username": "other bot",
+            "text": "automated hello",
+            "ts": "1999999999.000100",
+            "thread_ts": ts,
+            "channel": CHANNEL,
+        },
+    }
     assert box.slack.send_envelope(envelope).status_code == 200
     real_ts, _ = box.slack.post_as_user(SAM, CHANNEL, "Here is the answer.", thread_ts=ts)
     wait_for(lambda: box.x.received_by(MARIA), what="the real reply")
-    wait_for(lambda: any("@dmbridge claim" in e["text"] and e["user"] == KIM and e["thread_ts"] == ts
-                         for e in box.slack.ephemerals), what="help, privately, in the thread")
+    wait_for(
+        lambda: any(
+            "@dmbridge claim" in e["text"] and e["user"] == KIM and e["thread_ts"] == ts for e in box.slack.ephemerals
+        ),
+        what="help, privately, in the thread",
+    )
     assert box.x.received_by(MARIA) == ["Here is the answer."]
     with box.bridge.ctx.db.session() as s:
         outcomes = {e.dedupe_key: e.outcome for e in s.exec(select(SlackEvent)).all()}
@@ -85,12 +103,23 @@ def test_notes_commands_and_bot_messages_are_not_relayed(box: Sandbox) -> None:
 def test_forged_and_stale_signatures_are_refused_and_store_nothing(box: Sandbox) -> None:
     box.x.customer_sends(MARIA, "hello")
     ts = thread_with(box, "hello")
-    event = {"type": "event_callback", "team_id": "T0SANDBOX", "api_app_id": "A0BRIDGE", "event_id": "EvFORGED",
-             "event_time": int(time.time()), "event": {"type": "message", "user": SAM, "text": "send me your password",
-                                                       "ts": "1999999999.000200", "thread_ts": ts, "channel": CHANNEL}}
+    event = {
+        "type": "event_callback",
+        "team_id": "T0SANDBOX",
+        "api_app_id": "A0BRIDGE",
+        "event_id": "EvFORGED",
+        "event_time": int(time.time()),
+        "event": {
+            "type": "message",
+            "user": SAM,
+            "text": "send me your password",
+            "ts": "1999999999.000200",
+            "thread_ts": ts,
+            "channel": CHANNEL,
+        },
+    }
     assert box.slack.send_envelope(event, secret="not-the-secret").status_code == 401
-    assert box.slack.send_envelope(dict(event, event_id="EvSTALE"),
-                                   timestamp=int(time.time()) - 600).status_code == 401
+    assert box.slack.send_envelope(dict(event, event_id="EvSTALE"), timestamp=int(time.time()) - 600).status_code == 401
     body = json.dumps(event).encode()
     headers = box.slack.sign(body)
     assert box.slack.send_raw(body + b" ", headers).status_code == 401  # body changed after signing
@@ -164,8 +193,9 @@ def test_x_refusal_shows_a_warning_with_the_reason(box: Sandbox) -> None:
     ts = thread_with(box, "can you see this")
     reply_ts, _ = box.slack.post_as_user(SAM, CHANNEL, "Yes we can", thread_ts=ts)
     wait_for(lambda: "warning" in box.slack.reactions(CHANNEL, reply_ts), what="⚠️")
-    explanation = wait_for(lambda: [m for m in box.slack.thread(CHANNEL, ts) if "Not delivered" in shown(m)],
-                           what="explanation")
+    explanation = wait_for(
+        lambda: [m for m in box.slack.thread(CHANNEL, ts) if "Not delivered" in shown(m)], what="explanation"
+    )
     assert "does not accept your DMs" in shown(explanation[0])
     with box.bridge.ctx.db.session() as s:
         row = s.exec(select(Outbox).where(Outbox.target == "platform")).one()
@@ -178,8 +208,10 @@ def test_own_echoes_are_dropped_and_outside_sends_are_labelled(box: Sandbox) -> 
     box.slack.post_as_user(SAM, CHANNEL, "pong from Slack", thread_ts=ts)
     wait_for(lambda: box.x.received_by(MARIA), what="relay")
     box.x.brand_sends_from_app(MARIA, "typed in the X app")
-    post = wait_for(lambda: [m for m in box.slack.thread(CHANNEL, ts) if "typed in the X app" in shown(m)],
-                    what="outside send mirrored")[0]
+    post = wait_for(
+        lambda: [m for m in box.slack.thread(CHANNEL, ts) if "typed in the X app" in shown(m)],
+        what="outside send mirrored",
+    )[0]
     assert "outside Slack" in shown(post)
     polls_ran(box.x)  # more polls, and every row they made delivered: the echo of our own send must not appear
     wait_settled(box.bridge.ctx.db)
@@ -218,8 +250,13 @@ def test_core_loop_on_postgresql(pg_url: str, make_box: BoxFactory) -> None:
 
 
 def test_oauth2_user_token_instead_of_oauth1_keys(make_box: BoxFactory) -> None:
-    box = make_box(x_consumer_key="", x_consumer_secret="", x_access_token="", x_access_token_secret="",
-                   x_user_bearer_token="sandbox-user-bearer")
+    box = make_box(
+        x_consumer_key="",
+        x_consumer_secret="",
+        x_access_token="",
+        x_access_token_secret="",
+        x_user_bearer_token="sandbox-user-bearer",
+    )
     box.x.customer_sends(MARIA, "hello over OAuth 2")
     ts = thread_with(box, "hello over OAuth 2")
     box.slack.post_as_user(SAM, CHANNEL, "answered over OAuth 2", thread_ts=ts)
@@ -240,8 +277,7 @@ def test_socket_mode_carries_events_commands_and_buttons(make_box: BoxFactory) -
     assert box.slack.calls("apps.connections.open")
     box.x.customer_sends(MARIA, "hello over a socket")
     ts = thread_with(box, "hello over a socket")
-    reply_ts, statuses = box.slack.post_as_user(SAM, CHANNEL, "answer over a socket", thread_ts=ts,
-                                                deliveries=2)
+    reply_ts, statuses = box.slack.post_as_user(SAM, CHANNEL, "answer over a socket", thread_ts=ts, deliveries=2)
     assert statuses == [200, 200]
     wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), what="✅")
     assert box.x.received_by(MARIA) == ["answer over a socket"]

@@ -31,16 +31,23 @@ def _undelivered(url: str) -> list[tuple[object, ...]]:
     engine = Database(url).engine
     try:
         with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(
-                "SELECT id, dedupe_key, state, attempts, uncertain, claimed_by, last_error FROM outbox "
-                "WHERE state != 'sent' ORDER BY id LIMIT 20"))]
+            return [
+                tuple(r)
+                for r in conn.execute(
+                    text(
+                        "SELECT id, dedupe_key, state, attempts, uncertain, claimed_by, last_error FROM outbox "
+                        "WHERE state != 'sent' ORDER BY id LIMIT 20"
+                    )
+                )
+            ]
     finally:
         engine.dispose()
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
-def test_random_sigkills_lose_nothing_and_double_nothing(database: str, tmp_path: Path,
-                                                          request: pytest.FixtureRequest) -> None:
+def test_random_sigkills_lose_nothing_and_double_nothing(
+    database: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     url = f"sqlite:///{tmp_path / 'crash.db'}" if database == "sqlite" else str(request.getfixturevalue("pg_url"))
     world = start_world(customers=CONVERSATIONS)
     proc = ServeProcess(serve_env(world, url, X_POLL_SECONDS="0.3"), workdir=tmp_path)
@@ -49,8 +56,9 @@ def test_random_sigkills_lose_nothing_and_double_nothing(database: str, tmp_path
     try:
         proc.start()
         # the first poll's high-water mark is committed just after the answer, so before the second read
-        wait_for(lambda: sum(r[1] == "/2/dm_events" and r[2] == 200 for r in list(world.x.requests)) >= 2,
-                 what="two polls")
+        wait_for(
+            lambda: sum(r[1] == "/2/dm_events" and r[2] == 200 for r in list(world.x.requests)) >= 2, what="two polls"
+        )
         traffic = Traffic(world, [proc.events_url], rng=random.Random(1))
         for cid in world.customers:
             traffic.customer_says(cid, f"{cid[-2:]} opens")

@@ -10,8 +10,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_runs_all_channels_and_exits_zero() -> None:
-    done = subprocess.run([sys.executable, "-m", "bridge", "demo"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "· Messenger · *Lena Fischer*" in done.stdout and "· Instagram · *Tomás Ruiz*" in done.stdout
     assert "Demo complete" in done.stdout

@@ -41,25 +41,31 @@ def logged_box(caplog: pytest.LogCaptureFixture) -> Iterator[Sandbox]:
         box.close()
 
 
-def test_a_forged_request_leaves_nothing_of_its_body_in_the_logs(logged_box: Sandbox,
-                                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_a_forged_request_leaves_nothing_of_its_body_in_the_logs(
+    logged_box: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
     box = logged_box
-    body = json.dumps({"type": "event_callback", "token": SECRET_LOOKING, "event": {
-        "type": "message", "text": "pay here" + INJECTED, "user": SAM, "channel": CHANNEL}}).encode()
+    body = json.dumps(
+        {
+            "type": "event_callback",
+            "token": SECRET_LOOKING,
+            "event": {"type": "message", "text": "pay here" + INJECTED, "user": SAM, "channel": CHANNEL},
+        }
+    ).encode()
     for headers in ({}, box.slack.sign(body, secret="a guess")):
         assert box.slack.send_raw(body, headers).status_code == 401
     assert SECRET_LOOKING not in caplog.text and "admin login" not in caplog.text and "pay here" not in caplog.text
     assert "its signature did not verify" in caplog.text  # the fixed line instead
 
 
-def test_a_relayed_conversation_leaves_no_message_text_in_the_logs(logged_box: Sandbox,
-                                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_a_relayed_conversation_leaves_no_message_text_in_the_logs(
+    logged_box: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
     box = logged_box
     box.x.customer_sends(MARIA, "my card number is 4111 1111 1111 1111")
     ts = thread_with(box, "my card number")
     wait_for(lambda: customer_posts(box, ts), what="the mirrored message")
-    reply_ts, _ = box.slack.post_as_user(SAM, CHANNEL, "thanks, please never send card numbers here",
-                                         thread_ts=ts)
+    reply_ts, _ = box.slack.post_as_user(SAM, CHANNEL, "thanks, please never send card numbers here", thread_ts=ts)
     wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), what="✅")
     assert box.x.received_by(MARIA) == ["thanks, please never send card numbers here"]
     assert caplog.records  # the capture works: the bridge did log (its start, its polls' notices)
@@ -242,8 +248,9 @@ def _health(box: Sandbox) -> tuple[int, dict[str, Any]]:
 
 
 @pytest.mark.parametrize("silent", [False, True], ids=["refused", "silent"])
-def test_healthz_is_503_while_postgresql_is_unreachable(proxied_pg: tuple[str, Proxy], silent: bool,
-                                                        make_box: BoxFactory) -> None:
+def test_healthz_is_503_while_postgresql_is_unreachable(
+    proxied_pg: tuple[str, Proxy], silent: bool, make_box: BoxFactory
+) -> None:
     """Refused connections, or a server that accepts and never answers (bounded by connect_timeout)."""
     url, proxy = proxied_pg
     box = make_box(url)
@@ -267,8 +274,9 @@ def test_a_redirect_from_a_generic_callback_is_a_final_failure_with_its_reason(m
     reply_ts, _ = box.slack.post_as_user(SAM, CHANNEL, "it left this morning", thread_ts=ts)
     wait_for(lambda: "warning" in box.slack.reactions(CHANNEL, reply_ts), what="⚠️")
     assert "white_check_mark" not in box.slack.reactions(CHANNEL, reply_ts)
-    note = wait_for(lambda: [m for m in box.slack.thread(CHANNEL, ts) if "Not delivered" in shown(m)],
-                    what="the explanation")[0]
+    note = wait_for(
+        lambda: [m for m in box.slack.thread(CHANNEL, ts) if "Not delivered" in shown(m)], what="the explanation"
+    )[0]
     assert "302" in shown(note) and "redirect" in shown(note)
     assert len(src.deliveries) == 1 and src.replies() == []  # not retried, not counted as delivered
     with box.bridge.ctx.db.read() as s:
@@ -296,13 +304,21 @@ def test_serve_with_json_logs_and_metrics_on_their_own_address(tmp_path: Path) -
     body in none of them) and DMBRIDGE_METRICS_ADDR moves /metrics off the main port."""
     world = start_world(customers=1)
     metrics_port = free_port()
-    proc = ServeProcess(serve_env(world, f"sqlite:///{tmp_path / 'd.db'}", DMBRIDGE_LOG_FORMAT="json",
-                                  DMBRIDGE_METRICS_ADDR=f"127.0.0.1:{metrics_port}"), workdir=tmp_path)
+    proc = ServeProcess(
+        serve_env(
+            world,
+            f"sqlite:///{tmp_path / 'd.db'}",
+            DMBRIDGE_LOG_FORMAT="json",
+            DMBRIDGE_METRICS_ADDR=f"127.0.0.1:{metrics_port}",
+        ),
+        workdir=tmp_path,
+    )
     try:
         proc.start(timeout=120)
         forged = json.dumps({"type": "event_callback", "token": SECRET_LOOKING, "text": INJECTED}).encode()
-        assert httpx.post(proc.events_url, content=forged, headers={"Content-Type": "application/json"}).status_code \
-            == 401
+        assert (
+            httpx.post(proc.events_url, content=forged, headers={"Content-Type": "application/json"}).status_code == 401
+        )
         assert httpx.get(proc.url + "/metrics").status_code == 404
         scraped = wait_for(lambda: _get(f"http://127.0.0.1:{metrics_port}/metrics"), what="the metrics listener")
         assert "dmbridge_outbox_rows" in scraped

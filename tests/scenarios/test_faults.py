@@ -136,8 +136,10 @@ def test_revoked_x_credential_pauses_reports_once_and_resumes(faulty: Sandbox) -
     reply_ts, _ = box.slack.post_as_user("U0AGENT1", CHANNEL, "are you there?", thread_ts=ts)
     wait_for(lambda: _health(box)[0] == 503, what="/healthz reporting it")
     assert "X refused the credential" in _health(box)[1]["checks"]["x"]
-    wait_for(lambda: [m for m in box.slack.roots(CHANNEL) if "refused" in str(m.get("text", ""))],
-             what="a notice in the channel")
+    wait_for(
+        lambda: [m for m in box.slack.roots(CHANNEL) if "refused" in str(m.get("text", ""))],
+        what="a notice in the channel",
+    )
     ticks = JobRuns(box.bridge.scheduler)
     before = len(box.x.requests)
     ticks.wait("poll:", 10)  # ten poll ticks (X_POLL_SECONDS 0.2) and deliveries run while the credential is refused

@@ -29,9 +29,15 @@ def stored(box: Sandbox) -> list[InboundEvent]:
 
 def test_message_in_reply_out_signed_and_retried(box: Sandbox) -> None:
     src = source(box)
-    resp = src.customer_sends("chat-8812", "visitor-42", "Ana Costa", "Do you deliver on Sundays?",
-                              handle="ana.c", avatar_url="https://cdn.shop.example/ana.png",
-                              attachments=[{"url": "https://cdn.shop.example/receipt.pdf", "name": "receipt.pdf"}])
+    resp = src.customer_sends(
+        "chat-8812",
+        "visitor-42",
+        "Ana Costa",
+        "Do you deliver on Sundays?",
+        handle="ana.c",
+        avatar_url="https://cdn.shop.example/ana.png",
+        attachments=[{"url": "https://cdn.shop.example/receipt.pdf", "name": "receipt.pdf"}],
+    )
     assert resp.status_code == 200 and resp.json() == {"received": 1, "new": 1}
     assert len(stored(box)) == 1
     ts = thread_with(box, "Do you deliver on Sundays?")
@@ -49,7 +55,10 @@ def test_message_in_reply_out_signed_and_retried(box: Sandbox) -> None:
     assert src.refused == []
     delivered = src.deliveries[-1]
     assert (delivered["conversation_id"], delivered["recipient_id"], delivered["source"]) == (
-        "chat-8812", "visitor-42", "shop")
+        "chat-8812",
+        "visitor-42",
+        "shop",
+    )
     with box.bridge.ctx.db.session() as s:
         conv = s.exec(select(Conversation)).one()
         assert (conv.platform, conv.account, conv.remote_id) == ("generic", "shop", "chat-8812")
@@ -65,8 +74,9 @@ def test_a_refused_reply_is_explained(box: Sandbox) -> None:
     src.fail_next(422)
     reply_ts, _ = box.slack.post_as_user(SAM, CHANNEL, "hi Bo", thread_ts=ts)
     wait_for(lambda: "warning" in box.slack.reactions(CHANNEL, reply_ts), what="⚠️")
-    note = wait_for(lambda: [m for m in box.slack.thread(CHANNEL, ts) if "Not delivered" in shown(m)],
-                    what="explanation")[0]
+    note = wait_for(
+        lambda: [m for m in box.slack.thread(CHANNEL, ts) if "Not delivered" in shown(m)], what="explanation"
+    )[0]
     assert "shop refused the reply" in shown(note)
 
 
@@ -83,17 +93,22 @@ def test_bad_signature_replay_malformed_unknown_and_oversized(box: Sandbox) -> N
     assert [src.post(msg).json()["new"] for _ in range(2)] == [0, 0]
     assert len(stored(box)) == 1
 
-    bad = [{"message_id": "m-2", "sender": {"id": "v", "name": "V"}, "text": "no conversation"},
-           dict(msg, message_id="m-3", sender={"id": "v"}),
-           dict(msg, message_id="m-4", text="", attachments=[]),
-           dict(msg, message_id="m-5", timestamp="yesterday"),
-           dict(msg, message_id="m-6", attachments=[{"name": "no url"}]),
-           ["not", "an", "object"]]
+    bad = [
+        {"message_id": "m-2", "sender": {"id": "v", "name": "V"}, "text": "no conversation"},
+        dict(msg, message_id="m-3", sender={"id": "v"}),
+        dict(msg, message_id="m-4", text="", attachments=[]),
+        dict(msg, message_id="m-5", timestamp="yesterday"),
+        dict(msg, message_id="m-6", attachments=[{"name": "no url"}]),
+        ["not", "an", "object"],
+    ]
     for payload in bad:
         assert src.post(payload).status_code == 400, payload
     assert src.post_raw(b"{oops").status_code == 400
     assert src.post_raw(b"x" * (1024 * 1024 + 1)).status_code == 413
-    unknown = src.client.post(box.http.url + "/webhooks/generic/nobody", content=body,
-                              headers={"X-Dmbridge-Signature": hex_sha256(src.secret, body)})
+    unknown = src.client.post(
+        box.http.url + "/webhooks/generic/nobody",
+        content=body,
+        headers={"X-Dmbridge-Signature": hex_sha256(src.secret, body)},
+    )
     assert unknown.status_code == 404
     assert len(stored(box)) == 1

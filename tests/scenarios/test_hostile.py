@@ -28,19 +28,33 @@ from tests.scenarios.helpers import customer_posts, loops_ran, thread_with
 
 def _counts(box: Sandbox) -> tuple[int, int, int]:
     with box.bridge.ctx.db.read() as s:
-        return (s.exec(select(func.count()).select_from(SlackEvent)).one(),
-                s.exec(select(func.count()).select_from(Outbox)).one(),
-                s.exec(select(func.count()).select_from(InboundEvent)).one())
+        return (
+            s.exec(select(func.count()).select_from(SlackEvent)).one(),
+            s.exec(select(func.count()).select_from(Outbox)).one(),
+            s.exec(select(func.count()).select_from(InboundEvent)).one(),
+        )
 
 
 def _envelope(event: dict[str, Any], event_id: str = "EvHOSTILE1") -> dict[str, Any]:
-    return {"type": "event_callback", "team_id": "T0SANDBOX", "api_app_id": "A0BRIDGE", "event_id": event_id,
-            "event_time": int(time.time()), "event": event}
+    return {
+        "type": "event_callback",
+        "team_id": "T0SANDBOX",
+        "api_app_id": "A0BRIDGE",
+        "event_id": event_id,
+        "event_time": int(time.time()),
+        "event": event,
+    }
 
 
 def _reply(ts: str, text: str = "hi") -> dict[str, Any]:
-    return {"type": "message", "user": SAM, "text": text, "ts": "1999999999.000100", "thread_ts": ts,
-            "channel": CHANNEL}
+    return {
+        "type": "message",
+        "user": SAM,
+        "text": text,
+        "ts": "1999999999.000100",
+        "thread_ts": ts,
+        "channel": CHANNEL,
+    }
 
 
 @dataclass(frozen=True)
@@ -57,28 +71,65 @@ def _signed_raw(box: Sandbox, body: bytes, content_type: str = "application/json
 
 CASES = [
     Case("forged signature", lambda b, ts: b.slack.send_envelope(_envelope(_reply(ts)), secret="guess"), 401),
-    Case("stale timestamp (10 min)", lambda b, ts: b.slack.send_envelope(
-        _envelope(_reply(ts)), timestamp=int(time.time()) - 600), 401),
-    Case("timestamp from the future", lambda b, ts: b.slack.send_envelope(
-        _envelope(_reply(ts)), timestamp=int(time.time()) + 600), 401),
+    Case(
+        "stale timestamp (10 min)",
+        lambda b, ts: b.slack.send_envelope(_envelope(_reply(ts)), timestamp=int(time.time()) - 600),
+        401,
+    ),
+    Case(
+        "timestamp from the future",
+        lambda b, ts: b.slack.send_envelope(_envelope(_reply(ts)), timestamp=int(time.time()) + 600),
+        401,
+    ),
     Case("no signature headers", lambda b, ts: b.slack.send_raw(json.dumps(_envelope(_reply(ts))).encode(), {}), 401),
-    Case("signature of another body", lambda b, ts: b.slack.send_raw(
-        json.dumps(_envelope(_reply(ts))).encode(), b.slack.sign(b"{}")), 401),
+    Case(
+        "signature of another body",
+        lambda b, ts: b.slack.send_raw(json.dumps(_envelope(_reply(ts))).encode(), b.slack.sign(b"{}")),
+        401,
+    ),
     Case("invalid JSON, signed", lambda b, ts: _signed_raw(b, b'{"type": "event_callback", "event": {'), 400),
     Case("JSON that is not an object, signed", lambda b, ts: _signed_raw(b, b'["event_callback"]'), 400),
     Case("body over 1 MB", lambda b, ts: _signed_raw(b, b'{"pad": "' + b"x" * (1024 * 1024 + 10) + b'"}'), 413),
-    Case("unknown event type: acknowledged, ignored", lambda b, ts: b.slack.send_envelope(
-        _envelope({"type": "reaction_added", "user": SAM, "reaction": "eyes",
-                   "item": {"type": "message", "channel": CHANNEL, "ts": ts}})), 200),
-    Case("unknown envelope type: acknowledged, ignored", lambda b, ts: b.slack.send_envelope(
-        {"type": "app_rate_limited", "team_id": "T0SANDBOX", "minute_rate_limited": 1}), 200),
-    Case("message with no user", lambda b, ts: b.slack.send_envelope(
-        _envelope({k: v for k, v in _reply(ts).items() if k != "user"})), 200, stored=True),
-    Case("message with no ts", lambda b, ts: b.slack.send_envelope(
-        _envelope({k: v for k, v in _reply(ts).items() if k != "ts"})), 200, stored=True),
+    Case(
+        "unknown event type: acknowledged, ignored",
+        lambda b, ts: b.slack.send_envelope(
+            _envelope(
+                {
+                    "type": "reaction_added",
+                    "user": SAM,
+                    "reaction": "eyes",
+                    "item": {"type": "message", "channel": CHANNEL, "ts": ts},
+                }
+            )
+        ),
+        200,
+    ),
+    Case(
+        "unknown envelope type: acknowledged, ignored",
+        lambda b, ts: b.slack.send_envelope(
+            {"type": "app_rate_limited", "team_id": "T0SANDBOX", "minute_rate_limited": 1}
+        ),
+        200,
+    ),
+    Case(
+        "message with no user",
+        lambda b, ts: b.slack.send_envelope(_envelope({k: v for k, v in _reply(ts).items() if k != "user"})),
+        200,
+        stored=True,
+    ),
+    Case(
+        "message with no ts",
+        lambda b, ts: b.slack.send_envelope(_envelope({k: v for k, v in _reply(ts).items() if k != "ts"})),
+        200,
+        stored=True,
+    ),
     Case("event with no type", lambda b, ts: b.slack.send_envelope(_envelope({"text": "no type"})), 200),
-    Case("reply in a thread that is not a conversation", lambda b, ts: b.slack.send_envelope(
-        _envelope(_reply("1111111111.000001"))), 200, stored=True),
+    Case(
+        "reply in a thread that is not a conversation",
+        lambda b, ts: b.slack.send_envelope(_envelope(_reply("1111111111.000001"))),
+        200,
+        stored=True,
+    ),
 ]
 
 
@@ -134,27 +185,39 @@ def test_emoji_at_the_split_boundaries_are_never_cut(box: Sandbox) -> None:
 
 
 _json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=30))
-_events = st.fixed_dictionaries({"type": st.sampled_from(["message", "app_mention", "app_home_opened", "x", ""])},
-                                optional={"user": st.text(max_size=12), "text": st.text(max_size=60),
-                                          "ts": st.text(max_size=20), "thread_ts": st.text(max_size=20),
-                                          "channel": st.sampled_from([CHANNEL, "", "C0OTHER"]),
-                                          "subtype": st.sampled_from(["bot_message", "message_changed", "x"]),
-                                          "bot_id": st.text(max_size=5),
-                                          "message": st.dictionaries(st.text(max_size=8), _json_leaf, max_size=3)})
+_events = st.fixed_dictionaries(
+    {"type": st.sampled_from(["message", "app_mention", "app_home_opened", "x", ""])},
+    optional={
+        "user": st.text(max_size=12),
+        "text": st.text(max_size=60),
+        "ts": st.text(max_size=20),
+        "thread_ts": st.text(max_size=20),
+        "channel": st.sampled_from([CHANNEL, "", "C0OTHER"]),
+        "subtype": st.sampled_from(["bot_message", "message_changed", "x"]),
+        "bot_id": st.text(max_size=5),
+        "message": st.dictionaries(st.text(max_size=8), _json_leaf, max_size=3),
+    },
+)
 _bodies = st.one_of(
     st.builds(lambda e, i: json.dumps(_envelope(e, i)).encode(), _events, st.text(min_size=0, max_size=12)),
     st.binary(max_size=300),
-    st.recursive(_json_leaf, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids,
-                                                                                      max_size=3), max_leaves=8)
-    .map(lambda v: json.dumps(v).encode()),
+    st.recursive(
+        _json_leaf,
+        lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids, max_size=3),
+        max_leaves=8,
+    ).map(lambda v: json.dumps(v).encode()),
 )
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=_bodies, signed=st.booleans(),
-       content_type=st.sampled_from(["application/json", "application/x-www-form-urlencoded", "text/plain"]))
-def test_fuzzed_event_requests_never_crash_or_leave_partial_rows(box: Sandbox, body: bytes, signed: bool,
-                                                                 content_type: str) -> None:
+@given(
+    body=_bodies,
+    signed=st.booleans(),
+    content_type=st.sampled_from(["application/json", "application/x-www-form-urlencoded", "text/plain"]),
+)
+def test_fuzzed_event_requests_never_crash_or_leave_partial_rows(
+    box: Sandbox, body: bytes, signed: bool, content_type: str
+) -> None:
     headers = box.slack.sign(body) if signed else {}
     response = box.slack.send_raw(body, headers, content_type)
     assert response.status_code < 500, (response.status_code, body[:200])

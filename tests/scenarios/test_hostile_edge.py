@@ -40,16 +40,32 @@ BOXES: dict[str, dict[str, Any]] = {
 
 def _counts(box: Sandbox) -> tuple[int, int, int]:
     with box.bridge.ctx.db.read() as s:
-        return (s.exec(select(func.count()).select_from(SlackEvent)).one(),
-                s.exec(select(func.count()).select_from(Outbox)).one(),
-                s.exec(select(func.count()).select_from(InboundEvent)).one())
+        return (
+            s.exec(select(func.count()).select_from(SlackEvent)).one(),
+            s.exec(select(func.count()).select_from(Outbox)).one(),
+            s.exec(select(func.count()).select_from(InboundEvent)).one(),
+        )
 
 
 def _reply_envelope(ts: str, text: str = "relay this") -> bytes:
-    event = {"type": "message", "user": SAM, "text": text, "ts": "1999999999.000100", "thread_ts": ts,
-             "channel": CHANNEL}
-    return json.dumps({"type": "event_callback", "team_id": "T0SANDBOX", "api_app_id": "A0BRIDGE",
-                       "event_id": "EvEDGE1", "event_time": int(time.time()), "event": event}).encode()
+    event = {
+        "type": "message",
+        "user": SAM,
+        "text": text,
+        "ts": "1999999999.000100",
+        "thread_ts": ts,
+        "channel": CHANNEL,
+    }
+    return json.dumps(
+        {
+            "type": "event_callback",
+            "team_id": "T0SANDBOX",
+            "api_app_id": "A0BRIDGE",
+            "event_id": "EvEDGE1",
+            "event_time": int(time.time()),
+            "event": event,
+        }
+    ).encode()
 
 
 def _to_slack(box: Sandbox, body: bytes, *, signed: bool, content_type: str = "application/json") -> httpx.Response:
@@ -58,14 +74,26 @@ def _to_slack(box: Sandbox, body: bytes, *, signed: bool, content_type: str = "a
 
 
 def _slash(text: str) -> bytes:
-    return urllib.parse.urlencode({"command": "/dm", "text": text, "user_id": SAM, "channel_id": CHANNEL,
-                                   "team_id": "T0SANDBOX", "response_url": "http://127.0.0.1:9/r",
-                                   "trigger_id": "1.2.3"}).encode()
+    return urllib.parse.urlencode(
+        {
+            "command": "/dm",
+            "text": text,
+            "user_id": SAM,
+            "channel_id": CHANNEL,
+            "team_id": "T0SANDBOX",
+            "response_url": "http://127.0.0.1:9/r",
+            "trigger_id": "1.2.3",
+        }
+    ).encode()
 
 
 def _meta_event(sender: Any) -> dict[str, Any]:
-    return {"sender": {"id": sender}, "recipient": {"id": PAGE_ID}, "timestamp": int(time.time() * 1000),
-            "message": {"mid": "m_hostile_1", "text": "hello"}}
+    return {
+        "sender": {"id": sender},
+        "recipient": {"id": PAGE_ID},
+        "timestamp": int(time.time() * 1000),
+        "message": {"mid": "m_hostile_1", "text": "hello"},
+    }
 
 
 def _generic(box: Sandbox, body: bytes, headers: dict[str, str]) -> httpx.Response:
@@ -82,16 +110,19 @@ def _stamped(box: Sandbox, *, stamp: int, signed_stamp: int | None = None, body_
     assert box.generic is not None
     body = _generic_message(box)
     base = body if body_only else f"{stamp if signed_stamp is None else signed_stamp}.".encode() + body
-    return _generic(box, body, {"X-Dmbridge-Timestamp": str(stamp),
-                                "X-Dmbridge-Signature": hex_sha256(box.generic.secret, base)})
+    return _generic(
+        box, body, {"X-Dmbridge-Timestamp": str(stamp), "X-Dmbridge-Signature": hex_sha256(box.generic.secret, base)}
+    )
 
 
 def _slow_body(box: Sandbox, path: str) -> httpx.Response:
     """Headers at once, then the declared 400-byte body one byte every 50 ms (20 s in all)."""
     sock = socket.create_connection(("127.0.0.1", box.http.port))
     sock.settimeout(60)
-    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 f"Content-Length: 400\r\n\r\n".encode())
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: 400\r\n\r\n".encode()
+    )
     answered = threading.Event()
 
     def drip() -> None:
@@ -124,52 +155,124 @@ class Case:
 
 CASES = [
     # Socket Mode: the HTTP route does not exist, signed or not
-    Case("socket mode: unsigned agent reply on /slack/events", "socket",
-         lambda b, ts: _to_slack(b, _reply_envelope(ts), signed=False), 404),
-    Case("socket mode: signed agent reply on /slack/events", "socket",
-         lambda b, ts: _to_slack(b, _reply_envelope(ts), signed=True), 404),
-    Case("socket mode: unsigned /dm list all", "socket",
-         lambda b, ts: _to_slack(b, _slash("list all"), signed=False,
-                                 content_type="application/x-www-form-urlencoded"), 404),
+    Case(
+        "socket mode: unsigned agent reply on /slack/events",
+        "socket",
+        lambda b, ts: _to_slack(b, _reply_envelope(ts), signed=False),
+        404,
+    ),
+    Case(
+        "socket mode: signed agent reply on /slack/events",
+        "socket",
+        lambda b, ts: _to_slack(b, _reply_envelope(ts), signed=True),
+        404,
+    ),
+    Case(
+        "socket mode: unsigned /dm list all",
+        "socket",
+        lambda b, ts: _to_slack(b, _slash("list all"), signed=False, content_type="application/x-www-form-urlencoded"),
+        404,
+    ),
     # unparsable bodies: 400 on every route, never a 500 with a traceback
     Case("deeply nested JSON, unsigned, /slack/events", "http", lambda b, ts: _to_slack(b, DEEP, signed=False), 400),
     Case("deeply nested JSON, signed, /slack/events", "http", lambda b, ts: _to_slack(b, DEEP, signed=True), 400),
-    Case("deeply nested JSON in an interactivity payload, signed", "http", lambda b, ts: _to_slack(
-        b, b"payload=" + urllib.parse.quote(DEEP.decode()).encode(), signed=True,
-        content_type="application/x-www-form-urlencoded"), 400),
-    Case("deeply nested JSON with a bot_id, signed (echo fast path)", "http", lambda b, ts: _to_slack(
-        b, b'{"bot_id":' + DEEP + b"}", signed=True), 400),
-    Case("deeply nested JSON, signed, /webhooks/meta", "http", lambda b, ts: b.meta.deliver_raw(DEEP)  # type: ignore[union-attr]
-         , 400),
-    Case("deeply nested JSON, signed, /webhooks/x", "http", lambda b, ts: b.x.deliver_webhook_raw(
-        DEEP, signature=base64_sha256(b.x.consumer_secret, DEEP)), 400),
-    Case("deeply nested JSON, signed, /webhooks/generic", "http",
-         lambda b, ts: b.generic.post_raw(DEEP), 400),  # type: ignore[union-attr]
+    Case(
+        "deeply nested JSON in an interactivity payload, signed",
+        "http",
+        lambda b, ts: _to_slack(
+            b,
+            b"payload=" + urllib.parse.quote(DEEP.decode()).encode(),
+            signed=True,
+            content_type="application/x-www-form-urlencoded",
+        ),
+        400,
+    ),
+    Case(
+        "deeply nested JSON with a bot_id, signed (echo fast path)",
+        "http",
+        lambda b, ts: _to_slack(b, b'{"bot_id":' + DEEP + b"}", signed=True),
+        400,
+    ),
+    Case(
+        "deeply nested JSON, signed, /webhooks/meta",
+        "http",
+        lambda b, ts: b.meta.deliver_raw(DEEP),  # type: ignore[union-attr]
+        400,
+    ),
+    Case(
+        "deeply nested JSON, signed, /webhooks/x",
+        "http",
+        lambda b, ts: b.x.deliver_webhook_raw(DEEP, signature=base64_sha256(b.x.consumer_secret, DEEP)),
+        400,
+    ),
+    Case("deeply nested JSON, signed, /webhooks/generic", "http", lambda b, ts: b.generic.post_raw(DEEP), 400),  # type: ignore[union-attr]
     # slow bodies: a deadline on the whole body
-    Case("body a byte every 50 ms, /webhooks/generic", "http", lambda b, ts: _slow_body(b, "/webhooks/generic/shop"),
-         408),
+    Case(
+        "body a byte every 50 ms, /webhooks/generic", "http", lambda b, ts: _slow_body(b, "/webhooks/generic/shop"), 408
+    ),
     Case("body a byte every 50 ms, /slack/events", "http", lambda b, ts: _slow_body(b, "/slack/events"), 408),
     # Meta ids become Graph URL paths: digits only
-    Case("Meta sender id with a path", "http",
-         lambda b, ts: b.meta.deliver_events([(PAGE_ID, _meta_event("../../me/accounts"))]), 400),  # type: ignore[union-attr]
-    Case("Meta sender id with a query", "http",
-         lambda b, ts: b.meta.deliver_events([(PAGE_ID, _meta_event("1?fields=access_token"))]), 400),  # type: ignore[union-attr]
-    Case("Meta sender id true", "http",
-         lambda b, ts: b.meta.deliver_events([(PAGE_ID, _meta_event(True))]), 400),  # type: ignore[union-attr]
+    Case(
+        "Meta sender id with a path",
+        "http",
+        lambda b, ts: b.meta.deliver_events([(PAGE_ID, _meta_event("../../me/accounts"))]),
+        400,
+    ),  # type: ignore[union-attr]
+    Case(
+        "Meta sender id with a query",
+        "http",
+        lambda b, ts: b.meta.deliver_events([(PAGE_ID, _meta_event("1?fields=access_token"))]),
+        400,
+    ),  # type: ignore[union-attr]
+    Case("Meta sender id true", "http", lambda b, ts: b.meta.deliver_events([(PAGE_ID, _meta_event(True))]), 400),  # type: ignore[union-attr]
     # generic signed timestamps (opt-in per source)
-    Case("generic timestamp 6 min old, correctly signed", "stamped",
-         lambda b, ts: _stamped(b, stamp=int(time.time()) - 360), 403),
-    Case("generic timestamp 6 min ahead, correctly signed", "stamped",
-         lambda b, ts: _stamped(b, stamp=int(time.time()) + 360), 403),
-    Case("generic old signature with a fresh timestamp header", "stamped",
-         lambda b, ts: _stamped(b, stamp=int(time.time()), signed_stamp=int(time.time()) - 3600), 403),
-    Case("generic signature over the body alone", "stamped",
-         lambda b, ts: _stamped(b, stamp=int(time.time()), body_only=True), 403),
-    Case("generic timestamp missing", "stamped", lambda b, ts: _generic(
-        b, _generic_message(b), {"X-Dmbridge-Signature": hex_sha256(b.generic.secret,  # type: ignore[union-attr]
-                                                                     _generic_message(b))}), 403),
-    Case("generic timestamp not a number", "stamped", lambda b, ts: _generic(
-        b, _generic_message(b), {"X-Dmbridge-Timestamp": "1e9", "X-Dmbridge-Signature": "sha256=00"}), 403),
+    Case(
+        "generic timestamp 6 min old, correctly signed",
+        "stamped",
+        lambda b, ts: _stamped(b, stamp=int(time.time()) - 360),
+        403,
+    ),
+    Case(
+        "generic timestamp 6 min ahead, correctly signed",
+        "stamped",
+        lambda b, ts: _stamped(b, stamp=int(time.time()) + 360),
+        403,
+    ),
+    Case(
+        "generic old signature with a fresh timestamp header",
+        "stamped",
+        lambda b, ts: _stamped(b, stamp=int(time.time()), signed_stamp=int(time.time()) - 3600),
+        403,
+    ),
+    Case(
+        "generic signature over the body alone",
+        "stamped",
+        lambda b, ts: _stamped(b, stamp=int(time.time()), body_only=True),
+        403,
+    ),
+    Case(
+        "generic timestamp missing",
+        "stamped",
+        lambda b, ts: _generic(
+            b,
+            _generic_message(b),
+            {
+                "X-Dmbridge-Signature": hex_sha256(
+                    b.generic.secret,  # type: ignore[union-attr]
+                    _generic_message(b),
+                )
+            },
+        ),
+        403,
+    ),
+    Case(
+        "generic timestamp not a number",
+        "stamped",
+        lambda b, ts: _generic(
+            b, _generic_message(b), {"X-Dmbridge-Timestamp": "1e9", "X-Dmbridge-Signature": "sha256=00"}
+        ),
+        403,
+    ),
 ]
 
 

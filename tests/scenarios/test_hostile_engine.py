@@ -20,8 +20,10 @@ def _thread(box: Sandbox, customer: str, text: str) -> str:
 def test_an_absurd_snooze_in_a_thread_is_refused_and_later_replies_still_go_out(box: Sandbox) -> None:
     ts = _thread(box, MARIA, "Hello, I need help")
     box.slack.post_as_user(SAM, CHANNEL, f"<@{BOT_USER}> snooze 9999999d", thread_ts=ts)
-    wait_for(lambda: [e for e in box.slack.ephemerals if e["user"] == SAM and "at most 365 days" in e["text"]],
-             what="a private refusal with the maximum")
+    wait_for(
+        lambda: [e for e in box.slack.ephemerals if e["user"] == SAM and "at most 365 days" in e["text"]],
+        what="a private refusal with the maximum",
+    )
     box.slack.post_as_user(SAM, CHANNEL, "Thanks, looking into it", thread_ts=ts)
     wait_for(lambda: "Thanks, looking into it" in box.x.received_by(MARIA), what="the next reply relayed")
 

@@ -34,7 +34,8 @@ def test_talk_in_other_channels_the_bot_is_in_keeps_only_its_dedupe_key(box: San
     assert json.loads(stored(box, TEAM_CHANNEL, reply)) == {"ignored": "outside the desk channels"}
     assert json.loads(stored(box, CHANNEL, top)) == {"ignored": "not a thread reply"}
     # a retry of one of them still stores nothing: the key is kept
-    assert box.slack.deliver({"type": "message", "channel": TEAM_CHANNEL, "user": KIM, "text": "and Sam 80k",
-                              "ts": reply, "thread_ts": root}) == [200]
+    assert box.slack.deliver(
+        {"type": "message", "channel": TEAM_CHANNEL, "user": KIM, "text": "and Sam 80k", "ts": reply, "thread_ts": root}
+    ) == [200]
     with box.bridge.ctx.db.read() as s:
         assert len(s.exec(select(SlackEvent).where(SlackEvent.dedupe_key == f"msg:{TEAM_CHANNEL}:{reply}")).all()) == 1

@@ -25,11 +25,24 @@ def stored(box: Sandbox) -> list[InboundEvent]:
 
 
 def forged_delivery(text: str, for_user: str = BRAND_ID, event_id: str = "1845999999999999001") -> bytes:
-    return json.dumps({"for_user_id": for_user, "direct_message_events": [
-        {"type": "message_create", "id": event_id, "created_timestamp": "1787230991000",
-         "message_create": {"target": {"recipient_id": BRAND_ID}, "sender_id": MARIA,
-                            "message_data": {"text": text}}}],
-        "users": {MARIA: {"id": MARIA, "name": "Acme Security Team", "screen_name": "maria_l"}}}).encode()
+    return json.dumps(
+        {
+            "for_user_id": for_user,
+            "direct_message_events": [
+                {
+                    "type": "message_create",
+                    "id": event_id,
+                    "created_timestamp": "1787230991000",
+                    "message_create": {
+                        "target": {"recipient_id": BRAND_ID},
+                        "sender_id": MARIA,
+                        "message_data": {"text": text},
+                    },
+                }
+            ],
+            "users": {MARIA: {"id": MARIA, "name": "Acme Security Team", "screen_name": "maria_l"}},
+        }
+    ).encode()
 
 
 def test_the_crc_endpoint_is_no_signing_oracle(box: Sandbox) -> None:
@@ -54,8 +67,9 @@ def test_crc_tokens_not_of_x_shape_are_refused(box: Sandbox, token: str) -> None
 
 def test_the_crc_endpoint_is_rate_limited(box: Sandbox) -> None:
     url = box.http.url + "/webhooks/x"
-    statuses = [box.x.client.get(url, params={"crc_token": f"dG9rZW4t{i:04d}"}).status_code
-                for i in range(CRC_BURST + 20)]
+    statuses = [
+        box.x.client.get(url, params={"crc_token": f"dG9rZW4t{i:04d}"}).status_code for i in range(CRC_BURST + 20)
+    ]
     assert statuses[:CRC_BURST] == [200] * CRC_BURST
     assert 429 in statuses[CRC_BURST:]
 
@@ -65,9 +79,18 @@ def test_a_delivery_for_another_account_is_acknowledged_and_not_stored(box: Sand
     200 so X neither retries nor disables the webhook, nothing stored, counted in /metrics."""
     resp = box.x.deliver_webhook_raw(forged_delivery("for someone else", for_user=OTHER_ACCOUNT))
     assert resp.status_code == 200 and resp.json() == {"received": 0, "new": 0}
-    activity = {"data": {"event_type": "dm.received", "filter": {"user_id": OTHER_ACCOUNT},
-                         "payload": {"id": "1845999999999999002", "sender_id": MARIA, "text": "x",
-                                     "dm_conversation_id": f"{MARIA}-{BRAND_ID}"}}}
+    activity = {
+        "data": {
+            "event_type": "dm.received",
+            "filter": {"user_id": OTHER_ACCOUNT},
+            "payload": {
+                "id": "1845999999999999002",
+                "sender_id": MARIA,
+                "text": "x",
+                "dm_conversation_id": f"{MARIA}-{BRAND_ID}",
+            },
+        }
+    }
     assert box.x.deliver_webhook(activity).status_code == 200
     no_target = json.loads(forged_delivery("no target"))
     no_target.pop("for_user_id")
@@ -84,9 +107,12 @@ def test_a_delivery_for_another_account_is_acknowledged_and_not_stored(box: Sand
 def test_non_numeric_event_ids_answer_400(box: Sandbox, event_id: str) -> None:
     resp = box.x.deliver_webhook_raw(forged_delivery("odd id", event_id=event_id))
     assert resp.status_code == 400
-    activity = {"data": {"event_type": "dm.received", "filter": {"user_id": BRAND_ID},
-                         "payload": {"id": event_id, "sender_id": MARIA, "text": "x",
-                                     "dm_conversation_id": f"{MARIA}-{BRAND_ID}"}}}
+    activity = {
+        "data": {
+            "event_type": "dm.received",
+            "filter": {"user_id": BRAND_ID},
+            "payload": {"id": event_id, "sender_id": MARIA, "text": "x", "dm_conversation_id": f"{MARIA}-{BRAND_ID}"},
+        }
+    }
     assert box.x.deliver_webhook(activity).status_code == 400
     assert not stored(box)
-

@@ -36,11 +36,14 @@ def _poll_leader(pg_url: str) -> str | None:
     engine = create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
     try:
         with engine.connect() as conn:
-            row = conn.execute(text(
-                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :hi AND l.objid = :lo "
-                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
-                {"hi": key >> 32, "lo": key & 0xFFFFFFFF}).first()
+            row = conn.execute(
+                text(
+                    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :hi AND l.objid = :lo "
+                    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                ),
+                {"hi": key >> 32, "lo": key & 0xFFFFFFFF},
+            ).first()
             return None if row is None else str(row[0])
     finally:
         engine.dispose()
@@ -50,10 +53,16 @@ def _advisory_locks(pg_url: str) -> list[tuple[object, ...]]:
     engine = create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
     try:
         with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(
-                "SELECT l.classid, l.objid, l.objsubid, l.granted, l.database, a.application_name, a.datname "
-                "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
-                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"))]
+            return [
+                tuple(r)
+                for r in conn.execute(
+                    text(
+                        "SELECT l.classid, l.objid, l.objsubid, l.granted, l.database, a.application_name, a.datname "
+                        "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+                        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                    )
+                )
+            ]
     finally:
         engine.dispose()
 
@@ -61,8 +70,10 @@ def _advisory_locks(pg_url: str) -> list[tuple[object, ...]]:
 def test_three_processes_deliver_everything_once_in_order_with_one_poller(world: World, pg_url: str) -> None:
     base = serve_env(world, pg_url, X_POLL_SECONDS=str(POLL_SECONDS))
     subprocess.run([sys.executable, "-m", "bridge", "migrate"], env=base, check=True, capture_output=True)
-    procs = {f"serve{i}": ServeProcess(dict(base, DATABASE_URL=f"{pg_url}?application_name=serve{i}"),
-                                       name=f"serve{i}") for i in range(3)}
+    procs = {
+        f"serve{i}": ServeProcess(dict(base, DATABASE_URL=f"{pg_url}?application_name=serve{i}"), name=f"serve{i}")
+        for i in range(3)
+    }
     try:
         for p in procs.values():
             p.start(wait=False)
@@ -84,8 +95,11 @@ def test_three_processes_deliver_everything_once_in_order_with_one_poller(world:
         # kill the poll leader: another process takes over within one poll interval
         procs[leader].kill()
         killed_at = time.monotonic()
-        successor = wait_for(lambda: (lambda n: n if n and n != leader else None)(_poll_leader(pg_url)),
-                             timeout=10, what="a new poll leader")
+        successor = wait_for(
+            lambda: (lambda n: n if n and n != leader else None)(_poll_leader(pg_url)),
+            timeout=10,
+            what="a new poll leader",
+        )
         took = time.monotonic() - killed_at
         assert successor in procs and successor != leader
         assert took <= POLL_SECONDS + 0.5, f"new leader after {took:.2f} s"

@@ -16,12 +16,17 @@ from tests.scenarios.helpers import customer_posts, thread_with
 
 def _as_left_by_a_dead_process(box: Sandbox, key_prefix: str) -> Outbox:
     """Put a sent row back to ``sending`` under an owner that no longer exists, as a SIGKILL would."""
-    wait_for(lambda: (lambda r: r is not None and r.state in ("sent", "pending"))(_row_with(box, key_prefix)),
-             what="the delivery's outcome recorded")
+    wait_for(
+        lambda: (lambda r: r is not None and r.state in ("sent", "pending"))(_row_with(box, key_prefix)),
+        what="the delivery's outcome recorded",
+    )
     with box.bridge.ctx.db.session() as s:
         row = s.exec(select(Outbox).where(col(Outbox.dedupe_key).startswith(key_prefix))).one()
-        s.execute(update(Outbox).where(col(Outbox.id) == row.id)
-                  .values(state="sending", claimed_by="a-process-that-died", claimed_at=0.0, result=None))
+        s.execute(
+            update(Outbox)
+            .where(col(Outbox.id) == row.id)
+            .values(state="sending", claimed_by="a-process-that-died", claimed_at=0.0, result=None)
+        )
         return row
 
 
@@ -53,6 +58,7 @@ def test_a_header_card_that_reached_slack_is_found_in_the_channel_history(box: S
     assert row.id is not None
     with box.bridge.ctx.db.session() as s:  # as if the crash came before the thread was recorded too
         from bridge.store.tables import Conversation
+
         s.execute(update(Conversation).values(thread_ts=None))
     assert recover(box.bridge.ctx) == 1
     wait_for(lambda: _state(box, row.id)[0] == "sent", what="the card verified")  # type: ignore[arg-type]
@@ -73,8 +79,9 @@ def test_a_dm_that_reached_x_is_found_in_the_conversation_not_sent_again(box: Sa
     assert recover(box.bridge.ctx) == 1
     wait_for(lambda: _state(box, row.id)[0] == "sent", what="the DM verified")  # type: ignore[arg-type]
     assert box.x.received_by(MARIA) == ["On it!"]
-    assert any(path.endswith("/dm_events") and path.startswith("/2/dm_conversations/")
-               for _m, path, _s in box.x.requests)
+    assert any(
+        path.endswith("/dm_events") and path.startswith("/2/dm_conversations/") for _m, path, _s in box.x.requests
+    )
 
 
 def test_a_dm_that_never_left_is_sent_once_after_the_check(box: Sandbox) -> None:

@@ -49,8 +49,9 @@ def slack() -> Iterator[SlackEmulator]:
         emulator.stop()
 
 
-def api(slack: SlackEmulator, method: str, *, json: dict[str, Any] | None = None,
-        form: dict[str, str] | None = None) -> dict[str, Any]:
+def api(
+    slack: SlackEmulator, method: str, *, json: dict[str, Any] | None = None, form: dict[str, str] | None = None
+) -> dict[str, Any]:
     resp = httpx.post(slack.api_url + method, headers={"Authorization": f"Bearer {TOKEN}"}, json=json, data=form)
     data: dict[str, Any] = resp.json()
     return data
@@ -58,16 +59,20 @@ def api(slack: SlackEmulator, method: str, *, json: dict[str, Any] | None = None
 
 # ---------------------------------------------------------------------------- encodings
 
-@pytest.mark.parametrize(("method", "args", "json_answer", "form_check"), [
-    ("conversations.members", {"channel": "C1"}, "channel_not_found", "members"),
-    ("conversations.history", {"channel": "C1"}, "channel_not_found", "messages"),
-    ("conversations.replies", {"channel": "C1", "ts": "1.0"}, "channel_not_found", "message_not_found"),
-    ("users.info", {"user": "U1"}, "user_not_found", "user"),
-    ("usergroups.users.list", {"usergroup": "S1"}, "no_such_subteam", "users"),
-])
-def test_a_json_body_is_not_read_by_methods_that_take_forms(slack: SlackEmulator, method: str,
-                                                            args: dict[str, str], json_answer: str,
-                                                            form_check: str) -> None:
+
+@pytest.mark.parametrize(
+    ("method", "args", "json_answer", "form_check"),
+    [
+        ("conversations.members", {"channel": "C1"}, "channel_not_found", "members"),
+        ("conversations.history", {"channel": "C1"}, "channel_not_found", "messages"),
+        ("conversations.replies", {"channel": "C1", "ts": "1.0"}, "channel_not_found", "message_not_found"),
+        ("users.info", {"user": "U1"}, "user_not_found", "user"),
+        ("usergroups.users.list", {"usergroup": "S1"}, "no_such_subteam", "users"),
+    ],
+)
+def test_a_json_body_is_not_read_by_methods_that_take_forms(
+    slack: SlackEmulator, method: str, args: dict[str, str], json_answer: str, form_check: str
+) -> None:
     """The defect behind issue 10 item 1: the product sent these as JSON, and Slack reads none of it."""
     assert api(slack, method, json=args) == {"ok": False, "error": json_answer}
     answer = api(slack, method, form=args)
@@ -97,14 +102,14 @@ def test_json_methods_take_both_encodings(slack: SlackEmulator) -> None:
 
 # ---------------------------------------------------------------------------- pagination
 
+
 def test_members_history_and_replies_page_with_limit_and_cursor(slack: SlackEmulator) -> None:
     first = api(slack, "conversations.members", form={"channel": "C1", "limit": "100"})
     assert first["members"] == MEMBERS[:2]  # at most page_size, whatever the limit
     cursor = first["response_metadata"]["next_cursor"]
     second = api(slack, "conversations.members", form={"channel": "C1", "cursor": cursor})
     assert second["members"] == MEMBERS[2:4]
-    assert api(slack, "conversations.members", form={"channel": "C1", "cursor": "bogus"})["error"] == \
-        "invalid_cursor"
+    assert api(slack, "conversations.members", form={"channel": "C1", "cursor": "bogus"})["error"] == "invalid_cursor"
     assert api(slack, "conversations.members", form={"channel": "C1", "limit": "1001"})["error"] == "invalid_limit"
     root = api(slack, "chat.postMessage", form={"channel": "C1", "text": "root"})["ts"]
     for i in range(4):
@@ -115,10 +120,14 @@ def test_members_history_and_replies_page_with_limit_and_cursor(slack: SlackEmul
 
 
 @settings(max_examples=60, deadline=None)
-@given(items=st.lists(st.text(max_size=3), max_size=30), page_size=st.integers(1, 7),
-       limit=st.one_of(st.none(), st.integers(1, 1000)))
-def test_following_the_cursors_yields_every_item_once_in_order(items: list[str], page_size: int,
-                                                               limit: int | None) -> None:
+@given(
+    items=st.lists(st.text(max_size=3), max_size=30),
+    page_size=st.integers(1, 7),
+    limit=st.one_of(st.none(), st.integers(1, 1000)),
+)
+def test_following_the_cursors_yields_every_item_once_in_order(
+    items: list[str], page_size: int, limit: int | None
+) -> None:
     world = SlackEmulator(signing_secret="s", bot_token=TOKEN, page_size=page_size)
     seen: list[str] = []
     cursor = ""
@@ -154,13 +163,18 @@ def test_a_post_at_the_end_of_a_long_thread_is_found_before_resending(slack: Sla
 
 # ---------------------------------------------------------------------------- payloads
 
+
 def section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
 def button(**over: Any) -> dict[str, Any]:
-    return {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Go"},
-                                             "action_id": "a", "value": "v"} | over]}
+    return {
+        "type": "actions",
+        "elements": [
+            {"type": "button", "text": {"type": "plain_text", "text": "Go"}, "action_id": "a", "value": "v"} | over
+        ],
+    }
 
 
 def static_select(n: int) -> dict[str, Any]:
@@ -168,49 +182,67 @@ def static_select(n: int) -> dict[str, Any]:
     return {"type": "actions", "elements": [{"type": "static_select", "action_id": "s", "options": options}]}
 
 
-@pytest.mark.parametrize(("blocks", "text", "error"), [
-    ([section("ok")], "ok", None),
-    ([section("x")] * 51, "x", "invalid_blocks"),
-    ([section("x" * 3001)], "x", "invalid_blocks"),
-    ([{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}], "x", "invalid_blocks"),
-    ([button(text={"type": "plain_text", "text": "b" * 76})], "x", "invalid_blocks"),
-    ([button(value="v" * 2001)], "x", "invalid_blocks"),
-    ([button(action_id="a" * 256)], "x", "invalid_blocks"),
-    ([dict(section("x"), block_id="b" * 256)], "x", "invalid_blocks"),
-    ([static_select(101)], "x", "invalid_blocks"),
-    ([static_select(100)], "x", None),
-    ([{"type": "context", "elements": [{"type": "mrkdwn", "text": "c" * 3001}]}], "x", "invalid_blocks"),
-    ([{"type": "no_such_block"}], "x", "invalid_blocks"),
-    ([], "t" * 40_001, "msg_too_long"),
-    ([], "", "no_text"),
-])
-def test_messages_are_checked_like_slack(slack: SlackEmulator, blocks: list[dict[str, Any]], text: str,
-                                         error: str | None) -> None:
+@pytest.mark.parametrize(
+    ("blocks", "text", "error"),
+    [
+        ([section("ok")], "ok", None),
+        ([section("x")] * 51, "x", "invalid_blocks"),
+        ([section("x" * 3001)], "x", "invalid_blocks"),
+        ([{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}], "x", "invalid_blocks"),
+        ([button(text={"type": "plain_text", "text": "b" * 76})], "x", "invalid_blocks"),
+        ([button(value="v" * 2001)], "x", "invalid_blocks"),
+        ([button(action_id="a" * 256)], "x", "invalid_blocks"),
+        ([dict(section("x"), block_id="b" * 256)], "x", "invalid_blocks"),
+        ([static_select(101)], "x", "invalid_blocks"),
+        ([static_select(100)], "x", None),
+        ([{"type": "context", "elements": [{"type": "mrkdwn", "text": "c" * 3001}]}], "x", "invalid_blocks"),
+        ([{"type": "no_such_block"}], "x", "invalid_blocks"),
+        ([], "t" * 40_001, "msg_too_long"),
+        ([], "", "no_text"),
+    ],
+)
+def test_messages_are_checked_like_slack(
+    slack: SlackEmulator, blocks: list[dict[str, Any]], text: str, error: str | None
+) -> None:
     for method, extra in (("chat.postMessage", {}), ("chat.postEphemeral", {"user": "U1"})):
         answer = api(slack, method, json={"channel": "C1", "text": text, "blocks": blocks, **extra})
         assert answer.get("error") == error, (method, answer)
     if error is None:
         return
     ts = api(slack, "chat.postMessage", json={"channel": "C1", "text": "fine"})["ts"]
-    assert api(slack, "chat.update", json={"channel": "C1", "ts": ts, "text": text or "", "blocks": blocks}
-               ).get("error") in (error, "no_text")
+    assert api(slack, "chat.update", json={"channel": "C1", "ts": ts, "text": text or "", "blocks": blocks}).get(
+        "error"
+    ) in (error, "no_text")
 
 
 def modal(**over: Any) -> dict[str, Any]:
     return {"type": "modal", "title": {"type": "plain_text", "text": "Title"}, "blocks": [section("x")]} | over
 
 
-@pytest.mark.parametrize(("view", "ok"), [
-    (modal(), True),
-    (modal(title={"type": "plain_text", "text": "t" * 25}), False),
-    (modal(submit={"type": "plain_text", "text": "s" * 25}), False),
-    (modal(close={"type": "plain_text", "text": "c" * 25}), False),
-    (modal(private_metadata="m" * 3001), False),
-    (modal(blocks=[section("x")] * 101), False),
-    (modal(blocks=[section("x" * 3001)]), False),
-    (modal(blocks=[{"type": "input", "label": {"type": "plain_text", "text": "L"}, "element": {
-        "type": "plain_text_input", "action_id": "i", "initial_value": "v" * 3001}}]), False),
-])
+@pytest.mark.parametrize(
+    ("view", "ok"),
+    [
+        (modal(), True),
+        (modal(title={"type": "plain_text", "text": "t" * 25}), False),
+        (modal(submit={"type": "plain_text", "text": "s" * 25}), False),
+        (modal(close={"type": "plain_text", "text": "c" * 25}), False),
+        (modal(private_metadata="m" * 3001), False),
+        (modal(blocks=[section("x")] * 101), False),
+        (modal(blocks=[section("x" * 3001)]), False),
+        (
+            modal(
+                blocks=[
+                    {
+                        "type": "input",
+                        "label": {"type": "plain_text", "text": "L"},
+                        "element": {"type": "plain_text_input", "action_id": "i", "initial_value": "v" * 3001},
+                    }
+                ]
+            ),
+            False,
+        ),
+    ],
+)
 def test_views_are_checked_like_slack(slack: SlackEmulator, view: dict[str, Any], ok: bool) -> None:
     answer = api(slack, "views.open", json={"trigger_id": slack._new_trigger(), "view": view})
     assert answer["ok"] is ok, answer
@@ -224,18 +256,23 @@ def test_views_are_checked_like_slack(slack: SlackEmulator, view: dict[str, Any]
 
 # ---------------------------------------------------------------------------- membership and scopes
 
+
 def test_posting_needs_membership_or_chat_write_public_for_public_channels(slack: SlackEmulator) -> None:
     assert api(slack, "chat.postMessage", form={"channel": "C2", "text": "hi"})["ok"]  # the manifest's scopes
     assert api(slack, "chat.postMessage", form={"channel": "G1", "text": "hi"})["error"] == "channel_not_found"
     slack.scopes.remove("chat:write.public")
     assert api(slack, "chat.postMessage", form={"channel": "C2", "text": "hi"})["error"] == "not_in_channel"
-    assert api(slack, "chat.postEphemeral", form={"channel": "C2", "user": "U1", "text": "hi"})["error"] == \
-        "not_in_channel"
+    assert (
+        api(slack, "chat.postEphemeral", form={"channel": "C2", "user": "U1", "text": "hi"})["error"]
+        == "not_in_channel"
+    )
 
 
 def test_an_ephemeral_reaches_only_a_channel_member(slack: SlackEmulator) -> None:
-    assert api(slack, "chat.postEphemeral", form={"channel": "C1", "user": "U9", "text": "hi"})["error"] == \
-        "user_not_in_channel"
+    assert (
+        api(slack, "chat.postEphemeral", form={"channel": "C1", "user": "U9", "text": "hi"})["error"]
+        == "user_not_in_channel"
+    )
     threads = SlackApi(make_client(TOKEN, slack.api_url))
     with pytest.raises(Rejected, match="user_not_in_channel"):
         threads.post_ephemeral("C1", "U9", "hi")
@@ -270,21 +307,38 @@ def test_with_a_fifth_of_slack_calls_answering_500_no_customer_message_is_lost(f
     the reads too; some calls take effect and lose their answer, so the verification must find them."""
     box = faulty
     box.slack.page_size = 200  # Slack answers such a window in one page; each page here could fail
-    box.slack.chaos(0.2, kinds=("500", "500", "500", "reset"), methods=(
-        "chat.postMessage", "chat.update", "reactions.add", "reactions.remove", "conversations.replies",
-        "conversations.history", "conversations.members", "users.info", "usergroups.users.list"), seed=11)
+    box.slack.chaos(
+        0.2,
+        kinds=("500", "500", "500", "reset"),
+        methods=(
+            "chat.postMessage",
+            "chat.update",
+            "reactions.add",
+            "reactions.remove",
+            "conversations.replies",
+            "conversations.history",
+            "conversations.members",
+            "users.info",
+            "usergroups.users.list",
+        ),
+        seed=11,
+    )
     traffic = Traffic(World(box.slack, box.x, CUSTOMERS), [box.events_url], rng=random.Random(8))
     for i in range(15):
         for cid in CUSTOMERS:  # the first round opens ten conversations under faults: header cards too
             traffic.customer_says(cid, f"{cid[-3:]} says {i}")
     try:
-        wait_for(lambda: all(len(traffic.mirrored(c)) >= 15 for c in CUSTOMERS), timeout=240,
-                 what="all 150 customer messages mirrored despite the faults")
+        wait_for(
+            lambda: all(len(traffic.mirrored(c)) >= 15 for c in CUSTOMERS),
+            timeout=240,
+            what="all 150 customer messages mirrored despite the faults",
+        )
     except TimeoutError as exc:
         with box.bridge.ctx.db.session() as s:
             rows = s.exec(select(Outbox).where(Outbox.state != "sent")).all()
-            raise AssertionError(f"not sent: {[(r.id, r.kind, r.state, r.attempts, r.last_error) for r in rows]}"
-                                 ) from exc
+            raise AssertionError(
+                f"not sent: {[(r.id, r.kind, r.state, r.attempts, r.last_error) for r in rows]}"
+            ) from exc
     box.slack.chaos(0)
     assert traffic.problems() == []
     assert len(box.slack.roots(CHANNEL)) == len(CUSTOMERS)  # one card per conversation, none twice

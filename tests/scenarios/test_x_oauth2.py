@@ -44,8 +44,14 @@ def test_two_hours_later_dms_still_flow_and_the_refresh_token_rotated(box: Sandb
     assert second.access_token != first.access_token and second.refresh_token != first.refresh_token
     assert second.expires_at > clock()
     # the rotated-away refresh token is dead, with X's error body
-    dead = httpx.post(box.x.api_url + "/2/oauth2/token", data={
-        "grant_type": "refresh_token", "refresh_token": first.refresh_token, "client_id": box.settings.x_client_id})
+    dead = httpx.post(
+        box.x.api_url + "/2/oauth2/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": first.refresh_token,
+            "client_id": box.settings.x_client_id,
+        },
+    )
     assert dead.status_code == 400
     assert dead.json() == {"error": "invalid_request", "error_description": "Value passed for the token was invalid."}
 
@@ -71,12 +77,24 @@ def test_x_auth_end_to_end_through_the_cli(tmp_path: object, clock: OffsetClock,
     two-step form with --print-url / --redirect-url."""
     sandbox = make_box(x_oauth2=True, clock=clock)
     settings = sandbox.settings
-    env = os.environ | {"X_CLIENT_ID": settings.x_client_id, "X_REDIRECT_URI": settings.x_redirect_uri,
-                        "X_OAUTH_AUTHORIZE_URL": settings.x_oauth_authorize_url, "X_API_URL": settings.x_api_url,
-                        "DATABASE_URL": settings.database_url, "PYTHONPATH": os.getcwd()}
+    env = os.environ | {
+        "X_CLIENT_ID": settings.x_client_id,
+        "X_REDIRECT_URI": settings.x_redirect_uri,
+        "X_OAUTH_AUTHORIZE_URL": settings.x_oauth_authorize_url,
+        "X_API_URL": settings.x_api_url,
+        "DATABASE_URL": settings.database_url,
+        "PYTHONPATH": os.getcwd(),
+    }
     cmd = [sys.executable, "-m", "bridge", "x-auth"]
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=str(sandbox.workdir))
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(sandbox.workdir),
+    )
     assert proc.stdout is not None and proc.stdin is not None
     url = next(line.strip() for line in proc.stdout if line.startswith("http"))
     assert "code_challenge_method=S256" in url and "offline.access" in url.replace("+", " ")
@@ -86,22 +104,36 @@ def test_x_auth_end_to_end_through_the_cli(tmp_path: object, clock: OffsetClock,
     assert "@acme_help" in out
     assert sandbox.x.oauth.grants[-1] == ("authorization_code", 200)
 
-    printed = subprocess.run([*cmd, "--print-url"], env=env, capture_output=True, text=True, timeout=60,
-                             cwd=str(sandbox.workdir))
+    printed = subprocess.run(
+        [*cmd, "--print-url"], env=env, capture_output=True, text=True, timeout=60, cwd=str(sandbox.workdir)
+    )
     assert printed.returncode == 0, printed.stderr
     assert (sandbox.workdir / ".dmbridge-x-auth.json").stat().st_mode & 0o777 == 0o600
     url = printed.stdout.splitlines()[0]
     location = httpx.get(url, follow_redirects=False).headers["location"]
-    done = subprocess.run([*cmd, "--redirect-url", location], env=env, capture_output=True, text=True,
-                          timeout=60, cwd=str(sandbox.workdir))
+    done = subprocess.run(
+        [*cmd, "--redirect-url", location],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(sandbox.workdir),
+    )
     assert done.returncode == 0, done.stderr
     assert not (sandbox.workdir / ".dmbridge-x-auth.json").exists()
     # a redirect replayed (the code works once) is refused with X's reason
-    again = subprocess.run([*cmd, "--print-url"], env=env, capture_output=True, text=True, timeout=60,
-                           cwd=str(sandbox.workdir))
+    again = subprocess.run(
+        [*cmd, "--print-url"], env=env, capture_output=True, text=True, timeout=60, cwd=str(sandbox.workdir)
+    )
     assert again.returncode == 0
-    replay = subprocess.run([*cmd, "--redirect-url", location], env=env, capture_output=True, text=True,
-                            timeout=60, cwd=str(sandbox.workdir))
+    replay = subprocess.run(
+        [*cmd, "--redirect-url", location],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(sandbox.workdir),
+    )
     assert replay.returncode == 2 and "state does not match" in replay.stderr
 
 

@@ -79,9 +79,21 @@ def test_confidential_client_must_use_basic_auth(x: XEmulator, clock: OffsetCloc
 def test_the_authorize_endpoint_refuses_what_x_refuses(x: XEmulator) -> None:
     base = x.api_url + "/i/oauth2/authorize"
     _, challenge = oauth.pkce_pair()
-    good = {"response_type": "code", "client_id": "public-id", "redirect_uri": REDIRECT, "scope": "dm.read",
-            "state": "s", "code_challenge": challenge, "code_challenge_method": "S256"}
+    good = {
+        "response_type": "code",
+        "client_id": "public-id",
+        "redirect_uri": REDIRECT,
+        "scope": "dm.read",
+        "state": "s",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
     assert httpx.get(base, params=good, follow_redirects=False).status_code == 302
-    for change in ({"redirect_uri": "https://evil.example/cb"}, {"code_challenge_method": "plain"},
-                   {"scope": "dm.read dm.everything"}, {"client_id": "who"}, {"state": ""}):
+    for change in (
+        {"redirect_uri": "https://evil.example/cb"},
+        {"code_challenge_method": "plain"},
+        {"scope": "dm.read dm.everything"},
+        {"client_id": "who"},
+        {"state": ""},
+    ):
         assert httpx.get(base, params=good | change, follow_redirects=False).status_code == 400, change

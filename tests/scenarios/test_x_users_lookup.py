@@ -24,8 +24,13 @@ def x() -> Iterator[XEmulator]:
 
 
 def connector(x: XEmulator) -> XConnector:
-    c = XConnector(base_url=x.api_url, consumer_key=x.consumer_key, consumer_secret=x.consumer_secret,
-                   access_token=x.access_token, access_token_secret=x.access_token_secret)
+    c = XConnector(
+        base_url=x.api_url,
+        consumer_key=x.consumer_key,
+        consumer_secret=x.consumer_secret,
+        access_token=x.access_token,
+        access_token_secret=x.access_token_secret,
+    )
     c.start()
     return c
 
@@ -56,6 +61,7 @@ def test_the_emulator_refuses_more_than_100_ids_and_unknown_fields(x: XEmulator)
     assert resp.status_code == 400
     resp = httpx.get(x.api_url + "/2/dm_events", params={"since_id": "1"}, headers=auth)
     assert resp.status_code == 400
-    resp = httpx.get(x.api_url + "/2/dm_events", params={"expansions": "sender_id", "user.fields": "username"},
-                     headers=auth)
+    resp = httpx.get(
+        x.api_url + "/2/dm_events", params={"expansions": "sender_id", "user.fields": "username"}, headers=auth
+    )
     assert resp.status_code == 200

@@ -44,8 +44,10 @@ def test_dms_arrive_by_webhook_and_polling_is_only_reconciliation(box: Sandbox, 
     wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), what="✅")
     assert box.x.received_by(MARIA) == ["Answer from Slack"]
     box.x.brand_sends_from_app(MARIA, "typed in the X app")
-    post = wait_for(lambda: [m for m in box.slack.thread(CHANNEL, ts) if "typed in the X app" in shown(m)],
-                    what="outside send mirrored")[0]
+    post = wait_for(
+        lambda: [m for m in box.slack.thread(CHANNEL, ts) if "typed in the X app" in shown(m)],
+        what="outside send mirrored",
+    )[0]
     assert "outside Slack" in shown(post)
     wait_for(lambda: len(box.x.webhook_statuses) >= 3, what="all three webhooks delivered")
     assert box.x.webhook_statuses == [200, 200, 200]
@@ -83,8 +85,9 @@ def test_bad_signature_replay_malformed_and_oversized(box: Sandbox) -> None:
     assert box.x.deliver_webhook(payload, secret="not-the-consumer-secret").status_code == 403
     assert box.x.deliver_webhook_raw(json.dumps(payload).encode(), signature="").status_code == 403
     body = json.dumps(payload).encode()
-    assert box.x.deliver_webhook_raw(body + b"\n", signature=base64_sha256(box.x.consumer_secret, body)
-                                     ).status_code == 403
+    assert (
+        box.x.deliver_webhook_raw(body + b"\n", signature=base64_sha256(box.x.consumer_secret, body)).status_code == 403
+    )
     assert [e.text for e in stored(box)] == ["first"]
 
     replayed = box.x.webhook_payload(event)
@@ -93,9 +96,13 @@ def test_bad_signature_replay_malformed_and_oversized(box: Sandbox) -> None:
     assert [e.text for e in stored(box)] == ["first"]
     assert len([m for m in box.slack.thread(CHANNEL, ts) if m.get("username")]) == 1
 
-    for bad in ([], {"something": "else"}, {"for_user_id": "1", "direct_message_events": "x"},
-                {"for_user_id": "1", "direct_message_events": [{"type": "message_create", "id": "5"}]},
-                {"data": {"event_type": "dm.received", "payload": None}}):
+    for bad in (
+        [],
+        {"something": "else"},
+        {"for_user_id": "1", "direct_message_events": "x"},
+        {"for_user_id": "1", "direct_message_events": [{"type": "message_create", "id": "5"}]},
+        {"data": {"event_type": "dm.received", "payload": None}},
+    ):
         assert box.x.deliver_webhook(bad).status_code == 400, bad
     assert box.x.deliver_webhook_raw(b"\xff not json").status_code == 400
     assert box.x.deliver_webhook_raw(b"{" * (1024 * 1024 + 1)).status_code == 413

@@ -30,6 +30,7 @@ def sandbox_with_customers(ids: list[str], handle: str, name: str) -> Iterator[S
     finally:
         sandbox.close()
 
+
 AGENT = "U0AGENT1"
 
 
@@ -100,9 +101,11 @@ class Traffic:
         return self.world.x.received_by(cid)
 
     def all_arrived(self) -> bool:
-        return (all(len(self.mirrored(c)) >= len(t) for c, t in self.inbound.items())
-                and all(len(self.received(c)) >= len(t) for c, t in self.outbound.items())
-                and self.ticks() >= len(self.reply_ts))
+        return (
+            all(len(self.mirrored(c)) >= len(t) for c, t in self.inbound.items())
+            and all(len(self.received(c)) >= len(t) for c, t in self.outbound.items())
+            and self.ticks() >= len(self.reply_ts)
+        )
 
     def ticks(self) -> int:
         return sum(1 for ts in self.reply_ts if "white_check_mark" in self.world.slack.reactions(CHANNEL, ts))

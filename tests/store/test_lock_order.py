@@ -26,23 +26,34 @@ NOW = 1_800_000_000.0
 
 
 def message(customer: str, mid: str) -> InboundMessage:
-    return InboundMessage(platform=Platform.X, account="brand", remote_id=mid, conversation=f"dm-{customer}",
-                          customer=Customer(id=customer, name=customer), text=mid,
-                          sent_at=datetime.fromtimestamp(NOW, UTC))
+    return InboundMessage(
+        platform=Platform.X,
+        account="brand",
+        remote_id=mid,
+        conversation=f"dm-{customer}",
+        customer=Customer(id=customer, name=customer),
+        text=mid,
+        sent_at=datetime.fromtimestamp(NOW, UTC),
+    )
 
 
 def _waiting_on_a_lock(db: Database, other_than: int) -> bool:
     with db.engine.connect() as conn:
-        return bool(conn.execute(text(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> :me "
-            "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"), {"me": other_than}).scalar())
+        return bool(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> :me "
+                    "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+                ),
+                {"me": other_than},
+            ).scalar()
+        )
 
 
 def test_ingest_waits_for_its_first_conversation_holding_none(pg_url: str) -> None:
     db = Database(pg_url)
     upgrade(db)
-    store_batch(db, "x", Batch(messages=(message("a", "m1"), message("b", "m2")), cursor=None),
-                lambda _a: "C1", NOW)
+    store_batch(db, "x", Batch(messages=(message("a", "m1"), message("b", "m2")), cursor=None), lambda _a: "C1", NOW)
     with db.session() as s:
         ids = {c.customer_id: c.id for c in s.exec(select(Conversation)).all()}
     first, second = ids["a"], ids["b"]
@@ -52,8 +63,9 @@ def test_ingest_waits_for_its_first_conversation_holding_none(pg_url: str) -> No
 
     def ingest_later_conversation_first() -> None:
         try:  # the batch names the conversation with the higher id first
-            store_batch(db, "x", Batch(messages=(message("b", "m3"), message("a", "m4")), cursor=None),
-                        lambda _a: "C1", NOW + 1)
+            store_batch(
+                db, "x", Batch(messages=(message("b", "m3"), message("a", "m4")), cursor=None), lambda _a: "C1", NOW + 1
+            )
         except BaseException as exc:
             errors.append(exc)
 

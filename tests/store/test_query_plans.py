@@ -29,8 +29,9 @@ from bridge.store.tables import Outbox, SlackEvent
 HOT: dict[str, Callable[[Session], Any]] = {
     "due": lambda s: outbox.due(s, "platform", 1e12),
     "next_due_at": lambda s: outbox.next_due_at(s, "slack"),
-    "attempted_with_text": lambda s: outbox.attempted_with_text(s, platform="x", account="acme",
-                                                                remote_conversation="42-7", text="hi"),
+    "attempted_with_text": lambda s: outbox.attempted_with_text(
+        s, platform="x", account="acme", remote_conversation="42-7", text="hi"
+    ),
     "claim_owners": outbox.claim_owners,
     "recover_stale": lambda s: outbox.recover_stale(s, 1e12),
     "own_stale_claims": lambda s: outbox.release_claims(s, "me", older_than=1e12),
@@ -46,12 +47,32 @@ def _with_history(url: str) -> Database:
     db = Database(url)
     upgrade(db)
     with db.session() as s:
-        s.execute(insert(Outbox), [dict(dedupe_key=f"old:{i}", target=("slack", "platform")[i % 2], lane=f"l:{i % 50}",
-                                        kind=("mirror", "dm")[i % 2], payload="{}", state="sent", attempts=1,
-                                        next_attempt_at=0.0, created_at=float(i), waiting_shown=False,
-                                        uncertain=False) for i in range(3000)])
-        s.execute(insert(SlackEvent), [dict(dedupe_key=f"e{i}", kind="message", payload="{}", received_at=float(i),
-                                            processed_at=float(i)) for i in range(1000)])
+        s.execute(
+            insert(Outbox),
+            [
+                dict(
+                    dedupe_key=f"old:{i}",
+                    target=("slack", "platform")[i % 2],
+                    lane=f"l:{i % 50}",
+                    kind=("mirror", "dm")[i % 2],
+                    payload="{}",
+                    state="sent",
+                    attempts=1,
+                    next_attempt_at=0.0,
+                    created_at=float(i),
+                    waiting_shown=False,
+                    uncertain=False,
+                )
+                for i in range(3000)
+            ],
+        )
+        s.execute(
+            insert(SlackEvent),
+            [
+                dict(dedupe_key=f"e{i}", kind="message", payload="{}", received_at=float(i), processed_at=float(i))
+                for i in range(1000)
+            ],
+        )
     with db.engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")
         conn.commit()
@@ -92,8 +113,10 @@ def _pg_nodes(node: dict[str, Any]) -> list[str]:
     lines = []
     if node.get("Relation Name") in TABLES or node.get("Node Type") == "Bitmap Index Scan":
         cond = node.get("Index Cond")
-        lines.append(f"{node['Node Type']} on {node.get('Relation Name') or node.get('Index Name')}"
-                     + (f" [{cond}]" if cond else " [no index condition]"))
+        lines.append(
+            f"{node['Node Type']} on {node.get('Relation Name') or node.get('Index Name')}"
+            + (f" [{cond}]" if cond else " [no index condition]")
+        )
     for child in node.get("Plans", []):
         lines += _pg_nodes(child)
     return lines
@@ -102,11 +125,14 @@ def _pg_nodes(node: dict[str, Any]) -> list[str]:
 def _full_scans(plan: str) -> list[str]:
     """SQLite's ``SCAN t`` (with or without an index) reads every row; so does PostgreSQL's Seq Scan, and an
     index scan with no index condition."""
-    return [line for line in plan.splitlines()
-            if line.strip().startswith(tuple(f"SCAN {t}" for t in TABLES))
-            or line.strip() in (f"SEARCH {t}" for t in TABLES)  # SQLite's "search" with no index: every row
-            or line.startswith("Seq Scan") or ("Index" in line and "[no index condition]" in line
-                                               and any(f"on {t}" in line for t in TABLES))]
+    return [
+        line
+        for line in plan.splitlines()
+        if line.strip().startswith(tuple(f"SCAN {t}" for t in TABLES))
+        or line.strip() in (f"SEARCH {t}" for t in TABLES)  # SQLite's "search" with no index: every row
+        or line.startswith("Seq Scan")
+        or ("Index" in line and "[no index condition]" in line and any(f"on {t}" in line for t in TABLES))
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(HOT))

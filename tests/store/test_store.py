@@ -25,9 +25,16 @@ def fresh(url: str) -> Database:
 
 
 def msg(remote_id: str, text: str = "hi", conv: str = "42-7", from_brand: bool = False) -> InboundMessage:
-    return InboundMessage(platform=Platform.X, account="acme", remote_id=remote_id, conversation=conv,
-                          customer=MARIA, text=text, sent_at=datetime(2026, 8, 20, tzinfo=UTC),
-                          from_brand=from_brand)
+    return InboundMessage(
+        platform=Platform.X,
+        account="acme",
+        remote_id=remote_id,
+        conversation=conv,
+        customer=MARIA,
+        text=text,
+        sent_at=datetime(2026, 8, 20, tzinfo=UTC),
+        from_brand=from_brand,
+    )
 
 
 def test_ingest_is_idempotent_and_stores_cursor_with_events(db_url: str) -> None:
@@ -52,12 +59,25 @@ def test_our_own_sends_are_not_mirrored_but_outside_sends_are(db_url: str) -> No
         ingest(s, "x", "acme", Batch((msg("100"),), "100"), lambda _a: "C1", now=1.0)
         conv = s.exec(select(Conversation)).one()
         assert conv.id is not None
-        events.record_sent(s, platform="x", account="acme", remote_id="200", conversation_id=conv.id,
-                           slack_channel="C1", slack_ts="5.0", now=1.0)
+        events.record_sent(
+            s,
+            platform="x",
+            account="acme",
+            remote_id="200",
+            conversation_id=conv.id,
+            slack_channel="C1",
+            slack_ts="5.0",
+            now=1.0,
+        )
     with db.session() as s:
-        n = ingest(s, "x", "acme", Batch((msg("200", "our reply", from_brand=True),
-                                          msg("201", "typed in the X app", from_brand=True)), "201"),
-                   lambda _a: "C1", now=2.0)
+        n = ingest(
+            s,
+            "x",
+            "acme",
+            Batch((msg("200", "our reply", from_brand=True), msg("201", "typed in the X app", from_brand=True)), "201"),
+            lambda _a: "C1",
+            now=2.0,
+        )
         assert n == 1
         mirrors = s.exec(select(Outbox).where(Outbox.kind == "mirror")).all()
         assert len(mirrors) == 2 and "outside Slack" in mirrors[-1].payload
@@ -106,10 +126,12 @@ def test_stale_claims_are_recovered(db_url: str) -> None:
 def test_slack_events_store_once(db_url: str) -> None:
     db = fresh(db_url)
     with db.session() as s:
-        assert events.record_slack_event(s, dedupe_key="msg:C1:1.0", event_id="Ev1", kind="message",
-                                         payload={"a": 1}, now=0.0)
-        assert not events.record_slack_event(s, dedupe_key="msg:C1:1.0", event_id="Ev2", kind="app_mention",
-                                             payload={"a": 2}, now=0.0)
+        assert events.record_slack_event(
+            s, dedupe_key="msg:C1:1.0", event_id="Ev1", kind="message", payload={"a": 1}, now=0.0
+        )
+        assert not events.record_slack_event(
+            s, dedupe_key="msg:C1:1.0", event_id="Ev2", kind="app_mention", payload={"a": 2}, now=0.0
+        )
     with db.session() as s:
         rows = events.unprocessed_slack_events(s)
         assert len(rows) == 1 and rows[0].id is not None

@@ -9,8 +9,9 @@ from typer.testing import CliRunner
 from bridge.cli import app
 
 
-def test_import_checks_everything_first_then_export_round_trips(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_import_checks_everything_first_then_export_round_trips(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'd.db'}")
     runner = CliRunner()
     bad = tmp_path / "bad.yml"

@@ -17,11 +17,16 @@ def test_rotates_in_roster_order_after_the_last_pick() -> None:
     assert pick_assignee([], set(), {}, 5, None) is None
 
 
-@given(users, st.sets(st.sampled_from([f"U{i:02d}" for i in range(12)])),
-       st.dictionaries(st.sampled_from([f"U{i:02d}" for i in range(12)]), st.integers(0, 6)),
-       st.integers(1, 5), st.one_of(st.none(), st.sampled_from([f"U{i:02d}" for i in range(12)])))
+@given(
+    users,
+    st.sets(st.sampled_from([f"U{i:02d}" for i in range(12)])),
+    st.dictionaries(st.sampled_from([f"U{i:02d}" for i in range(12)]), st.integers(0, 6)),
+    st.integers(1, 5),
+    st.one_of(st.none(), st.sampled_from([f"U{i:02d}" for i in range(12)])),
+)
 def test_pick_is_deterministic_eligible_and_none_only_when_nobody_is(
-        roster: list[str], away: set[str], counts: dict[str, int], capacity: int, last: str | None) -> None:
+    roster: list[str], away: set[str], counts: dict[str, int], capacity: int, last: str | None
+) -> None:
     pick = pick_assignee(roster, away, counts, capacity, last)
     assert pick == pick_assignee(list(reversed(roster)), set(away), dict(counts), capacity, last)
     eligible = {u for u in roster if u not in away and counts.get(u, 0) < capacity}
@@ -31,8 +36,9 @@ def test_pick_is_deterministic_eligible_and_none_only_when_nobody_is(
         assert pick in eligible
 
 
-@given(st.lists(st.sampled_from([f"U{i:02d}" for i in range(8)]), min_size=1, max_size=8, unique=True),
-       st.integers(1, 4))
+@given(
+    st.lists(st.sampled_from([f"U{i:02d}" for i in range(8)]), min_size=1, max_size=8, unique=True), st.integers(1, 4)
+)
 def test_rotation_is_fair_until_everyone_is_full(roster: list[str], capacity: int) -> None:
     counts: dict[str, int] = {}
     last = None

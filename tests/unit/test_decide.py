@@ -18,8 +18,9 @@ def run(error: Exception, attempts: int = 1, checked: bool = True) -> object:
 
 
 def test_a_rate_limit_waits_for_the_reset_and_never_gives_up() -> None:
-    assert run(RetryLater("slow", retry_at=NOW + 30, rate_limited=True), attempts=99) == \
-        Retry(NOW + 30, "slow", uncertain=False, rate_limited=True)
+    assert run(RetryLater("slow", retry_at=NOW + 30, rate_limited=True), attempts=99) == Retry(
+        NOW + 30, "slow", uncertain=False, rate_limited=True
+    )
     assert run(RetryLater("slow", rate_limited=True)) == Retry(NOW + RATE_LIMIT_DEFAULT, "slow", False, True)
     assert run(RetryLater("slow", retry_at=NOW - 5, rate_limited=True)) == Retry(NOW + 1, "slow", False, True)
 
@@ -37,8 +38,9 @@ def test_transient_errors_stop_at_the_attempt_cap() -> None:
 
 
 def test_refusals_fail_at_once_and_a_refused_credential_pauses() -> None:
-    assert run(Rejected("X refused: this user does not accept your DMs")) == \
-        Failed("X refused: this user does not accept your DMs")
+    assert run(Rejected("X refused: this user does not accept your DMs")) == Failed(
+        "X refused: this user does not accept your DMs"
+    )
     assert run(AuthFailed("invalid_auth"), checked=False) == Paused("invalid_auth", uncertain=True)
     assert run(AuthFailed("invalid_auth")) == Paused("invalid_auth", uncertain=False)
 
@@ -48,10 +50,16 @@ def test_an_unforeseen_exception_is_uncertain_it_may_have_come_after_the_request
 
 
 @given(attempts=st.integers(0, 40), checked=st.booleans(), uncertain=st.booleans(), limited=st.booleans())
-def test_an_unchecked_row_stays_uncertain_and_retries_are_never_in_the_past(attempts: int, checked: bool,
-                                                                            uncertain: bool, limited: bool) -> None:
-    verdict = decide(RetryLater("x", uncertain=uncertain, rate_limited=limited), attempts=attempts,
-                     checked=checked, now=NOW, policy=POLICY)
+def test_an_unchecked_row_stays_uncertain_and_retries_are_never_in_the_past(
+    attempts: int, checked: bool, uncertain: bool, limited: bool
+) -> None:
+    verdict = decide(
+        RetryLater("x", uncertain=uncertain, rate_limited=limited),
+        attempts=attempts,
+        checked=checked,
+        now=NOW,
+        policy=POLICY,
+    )
     if isinstance(verdict, Retry):
         assert verdict.at > NOW and verdict.at <= NOW + max(RATE_LIMIT_DEFAULT, 300 * 1.25, POLICY.http_timeout)
         assert verdict.uncertain == (uncertain or not checked)
@@ -65,5 +73,6 @@ def test_every_error_gets_a_verdict(error: Exception) -> None:
 
 
 def test_a_5xx_is_uncertain_but_has_answered_so_there_is_no_late_answer_to_wait_for() -> None:
-    assert run(RetryLater("X server error 503", uncertain=True, answered=True), attempts=1) == \
-        Retry(NOW + 2, "X server error 503", uncertain=True)
+    assert run(RetryLater("X server error 503", uncertain=True, answered=True), attempts=1) == Retry(
+        NOW + 2, "X server error 503", uncertain=True
+    )

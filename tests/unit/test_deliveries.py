@@ -76,8 +76,7 @@ def test_keys_are_stable_where_dedupe_depends_on_them() -> None:
     assert Mirror.part(7, ("x", "acme", "m1"), 2, "t", [], False).key == "mirror:x:acme:m1:2"
     assert [d.key for d in DM.relay(7, "C1", "5.6", ["a", "b"], "U1")] == ["relay:C1:5.6:0", "relay:C1:5.6:1"]
     assert DM.first_relay_key("C1", "5.6") == "relay:C1:5.6:0"
-    assert [n.key for n in Notice.parts(7, ("line", 3), ["a", "b", "c"])] == ["line:3", "line:3:part2",
-                                                                             "line:3:part3"]
+    assert [n.key for n in Notice.parts(7, ("line", 3), ["a", "b", "c"])] == ["line:3", "line:3:part2", "line:3:part3"]
     assert Reaction.on(7, "C1", "1.2", "warning").key == "react:warning:C1:1.2"
     assert Unreaction.on(7, "C1", "1.2", "warning").key == "unreact:warning:C1:1.2"
     assert Ephemeral.to("C1", "U1", "t").key != Ephemeral.to("C1", "U1", "t").key  # each answer is its own
@@ -96,21 +95,23 @@ def test_a_reply_knows_its_later_parts_and_a_template_has_none() -> None:
 
 def test_rows_written_before_the_types_still_decode() -> None:
     """Payloads as an older release stored them (no receipt_key on relays, no echo_of on customer mirrors)."""
-    old_dm = json.dumps({"text": "hi", "part": 0, "parts": 1, "slack_channel": "C1", "slack_ts": "5.6",
-                         "author": "U1"})
+    old_dm = json.dumps({"text": "hi", "part": 0, "parts": 1, "slack_channel": "C1", "slack_ts": "5.6", "author": "U1"})
     assert decode("dm", "relay:C1:5.6:0", 7, old_dm) == DM.relay(7, "C1", "5.6", ["hi"], "U1")[0]
     assert decode("card", "card:7", 7, "{}") == Card.of(7)
     assert decode("card_update", "card_update:7:1", 7, "{}") == CardUpdate.after_audit(7, 1)
 
 
-@pytest.mark.parametrize(("kind", "payload"), [
-    ("bogus", "{}"),  # an unknown kind
-    ("notice", "{}"),  # a required field missing (an erased row's emptied payload)
-    ("notice", '{"text": "t", "extra": 1}'),  # a field the type does not have
-    ("dm", '{"text": "t", "part": "zero", "parts": 1, "slack_channel": "C1", "slack_ts": null, "author": "U"}'),
-    ("home", "[]"),  # not an object
-    ("mirror", '{"text": "t", "blocks": "not a list"}'),
-])
+@pytest.mark.parametrize(
+    ("kind", "payload"),
+    [
+        ("bogus", "{}"),  # an unknown kind
+        ("notice", "{}"),  # a required field missing (an erased row's emptied payload)
+        ("notice", '{"text": "t", "extra": 1}'),  # a field the type does not have
+        ("dm", '{"text": "t", "part": "zero", "parts": 1, "slack_channel": "C1", "slack_ts": null, "author": "U"}'),
+        ("home", "[]"),  # not an object
+        ("mirror", '{"text": "t", "blocks": "not a list"}'),
+    ],
+)
 def test_malformed_rows_are_refused_with_a_value_error(kind: str, payload: str) -> None:
     with pytest.raises(ValueError):
         decode(kind, "k", 7, payload)
@@ -121,11 +122,19 @@ def test_a_wrong_field_type_fails_at_enqueue_not_at_send() -> None:
         encode(Notice("k", 7, 12345))  # type: ignore[arg-type]
 
 
-@given(text=st.text(max_size=200), channel=st.from_regex(r"C[A-Z0-9]{1,10}", fullmatch=True),
-       ts=st.from_regex(r"\d{1,10}\.\d{6}", fullmatch=True), conv=st.integers(1, 2**31))
+@given(
+    text=st.text(max_size=200),
+    channel=st.from_regex(r"C[A-Z0-9]{1,10}", fullmatch=True),
+    ts=st.from_regex(r"\d{1,10}\.\d{6}", fullmatch=True),
+    conv=st.integers(1, 2**31),
+)
 def test_any_text_and_ids_round_trip(text: str, channel: str, ts: str, conv: int) -> None:
-    for delivery in (*DM.relay(conv, channel, ts, [text or "x"], "U1"), ChannelNotice(f"k:{ts}", None, channel, text),
-                     Ephemeral.to(channel, "U1", text, ts), *Notice.parts(conv, ("line", ts), [text])):
+    for delivery in (
+        *DM.relay(conv, channel, ts, [text or "x"], "U1"),
+        ChannelNotice(f"k:{ts}", None, channel, text),
+        Ephemeral.to(channel, "U1", text, ts),
+        *Notice.parts(conv, ("line", ts), [text]),
+    ):
         assert decode(delivery.kind, delivery.key, delivery.conversation_id, encode(delivery)) == delivery
 
 

@@ -29,8 +29,13 @@ def test_scopes_unreported_is_a_failure() -> None:
 
 
 def test_manifest_scopes_include_what_channels_need() -> None:
-    assert {"chat:write", "chat:write.public", "usergroups:read", "channels:read", "groups:read"} <= \
-        doctor.manifest_scopes()
+    assert {
+        "chat:write",
+        "chat:write.public",
+        "usergroups:read",
+        "channels:read",
+        "groups:read",
+    } <= doctor.manifest_scopes()
 
 
 def _settings(url: str) -> Settings:
@@ -51,8 +56,12 @@ def test_graph_version_unknown_newer_is_fine_and_missing_is_not() -> None:
     assert not expired.ok and "stopped working on 2027-01-21" in expired.detail
 
 
-@given(st.lists(st.tuples(st.text(min_size=1, max_size=30), st.booleans(), st.text(max_size=50),
-                          st.text(max_size=50)), max_size=12))
+@given(
+    st.lists(
+        st.tuples(st.text(min_size=1, max_size=30), st.booleans(), st.text(max_size=50), st.text(max_size=50)),
+        max_size=12,
+    )
+)
 def test_table_has_a_line_per_check_and_counts_failures(rows: list[tuple[str, bool, str, str]]) -> None:
     checks = [doctor.Check(n, ok, d, f) for n, ok, d, f in rows]
     text = doctor.table(checks)
@@ -64,8 +73,9 @@ def test_table_has_a_line_per_check_and_counts_failures(rows: list[tuple[str, bo
 
 def test_hint_only_for_membership_refusals_and_never_into_the_refusing_channel() -> None:
     settings = Settings(_env_file=None, dmbridge_channel="C0INBOX")  # type: ignore[call-arg]
-    conv = Conversation(id=7, platform="x", account="acme", channel="C0VIP", customer_id="1",
-                        customer_name="Maria", thread_ts="1.2")
+    conv = Conversation(
+        id=7, platform="x", account="acme", channel="C0VIP", customer_id="1", customer_name="Maria", thread_ts="1.2"
+    )
     notice = ChannelNotice("k", None, "C0LEGAL", "text")
     assert membership.hint(settings, notice, conv, "Slack chat.postMessage failed: msg_too_long", 0) is None
     assert membership.refused_channel(notice, conv, "Slack chat.postMessage failed: not_in_channel") == "C0LEGAL"

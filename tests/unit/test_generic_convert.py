@@ -14,18 +14,28 @@ from connectors.webhook.convert import parse_message, reply_body, reply_id
 
 SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "generic-webhook.schema.json"
 GOOD: dict[str, Any] = {
-    "conversation_id": "chat-8812", "message_id": "msg-0001",
+    "conversation_id": "chat-8812",
+    "message_id": "msg-0001",
     "sender": {"id": "visitor-42", "name": "Ana Costa", "handle": "ana.c", "avatar_url": "https://cdn/ana.png"},
-    "text": "Do you deliver on Sundays?", "attachments": [{"url": "https://cdn/receipt.pdf", "name": "r.pdf"}],
-    "timestamp": "2026-05-01T10:00:00Z"}
+    "text": "Do you deliver on Sundays?",
+    "attachments": [{"url": "https://cdn/receipt.pdf", "name": "r.pdf"}],
+    "timestamp": "2026-05-01T10:00:00Z",
+}
 
 
 def test_documented_example_parses() -> None:
     msg = parse_message("shop", GOOD, now=0)
-    assert (msg.platform, msg.account, msg.conversation, msg.remote_id) == (Platform.GENERIC, "shop", "chat-8812",
-                                                                            "msg-0001")
-    assert (msg.customer.name, msg.customer.handle, msg.customer.avatar_url) == ("Ana Costa", "ana.c",
-                                                                                "https://cdn/ana.png")
+    assert (msg.platform, msg.account, msg.conversation, msg.remote_id) == (
+        Platform.GENERIC,
+        "shop",
+        "chat-8812",
+        "msg-0001",
+    )
+    assert (msg.customer.name, msg.customer.handle, msg.customer.avatar_url) == (
+        "Ana Costa",
+        "ana.c",
+        "https://cdn/ana.png",
+    )
     assert msg.attachments == ("https://cdn/receipt.pdf",) and msg.sent_at.isoformat() == "2026-05-01T10:00:00+00:00"
     assert not msg.from_brand and not msg.needs_profile
 
@@ -33,18 +43,36 @@ def test_documented_example_parses() -> None:
 def test_schema_file_documents_the_same_fields() -> None:
     schema = json.loads(SCHEMA.read_text())
     assert set(schema["required"]) == {"conversation_id", "message_id", "sender"}
-    assert set(schema["properties"]) == {"conversation_id", "message_id", "sender", "text", "attachments",
-                                         "timestamp", "from_brand"}
+    assert set(schema["properties"]) == {
+        "conversation_id",
+        "message_id",
+        "sender",
+        "text",
+        "attachments",
+        "timestamp",
+        "from_brand",
+    }
     assert set(schema["properties"]["sender"]["required"]) == {"id", "name"}
     assert schema["examples"][0] == GOOD
 
 
-@pytest.mark.parametrize("change", [
-    {"conversation_id": ""}, {"message_id": 5}, {"sender": "ana"}, {"sender": {"id": "v"}},
-    {"sender": {"id": "v", "name": "  "}}, {"text": 3}, {"text": "", "attachments": []},
-    {"attachments": [{"name": "no url"}]}, {"timestamp": "2026-05-01T10:00:00"}, {"timestamp": 1714557600},
-    {"from_brand": "yes"}, {"message_id": "x" * 257},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"conversation_id": ""},
+        {"message_id": 5},
+        {"sender": "ana"},
+        {"sender": {"id": "v"}},
+        {"sender": {"id": "v", "name": "  "}},
+        {"text": 3},
+        {"text": "", "attachments": []},
+        {"attachments": [{"name": "no url"}]},
+        {"timestamp": "2026-05-01T10:00:00"},
+        {"timestamp": 1714557600},
+        {"from_brand": "yes"},
+        {"message_id": "x" * 257},
+    ],
+)
 def test_invalid_messages_say_what_is_wrong(change: dict[str, Any]) -> None:
     with pytest.raises(BadPayload) as err:
         parse_message("shop", {**GOOD, **change}, now=0)
@@ -57,8 +85,21 @@ def test_reply_id_is_stable_per_delivery_and_differs_between_deliveries(key: str
 
 
 def test_reply_body() -> None:
-    out = OutboundMessage(platform=Platform.GENERIC, account="shop", conversation="chat-1", recipient_id="v-1",
-                          text="hello", key="relay:C1:1.2:0")
+    out = OutboundMessage(
+        platform=Platform.GENERIC,
+        account="shop",
+        conversation="chat-1",
+        recipient_id="v-1",
+        text="hello",
+        key="relay:C1:1.2:0",
+    )
     body = reply_body(out, now=1_777_000_000)
-    assert body == {"type": "reply", "id": reply_id("relay:C1:1.2:0"), "source": "shop", "conversation_id": "chat-1",
-                    "recipient_id": "v-1", "text": "hello", "sent_at": "2026-04-24T03:06:40Z"}
+    assert body == {
+        "type": "reply",
+        "id": reply_id("relay:C1:1.2:0"),
+        "source": "shop",
+        "conversation_id": "chat-1",
+        "recipient_id": "v-1",
+        "text": "hello",
+        "sent_at": "2026-04-24T03:06:40Z",
+    }

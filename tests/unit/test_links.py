@@ -30,9 +30,18 @@ def test_ordinary_https_urls_are_kept(rest: str) -> None:
 
 
 def test_the_reported_attacks_are_dropped() -> None:
-    for url in ["javascript:alert(1)", "https://shop.example/u|<!here> Verify your account", "<!here>",
-                "http://shop.example/u", "https://user:pw@shop.example/", "https:///nohost", "https://a b.example",
-                "data:text/html,x", "HTTPS://shop.example/<x>", "https://shop.example/\u202egnp.exe"]:
+    for url in [
+        "javascript:alert(1)",
+        "https://shop.example/u|<!here> Verify your account",
+        "<!here>",
+        "http://shop.example/u",
+        "https://user:pw@shop.example/",
+        "https:///nohost",
+        "https://a b.example",
+        "data:text/html,x",
+        "HTTPS://shop.example/<x>",
+        "https://shop.example/\u202egnp.exe",
+    ]:
         assert safe_https_url(url) is None, url
 
 
@@ -61,16 +70,34 @@ def test_instagram_and_generic_handles(handle: str) -> None:
 
 
 def test_forged_handles_are_dropped_at_each_edge() -> None:
-    x = customer_from_user({"id": "1", "name": "Eve", "username": "x|<!here>",
-                            "profile_image_url": "javascript:alert(1)"}, "1")
+    x = customer_from_user(
+        {"id": "1", "name": "Eve", "username": "x|<!here>", "profile_image_url": "javascript:alert(1)"}, "1"
+    )
     assert (x.handle, x.profile_url, x.avatar_url) == (None, None, None)
-    ok = customer_from_user({"id": "1", "name": "Maria", "username": "maria_l",
-                             "profile_image_url": "https://pbs.twimg.example/m.jpg"}, "1")
-    assert (ok.handle, ok.profile_url, ok.avatar_url) == ("maria_l", "https://x.com/maria_l",
-                                                          "https://pbs.twimg.example/m.jpg")
+    ok = customer_from_user(
+        {"id": "1", "name": "Maria", "username": "maria_l", "profile_image_url": "https://pbs.twimg.example/m.jpg"}, "1"
+    )
+    assert (ok.handle, ok.profile_url, ok.avatar_url) == (
+        "maria_l",
+        "https://x.com/maria_l",
+        "https://pbs.twimg.example/m.jpg",
+    )
     ig = customer_from_profile(Platform.INSTAGRAM, "1785", {"username": "tomas.rz/<!here>", "profile_pic": "x"})
     assert (ig.handle, ig.profile_url, ig.avatar_url) == (None, None, None)
-    msg = parse_message("shop", {"conversation_id": "c", "message_id": "m", "text": "hi", "sender": {
-        "id": "v", "name": "Eve", "handle": "<!here>", "avatar_url": "javascript:alert(1)",
-        "profile_url": "https://shop.example/u|<!here> Verify your account"}}, 0.0)
+    msg = parse_message(
+        "shop",
+        {
+            "conversation_id": "c",
+            "message_id": "m",
+            "text": "hi",
+            "sender": {
+                "id": "v",
+                "name": "Eve",
+                "handle": "<!here>",
+                "avatar_url": "javascript:alert(1)",
+                "profile_url": "https://shop.example/u|<!here> Verify your account",
+            },
+        },
+        0.0,
+    )
     assert (msg.customer.handle, msg.customer.avatar_url, msg.customer.profile_url) == (None, None, None)

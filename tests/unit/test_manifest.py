@@ -20,8 +20,21 @@ def test_socket_manifest_has_no_urls() -> None:
 def test_scopes_events_and_shortcuts_cover_what_the_bridge_uses() -> None:
     m = load()
     scopes = set(m["oauth_config"]["scopes"]["bot"])
-    assert {"chat:write", "chat:write.customize", "reactions:write", "commands", "users:read",
-            "usergroups:read", "channels:history", "channels:read", "app_mentions:read"} <= scopes
+    assert {
+        "chat:write",
+        "chat:write.customize",
+        "reactions:write",
+        "commands",
+        "users:read",
+        "usergroups:read",
+        "channels:history",
+        "channels:read",
+        "app_mentions:read",
+    } <= scopes
     assert set(m["settings"]["event_subscriptions"]["bot_events"]) == {
-        "message.channels", "message.groups", "app_mention", "app_home_opened"}
+        "message.channels",
+        "message.groups",
+        "app_mention",
+        "app_home_opened",
+    }
     assert {s["callback_id"] for s in m["features"]["shortcuts"]} == SHORTCUTS

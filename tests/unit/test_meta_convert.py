@@ -30,13 +30,21 @@ HOUR = 3600.0
 
 
 def event(text: str = "hi", mid: str = "m_1", ts: int = 1_787_230_991_000, **message: Any) -> dict[str, Any]:
-    return {"sender": {"id": USER}, "recipient": {"id": PAGE}, "timestamp": ts,
-            "message": {"mid": mid, "text": text, **message}}
+    return {
+        "sender": {"id": USER},
+        "recipient": {"id": PAGE},
+        "timestamp": ts,
+        "message": {"mid": mid, "text": text, **message},
+    }
 
 
 def echo(mid: str, app_id: int, text: str = "from the page") -> dict[str, Any]:
-    return {"sender": {"id": PAGE}, "recipient": {"id": USER}, "timestamp": 1_787_230_999_000,
-            "message": {"mid": mid, "text": text, "is_echo": True, "app_id": app_id}}
+    return {
+        "sender": {"id": PAGE},
+        "recipient": {"id": USER},
+        "timestamp": 1_787_230_999_000,
+        "message": {"mid": mid, "text": text, "is_echo": True, "app_id": app_id},
+    }
 
 
 def payload(*events: dict[str, Any], obj: str = "page") -> dict[str, Any]:
@@ -44,8 +52,9 @@ def payload(*events: dict[str, Any], obj: str = "page") -> dict[str, Any]:
 
 
 def test_customer_message_becomes_a_domain_message() -> None:
-    (msg,) = parse(payload(event("Where is it?", attachments=[{"type": "image", "payload": {"url": "https://i"}}])),
-                   OUR_APP)
+    (msg,) = parse(
+        payload(event("Where is it?", attachments=[{"type": "image", "payload": {"url": "https://i"}}])), OUR_APP
+    )
     assert (msg.platform, msg.account, msg.conversation, msg.remote_id) == (Platform.MESSENGER, PAGE, USER, "m_1")
     assert msg.text == "Where is it?" and msg.attachments == ("https://i",)
     assert msg.needs_profile and not msg.from_brand and msg.customer.id == USER
@@ -53,17 +62,24 @@ def test_customer_message_becomes_a_domain_message() -> None:
 
 
 def test_instagram_object_and_ordering_across_entries() -> None:
-    body = {"object": "instagram", "entry": [
-        {"id": "1784", "messaging": [event("later", "m_b", ts=2_000)]},
-        {"id": "1784", "messaging": [event("earlier", "m_a", ts=1_000)]}]}
-    assert [(m.platform, m.text) for m in parse(body, None)] == [(Platform.INSTAGRAM, "earlier"),
-                                                                  (Platform.INSTAGRAM, "later")]
+    body = {
+        "object": "instagram",
+        "entry": [
+            {"id": "1784", "messaging": [event("later", "m_b", ts=2_000)]},
+            {"id": "1784", "messaging": [event("earlier", "m_a", ts=1_000)]},
+        ],
+    }
+    assert [(m.platform, m.text) for m in parse(body, None)] == [
+        (Platform.INSTAGRAM, "earlier"),
+        (Platform.INSTAGRAM, "later"),
+    ]
 
 
 def test_our_echo_is_dropped_and_other_apps_echoes_are_from_the_brand() -> None:
     msgs = parse(payload(echo("m_ours", int(OUR_APP)), echo("m_suite", 263902037430900)), OUR_APP)
     assert [(m.remote_id, m.from_brand, m.conversation, m.needs_profile) for m in msgs] == [
-        ("m_suite", True, USER, False)]
+        ("m_suite", True, USER, False)
+    ]
     # before our app id is known, echoes go to the core, which checks sent_message
     assert len(parse(payload(echo("m_ours", int(OUR_APP))), None)) == 1
 
@@ -73,14 +89,22 @@ def test_reads_deliveries_and_deleted_messages_give_nothing() -> None:
     assert parse(payload(read, event(is_deleted=True)), OUR_APP) == []
 
 
-@pytest.mark.parametrize("body", [
-    None, [], {"object": "user"}, {"object": "page"}, {"object": "page", "entry": {}},
-    {"object": "page", "entry": [{"messaging": []}]}, {"object": "page", "entry": [{"id": PAGE, "messaging": {}}]},
-    {"object": "page", "entry": [{"id": PAGE, "messaging": ["x"]}]},
-    payload({"sender": {"id": USER}, "recipient": {"id": PAGE}, "timestamp": 1, "message": {"text": "no mid"}}),
-    payload({"recipient": {"id": PAGE}, "timestamp": 1, "message": {"mid": "m"}}),
-    payload(event(ts="yesterday")),  # type: ignore[arg-type]
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        [],
+        {"object": "user"},
+        {"object": "page"},
+        {"object": "page", "entry": {}},
+        {"object": "page", "entry": [{"messaging": []}]},
+        {"object": "page", "entry": [{"id": PAGE, "messaging": {}}]},
+        {"object": "page", "entry": [{"id": PAGE, "messaging": ["x"]}]},
+        payload({"sender": {"id": USER}, "recipient": {"id": PAGE}, "timestamp": 1, "message": {"text": "no mid"}}),
+        payload({"recipient": {"id": PAGE}, "timestamp": 1, "message": {"mid": "m"}}),
+        payload(event(ts="yesterday")),  # type: ignore[arg-type]
+    ],
+)
 def test_malformed_deliveries_are_refused(body: Any) -> None:
     with pytest.raises(BadPayload) as err:
         parse(body, OUR_APP)
@@ -130,8 +154,11 @@ def test_window_wording_and_no_customer_message() -> None:
 
 
 def test_send_bodies() -> None:
-    assert send_body(USER, "hi", Response()) == {"recipient": {"id": USER}, "message": {"text": "hi"},
-                                                 "messaging_type": "RESPONSE"}
+    assert send_body(USER, "hi", Response()) == {
+        "recipient": {"id": USER},
+        "message": {"text": "hi"},
+        "messaging_type": "RESPONSE",
+    }
     tagged = send_body(USER, "hi", HumanAgent())
     assert (tagged["messaging_type"], tagged["tag"]) == ("MESSAGE_TAG", "HUMAN_AGENT")
 
@@ -152,8 +179,9 @@ def test_error_codes_map_to_reasons() -> None:
     assert isinstance(error_for(m, 400, err(190), {}, 0), AuthFailed)
     limited = error_for(m, 429, err(613), {"retry-after": "30"}, 100.0)
     assert isinstance(limited, RetryLater) and limited.rate_limited and limited.retry_at == 130.0
-    usage = {"x-business-use-case-usage": json.dumps(
-        {PAGE: [{"type": "messenger", "estimated_time_to_regain_access": 5}]})}
+    usage = {
+        "x-business-use-case-usage": json.dumps({PAGE: [{"type": "messenger", "estimated_time_to_regain_access": 5}]})
+    }
     bucket = error_for(m, 400, err(32), usage, 100.0)
     assert isinstance(bucket, RetryLater) and bucket.retry_at == 400.0
     assert isinstance(error_for(m, 500, b"<html>", {}, 0), RetryLater)
@@ -163,16 +191,18 @@ def test_error_codes_map_to_reasons() -> None:
 
 
 def test_profiles() -> None:
-    lena = customer_from_profile(Platform.MESSENGER, USER, {"first_name": "Lena", "last_name": "Fischer",
-                                                            "profile_pic": "https://p"})
+    lena = customer_from_profile(
+        Platform.MESSENGER, USER, {"first_name": "Lena", "last_name": "Fischer", "profile_pic": "https://p"}
+    )
     assert (lena.name, lena.avatar_url, lena.handle) == ("Lena Fischer", "https://p", None)
     ig = customer_from_profile(Platform.INSTAGRAM, "1785", {"username": "tomas.rz"})
     assert (ig.name, ig.profile_url) == ("@tomas.rz", "https://www.instagram.com/tomas.rz")
     assert customer_from_profile(Platform.MESSENGER, USER, {}).name == USER
 
 
-@given(st.lists(st.sampled_from(["a", " ", "\n", "é", "💙", "👍🏽", "🇩🇪", "字"]), min_size=1, max_size=1500)
-       .map("".join))
+@given(
+    st.lists(st.sampled_from(["a", " ", "\n", "é", "💙", "👍🏽", "🇩🇪", "字"]), min_size=1, max_size=1500).map("".join)
+)
 def test_instagram_parts_fit_1000_bytes_and_lose_nothing(text: str) -> None:
     parts = platform_parts(text, LIMITS[Platform.INSTAGRAM])
     assert all(sum(utf8_len(c) for c in p) <= 1000 for p in parts)

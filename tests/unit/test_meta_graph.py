@@ -17,12 +17,15 @@ def _graph(error: Exception) -> Graph:
     return Graph("https://graph.example/v21.0", transport=httpx.MockTransport(fail))
 
 
-@pytest.mark.parametrize(("error", "uncertain"), [
-    (httpx.ReadTimeout("read"), True),
-    (httpx.RemoteProtocolError("cut"), True),
-    (httpx.ConnectError("refused"), False),
-    (httpx.ConnectTimeout("connect"), False),
-])
+@pytest.mark.parametrize(
+    ("error", "uncertain"),
+    [
+        (httpx.ReadTimeout("read"), True),
+        (httpx.RemoteProtocolError("cut"), True),
+        (httpx.ConnectError("refused"), False),
+        (httpx.ConnectTimeout("connect"), False),
+    ],
+)
 def test_a_send_that_may_have_arrived_is_uncertain(error: Exception, uncertain: bool) -> None:
     with pytest.raises(RetryLater) as caught:
         _graph(error).post(Platform.MESSENGER, "me/messages", "token", {"recipient": {"id": "1"}})

@@ -5,8 +5,9 @@ from bridge.reports import ConversationFacts, build_report, render
 from bridge.sla import Event, Kind, Mark, Policy, Target
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-POLICY = Policy("standard", (Target(Kind.FIRST_RESPONSE, 3600), Target(Kind.NEXT_RESPONSE, 3600),
-                             Target(Kind.RESOLUTION, 86400)))
+POLICY = Policy(
+    "standard", (Target(Kind.FIRST_RESPONSE, 3600), Target(Kind.NEXT_RESPONSE, 3600), Target(Kind.RESOLUTION, 86400))
+)
 
 
 def ev(minutes: float, mark: Mark) -> Event:
@@ -14,8 +15,12 @@ def ev(minutes: float, mark: Mark) -> Event:
 
 
 def test_a_worked_week() -> None:
-    fast = ConversationFacts(1, "U0SAM", POLICY, [ev(0, Mark.CUSTOMER), ev(20, Mark.AGENT), ev(30, Mark.CUSTOMER),
-                                                  ev(100, Mark.AGENT), ev(120, Mark.RESOLVE)])
+    fast = ConversationFacts(
+        1,
+        "U0SAM",
+        POLICY,
+        [ev(0, Mark.CUSTOMER), ev(20, Mark.AGENT), ev(30, Mark.CUSTOMER), ev(100, Mark.AGENT), ev(120, Mark.RESOLVE)],
+    )
     slow = ConversationFacts(2, "U0KIM", POLICY, [ev(60, Mark.CUSTOMER), ev(60 + 150, Mark.AGENT)])
     waiting = ConversationFacts(3, None, POLICY, [ev(300, Mark.CUSTOMER)])
     before = ConversationFacts(4, "U0SAM", POLICY, [ev(-10 * 1440, Mark.CUSTOMER), ev(-10 * 1440 + 5, Mark.AGENT)])

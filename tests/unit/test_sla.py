@@ -24,9 +24,17 @@ from bridge.sla import (
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NY = ZoneInfo("America/New_York")
-OFFICE = BusinessHours.parse("Europe/Berlin", {
-    "mon": ["09:00-12:30", "13:30-18:00"], "tue": ["09:00-18:00"], "wed": ["09:00-18:00"],
-    "thu": ["09:00-18:00"], "fri": ["09:00-16:00"]}, holidays=["2026-12-25"])
+OFFICE = BusinessHours.parse(
+    "Europe/Berlin",
+    {
+        "mon": ["09:00-12:30", "13:30-18:00"],
+        "tue": ["09:00-18:00"],
+        "wed": ["09:00-18:00"],
+        "thu": ["09:00-18:00"],
+        "fri": ["09:00-16:00"],
+    },
+    holidays=["2026-12-25"],
+)
 H = 3600.0
 
 
@@ -72,8 +80,12 @@ def test_new_york_dst_and_24_7() -> None:
 
 
 def test_bad_schedules_are_refused() -> None:
-    for week in ({"mon": ["18:00-09:00"]}, {"mon": ["09:00-12:00", "11:00-13:00"]}, {"monday": ["09:00-10:00"]},
-                 {"mon": ["9-17"]}):
+    for week in (
+        {"mon": ["18:00-09:00"]},
+        {"mon": ["09:00-12:00", "11:00-13:00"]},
+        {"monday": ["09:00-10:00"]},
+        {"mon": ["9-17"]},
+    ):
         with pytest.raises(ValueError):
             BusinessHours.parse("Europe/Berlin", week)
     with pytest.raises(Exception):  # noqa: B017
@@ -122,14 +134,18 @@ def test_add_business_inverts_business_seconds(hours: BusinessHours, start: date
 def test_business_time_is_additive(hours: BusinessHours, a: datetime, b: datetime, c: datetime) -> None:
     a, b, c = sorted((a, b, c))
     assert business_seconds(a, c, hours) == pytest.approx(
-        business_seconds(a, b, hours) + business_seconds(b, c, hours), abs=1e-3)
+        business_seconds(a, b, hours) + business_seconds(b, c, hours), abs=1e-3
+    )
     assert business_seconds(a, c, hours) <= (c - a).total_seconds() + 1e-6
 
 
 # ------------------------------------------------------------------------------------------- clocks
 
-POLICY = Policy("standard", (Target(Kind.FIRST_RESPONSE, 2 * H), Target(Kind.NEXT_RESPONSE, 4 * H),
-                             Target(Kind.RESOLUTION, 24 * H)), warn_before=15 * 60)
+POLICY = Policy(
+    "standard",
+    (Target(Kind.FIRST_RESPONSE, 2 * H), Target(Kind.NEXT_RESPONSE, 4 * H), Target(Kind.RESOLUTION, 24 * H)),
+    warn_before=15 * 60,
+)
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
 
@@ -178,8 +194,9 @@ def test_summary_and_wording() -> None:
     assert s.state is State.ON_TRACK and describe(s, T0 + timedelta(minutes=10)) == "first response due in 1h 50m"
     assert summarise(POLICY, tl, T0 + timedelta(minutes=110)).state is State.WARNING
     late = summarise(POLICY, tl, T0 + timedelta(minutes=125))
-    assert late.state is State.BREACHED and describe(late, T0 + timedelta(minutes=125)) == \
-        "first response breached 5m ago"
+    assert (
+        late.state is State.BREACHED and describe(late, T0 + timedelta(minutes=125)) == "first response breached 5m ago"
+    )
     assert summarise(POLICY, [*tl, at(5, Mark.AGENT)], T0 + timedelta(hours=1)).state is State.PAUSED
 
 
@@ -198,7 +215,8 @@ def test_clock_invariants(raw: list[tuple[int, Mark]], now_minutes: int) -> None
         if c.running:
             # only a customer message, a wake-up or a reopen can leave a clock running
             assert (past and past[-1].mark in (Mark.CUSTOMER, Mark.WAKE, Mark.REOPEN)) or any(
-                e.at == past[-1].at and e.mark in (Mark.CUSTOMER, Mark.WAKE, Mark.REOPEN) for e in past)
+                e.at == past[-1].at and e.mark in (Mark.CUSTOMER, Mark.WAKE, Mark.REOPEN) for e in past
+            )
             assert c.due is not None
             if c.used < targets[c.kind]:
                 expected = now + timedelta(seconds=targets[c.kind] - c.used)  # 24/7: plain arithmetic

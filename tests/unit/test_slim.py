@@ -16,43 +16,86 @@ PREFIXES = ("//", "note:")
 DESK = frozenset({"C0DESK"})
 TOKEN = "Jhj5dZrVaK7ZwHHjRyZWjbDl"  # Slack's verification token, in every envelope
 
-texts = st.one_of(st.none(), st.sampled_from(["hi", "// note", "note: x", f"<@{BOT}> assign", "", "same"]),
-                  st.text(max_size=12))
+texts = st.one_of(
+    st.none(), st.sampled_from(["hi", "// note", "note: x", f"<@{BOT}> assign", "", "same"]), st.text(max_size=12)
+)
 tss = st.sampled_from(["1700000000.000100", "1700000000.000200", "", None])
-junk = st.dictionaries(st.sampled_from(["blocks", "files", "team", "client_msg_id", "attachments", "edited",
-                                        "user_profile", "event_ts", "channel_type"]),
-                       st.text(max_size=8), max_size=4)
+junk = st.dictionaries(
+    st.sampled_from(
+        [
+            "blocks",
+            "files",
+            "team",
+            "client_msg_id",
+            "attachments",
+            "edited",
+            "user_profile",
+            "event_ts",
+            "channel_type",
+        ]
+    ),
+    st.text(max_size=8),
+    max_size=4,
+)
 
 
 def message(with_text: bool = True) -> st.SearchStrategy[dict[str, Any]]:
-    fields: dict[str, Any] = {"ts": tss, "thread_ts": tss, "bot_id": st.sampled_from(["B0X", ""]),
-                              "app_id": st.sampled_from(["A0X", ""]), "user": st.sampled_from(["U0AGENT1", ""])}
+    fields: dict[str, Any] = {
+        "ts": tss,
+        "thread_ts": tss,
+        "bot_id": st.sampled_from(["B0X", ""]),
+        "app_id": st.sampled_from(["A0X", ""]),
+        "user": st.sampled_from(["U0AGENT1", ""]),
+    }
     if with_text:
         fields["text"] = texts
     return st.fixed_dictionaries({}, optional=fields).flatmap(lambda d: junk.map(lambda j: {**j, **d}))
 
 
 events = st.one_of(
-    st.fixed_dictionaries({"type": st.sampled_from(["message", "app_mention"])}, optional={
-        "subtype": st.sampled_from([None, "thread_broadcast", "file_share", "bot_message", "channel_join"]),
-        "channel": st.sampled_from(["C0DESK", "C0ELSEWHERE"]), "ts": tss, "thread_ts": tss, "text": texts,
-        "user": st.sampled_from(["U0AGENT1", "U0OUTSIDER", ""]), "bot_id": st.sampled_from([None, "B0X"]),
-        "app_id": st.sampled_from([None, "A0X"])}).flatmap(lambda d: junk.map(lambda j: {**j, **d})),
-    st.fixed_dictionaries({"type": st.just("message"), "subtype": st.sampled_from(["message_changed",
-                                                                                    "message_deleted"]),
-                           "channel": st.sampled_from(["C0DESK", "C0ELSEWHERE"])},
-                          optional={"message": message(), "previous_message": message()}),
-    st.fixed_dictionaries({"type": st.just("app_home_opened"), "user": st.just("U0AGENT1")},
-                          optional={"tab": st.sampled_from(["home", "messages"]), "view": st.just({"id": "V1"})}),
-    st.fixed_dictionaries({"type": st.sampled_from(["reaction_added", "member_joined_channel"]),
-                           "user": st.just("U0AGENT1")}),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["message", "app_mention"])},
+        optional={
+            "subtype": st.sampled_from([None, "thread_broadcast", "file_share", "bot_message", "channel_join"]),
+            "channel": st.sampled_from(["C0DESK", "C0ELSEWHERE"]),
+            "ts": tss,
+            "thread_ts": tss,
+            "text": texts,
+            "user": st.sampled_from(["U0AGENT1", "U0OUTSIDER", ""]),
+            "bot_id": st.sampled_from([None, "B0X"]),
+            "app_id": st.sampled_from([None, "A0X"]),
+        },
+    ).flatmap(lambda d: junk.map(lambda j: {**j, **d})),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("message"),
+            "subtype": st.sampled_from(["message_changed", "message_deleted"]),
+            "channel": st.sampled_from(["C0DESK", "C0ELSEWHERE"]),
+        },
+        optional={"message": message(), "previous_message": message()},
+    ),
+    st.fixed_dictionaries(
+        {"type": st.just("app_home_opened"), "user": st.just("U0AGENT1")},
+        optional={"tab": st.sampled_from(["home", "messages"]), "view": st.just({"id": "V1"})},
+    ),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["reaction_added", "member_joined_channel"]), "user": st.just("U0AGENT1")}
+    ),
 )
 
 
 def envelope_of(event: dict[str, Any]) -> dict[str, Any]:
-    return {"token": TOKEN, "team_id": "T0SANDBOX", "api_app_id": "A0DMB", "type": "event_callback",
-            "event_id": "Ev0123", "event_time": 1700000000, "event_context": "4-eyJldCI6...",
-            "authorizations": [{"team_id": "T0SANDBOX", "user_id": BOT, "is_bot": True}], "event": event}
+    return {
+        "token": TOKEN,
+        "team_id": "T0SANDBOX",
+        "api_app_id": "A0DMB",
+        "type": "event_callback",
+        "event_id": "Ev0123",
+        "event_time": 1700000000,
+        "event_context": "4-eyJldCI6...",
+        "authorizations": [{"team_id": "T0SANDBOX", "user_id": BOT, "is_bot": True}],
+        "event": event,
+    }
 
 
 def processed(stored: dict[str, Any]) -> tuple[thread_messages.Action, tuple[object, ...]]:
@@ -87,8 +130,20 @@ def test_the_token_and_unrelated_fields_are_gone(event: dict[str, Any]) -> None:
     assert set(kept) in ({"event"}, {"ignored"})
     assert TOKEN not in json.dumps(kept)
     inner = kept.get("event", {})
-    assert set(inner) <= {"type", "subtype", "channel", "ts", "thread_ts", "user", "text", "bot_id", "app_id",
-                          "message", "previous_message", "tab"}
+    assert set(inner) <= {
+        "type",
+        "subtype",
+        "channel",
+        "ts",
+        "thread_ts",
+        "user",
+        "text",
+        "bot_id",
+        "app_id",
+        "message",
+        "previous_message",
+        "tab",
+    }
     for key in ("message", "previous_message"):
         if isinstance(inner.get(key), dict):
             assert set(inner[key]) <= {"ts", "thread_ts", "bot_id", "app_id", "text"}
@@ -97,10 +152,27 @@ def test_the_token_and_unrelated_fields_are_gone(event: dict[str, Any]) -> None:
 
 
 def test_a_reply_in_a_desk_thread_keeps_what_is_relayed() -> None:
-    event = {"type": "message", "channel": "C0DESK", "user": "U0AGENT1", "text": "On its way!", "ts": "2.0",
-             "thread_ts": "1.0", "blocks": [{"type": "rich_text"}], "client_msg_id": "abc", "team": "T0SANDBOX"}
-    assert slim(envelope_of(event), DESK) == {"event": {"type": "message", "channel": "C0DESK", "user": "U0AGENT1",
-                                                         "text": "On its way!", "ts": "2.0", "thread_ts": "1.0"}}
+    event = {
+        "type": "message",
+        "channel": "C0DESK",
+        "user": "U0AGENT1",
+        "text": "On its way!",
+        "ts": "2.0",
+        "thread_ts": "1.0",
+        "blocks": [{"type": "rich_text"}],
+        "client_msg_id": "abc",
+        "team": "T0SANDBOX",
+    }
+    assert slim(envelope_of(event), DESK) == {
+        "event": {
+            "type": "message",
+            "channel": "C0DESK",
+            "user": "U0AGENT1",
+            "text": "On its way!",
+            "ts": "2.0",
+            "thread_ts": "1.0",
+        }
+    }
 
 
 def test_other_channels_top_level_messages_and_home_keep_only_what_is_needed() -> None:

@@ -4,8 +4,14 @@ from hypothesis import strategies as st
 
 from bridge.templates import VARIABLES, TemplateContext, render, validate
 
-CTX = TemplateContext(customer_name="Maria López", customer_handle="maria_l", agent_name="Sam Rivera",
-                      platform="X", conversation=12, brand="Acme")
+CTX = TemplateContext(
+    customer_name="Maria López",
+    customer_handle="maria_l",
+    agent_name="Sam Rivera",
+    platform="X",
+    conversation=12,
+    brand="Acme",
+)
 
 
 def test_every_variable_renders() -> None:
@@ -19,14 +25,17 @@ def test_handle_falls_back_to_the_name() -> None:
     assert render("{handle}", ctx.values()) == "Page Visitor"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("Hi {firstname}", "unknown variable {firstname}"),
-    ("Hi {first_name!r}", "not a variable"),
-    ("Hi {first_name:>10}", "not a variable"),
-    ("Hi {0}", "not a variable"),
-    ("Hi {", "Known variables"),
-    ("   ", "needs some text"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("Hi {firstname}", "unknown variable {firstname}"),
+        ("Hi {first_name!r}", "not a variable"),
+        ("Hi {first_name:>10}", "not a variable"),
+        ("Hi {0}", "not a variable"),
+        ("Hi {", "Known variables"),
+        ("   ", "needs some text"),
+    ],
+)
 def test_bad_templates_are_refused_with_the_known_variables(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("{", r"\{").replace("}", r"\}")) as info:
         validate(text)

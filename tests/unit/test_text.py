@@ -52,8 +52,12 @@ def test_split_by_bytes_is_bounded(text: str, limit: int) -> None:
     assert all(len(p.encode()) <= limit for p in pieces)
 
 
-@given(st.text(alphabet=st.sampled_from(["a", " ", "\u0301", "\u200d", "\U0001f469", "\U0001f3fd"]),
-               min_size=1, max_size=120), st.integers(min_value=6, max_value=30))
+@given(
+    st.text(
+        alphabet=st.sampled_from(["a", " ", "\u0301", "\u200d", "\U0001f469", "\U0001f3fd"]), min_size=1, max_size=120
+    ),
+    st.integers(min_value=6, max_value=30),
+)
 def test_split_cuts_on_grapheme_boundaries_when_possible(text: str, limit: int) -> None:
     pieces = split_text(text, limit)
     pos = 0

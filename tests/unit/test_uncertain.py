@@ -62,12 +62,17 @@ TABLE: list[tuple[str, BaseException, bool]] = [
     ("httpx close failed", httpx.CloseError("close"), True),
     # requests/urllib3 (X through tweepy)
     ("requests connect timeout", requests.ConnectTimeout("connect timed out"), False),
-    ("requests refused connect",
-     requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/2/dm_conversations", REFUSED_CONNECT)), False),
-    ("requests DNS failure",
-     requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/", DNS_FAILURE)), False),
-    ("requests reset after sending",
-     requests.ConnectionError(urllib3.exceptions.ProtocolError("Connection aborted.", RESET)), True),
+    (
+        "requests refused connect",
+        requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/2/dm_conversations", REFUSED_CONNECT)),
+        False,
+    ),
+    ("requests DNS failure", requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/", DNS_FAILURE)), False),
+    (
+        "requests reset after sending",
+        requests.ConnectionError(urllib3.exceptions.ProtocolError("Connection aborted.", RESET)),
+        True,
+    ),
     ("requests read timeout", requests.ReadTimeout("read timed out"), True),
     ("requests cut chunked answer", requests.exceptions.ChunkedEncodingError("Connection broken"), True),
     ("requests connection error it cannot place", requests.ConnectionError("something broke"), True),
@@ -82,7 +87,7 @@ TABLE: list[tuple[str, BaseException, bool]] = [
     ("broken pipe", BrokenPipeError(errno.EPIPE, "Broken pipe"), True),
     ("socket timeout", TimeoutError("timed out"), True),
     ("server hung up", http.client.RemoteDisconnected("Remote end closed connection without response"), True),
-    ("answer cut short", http.client.IncompleteRead(b"{\"ok\":"), True),
+    ("answer cut short", http.client.IncompleteRead(b'{"ok":'), True),
     ("slack_sdk client error", SlackClientError("unexpected"), True),
     ("slack_sdk request error", SlackRequestError("bad"), True),
     # chains: the outermost exception that says wins, else what it wraps
@@ -106,18 +111,28 @@ def test_unreachable_says_what_failed_or_what_it_is_told() -> None:
     assert unreachable("Slack", RESET, reason="Slack answer cut off").reason == "Slack answer cut off"
 
 
-@pytest.mark.parametrize(("status", "changes", "uncertain"), [
-    (500, True, True), (502, True, True), (503, True, True), (504, True, True),
-    (503, False, False), (408, True, False), (429, True, False),
-])
+@pytest.mark.parametrize(
+    ("status", "changes", "uncertain"),
+    [
+        (500, True, True),
+        (502, True, True),
+        (503, True, True),
+        (504, True, True),
+        (503, False, False),
+        (408, True, False),
+        (429, True, False),
+    ],
+)
 def test_a_5xx_to_a_send_is_uncertain(status: int, changes: bool, uncertain: bool) -> None:
     error = server_error(f"answered {status}", status, changes=changes)
     assert (error.reason, error.uncertain, error.rate_limited) == (f"answered {status}", uncertain, False)
     assert error.answered is True  # nothing late to wait for
 
 
-@pytest.mark.parametrize(("method", "changes"), [("GET", False), ("head", False), ("OPTIONS", False),
-                                                 ("POST", True), ("delete", True), (None, True)])
+@pytest.mark.parametrize(
+    ("method", "changes"),
+    [("GET", False), ("head", False), ("OPTIONS", False), ("POST", True), ("delete", True), (None, True)],
+)
 def test_only_reads_change_nothing(method: str | None, changes: bool) -> None:
     assert changes_state(method) is changes
 
@@ -164,8 +179,9 @@ def _read_request(conn: socket.socket) -> bytes:
             return data
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                   if line.lower().startswith(b"content-length:")), 0)
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0
+    )
     while len(body) < length:
         chunk = conn.recv(65536)
         if not chunk:
@@ -175,8 +191,10 @@ def _read_request(conn: socket.socket) -> bytes:
 
 
 def _answer(status: int, body: bytes) -> bytes:
-    return (f"HTTP/1.1 {status} Whatever\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            "Connection: close\r\n\r\n").encode() + body
+    return (
+        f"HTTP/1.1 {status} Whatever\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode() + body
 
 
 @pytest.fixture
@@ -219,10 +237,12 @@ def _raises(call: Callable[[], object]) -> RetryLater:
 
 
 def _x_send(base: str) -> Callable[[], object]:
-    client, oauth1 = api.make_client(base_url=base, consumer_key="ck", consumer_secret="cs", access_token="at",
-                                     access_token_secret="as", timeout=5)
-    return lambda: api.call(lambda: client.create_direct_message(participant_id=1290011223300000100, text="hi",
-                                                                 user_auth=oauth1))
+    client, oauth1 = api.make_client(
+        base_url=base, consumer_key="ck", consumer_secret="cs", access_token="at", access_token_secret="as", timeout=5
+    )
+    return lambda: api.call(
+        lambda: client.create_direct_message(participant_id=1290011223300000100, text="hi", user_auth=oauth1)
+    )
 
 
 def _x_read(base: str) -> Callable[[], object]:
@@ -263,9 +283,14 @@ def test_meta_5xx_to_a_send_is_uncertain_to_a_read_is_not(fails: Peer) -> None:
     assert _raises(lambda: graph.get(Platform.MESSENGER, "123", "token")).uncertain is False
 
 
-@pytest.mark.parametrize(("error", "uncertain"), [
-    (httpx.WriteTimeout("t"), True), (httpx.ReadError("reset"), True), (httpx.PoolTimeout("pool"), False),
-])
+@pytest.mark.parametrize(
+    ("error", "uncertain"),
+    [
+        (httpx.WriteTimeout("t"), True),
+        (httpx.ReadError("reset"), True),
+        (httpx.PoolTimeout("pool"), False),
+    ],
+)
 def test_meta_transport_failures(error: Exception, uncertain: bool) -> None:
     def fail(request: httpx.Request) -> httpx.Response:
         raise error
@@ -274,10 +299,20 @@ def test_meta_transport_failures(error: Exception, uncertain: bool) -> None:
 
 
 def _webhook_send(url: str, transport: httpx.BaseTransport | None = None) -> Callable[[], object]:
-    connector = GenericConnector({"shop": Source("shop", "secret", url + "/replies")}, clock=lambda: 1_700_000_000,
-                                 timeout=5, transport=transport)
-    message = OutboundMessage(platform=Platform.GENERIC, account="shop", conversation="chat-1",
-                              recipient_id="v-1", text="Yes, from 10:00.", key="dm:1:0")
+    connector = GenericConnector(
+        {"shop": Source("shop", "secret", url + "/replies")},
+        clock=lambda: 1_700_000_000,
+        timeout=5,
+        transport=transport,
+    )
+    message = OutboundMessage(
+        platform=Platform.GENERIC,
+        account="shop",
+        conversation="chat-1",
+        recipient_id="v-1",
+        text="Yes, from 10:00.",
+        key="dm:1:0",
+    )
     return lambda: connector.send(message)
 
 
@@ -292,9 +327,14 @@ def test_webhook_5xx_is_uncertain(fails: Peer) -> None:
     assert (lambda e: (e.reason, e.uncertain))(_raises(_webhook_send(fails.url))) == ("shop answered 503", True)
 
 
-@pytest.mark.parametrize(("error", "uncertain"), [
-    (httpx.ReadTimeout("t"), True), (httpx.RemoteProtocolError("cut"), True), (httpx.ConnectTimeout("t"), False),
-])
+@pytest.mark.parametrize(
+    ("error", "uncertain"),
+    [
+        (httpx.ReadTimeout("t"), True),
+        (httpx.RemoteProtocolError("cut"), True),
+        (httpx.ConnectTimeout("t"), False),
+    ],
+)
 def test_webhook_transport_failures(error: Exception, uncertain: bool) -> None:
     def fail(request: httpx.Request) -> httpx.Response:
         raise error

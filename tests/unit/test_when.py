@@ -12,8 +12,9 @@ BERLIN = ZoneInfo("Europe/Berlin")
 NY = ZoneInfo("America/New_York")
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("15m", 900), ("2h", 7200), ("3d", 259200),
-                                               ("1h30m", 5400), ("1w", 604800)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("15m", 900), ("2h", 7200), ("3d", 259200), ("1h30m", 5400), ("1w", 604800)]
+)
 def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text) == seconds
 
@@ -53,8 +54,10 @@ def test_weekday_bare_time_and_today() -> None:
         parse_when("tomorrow 25:00", now)
 
 
-@given(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 1, 1), timezones=st.just(BERLIN)),
-       st.sampled_from(["2h", "tomorrow 9:00", "mon 10:00", "sun 23:59", "0:00", "15m"]))
+@given(
+    st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 1, 1), timezones=st.just(BERLIN)),
+    st.sampled_from(["2h", "tomorrow 9:00", "mon 10:00", "sun 23:59", "0:00", "15m"]),
+)
 def test_every_accepted_time_is_in_the_future(now: datetime, text: str) -> None:
     assert parse_when(text, now) > now
 
@@ -72,13 +75,23 @@ def test_the_maximum_itself_is_accepted() -> None:
     assert parse_duration("52w") == 52 * 604800
 
 
-_WORDS = st.one_of(st.text(max_size=30), st.from_regex(r"\A(\d{1,20}[smhdwx]){1,4}\Z"),
-                   st.builds(lambda d, c: f"{d} {c}", st.sampled_from(["today", "tomorrow", "mon", "sunday", "x"]),
-                             st.from_regex(r"\A\d{1,4}(:\d{1,3})?\Z")))
+_WORDS = st.one_of(
+    st.text(max_size=30),
+    st.from_regex(r"\A(\d{1,20}[smhdwx]){1,4}\Z"),
+    st.builds(
+        lambda d, c: f"{d} {c}",
+        st.sampled_from(["today", "tomorrow", "mon", "sunday", "x"]),
+        st.from_regex(r"\A\d{1,4}(:\d{1,3})?\Z"),
+    ),
+)
 
 
-@given(_WORDS, st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1),
-                            timezones=st.sampled_from([UTC, BERLIN, NY])))
+@given(
+    _WORDS,
+    st.datetimes(
+        min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.sampled_from([UTC, BERLIN, NY])
+    ),
+)
 def test_the_parsers_raise_nothing_but_value_error(text: str, now: datetime) -> None:
     for parse in (parse_duration, lambda t: parse_when(t, now)):
         with contextlib.suppress(ValueError):

@@ -7,11 +7,22 @@ ME = "1460987654321098752"
 
 
 def page(ids: list[int], next_token: str | None = None) -> dict:
-    data = [{"id": str(i), "event_type": "MessageCreate", "text": f"m{i}", "sender_id": "1290011223344556677",
-             "dm_conversation_id": f"1290011223344556677-{ME}", "created_at": "2026-08-20T14:03:11.000Z"}
-            for i in sorted(ids, reverse=True)]
-    body: dict = {"data": data, "meta": {"result_count": len(data)},
-                  "includes": {"users": [{"id": "1290011223344556677", "name": "J Doe", "username": "jdoe"}]}}
+    data = [
+        {
+            "id": str(i),
+            "event_type": "MessageCreate",
+            "text": f"m{i}",
+            "sender_id": "1290011223344556677",
+            "dm_conversation_id": f"1290011223344556677-{ME}",
+            "created_at": "2026-08-20T14:03:11.000Z",
+        }
+        for i in sorted(ids, reverse=True)
+    ]
+    body: dict = {
+        "data": data,
+        "meta": {"result_count": len(data)},
+        "includes": {"users": [{"id": "1290011223344556677", "name": "J Doe", "username": "jdoe"}]},
+    }
     if next_token:
         body["meta"]["next_token"] = next_token
     return body

@@ -44,8 +44,9 @@ def get(token: str, client: str = "203.0.113.7") -> WebhookRequest:
 
 def post(payload: Any) -> WebhookRequest:
     body = json.dumps(payload).encode()
-    return WebhookRequest(method="POST", query={}, headers={"x-twitter-webhooks-signature": base64_sha256("cs", body)},
-                          body=body)
+    return WebhookRequest(
+        method="POST", query={}, headers={"x-twitter-webhooks-signature": base64_sha256("cs", body)}, body=body
+    )
 
 
 def test_x_shaped_tokens_are_answered() -> None:
@@ -79,10 +80,20 @@ def test_crc_pacing_per_peer_with_an_injected_clock() -> None:
 
 
 def dm(for_user: str | None) -> dict[str, Any]:
-    body: dict[str, Any] = {"direct_message_events": [
-        {"type": "message_create", "id": "1845123456789012481", "created_timestamp": "1787230991000",
-         "message_create": {"target": {"recipient_id": ME}, "sender_id": "1290011223344556677",
-                            "message_data": {"text": "hi"}}}]}
+    body: dict[str, Any] = {
+        "direct_message_events": [
+            {
+                "type": "message_create",
+                "id": "1845123456789012481",
+                "created_timestamp": "1787230991000",
+                "message_create": {
+                    "target": {"recipient_id": ME},
+                    "sender_id": "1290011223344556677",
+                    "message_data": {"text": "hi"},
+                },
+            }
+        ]
+    }
     if for_user is not None:
         body["for_user_id"] = for_user
     return body
@@ -92,9 +103,17 @@ def test_deliveries_are_stored_only_for_our_account() -> None:
     webhook = hook()
     ours = webhook.handle_webhook(post(dm(ME)))
     assert isinstance(ours, Batch) and len(ours.messages) == 1
-    for other in (dm("1777000000000000001"), dm(None),
-                  {"data": {"event_type": "dm.received", "filter": {"user_id": "42"}, "payload": {
-                      "id": "1", "sender_id": "2", "dm_conversation_id": f"2-{ME}"}}}):
+    for other in (
+        dm("1777000000000000001"),
+        dm(None),
+        {
+            "data": {
+                "event_type": "dm.received",
+                "filter": {"user_id": "42"},
+                "payload": {"id": "1", "sender_id": "2", "dm_conversation_id": f"2-{ME}"},
+            }
+        },
+    ):
         reply = webhook.handle_webhook(post(other))
         assert isinstance(reply, WebhookReply) and reply.status == 200
     assert webhook.refused["other_account"] == 3

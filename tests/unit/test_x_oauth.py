@@ -21,10 +21,12 @@ from connectors.x import oauth
 from connectors.x.oauth import OAuthError, Tokens, code_from, needs_refresh
 
 
-@given(st.floats(min_value=0, max_value=1e10), st.floats(min_value=-1e6, max_value=1e6),
-       st.floats(min_value=0, max_value=3600))
-def test_refresh_is_due_exactly_within_the_margin_before_expiry(expires_at: float, delta: float,
-                                                                margin: float) -> None:
+@given(
+    st.floats(min_value=0, max_value=1e10),
+    st.floats(min_value=-1e6, max_value=1e6),
+    st.floats(min_value=0, max_value=3600),
+)
+def test_refresh_is_due_exactly_within_the_margin_before_expiry(expires_at: float, delta: float, margin: float) -> None:
     now = expires_at + delta
     assert needs_refresh(expires_at, now, margin) == (now >= expires_at - margin)
 
@@ -49,16 +51,27 @@ def test_authorize_url_asks_for_the_scopes_we_need() -> None:
     assert url.startswith("https://x.com/i/oauth2/authorize?")
     q = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
     assert q["scope"].split() == ["dm.read", "dm.write", "tweet.read", "users.read", "offline.access"]
-    assert q | {"scope": ""} == {"response_type": "code", "client_id": "cid", "redirect_uri": "https://dm.example.com/cb",
-                                 "scope": "", "state": "st", "code_challenge": "ch", "code_challenge_method": "S256"}
+    assert q | {"scope": ""} == {
+        "response_type": "code",
+        "client_id": "cid",
+        "redirect_uri": "https://dm.example.com/cb",
+        "scope": "",
+        "state": "st",
+        "code_challenge": "ch",
+        "code_challenge_method": "S256",
+    }
 
 
 def test_the_pasted_redirect() -> None:
     assert code_from("https://dm.example.com/cb?state=s1&code=abc\n", "s1") == "abc"
     assert code_from("  abc  ", "s1") == "abc"
     assert code_from("state=s1&code=abc", "s1") == "abc"
-    for bad in ("https://dm.example.com/cb?state=other&code=abc", "https://dm.example.com/cb?state=s1",
-                "https://dm.example.com/cb?error=access_denied&state=s1", ""):
+    for bad in (
+        "https://dm.example.com/cb?state=other&code=abc",
+        "https://dm.example.com/cb?state=s1",
+        "https://dm.example.com/cb?error=access_denied&state=s1",
+        "",
+    ):
         with pytest.raises(OAuthError):
             code_from(bad, "s1")
 

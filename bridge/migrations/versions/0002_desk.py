@@ -3,6 +3,7 @@
 Revision ID: 0002
 Revises: 0001
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -56,6 +57,13 @@ def downgrade() -> None:
     with op.batch_alter_table("conversation") as batch:
         batch.drop_index("ix_conversation_snoozed_until")
         batch.drop_index("ix_conversation_status")
-        for column in ("resolved_at", "snoozed_until", "escalation_reason", "team", "priority", "assigned_at",
-                       "last_outbound_at"):
+        for column in (
+            "resolved_at",
+            "snoozed_until",
+            "escalation_reason",
+            "team",
+            "priority",
+            "assigned_at",
+            "last_outbound_at",
+        ):
             batch.drop_column(column)

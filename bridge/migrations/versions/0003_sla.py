@@ -3,6 +3,7 @@
 Revision ID: 0003
 Revises: 0002
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -13,8 +14,13 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-COLUMNS = (("sla_policy", sa.String()), ("sla_kind", sa.String()), ("sla_state", sa.String()),
-           ("sla_due_at", sa.Float()), ("sla_next_at", sa.Float()))
+COLUMNS = (
+    ("sla_policy", sa.String()),
+    ("sla_kind", sa.String()),
+    ("sla_state", sa.String()),
+    ("sla_due_at", sa.Float()),
+    ("sla_next_at", sa.Float()),
+)
 
 
 def upgrade() -> None:

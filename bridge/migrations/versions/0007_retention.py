@@ -3,6 +3,7 @@
 Revision ID: 0007
 Revises: 0006
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -25,8 +26,9 @@ INDEXES = (
 
 def upgrade() -> None:
     for table, columns, where in INDEXES:
-        op.create_index(f"ix_{table}_unpruned", table, columns, sqlite_where=sa.text(where),
-                        postgresql_where=sa.text(where))
+        op.create_index(
+            f"ix_{table}_unpruned", table, columns, sqlite_where=sa.text(where), postgresql_where=sa.text(where)
+        )
 
 
 def downgrade() -> None:

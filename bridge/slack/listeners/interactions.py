@@ -76,8 +76,14 @@ def _card_command(action: dict[str, Any]) -> ConversationCommand | str | None:
     return None
 
 
-def run(deps: ListenerDeps, user: str, conv: Conversation, cmd: ConversationCommand,
-        thread_ts: str | None = None, respond: Respond | None = None) -> str | None:
+def run(
+    deps: ListenerDeps,
+    user: str,
+    conv: Conversation,
+    cmd: ConversationCommand,
+    thread_ts: str | None = None,
+    respond: Respond | None = None,
+) -> str | None:
     """Act, and tell the person privately when it did not work (through the interaction's ``respond``
     when there is one, else as an ephemeral in ``thread_ts``). Returns the refusal, if any."""
     who = deps.desk.who(user, conv.channel)
@@ -113,8 +119,9 @@ def tell(deps: ListenerDeps, user: str, conv: Conversation, text: str, respond: 
     deps.wake()
 
 
-def open_modal(deps: ListenerDeps, trigger_id: str, user: str, conv: Conversation, which: str,
-               respond: Respond | None = None) -> None:
+def open_modal(
+    deps: ListenerDeps, trigger_id: str, user: str, conv: Conversation, which: str, respond: Respond | None = None
+) -> None:
     """Open a form on ``conv`` for an agent of its channel; anyone else is refused privately, nothing opens."""
     assert conv.id is not None
     who = deps.desk.who(user, conv.channel)
@@ -194,8 +201,9 @@ def register(app: App, deps: ListenerDeps) -> None:
         preview = templates.render(chosen.text, deps.desk.template_values(conv, who))
         assert conv.id is not None
         try:
-            deps.slack.update_view(str(view.get("id")), template_modal(conv.id, [r.name for r in rows], name,
-                                                                        preview), view.get("hash"))
+            deps.slack.update_view(
+                str(view.get("id")), template_modal(conv.id, [r.name for r in rows], name, preview), view.get("hash")
+            )
         except DeliveryError:
             return  # the modal keeps its previous preview; the agent can pick again
 
