@@ -9,6 +9,7 @@ own processes too, so no two measured parties share an interpreter.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -157,7 +158,7 @@ def _threads(world: World, procs: list[ServeProcess]) -> list[tuple[str, str, st
     for root in world.slack.roots(CHANNEL):
         replies = world.slack.thread(CHANNEL, root["ts"])[1:]
         name = replies[0]["username"]
-        cid = world.customers[int(name.split()[-1])]
+        cid = world.customers[int(re.findall(r"\d+", name)[0])]  # "Customer 3 (X)": the number is the index
         low, high = sorted((cid, BRAND_ID), key=int)
         found.append((cid, f"{low}-{high}", str(root["ts"])))
     return found
