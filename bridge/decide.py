@@ -68,9 +68,6 @@ def decide(
     factor (tests); None draws it.
     """
 
-    def wait() -> float:
-        return backoff(attempts) if jitter is None else min(300.0, 2.0 ** min(attempts, 9)) * jitter
-
     def exhausted(reason: str) -> Failed | None:
         if attempts >= policy.max_attempts:
             return Failed(f"{reason} (gave up after {attempts} attempts)", gave_up=True)
@@ -83,7 +80,7 @@ def decide(
         case RetryLater():
             if gave_up := exhausted(error.reason):
                 return gave_up
-            at = error.retry_at if error.retry_at is not None else now + wait()
+            at = error.retry_at if error.retry_at is not None else now + backoff(attempts, jitter)
             if error.uncertain and not error.answered:  # let a late answer land before we look for it
                 at = max(at, now + policy.http_timeout)
             return Retry(at, error.reason, error.uncertain or not checked)
@@ -92,4 +89,4 @@ def decide(
         case DeliveryError():
             return Failed(error.reason)
     reason = f"unexpected {type(error).__name__}"
-    return exhausted(reason) or Retry(now + wait(), reason, uncertain=True)
+    return exhausted(reason) or Retry(now + backoff(attempts, jitter), reason, uncertain=True)

@@ -13,9 +13,10 @@ log = logging.getLogger(__name__)
 AUTH_PAUSE_MIN, AUTH_PAUSE_MAX = 5.0, 300.0
 
 
-def backoff(attempts: int) -> float:
-    """Exponential backoff with jitter, capped at five minutes."""
-    return float(min(300.0, 2.0 ** min(attempts, 9)) * (0.75 + random.random() / 2))
+def backoff(attempts: int, jitter: float | None = None) -> float:
+    """Exponential backoff, capped at five minutes, times a jitter factor (drawn from 0.75–1.25 unless given)."""
+    factor = 0.75 + random.random() / 2 if jitter is None else jitter
+    return float(min(300.0, 2.0 ** min(attempts, 9)) * factor)
 
 
 def auth_pause(failures: int) -> float:

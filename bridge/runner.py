@@ -31,6 +31,7 @@ from bridge.claims import give_back, write_outcomes
 from bridge.context import Context
 from bridge.decide import Failed, Paused, Policy, Retry, Verdict, decide
 from bridge.deliveries import Delivery, Target
+from bridge.errors import DeliveryError
 from bridge.store import outbox
 from bridge.store.tables import Conversation, Outbox
 
@@ -94,15 +95,8 @@ class Runner:
     def __init__(self, ctx: Context, handler: Handler) -> None:
         self.ctx, self.handler = ctx, handler
         self.policy = Policy(ctx.settings.dmbridge_max_attempts, ctx.settings.dmbridge_http_timeout)
-        self.steps = 0  # completed steps (tests wait on it)
 
     def step(self) -> float:
-        try:
-            return self._step()
-        finally:
-            self.steps += 1
-
-    def _step(self) -> float:
         ctx, handler, now = self.ctx, self.handler, self.ctx.clock()
         with ctx.db.read() as s:
             rows = outbox.due(s, handler.target, now, limit=handler.batch)
@@ -200,7 +194,7 @@ class Runner:
 
                 return paused
             case Failed():
-                if verdict.reason.startswith("unexpected"):
+                if not isinstance(exc, DeliveryError):  # a bug, not the platform's answer
                     log.error("%s %s #%s: %s", handler.target, row.kind, row_id, verdict.reason, exc_info=exc)
                 else:
                     log.warning("%s %s #%s failed: %s", handler.target, row.kind, row_id, verdict.reason)

@@ -24,24 +24,11 @@ from bridge.context import Context
 from bridge.deliveries import DM, Card
 from bridge.processor import EventProcessor
 from bridge.store import outbox
-from bridge.store.db import Database
 from bridge.store.tables import Conversation, Outbox
 from tests.engine.fakes import conversation, make_ctx, platform_runner, reply, rows, slack_event
+from tests.store.test_lock_order import waiting_on_a_lock
 
 not_known_yet = processor._thread_not_known_yet
-
-
-def _someone_waits_on_a_lock(db: Database, other_than: int) -> bool:
-    with db.engine.connect() as conn:
-        return bool(
-            conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> :me "
-                    "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
-                ),
-                {"me": other_than},
-            ).scalar()
-        )
 
 
 def _while_the_lower_conversation_is_held(ctx: Context, lower: int, higher: int, step: Callable[[], object]) -> None:
@@ -61,7 +48,7 @@ def _while_the_lower_conversation_is_held(ctx: Context, lower: int, higher: int,
         worker = threading.Thread(target=run)
         worker.start()
         deadline = time.monotonic() + 10
-        while not _someone_waits_on_a_lock(ctx.db, me):
+        while not waiting_on_a_lock(ctx.db, me):
             assert time.monotonic() < deadline, "the step never waited for the held conversation"
             time.sleep(0.05)
         held = s.get(Conversation, higher)

@@ -37,7 +37,7 @@ def message(customer: str, mid: str) -> InboundMessage:
     )
 
 
-def _waiting_on_a_lock(db: Database, other_than: int) -> bool:
+def waiting_on_a_lock(db: Database, other_than: int) -> bool:
     with db.engine.connect() as conn:
         return bool(
             conn.execute(
@@ -75,7 +75,7 @@ def test_ingest_waits_for_its_first_conversation_holding_none(pg_url: str) -> No
         ingest = threading.Thread(target=ingest_later_conversation_first)
         ingest.start()
         deadline = time.monotonic() + 10
-        while not _waiting_on_a_lock(db, me):
+        while not waiting_on_a_lock(db, me):
             assert time.monotonic() < deadline, "the ingest never waited for the held conversation"
             time.sleep(0.05)
         # … and now writes the second: the waiting ingest must not be holding it (that was a deadlock)
