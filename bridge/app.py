@@ -31,7 +31,7 @@ from bridge.http import build_http
 from bridge.inbound import store_batch
 from bridge.loops import Loop
 from bridge.platform_delivery import PlatformHandler
-from bridge.pollers import Poller, Starter
+from bridge.pollers import Opener, Poller, Starter
 from bridge.processor import EventProcessor
 from bridge.runner import Runner
 from bridge.sla_runner import SlaRunner, report_text
@@ -103,6 +103,7 @@ class Bridge:
     pollers: dict[str, Poller] = field(default_factory=dict)
     socket_mode: Any = None
     starters: dict[str, Starter] = field(default_factory=dict)
+    opener: Opener | None = None
     locks: list[ProcessLock] = field(default_factory=list)
     desk_channels: set[str] = field(default_factory=set)  # where stored Slack messages are kept (slim.py)
 
@@ -128,6 +129,11 @@ class Bridge:
             # the SLA sweep: every DMBRIDGE_SWEEP_SECONDS, and at once when a timeline changes (wake_sla)
             Loop("sla", self._sla_step, ctx.wake_sla, self.stop_event),
         ]
+        if self.channels.opener is not None:  # X Chat: the stored sealed events, opened in one process
+            lock = ProcessLock(ctx.db, "open:xchat")
+            self.locks.append(lock)
+            self.opener = Opener(ctx, self.channels.opener, lock)
+            self.loops.append(Loop("x-chat-opener", self.opener.step, ctx.wake_sealed, self.stop_event))
         for loop in self.loops:
             loop.start()
         for name, polled in self.channels.polled.items():
@@ -299,6 +305,7 @@ def build(
     # Slack retry) and not stored
     bolt.event(re.compile(".*"))(acknowledge_unhandled)
     registry = CollectorRegistry()
+    ctx.health.update(channels.problems)  # configured but not started (X Chat without its keys)
     ctx.failed_event = engine_metrics.register(registry, db, clock, channels.receivers)
     scheduler = BackgroundScheduler(timezone="UTC")
 
@@ -314,6 +321,8 @@ def build(
         ctx.wake_platform.set()
         ctx.wake_slack.set()
         ctx.wake_sla.set()
+        if batch.sealed:
+            ctx.wake_sealed.set()
         return new
 
     bridge = Bridge(

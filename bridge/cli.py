@@ -17,6 +17,7 @@ from bridge.config import Settings
 from bridge.errors import ConfigError
 from bridge.outbox_cli import outbox_app
 from bridge.toml_config import FileConfig
+from bridge.x_chat_cli import x_chat_app
 
 app = typer.Typer(
     add_completion=False,
@@ -138,6 +139,7 @@ def migrate() -> None:
 templates_app = typer.Typer(no_args_is_help=True, help="Saved replies: bulk import and export as YAML.")
 app.add_typer(templates_app, name="templates")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(x_chat_app, name="x-chat")
 
 
 @templates_app.command("export")

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     x_poll_seconds: float = 65.0
     x_webhooks: bool = False
     x_reconcile_seconds: float = 600.0
+    x_chat: bool = False  # X Chat (encrypted DMs) too: needs `dmbridge x-chat setup` and DMBRIDGE_SECRET_KEY
+    dmbridge_secret_key: str = ""  # seals the X Chat keys in the database (`dmbridge x-chat keygen` makes one)
+    x_daily_budget_usd: float = 0.0  # shown beside today's estimated X spend in /healthz and doctor; 0: none
 
     meta_app_secret: str = ""
     meta_verify_token: str = ""

@@ -42,6 +42,7 @@ class Context:
     wake_platform: threading.Event = field(default_factory=threading.Event)
     wake_events: threading.Event = field(default_factory=threading.Event)
     wake_sla: threading.Event = field(default_factory=threading.Event)  # a timeline changed: book its SLA now
+    wake_sealed: threading.Event = field(default_factory=threading.Event)  # X Chat events stored: open them
     health: dict[str, str] = field(default_factory=dict)
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     auth: dict[str, AuthState] = field(default_factory=dict)

@@ -63,6 +63,31 @@ class InboundMessage:
     attachments: tuple[str, ...] = ()
     needs_profile: bool = False
     """Only the customer's id is known: the core asks the platform's ProfileLookup (at most daily)."""
+    via: str = ""
+    """How it came, where a platform has two ways: X's ``dm`` (legacy DMs) or ``xchat`` (encrypted)."""
+    unverified: bool = False
+    """Its signature did not verify (X Chat): the thread shows a warning, never ``text`` as the customer's."""
+
+
+@dataclass(frozen=True)
+class SealedEvent:
+    """An encrypted X Chat event as X delivered it (webhook or events history), stored before it is opened."""
+
+    account: str
+    conversation: str
+    event_id: str
+    encoded_event: str
+    """Base64 of X's Thrift event, exactly as received."""
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What opening one sealed event gave: a message to mirror, nothing (a key change, our own key set-up),
+    or the reason it cannot be opened (``error``; never retried: garbage, not addressed to us)."""
+
+    event_id: str
+    message: InboundMessage | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +97,8 @@ class Batch:
 
     messages: tuple[InboundMessage, ...]
     cursor: str | None
+    sealed: tuple[SealedEvent, ...] = ()
+    """X Chat events to store sealed; the opener decrypts them later (``bridge.pollers.Opener``)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +114,8 @@ class OutboundMessage:
     """Epoch seconds of the customer's newest message (Meta's messaging window), None if they never wrote."""
     key: str = ""
     """Stable across retries of the same delivery (the outbox key): for receivers that deduplicate."""
+    via: str = ""
+    """The way the customer last wrote (``InboundMessage.via``): X replies go back the same way."""
 
 
 @dataclass(frozen=True)

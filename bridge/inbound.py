@@ -10,13 +10,18 @@ from bridge import state
 from bridge.deliveries import AutoAssign, Card, Mirror, Profile
 from bridge.domain import Batch, InboundMessage
 from bridge.slack.blocks import customer_text
-from bridge.store import conversations, events, outbox
+from bridge.store import conversations, events, outbox, x_chat
 from bridge.store.db import Database
 from bridge.text import slack_escape
 
 # A webhook echo of our own send can arrive before the send's result is recorded:
 # a brand message's mirror waits this long and checks sent_message again when due.
 ECHO_GRACE_SECONDS = 2.0
+# shown instead of an X Chat message whose signature does not verify: never mirrored as the customer's words
+UNVERIFIED = (
+    ":warning: An X Chat message arrived in this conversation whose signature does not verify, so it may not "
+    "be the customer's: it is not shown. Ask the customer to send it again if it matters."
+)
 
 
 def ingest(
@@ -47,6 +52,9 @@ def ingest(
         ):
             continue  # our own send whose outcome is not written yet (in flight, or cut short by a crash)
         if ingest_message(session, msg, channel_for(msg.account), now, auto_assign):
+            new += 1
+    for sealed in batch.sealed:  # X Chat: stored as received, opened later (bridge.pollers.Opener)
+        if x_chat.store_sealed(session, sealed, now):
             new += 1
     if batch.cursor is not None:
         events.set_cursor(session, connector, account, batch.cursor, now)
@@ -93,12 +101,23 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
         outbox.enqueue(session, Card.of(conv.id), now)
     if created and auto_assign:
         outbox.enqueue(session, AutoAssign.first(conv.id), now)
-    state.message_arrived(session, conv, from_brand=msg.from_brand, sent_at=msg.sent_at.timestamp(), now=now)
+    state.message_arrived(
+        session,
+        conv,
+        from_brand=msg.from_brand,
+        sent_at=msg.sent_at.timestamp(),
+        now=now,
+        via=msg.via,
+        source=msg.remote_id,
+    )
     label = (
         f"Sent by @{slack_escape(msg.account)} from the {msg.platform.label} app, outside Slack"
         if msg.from_brand
         else None
     )
+    if msg.unverified:  # a notice of the bot's own, never a post under the customer's name
+        state.say(session, conv, ("unverified", msg.platform.value, msg.remote_id), UNVERIFIED, now)
+        return True
     text = msg.text
     if msg.attachments:
         text += (

@@ -96,6 +96,7 @@ class PlatformHandler:
             text=delivery.text,
             last_inbound_at=conv.last_inbound_at,
             key=delivery.key,
+            via=conv.via or "",
         )
 
     def verify(self, delivery: Delivery, row: Outbox, conv: Conversation | None) -> SendResult | None:

@@ -7,14 +7,18 @@ import threading
 
 from bridge.config import channel_for
 from bridge.context import Context, enqueue_channel_notice
+from bridge.domain import Batch, SealedEvent
 from bridge.errors import AuthFailed, RetryLater
 from bridge.inbound import ingest
 from bridge.loops import backoff
-from bridge.store import events
+from bridge.store import events, x_chat
 from bridge.store.locks import ProcessLock
 from connectors.base import Connector, PollingConnector
+from connectors.xchat.connector import XChatConnector
 
 log = logging.getLogger(__name__)
+
+IDLE_SECONDS = 5.0  # the opener's look for due events when nothing woke it
 
 
 class Poller:
@@ -110,3 +114,67 @@ class Starter:
             return
         self.ctx.health[c.platform.value] = "ok"
         self.started.set()
+
+
+class Opener:
+    """Opens the stored sealed X Chat events: decrypt with no transaction open, then one transaction that
+    ingests the messages and settles the rows (opened, or failed with the reason). X unreachable or a
+    refused credential: the batch waits with a backoff. Only the process holding ``lock`` opens, so
+    messages are mirrored in the order they were stored."""
+
+    def __init__(self, ctx: Context, connector: XChatConnector, lock: ProcessLock | None = None) -> None:
+        self.ctx, self.connector, self.lock = ctx, connector, lock
+        self.failures = 0
+        self.opened = 0  # events settled by this process (tests wait on it)
+
+    def step(self) -> float:
+        """One batch; returns the seconds until the next is due (the loop is also woken by new events)."""
+        ctx, c = self.ctx, self.connector
+        if self.lock is not None and not self.lock.try_acquire():
+            return IDLE_SECONDS
+        try:
+            account = c.account
+        except AuthFailed:
+            return 1.0  # not started yet (its poller starts it)
+        now = ctx.clock()
+        with ctx.db.read() as s:
+            rows = x_chat.due(s, now)
+            upcoming = x_chat.next_due(s) if not rows else None
+        if not rows:
+            return min(IDLE_SECONDS, max(upcoming - now, 0.1)) if upcoming is not None else IDLE_SECONDS
+        sealed = [SealedEvent(r.account, r.conversation, r.event_id, r.encoded_event) for r in rows]
+        try:
+            opened = {o.event_id: o for o in c.open(sealed)}
+        except (RetryLater, AuthFailed) as exc:
+            self.failures += 1
+            when = exc.retry_at if isinstance(exc, RetryLater) and exc.retry_at else now + backoff(self.failures)
+            with ctx.db.session() as s:
+                for row in rows:
+                    assert row.id is not None
+                    x_chat.postpone(s, row.id, when, exc.reason)
+            log.warning("X Chat events wait until %.0f: %s", when, exc.reason)
+            return max(when - now, 0.1)
+        self.failures = 0
+        messages = [o.message for r in rows if (o := opened.get(r.event_id)) is not None and o.message is not None]
+        with ctx.db.session() as s:
+            ingest(
+                s,
+                c.name,
+                account,
+                Batch(messages=tuple(messages), cursor=None),
+                lambda account: channel_for(ctx.settings, ctx.toml, "x", account),  # X's routes: one desk per account
+                ctx.clock(),
+                auto_assign=ctx.toml.assignment.mode == "round_robin",
+            )
+            for row in rows:
+                assert row.id is not None
+                result = opened.get(row.event_id)
+                error = "not opened" if result is None else result.error
+                x_chat.settle(s, row.id, x_chat.FAILED if error else x_chat.OPENED, error)
+        for row in rows:
+            if (result := opened.get(row.event_id)) is None or result.error:
+                log.warning("X Chat event %s could not be opened: %s", row.event_id, result.error if result else "-")
+        self.opened += len(rows)
+        ctx.wake_slack.set()
+        ctx.wake_sla.set()
+        return 0.0

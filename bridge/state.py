@@ -72,12 +72,19 @@ def refresh_home(s: Session, user: str, cause: Cause, now: float) -> None:
     outbox.enqueue(s, Home.refresh(user, cause), now)
 
 
-def message_arrived(s: Session, conv: Conversation, *, from_brand: bool, sent_at: float, now: float) -> None:
-    """A message in the conversation on the platform: the SLA clocks change; the customer's reopens it."""
+def message_arrived(
+    s: Session, conv: Conversation, *, from_brand: bool, sent_at: float, now: float, via: str = "", source: str = ""
+) -> None:
+    """A message in the conversation on the platform: the SLA clocks change; the customer's reopens it. ``via``:
+    the way the customer wrote (X: ``dm`` or ``xchat``; replies go back that way), ``source`` its remote id."""
     store.sla_touch(conv, now)
     s.add(conv)
     if from_brand:
         return
+    if via and via != conv.via:
+        conv.via = via
+        if conv.thread_ts and conv.id is not None:  # the card shows the way: redrawn (a card to come is drawn so)
+            outbox.enqueue(s, CardUpdate.after(conv.id, ("via", conv.id, via, source)), now)
     # the platform's time of the message: messaging windows count from it, not from our receipt
     conv.last_inbound_at = max(conv.last_inbound_at or 0.0, min(sent_at, now))
     if conv.status != "open":  # resolved or snoozed: the customer wrote again

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from bridge import x_chat_keys
 from bridge.config import Settings, secret_from
 from bridge.domain import Platform
 from bridge.errors import ConfigError
@@ -21,6 +23,11 @@ from connectors.webhook.webhook import GenericWebhook
 from connectors.x.connector import XConnector
 from connectors.x.oauth import TokenEndpoint
 from connectors.x.webhook import XWebhook
+from connectors.xchat.api import ChatApi
+from connectors.xchat.connector import XChatConnector
+from connectors.xchat.router import XRouter
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -31,6 +38,10 @@ class Channels:
     polled: dict[str, PollingConnector] = field(default_factory=dict)
     receivers: dict[str, WebhookReceiver] = field(default_factory=dict)
     profiles: dict[str, ProfileLookup] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+    """Connectors configured but not started, and why (shown on ``/healthz``)."""
+    opener: XChatConnector | None = None
+    """The X Chat connector, whose sealed events the opener decrypts."""
 
 
 def build_channels(
@@ -59,7 +70,9 @@ def build_channels(
         if settings.x_webhooks:
             if not settings.x_consumer_secret:
                 raise ConfigError("X_WEBHOOKS needs X_CONSUMER_SECRET (it signs X's webhook deliveries)")
-            found.receivers["x"] = XWebhook(x, settings.x_consumer_secret)
+            found.receivers["x"] = XWebhook(x, settings.x_consumer_secret, chat=settings.x_chat)
+    if settings.x_chat:
+        _add_x_chat(found, settings, db or Database(settings.database_url), clock)
     if settings.meta_enabled:
         _add_meta(found, settings, file, environ)
     if file.generic.sources:
@@ -75,6 +88,34 @@ def build_channels(
         found.senders["generic"] = GenericConnector(sources)
         found.receivers["generic"] = GenericWebhook(sources)
     return found
+
+
+def _add_x_chat(found: Channels, settings: Settings, db: Database, clock: Callable[[], float]) -> None:
+    """X Chat beside legacy DMs, when its identity can be opened; else only the reason, on /healthz."""
+    if not (settings.x_client_id or settings.x_user_bearer_token):
+        raise ConfigError("X_CHAT needs OAuth 2.0 user tokens: X_CLIENT_ID (`dmbridge x-auth`) or X_USER_BEARER_TOKEN")
+    keys = x_chat_keys.status(db, settings.dmbridge_secret_key)
+    if not keys.ok:
+        log.error("X Chat is not started: %s", keys.detail)
+        found.problems["x_chat"] = keys.detail
+        return
+    chat = XChatConnector(
+        x_chat_api(settings, db, clock),
+        lambda: x_chat_keys.load(db, settings.dmbridge_secret_key),
+    )
+    found.polled["xchat"] = found.opener = chat
+    found.profiles["x"] = chat
+    found.senders["x"] = XRouter(found.senders.get("x"), chat)
+
+
+def x_chat_api(settings: Settings, db: Database, clock: Callable[[], float] = time.time) -> ChatApi:
+    """The Chat API client of the brand account (``serve``, ``x-chat setup``, ``doctor``)."""
+    return ChatApi(
+        settings.x_api_url,
+        user_bearer_token=settings.x_user_bearer_token,
+        tokens=x_token_store(settings, db, clock) if settings.x_client_id else None,
+        timeout=settings.dmbridge_http_timeout,
+    )
 
 
 def x_token_store(settings: Settings, db: Database, clock: Callable[[], float] = time.time) -> TokenStore:

@@ -148,6 +148,10 @@ def _button(text: str, action_id: str, style: str | None = None) -> Block:
     return button
 
 
+# how the customer last wrote, where a platform has two ways (replies go back the same way)
+VIA_LABEL = {"xchat": " (X Chat :lock:)", "dm": " (legacy DM)"}
+
+
 def customer_text(text: str, label: str | None = None) -> list[SlackMessage]:
     """Customer text as one or more messages, nothing dropped: ≤3,000 escaped chars a section."""
     # a piece of only whitespace would be an empty section, which Slack refuses: only whitespace is left out
@@ -234,7 +238,7 @@ def card_view(conv: Conversation, tz: tzinfo, reopened: bool = False) -> CardVie
         sla_line = f"SLA *{conv.sla_policy}*: {SLA_LABEL.get(conv.sla_state, conv.sla_state)}{when}"
     return CardView(
         number=conv.id,
-        platform_label=Platform(conv.platform).label,
+        platform_label=Platform(conv.platform).label + VIA_LABEL.get(conv.via or "", ""),
         customer_name=conv.customer_name,
         handle=conv.customer_handle,
         profile_url=conv.customer_profile_url,

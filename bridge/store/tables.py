@@ -58,6 +58,7 @@ class Conversation(SQLModel, table=True):
     sla_state: str | None = None  # on_track | warning | breached | paused
     sla_due_at: float | None = None
     sla_next_at: float | None = Field(default=None, index=True)  # when to evaluate again (the sweep's key)
+    via: str | None = None  # how the customer last wrote where a platform has two ways: X "dm" | "xchat"
 
 
 class InboundEvent(SQLModel, table=True):
@@ -205,3 +206,36 @@ class XOAuthToken(SQLModel, table=True):
     scope: str = ""
     generation: int = 0
     updated_at: float
+
+
+class XChatIdentity(SQLModel, table=True):
+    """The brand account's X Chat identity: the private key blob sealed under ``DMBRIDGE_SECRET_KEY``
+    (``bridge.x_chat_keys``); never stored in the clear."""
+
+    __tablename__ = "x_chat_identity"
+
+    user_id: str = Field(primary_key=True)
+    key_version: str
+    sealed: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: float
+
+
+class XChatEvent(SQLModel, table=True):
+    """An X Chat event stored sealed (webhook or reconciliation) until the opener decrypts it."""
+
+    __tablename__ = "x_chat_event"
+    __table_args__ = (
+        UniqueConstraint("account", "event_id", name="uq_x_chat_event"),
+        Index("ix_x_chat_event_due", "state", "next_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account: str
+    event_id: str
+    conversation: str
+    encoded_event: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = "pending"  # pending | opened | failed
+    attempts: int = 0
+    next_at: float = 0.0
+    error: str | None = None
+    received_at: float

@@ -105,6 +105,7 @@ def to_message(
         sent_at=parse_time(event.get("created_at")),
         from_brand=from_brand,
         attachments=attachments,
+        via="dm",
     )
 
 

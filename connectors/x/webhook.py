@@ -19,12 +19,13 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from bridge.domain import Batch, Pacer
+from bridge.domain import Batch, Pacer, SealedEvent
 from bridge.errors import AuthFailed, BadPayload
 from connectors import signing
 from connectors.base import WebhookReply, WebhookRequest
 from connectors.x import convert
 from connectors.x.connector import XConnector
+from connectors.xchat import convert as chat_convert
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,16 @@ class XWebhook:
     route = "x"
 
     def __init__(
-        self, connector: XConnector, consumer_secret: str, *, clock: Callable[[], float] = time.monotonic
+        self,
+        connector: XConnector,
+        consumer_secret: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        chat: bool = False,
     ) -> None:
-        self.connector, self.consumer_secret, self.clock = connector, consumer_secret, clock
+        """``chat``: X Chat is on, so ``chat.received``/``chat.sent`` deliveries are stored sealed (else they
+        are acknowledged and dropped, like every event type we do not read)."""
+        self.connector, self.consumer_secret, self.clock, self.chat = connector, consumer_secret, clock, chat
         self.crc_pacer = Pacer(rate=CRC_PER_SECOND, burst=CRC_BURST)
         self.refused: Counter[str] = Counter()
 
@@ -103,7 +111,14 @@ class XWebhook:
             payload = json.loads(request.body)
         except (ValueError, RecursionError) as exc:
             raise BadPayload("body is not JSON") from exc
-        messages = convert.webhook_messages(payload, me=me, account=account)  # a body of neither shape: 400
+        data = payload.get("data") if isinstance(payload, dict) else None
+        sealed: list[SealedEvent] = []
+        if isinstance(data, dict) and data.get("event_type") in chat_convert.CHAT_EVENTS:
+            messages = []
+            if self.chat:
+                sealed = chat_convert.sealed_from_activity(data, me=me, account=account)  # malformed: 400
+        else:
+            messages = convert.webhook_messages(payload, me=me, account=account)  # a body of neither shape: 400
         if delivery_for(payload) != me:
             self.refused["other_account"] += 1
             log.warning(
@@ -111,4 +126,4 @@ class XWebhook:
                 self.refused["other_account"],
             )
             return WebhookReply.json({"received": 0, "new": 0})
-        return Batch(messages=tuple(messages), cursor=None)
+        return Batch(messages=tuple(messages), cursor=None, sealed=tuple(sealed))

@@ -1,0 +1,62 @@
+"""``dmbridge x-chat keygen|setup|status``: the brand account's X Chat identity."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from bridge.config import Settings
+from bridge.errors import AuthFailed, ConfigError, Rejected, RetryLater
+
+x_chat_app = typer.Typer(no_args_is_help=True, help="X Chat (encrypted DMs): the brand account's keys.")
+
+
+@x_chat_app.command()
+def keygen() -> None:
+    """Print a new DMBRIDGE_SECRET_KEY (it seals the X Chat keys in the database; keep it with your secrets)."""
+    from bridge import x_chat_keys
+
+    typer.echo(x_chat_keys.new_secret_key())
+
+
+@x_chat_app.command()
+def setup(
+    replace: Annotated[bool, typer.Option("--replace", help="make a new identity even if one is stored")] = False,
+) -> None:
+    """Make the account's X Chat identity, register its public keys with X, store it sealed (once)."""
+    from bridge import x_chat_keys
+    from bridge.store import migrate
+    from bridge.store.db import Database
+    from bridge.wiring import x_chat_api
+
+    settings = Settings()
+    db = Database(settings.database_url)
+    try:
+        migrate.upgrade(db)
+        result = x_chat_keys.setup(db, x_chat_api(settings, db), settings.dmbridge_secret_key, replace=replace)
+    except (ConfigError, AuthFailed, RetryLater, Rejected) as exc:
+        typer.echo(f"dmbridge: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        db.dispose()
+    typer.echo(("✅ " if result.ok else "❌ ") + result.detail)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@x_chat_app.command()
+def status() -> None:
+    """Whether this process can open the stored X Chat identity (no secret is printed)."""
+    from bridge import x_chat_keys
+    from bridge.store import migrate
+    from bridge.store.db import Database
+
+    settings = Settings()
+    db = Database(settings.database_url)
+    try:
+        migrate.upgrade(db)
+        result = x_chat_keys.status(db, settings.dmbridge_secret_key)
+    finally:
+        db.dispose()
+    typer.echo(("✅ " if result.ok else "❌ ") + result.detail)
+    raise typer.Exit(0 if result.ok else 1)

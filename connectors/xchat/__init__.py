@@ -1,0 +1,1 @@
+"""X Chat: X's encrypted DMs, through the Chat API (``xdk``) and X's crypto SDK (``chatxdk``)."""

@@ -1,0 +1,215 @@
+"""The Chat API calls, through X's official Python SDK ``xdk`` (typed methods), with its errors translated.
+
+``xdk`` takes the base URL (``X_API_URL``: X, or the emulator) and sends with a ``requests`` session
+without a timeout; ours adds one. Its methods raise ``requests.HTTPError`` for any 4xx/5xx, translated
+here like the legacy connector's: 401 → AuthFailed (after one refresh of stored OAuth 2.0 tokens), 429 →
+RetryLater at the reset, 400/403/404 → Rejected, 5xx and a lost answer → RetryLater (uncertain for a
+write, by ``bridge.errors``' one definition).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import requests
+import xdk
+from xdk.chat.models import AddConversationKeysRequest, AddUserPublicKeyRequest, SendMessageRequest
+
+from bridge.errors import AuthFailed, Rejected, RetryLater, server_error, unreachable
+
+if TYPE_CHECKING:
+    from connectors.x.oauth import AccessTokens
+
+T = TypeVar("T")
+PAGE = 100  # max_results of the Chat API's lists
+
+
+class TimeoutSession(requests.Session):
+    """A session that gives every request a timeout (``xdk`` passes none)."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(method, url, *args, **kwargs)
+
+
+def reset_of(response: requests.Response | None) -> float | None:
+    if response is None:
+        return None
+    for name in ("x-user-limit-24hour-reset", "x-app-limit-24hour-reset"):
+        if response.headers.get(name.replace("reset", "remaining")) == "0" and response.headers.get(name):
+            return float(response.headers[name])
+    reset = response.headers.get("x-rate-limit-reset")
+    return float(reset) if reset and reset.isdigit() else None
+
+
+def detail(response: requests.Response) -> str:
+    """What X said, short: a problem's ``detail``/``title``, or the first ``errors[]`` message."""
+    try:
+        body = response.json()
+    except ValueError:
+        return str(response.reason)
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            body = errors[0]
+        text = body.get("detail") or body.get("title") or body.get("message")
+        if text:
+            return str(text)[:300]
+    return str(response.reason)
+
+
+def translate(exc: requests.RequestException, *, changes: bool) -> Exception:
+    """The dmbridge error for a failed Chat API call (raise it ``from exc``)."""
+    response = exc.response if isinstance(exc, requests.HTTPError) else None
+    if response is None:
+        return unreachable("X", exc, changes=changes)
+    status = response.status_code
+    if status == 429:
+        return RetryLater("X rate limit reached", retry_at=reset_of(response), rate_limited=True)
+    if status == 401:
+        return AuthFailed(f"X refused the credential: {detail(response)}")
+    if status >= 500:
+        return server_error(f"X server error {status}", status, changes=changes)
+    if status in (400, 403, 404, 409, 422):
+        return Rejected(f"X refused: {detail(response)}")
+    return RetryLater(f"X answered {status}")
+
+
+class ChatApi:
+    """The brand account's calls to the Chat API, with an OAuth 2.0 user token."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        user_bearer_token: str = "",
+        tokens: AccessTokens | None = None,
+        timeout: float = 15.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = xdk.Client(base_url=base_url.rstrip("/"), access_token=user_bearer_token or None)
+        self.client.session = TimeoutSession(timeout)
+        self.tokens, self.clock = tokens, clock
+        self.calls: dict[str, int] = {}
+        """Calls made by kind (``read``, ``send``, ``events_read``): what X charges for (``bridge.x_costs``)."""
+
+    def _call(self, fn: Callable[[], T], *, changes: bool) -> T:
+        """One call; with stored tokens a fresh token first and, after a 401, one refresh and one retry (a 401
+        means X did nothing)."""
+        used = self.tokens.access_token() if self.tokens is not None else None
+        if used is not None:
+            self.client.access_token = used
+        try:
+            return self._once(fn, changes=changes)
+        except AuthFailed:
+            if self.tokens is None or used is None:
+                raise
+            self.client.access_token = self.tokens.refresh(stale=used)
+            return self._once(fn, changes=changes)
+
+    def _once(self, fn: Callable[[], T], *, changes: bool) -> T:
+        try:
+            return fn()
+        except requests.RequestException as exc:
+            raise translate(exc, changes=changes) from exc
+        except ValueError as exc:  # xdk found no credential for the endpoint, or an answer it cannot read
+            raise AuthFailed(f"X Chat call not possible: {exc}") from exc
+
+    def _count(self, kind: str, n: int = 1) -> None:
+        self.calls[kind] = self.calls.get(kind, 0) + n
+
+    def me(self) -> tuple[str, str]:
+        """The brand account's id and username."""
+        resp = self._call(lambda: self.client.users.get_me(), changes=False)
+        data = _dump(resp).get("data") or {}
+        if not data.get("id"):
+            raise Rejected("X answered /2/users/me without an id")
+        return str(data["id"]), str(data.get("username") or data["id"])
+
+    def user(self, user_id: str) -> dict[str, Any] | None:
+        """A user's name, username and avatar (``GET /2/users/{id}``)."""
+        resp = self._call(
+            lambda: self.client.users.get_by_id(user_id, user_fields=["name", "username", "profile_image_url"]),
+            changes=False,
+        )
+        self._count("read")
+        data = _dump(resp).get("data")
+        return data if isinstance(data, dict) else None
+
+    def public_keys(self, user_id: str) -> list[dict[str, Any]]:
+        """A user's registered X Chat public keys (every version)."""
+        fields = ["public_key", "public_key_version", "signing_public_key", "identity_public_key_signature"]
+        resp = self._call(
+            lambda: self.client.users.get_public_key(user_id, public_key_fields=fields),
+            changes=False,
+        )
+        self._count("read")
+        return [k for k in _dump(resp).get("data") or [] if isinstance(k, dict)]
+
+    def register_public_key(self, user_id: str, registration: dict[str, Any]) -> str:
+        """Registers our identity's public keys; X answers the version it assigned."""
+        body = AddUserPublicKeyRequest.model_validate(registration)
+        resp = self._call(lambda: self.client.chat.add_user_public_key(user_id, body), changes=True)
+        version = (_dump(resp).get("data") or {}).get("public_key_version")
+        if not version:
+            raise Rejected("X registered the public key without answering its version")
+        return str(version)
+
+    def conversations(self, pagination_token: str | None = None) -> dict[str, Any]:
+        """One page of the inbox's conversations, most recently active first."""
+
+        def page() -> dict[str, Any]:
+            pages: Iterator[Any] = self.client.chat.get_conversations(
+                max_results=PAGE,
+                pagination_token=pagination_token,
+                chat_conversation_fields=["id", "type", "updated_at"],
+                expansions=["participant_ids"],
+            )
+            return _dump(next(iter(pages), None))
+
+        found = self._call(page, changes=False)
+        self._count("read")
+        return found
+
+    def events(self, conversation: str, pagination_token: str | None = None, max_results: int = PAGE) -> dict[str, Any]:
+        """One page of a conversation's events, newest first, with ``meta.conversation_key_events``."""
+
+        def page() -> dict[str, Any]:
+            pages: Iterator[Any] = self.client.chat.get_conversation_events(
+                conversation,
+                max_results=max_results,
+                pagination_token=pagination_token,
+                chat_message_event_fields=["id", "sender_id", "conversation_id", "created_at", "encoded_event"],
+            )
+            return _dump(next(iter(pages), None))
+
+        found = self._call(page, changes=False)
+        self._count("events_read", len(found.get("data") or []))
+        return found
+
+    def add_keys(self, conversation: str, body: dict[str, Any]) -> dict[str, Any]:
+        request = AddConversationKeysRequest.model_validate(body)
+        resp = self._call(lambda: self.client.chat.add_conversation_keys(conversation, request), changes=True)
+        return _dump(resp).get("data") or {}
+
+    def send(self, conversation: str, body: dict[str, Any]) -> dict[str, Any]:
+        request = SendMessageRequest.model_validate(body)
+        resp = self._call(lambda: self.client.chat.send_message(conversation, request), changes=True)
+        self._count("send")
+        return _dump(resp).get("data") or {}
+
+
+def _dump(model: Any) -> dict[str, Any]:
+    """An ``xdk`` response model as the JSON X sent (None and unknown shapes as empty)."""
+    if model is None:
+        return {}
+    if hasattr(model, "model_dump"):
+        found = model.model_dump(exclude_none=True, by_alias=True)
+        return found if isinstance(found, dict) else {}
+    return model if isinstance(model, dict) else {}
