@@ -44,8 +44,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bridge.sandbox import x_dm, x_rules
+from bridge.sandbox import x_chat_api, x_dm, x_rules
 from bridge.sandbox.server import HttpServer
+from bridge.sandbox.x_chat import ChatPeople, ChatWorld
 from bridge.sandbox.x_oauth import OAuth2Server
 from bridge.sandbox.x_parts import (
     BRAND_ID,
@@ -68,7 +69,7 @@ BRAND_USERNAME = "acme_help"
 TWITTER_EPOCH_MS = 1288834974657
 
 
-class XEmulator(WebhookSender):
+class XEmulator(WebhookSender, ChatPeople):
     def __init__(
         self,
         *,
@@ -107,6 +108,7 @@ class XEmulator(WebhookSender):
         self._webhooks: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._webhook_thread: threading.Thread | None = None
         self.client = httpx.Client(timeout=30)
+        self.chat = ChatWorld()  # X Chat: public keys, customers' identities, conversations (x_chat.py)
         self.add_user(BRAND_ID, BRAND_USERNAME, "Acme Support")
         self.app_only = AppOnly(consumer_key, consumer_secret)  # app bearer token, webhook registrations
         self.http = HttpServer(
@@ -117,6 +119,7 @@ class XEmulator(WebhookSender):
                     Route("/2/users/me", self._me, methods=["GET"]),
                     Route("/2/users", self._users, methods=["GET"]),
                     *x_dm.routes(self),
+                    *x_chat_api.routes(self),
                 ]
             )
         )

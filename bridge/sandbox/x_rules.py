@@ -96,6 +96,37 @@ DM_EXPANSIONS = frozenset({"attachments.media_keys", "participant_ids", "referen
 USER_EXPANSIONS = frozenset({"affiliation", "most_recent_post_id", "pinned_post_id"})
 EVENT_TYPES = frozenset({"MessageCreate", "ParticipantsJoin", "ParticipantsLeave"})
 MAX_IDS = 100
+PUBLIC_KEY_FIELDS = frozenset(
+    {"identity_public_key_signature", "juicebox_config", "public_key", "public_key_version", "signing_public_key"}
+)
+CHAT_CONVERSATION_FIELDS = frozenset(
+    {
+        "created_at",
+        "group_avatar_url",
+        "group_name",
+        "id",
+        "is_muted",
+        "message_ttl_ms",
+        "screen_capture_blocking_enabled",
+        "screen_capture_detection_enabled",
+        "type",
+        "updated_at",
+    }
+)
+CHAT_EXPANSIONS = frozenset({"admin_ids", "member_ids", "participant_ids"})
+CHAT_EVENT_FIELDS = frozenset(
+    {
+        "conversation_id",
+        "conversation_token",
+        "created_at",
+        "encoded_event",
+        "id",
+        "is_trusted",
+        "message_event_signature",
+        "previous_id",
+        "sender_id",
+    }
+)
 
 _USER_QUERY: dict[str, frozenset[str] | None] = {
     "user.fields": USER_FIELDS,
@@ -121,6 +152,22 @@ QUERY: dict[str, dict[str, frozenset[str] | None]] = {
     "/2/dm_conversations/{id}/dm_events": _DM_QUERY,
     "/2/dm_conversations/with/{participant_id}/messages": {},
     "/2/dm_conversations/{dm_conversation_id}/messages": {},
+    "/2/users/{id}": _USER_QUERY,
+    "/2/users/{id}/public_keys": {"public_key.fields": PUBLIC_KEY_FIELDS},
+    "/2/chat/conversations": {
+        "max_results": None,
+        "pagination_token": None,
+        "chat_conversation.fields": CHAT_CONVERSATION_FIELDS,
+        "expansions": CHAT_EXPANSIONS,
+        "user.fields": USER_FIELDS,
+    },
+    "/2/chat/conversations/{id}/events": {
+        "max_results": None,
+        "pagination_token": None,
+        "chat_message_event.fields": CHAT_EVENT_FIELDS,
+    },
+    "/2/chat/conversations/{id}/keys": {},
+    "/2/chat/conversations/{id}/messages": {},
 }
 
 

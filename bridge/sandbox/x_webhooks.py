@@ -125,7 +125,7 @@ class WebhookSender:
                     self._drop_webhooks -= 1
                     continue
             try:
-                self.deliver_webhook(self.webhook_payload(event))
+                self.deliver_webhook(event["_chat"] if "_chat" in event else self.webhook_payload(event))
             except httpx.HTTPError:
                 with self._lock:
                     self.webhook_statuses.append(0)

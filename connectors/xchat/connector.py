@@ -12,10 +12,20 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from bridge.domain import Batch, Customer, Limits, Opened, OutboundMessage, Platform, SealedEvent, SendResult
+from bridge.domain import (
+    Batch,
+    Customer,
+    InboundMessage,
+    Limits,
+    Opened,
+    OutboundMessage,
+    Platform,
+    SealedEvent,
+    SendResult,
+)
 from bridge.errors import AuthFailed, Rejected
 from connectors.x.convert import customer_from_user
 from connectors.xchat import convert, crypto
@@ -99,12 +109,7 @@ class XChatConnector:
         key_events = [e for e in (page.get("meta") or {}).get("conversation_key_events") or [] if isinstance(e, str)]
         me = self.identity.user_id
         found = crypto.extract_keys(self.identity, key_events, self._signing_keys(me, convert.other(conversation, me)))
-        with self._lock:
-            merged = self._keys.setdefault(conversation, ConversationKeys())
-            merged.keys.update(found.keys)
-            if found.latest is not None:
-                merged.latest = max(found.latest, merged.latest or found.latest, key=int)
-            return merged
+        return self._remember(conversation, found)
 
     # --------------------------------------------------------------------------------------------- inbound
 
@@ -149,7 +154,7 @@ class XChatConnector:
                 when = _when(event.get("created_at")) if isinstance(event, dict) else None
                 if when is not None and when <= since:
                     return found
-                sealed = convert.sealed_from_history(event, conversation=conversation, account=self.account)
+                sealed = convert.sealed_from_history(event, me=self.identity.user_id, account=self.account)
                 if sealed is not None:
                     found.append(sealed)
             token = (page.get("meta") or {}).get("next_token")
@@ -172,41 +177,62 @@ class XChatConnector:
         return results
 
     def _open_one(self, event: SealedEvent, me: str, customer_id: str) -> Opened:
-        signing = self._signing_keys(me, customer_id)
-        keys = self._conversation_keys(event.conversation)
         try:
-            opened = crypto.decrypt(self.identity, event.encoded_event, keys.keys, signing)
-        except ValueError as first:
-            if "key" not in str(first).lower():
-                return Opened(event.event_id, error=f"cannot be read: {_short(first)}")
-            keys = self._conversation_keys(event.conversation, reload=True)  # a rotation we have not seen
-            self._public_keys(customer_id, fresh=True)
-            signing = self._signing_keys(me, customer_id)
-            try:
-                opened = crypto.decrypt(self.identity, event.encoded_event, keys.keys, signing)
-            except ValueError as again:
-                return Opened(event.event_id, error=f"cannot be opened: {_short(again)}")
-        kind = opened.get("type")
-        if kind == "KeyChange":
-            found = crypto.extract_keys(self.identity, [event.encoded_event], signing)
-            with self._lock:
-                held = self._keys.setdefault(event.conversation, ConversationKeys())
-                held.keys.update(found.keys)
-                if found.latest is not None:
-                    held.latest = max(found.latest, held.latest or found.latest, key=int)
+            opened = self._decrypt(event, me, customer_id)
+        except ValueError as exc:
+            if crypto.failure(exc) != crypto.BAD_SIGNATURE:
+                return Opened(event.event_id, error=f"cannot be opened: {_short(exc)}")
+            # not the customer's words for sure: the thread says so, and shows nothing of it
+            return Opened(event.event_id, message=self._unverified(event, customer_id))
+        if opened.get("type") == "KeyChange":
+            found = crypto.extract_keys(self.identity, [event.encoded_event], self._signing_keys(me, customer_id))
+            self._remember(event.conversation, found)
             return Opened(event.event_id)
-        sender = str(opened.get("sender_id") or "")
-        if sender not in (me, customer_id):
+        if str(opened.get("sender_id") or "") not in (me, customer_id):
             return Opened(event.event_id, error="sent by someone outside the conversation")
         message = convert.to_message(
             opened,
-            event_id=str(opened.get("id") or event.event_id),
+            event_id=event.event_id,
             conversation=event.conversation,
             me=me,
             account=self.account,
             customer=Customer(id=customer_id, name=customer_id),
         )
         return Opened(event.event_id, message=message)
+
+    def _decrypt(self, event: SealedEvent, me: str, customer_id: str) -> dict[str, Any]:
+        """Open with what we hold; when a key is missing (a rotation we have not seen) or a signature does not
+        verify (new signing keys), read the conversation's key events and the public keys again, once."""
+        keys = self._conversation_keys(event.conversation)
+        try:
+            return crypto.decrypt(self.identity, event.encoded_event, keys.keys, self._signing_keys(me, customer_id))
+        except ValueError as first:
+            if crypto.failure(first) == crypto.UNREADABLE:
+                raise
+        self._public_keys(customer_id, fresh=True)
+        keys = self._conversation_keys(event.conversation, reload=True)
+        return crypto.decrypt(self.identity, event.encoded_event, keys.keys, self._signing_keys(me, customer_id))
+
+    def _remember(self, conversation: str, found: ConversationKeys) -> ConversationKeys:
+        with self._lock:
+            held = self._keys.setdefault(conversation, ConversationKeys())
+            held.keys.update(found.keys)
+            if found.latest is not None:
+                held.latest = max(found.latest, held.latest or found.latest, key=int)
+            return held
+
+    def _unverified(self, event: SealedEvent, customer_id: str) -> InboundMessage:
+        return InboundMessage(
+            platform=Platform.X,
+            account=self.account,
+            remote_id=event.event_id,
+            conversation=event.conversation,
+            customer=Customer(id=customer_id, name=customer_id),
+            text="",
+            sent_at=datetime.now(UTC),
+            via="xchat",
+            unverified=True,
+        )
 
     # -------------------------------------------------------------------------------------------- outbound
 
@@ -219,7 +245,7 @@ class XChatConnector:
             return keys.latest, keys.keys[keys.latest]
         me = self.identity.user_id
         public = [
-            {"user_id": user, "public_key": k["public_key"], "public_key_version": k["public_key_version"]}
+            {"user_id": user, "public_key": k["public_key"], "key_version": k["public_key_version"]}
             for user in (me, customer_id)
             for k in self._public_keys(user, fresh=True)[-1:]
         ]
@@ -228,9 +254,7 @@ class XChatConnector:
         change = crypto.new_conversation_keys(self.identity, conversation, public)
         self.api.add_keys(customer_id, crypto.keys_request(change))
         version, key = str(change["conversation_key_version"]), bytes(change["conversation_key"])
-        with self._lock:
-            held = self._keys.setdefault(conversation, ConversationKeys())
-            held.keys[version], held.latest = key, version
+        self._remember(conversation, ConversationKeys(keys={version: key}, latest=version))
         return version, key
 
     def send(self, message: OutboundMessage) -> SendResult:
@@ -254,7 +278,7 @@ class XChatConnector:
             if not isinstance(event, dict) or str(event.get("sender_id") or "") != me:
                 continue
             when = _when(event.get("created_at"))
-            sealed = convert.sealed_from_history(event, conversation=conversation, account=self.account)
+            sealed = convert.sealed_from_history(event, me=self.identity.user_id, account=self.account)
             if sealed is None or (when is not None and when.timestamp() < since - 5):
                 continue
             opened = self.open([sealed])[0].message

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import struct
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,30 +48,128 @@ def encoded_event_ok(value: Any) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Header:
+    """The clear fields of an X Chat event (its Thrift ``MessageEvent``): who, where, which message."""
+
+    message_id: str
+    sender_id: str
+    conversation_id: str
+
+
+# Thrift binary protocol: the size of each fixed-width type; strings, structs, maps, sets and lists are walked
+_FIXED = {2: 1, 3: 1, 4: 8, 6: 2, 8: 4, 10: 8}
+_MAX_DEPTH = 16
+
+
+def header(encoded: str) -> Header:
+    """Fields 2 (message id), 3 (sender) and 4 (conversation) of an event, read without decrypting anything;
+    ValueError for anything that is not a well-formed event."""
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not base64") from exc
+    found: dict[int, str] = {}
+    end = _skip_struct(data, 0, 0, found)
+    if end != len(data):
+        raise ValueError("bytes after the event")
+    message_id, sender, conversation = found.get(2, ""), found.get(3, ""), found.get(4, "")
+    if not EVENT_ID.fullmatch(message_id) or not USER_ID.fullmatch(sender) or not conversation:
+        raise ValueError("an event needs a message id, a sender and a conversation")
+    return Header(message_id, sender, conversation)
+
+
+def _need(data: bytes, at: int, n: int) -> int:
+    if n < 0 or at + n > len(data):
+        raise ValueError("event cut short")
+    return at + n
+
+
+def _skip_struct(data: bytes, at: int, depth: int, top: dict[int, str] | None = None) -> int:
+    if depth > _MAX_DEPTH:
+        raise ValueError("event nested too deeply")
+    while True:
+        kind = data[_need(data, at, 1) - 1]
+        at += 1
+        if kind == 0:
+            return at
+        (field_id,) = struct.unpack_from(">h", data, _need(data, at, 2) - 2)
+        at += 2
+        if top is not None and kind == 11 and field_id in (2, 3, 4):
+            (size,) = struct.unpack_from(">i", data, _need(data, at, 4) - 4)
+            start = at + 4
+            at = _need(data, start, size)
+            top[field_id] = data[start:at].decode("utf-8", errors="strict")
+            continue
+        at = _skip(data, at, kind, depth)
+
+
+def _skip(data: bytes, at: int, kind: int, depth: int) -> int:
+    if kind in _FIXED:
+        return _need(data, at, _FIXED[kind])
+    if kind == 11:
+        (size,) = struct.unpack_from(">i", data, _need(data, at, 4) - 4)
+        return _need(data, at + 4, size)
+    if kind == 12:
+        return _skip_struct(data, at, depth + 1)
+    if kind == 13:
+        key, value = data[_need(data, at, 2) - 2], data[at + 1]
+        (count,) = struct.unpack_from(">i", data, _need(data, at + 2, 4) - 4)
+        at += 6
+        for _ in range(_count(count, data, at)):
+            at = _skip(data, _skip(data, at, key, depth + 1), value, depth + 1)
+        return at
+    if kind in (14, 15):
+        element = data[_need(data, at, 1) - 1]
+        (count,) = struct.unpack_from(">i", data, _need(data, at + 1, 4) - 4)
+        at += 5
+        for _ in range(_count(count, data, at)):
+            at = _skip(data, at, element, depth + 1)
+        return at
+    raise ValueError(f"unknown Thrift type {kind}")
+
+
+def _count(count: int, data: bytes, at: int) -> int:
+    if count < 0 or count > len(data) - at:  # every element takes at least a byte
+        raise ValueError("impossible element count")
+    return count
+
+
+def sealed(encoded: Any, *, me: str, account: str) -> SealedEvent:
+    """An encoded event as a sealed event of ours; ValueError when it is not one."""
+    if not encoded_event_ok(encoded):
+        raise ValueError("encoded_event must be base64 of at most 64,000 characters")
+    assert isinstance(encoded, str)
+    head = header(encoded)
+    conversation = canonical(head.conversation_id, me)
+    if conversation is None:
+        raise ValueError("not a one-to-one conversation of ours")
+    return SealedEvent(account=account, conversation=conversation, event_id=head.message_id, encoded_event=encoded)
+
+
 def sealed_from_activity(data: dict[str, Any], *, me: str, account: str) -> list[SealedEvent]:
-    """The sealed event of one X Activity API ``chat.received``/``chat.sent`` delivery (``data`` is the
-    envelope's ``data``). Raises BadPayload for a delivery X would not send."""
+    """The sealed events of one X Activity API ``chat.received``/``chat.sent`` delivery (``data`` is the
+    envelope's ``data``): ``payload.encoded_event``, and ``payload.conversation_key_change_event`` when the
+    delivery carries the key it needs. Raises BadPayload for a delivery X would not send."""
     payload = data.get("payload")
     if not isinstance(payload, dict):
         raise BadPayload("a chat event needs a payload object")
-    event = payload.get("message_event") if isinstance(payload.get("message_event"), dict) else payload
-    assert isinstance(event, dict)
-    encoded = event.get("encoded_event")
-    event_id = str(event.get("id") or event.get("event_id") or "")
-    conversation = canonical(str(event.get("conversation_id") or ""), me)
-    if not encoded_event_ok(encoded) or not EVENT_ID.fullmatch(event_id) or conversation is None:
-        raise BadPayload("a chat event needs an id, a 1:1 conversation_id of ours and a base64 encoded_event")
-    assert isinstance(encoded, str)
-    return [SealedEvent(account=account, conversation=conversation, event_id=event_id, encoded_event=encoded)]
+    found = []
+    try:
+        if payload.get("conversation_key_change_event") is not None:
+            found.append(sealed(payload["conversation_key_change_event"], me=me, account=account))
+        found.append(sealed(payload.get("encoded_event"), me=me, account=account))
+    except ValueError as exc:
+        raise BadPayload(f"a chat event needs a well-formed encoded_event of ours: {exc}") from exc
+    return found
 
 
-def sealed_from_history(event: dict[str, Any], *, conversation: str, account: str) -> SealedEvent | None:
+def sealed_from_history(event: dict[str, Any], *, me: str, account: str) -> SealedEvent | None:
     """One event of ``GET /2/chat/conversations/{id}/events`` as a sealed event; None when malformed."""
-    encoded, event_id = event.get("encoded_event"), str(event.get("id") or "")
-    if not encoded_event_ok(encoded) or not EVENT_ID.fullmatch(event_id):
+    try:
+        return sealed(event.get("encoded_event"), me=me, account=account)
+    except ValueError:
         return None
-    assert isinstance(encoded, str)
-    return SealedEvent(account=account, conversation=conversation, event_id=event_id, encoded_event=encoded)
 
 
 def to_message(

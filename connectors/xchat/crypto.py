@@ -94,22 +94,34 @@ class ConversationKeys:
 
 
 def extract_keys(identity: Identity, key_events: list[str], signing: list[dict[str, str]]) -> ConversationKeys:
-    """The conversation keys wrapped for us in these key-change events (base64 Thrift events)."""
+    """The conversation keys wrapped for us in these key-change events (base64 Thrift events). Only key
+    changes whose signature verifies give a key (``decrypt_events``; ``extract_conversation_keys`` would
+    take any)."""
     if not key_events:
         return ConversationKeys()
     with identity.lock:
-        identity.chat.set_signing_keys(signing)
-        try:
-            found = identity.chat.extract_conversation_keys(key_events)
-        except ValueError as exc:
-            raise Rejected(f"the conversation's key events cannot be read: {exc}") from exc
-    keys = {str(v): bytes(k) for v, k in (found.get("keys") or {}).items()}
-    latest = found.get("latest_version")
+        found = identity.chat.decrypt_events(key_events, signing)
+    held = found.get("conversation_keys") or {}
+    keys = {str(v): bytes(k) for v, k in (held.get("keys") or {}).items()}
+    latest = held.get("latest_version")
     return ConversationKeys(keys=keys, latest=str(latest) if latest else (max(keys, key=int) if keys else None))
 
 
+# why chatxdk could not open an event, from its message (it raises ValueError for all of them)
+NO_KEY, BAD_SIGNATURE, UNREADABLE = "no_key", "bad_signature", "unreadable"
+
+
+def failure(exc: ValueError) -> str:
+    text = str(exc).lower()
+    if "signature" in text:
+        return BAD_SIGNATURE
+    if "no matching key" in text or "key version" in text:
+        return NO_KEY
+    return UNREADABLE
+
+
 def decrypt(identity: Identity, encoded: str, keys: dict[str, bytes], signing: list[dict[str, str]]) -> dict[str, Any]:
-    """One event opened; raises ValueError when it cannot be (garbage, no key for its version)."""
+    """One event opened and its signature verified; raises ValueError when it cannot be (see ``failure``)."""
     with identity.lock:
         opened = identity.chat.decrypt_event(encoded, keys, signing)
     if not isinstance(opened, dict):

@@ -1,0 +1,264 @@
+"""The X emulator's Chat API (X Chat, end-to-end encrypted DMs), with real cryptography on the customers' side.
+
+Served with the shapes of X's OpenAPI (2.167): ``GET|POST /2/users/{id}/public_keys``, ``GET /2/users/{id}``,
+``GET /2/chat/conversations``, ``GET /2/chat/conversations/{id}/events`` (newest first, ``max_results`` ≤ 100,
+opaque ``pagination_token``, ``meta.conversation_key_events``), ``POST /2/chat/conversations/{id}/keys`` and
+``POST /2/chat/conversations/{id}/messages``. Bodies with a field the spec does not define, a missing required
+field, malformed base64 or Thrift, a key version the conversation does not have, or ``action_signatures``
+missing or not verifying (as the customer's app checks them) answer X's invalid-request problem (400).
+
+Each customer is a ``chatxdk`` identity of its own: its public keys are registered like an app's, it sets up
+and rotates conversation keys with ``prepare_conversation_key_change``, and encrypts and signs its messages;
+the events X stores are built by our Thrift encoder (``xchat_thrift``), checked against chatxdk's own vectors
+in ``tests/unit/test_xchat_thrift.py``. New events go to the webhook as X Activity API ``chat.received`` /
+``chat.sent`` deliveries, signed like every X webhook. ``tamper=True`` makes a message whose signature does not
+verify.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from chat_xdk import Chat
+
+from bridge.sandbox import xchat_thrift as thrift
+from bridge.sandbox.x_parts import BRAND_ID
+
+if TYPE_CHECKING:
+    pass
+
+
+def colon(a: str, b: str) -> str:
+    low, high = sorted((a, b), key=int)
+    return f"{low}:{high}"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Conversation:
+    """One 1:1 X Chat conversation with the brand: its events (oldest first) and its key-change events."""
+
+    customer: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+    keys: dict[str, bytes] = field(default_factory=dict)
+    """The conversation keys the emulated customer holds, by version."""
+    latest: str | None = None
+    versions: set[str] = field(default_factory=set)
+    """Every conversation key version registered (by either side)."""
+    updated_ms: int = 0
+
+
+@dataclass
+class Person:
+    """An emulated customer's X Chat app: its identity and registered key version."""
+
+    chat: Chat
+    version: str
+    public: dict[str, str]
+
+
+class ChatWorld:
+    """The X Chat state of the emulator (guarded by the emulator's lock)."""
+
+    def __init__(self) -> None:
+        self.public_keys: dict[str, list[dict[str, str]]] = {}
+        self.people: dict[str, Person] = {}
+        self.conversations: dict[str, Conversation] = {}
+        self.sequence = 0
+        self.lock = threading.RLock()
+
+    def next_sequence(self) -> str:
+        self.sequence += 1
+        return str(self.sequence)
+
+    def signing_entries(self, *users: str) -> list[dict[str, str]]:
+        return [
+            {
+                "user_id": user,
+                "public_key_version": k["public_key_version"],
+                "public_key": k["signing_public_key"],
+                "signing_public_key": k["signing_public_key"],
+                "identity_public_key": k["public_key"],
+                "identity_public_key_signature": k["identity_public_key_signature"],
+            }
+            for user in users
+            for k in self.public_keys.get(user, [])
+        ]
+
+
+class ChatPeople:
+    """Mixed into ``XEmulator``: customers using X Chat."""
+
+    chat: ChatWorld
+    users: dict[str, dict[str, Any]]
+    webhook_url: str
+    _lock: threading.RLock
+    _webhooks: Any
+
+    def add_chat_customer(self, user_id: str, username: str, name: str, **kwargs: Any) -> None:
+        """A customer with an X Chat identity of their own (public keys registered with X)."""
+        self.add_user(user_id, username, name, **kwargs)  # type: ignore[attr-defined]
+        chat = Chat()
+        payload = chat.generate_keypairs()
+        key = payload.public_key
+        with self._lock:
+            version = str(len(self.chat.public_keys.get(user_id, [])) + 1)
+            chat.set_identity(user_id, version)
+            public = {
+                "public_key": key.public_key,
+                "public_key_version": version,
+                "signing_public_key": key.signing_public_key,
+                "identity_public_key_signature": key.identity_public_key_signature,
+            }
+            self.chat.public_keys.setdefault(user_id, []).append(public)
+            self.chat.people[user_id] = Person(chat, version, public)
+
+    def _conversation(self, customer: str) -> Conversation:
+        conv = self.chat.conversations.get(customer)
+        if conv is None:
+            conv = self.chat.conversations[customer] = Conversation(customer)
+        return conv
+
+    def customer_sets_keys(self, user_id: str) -> str:
+        """The customer's app sets up (or rotates) the conversation key; returns the new version."""
+        with self._lock:
+            person, brand = self.chat.people[user_id], self.chat.public_keys.get(BRAND_ID)
+            if not brand:
+                raise RuntimeError("the brand has registered no X Chat public key")
+            wanted = [
+                {
+                    "user_id": BRAND_ID,
+                    "public_key": brand[-1]["public_key"],
+                    "key_version": brand[-1]["public_key_version"],
+                },
+                {"user_id": user_id, "public_key": person.public["public_key"], "key_version": person.version},
+            ]
+            change = person.chat.prepare_conversation_key_change(
+                wanted, conversation_id=colon(user_id, BRAND_ID), sender_id=user_id, signing_key_version=person.version
+            )
+            action = change["action_signatures"][0]
+            conv = self._conversation(user_id)
+            version = str(change["conversation_key_version"])
+            conv.keys[version], conv.latest = bytes(change["conversation_key"]), version
+            conv.versions.add(version)
+            event = thrift.build_key_change_event(
+                sequence_id=self.chat.next_sequence(),
+                message_id=str(action["message_id"]),
+                sender_id=user_id,
+                conversation_id=colon(user_id, BRAND_ID),
+                created_at_msec=now_ms(),
+                key_change=str(action["encoded_message_event_detail"]),
+                signature=thrift.signature_from_json(action),
+            )
+            self._store(conv, str(action["message_id"]), user_id, event, key_change=True)
+            return version
+
+    def customer_chats(self, user_id: str, text: str, *, tamper: bool = False) -> str:
+        """The customer writes to the brand in X Chat (keys set up first if the conversation has none);
+        returns the message id. ``tamper``: the signature does not verify (altered on the way)."""
+        with self._lock:
+            conv = self._conversation(user_id)
+            if conv.latest is None:
+                self.customer_sets_keys(user_id)
+            person = self.chat.people[user_id]
+            assert conv.latest is not None
+            sent = person.chat.encrypt_message(
+                colon(user_id, BRAND_ID),
+                text,
+                sender_id=user_id,
+                signing_key_version=person.version,
+                conversation_key=conv.keys[conv.latest],
+                conversation_key_version=conv.latest,
+            )
+            signature = thrift.parse_message_event_signature(sent.encoded_event_signature)
+            if tamper:  # one byte of the ECDSA signature flipped on the way
+                text = signature.signature or ""
+                raw = bytearray(base64.b64decode(text + "=" * (-len(text) % 4)))
+                raw[5] ^= 0xFF
+                signature = dataclasses.replace(signature, signature=base64.b64encode(bytes(raw)).decode().rstrip("="))
+            event = thrift.build_message_event(
+                sequence_id=self.chat.next_sequence(),
+                message_id=sent.message_id,
+                sender_id=user_id,
+                conversation_id=colon(user_id, BRAND_ID),
+                created_at_msec=now_ms(),
+                message_create_event=sent.encrypted_content,
+                signature=signature,
+            )
+            self._store(conv, sent.message_id, user_id, event)
+            return sent.message_id
+
+    def chat_received_by(self, user_id: str) -> list[str]:
+        """What the customer's app shows from the brand, decrypted and verified there, in order."""
+        with self._lock:
+            conv, person = self.chat.conversations.get(user_id), self.chat.people[user_id]
+            if conv is None:
+                return []
+            found = []
+            for event in conv.events:
+                if event["sender_id"] != BRAND_ID or event.get("key_change"):
+                    continue
+                opened = person.chat.decrypt_event(
+                    event["encoded_event"], conv.keys, self.chat.signing_entries(BRAND_ID, user_id)
+                )
+                if opened.get("verified") is True and opened.get("type") == "Message":
+                    found.append(str(opened["content"]["text"]))
+            return found
+
+    def chat_events(self, user_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            conv = self.chat.conversations.get(user_id)
+            return [dict(e) for e in conv.events] if conv else []
+
+    def _store(
+        self, conv: Conversation, message_id: str, sender: str, encoded: str, *, key_change: bool = False
+    ) -> None:
+        ms = now_ms()
+        event = {
+            "id": message_id,
+            "sender_id": sender,
+            "conversation_id": f"{min(conv.customer, BRAND_ID, key=int)}-{max(conv.customer, BRAND_ID, key=int)}",
+            "created_at": iso(ms),
+            "encoded_event": encoded,
+            "key_change": key_change,
+            "sequence": event_sequence(encoded),
+        }
+        conv.events.append(event)
+        conv.updated_ms = max(ms, conv.updated_ms + 1)
+        if self.webhook_url and not key_change:
+            key_event = next((e["encoded_event"] for e in reversed(conv.events) if e["key_change"]), None)
+            self._webhooks.put({"_chat": chat_delivery(event, key_event)})
+
+
+def chat_delivery(event: dict[str, Any], key_event: str | None) -> dict[str, Any]:
+    """The X Activity API body of a ``chat.received`` (customer's) or ``chat.sent`` (brand's) event."""
+    payload = {"encoded_event": event["encoded_event"]}
+    if key_event is not None:
+        payload["conversation_key_change_event"] = key_event
+    return {
+        "data": {
+            "event_uuid": str(uuid.uuid4()),
+            "filter": {"user_id": BRAND_ID},
+            "tag": "",
+            "event_type": "chat.sent" if event["sender_id"] == BRAND_ID else "chat.received",
+            "payload": payload,
+        }
+    }
+
+
+def event_sequence(encoded: str) -> str:
+    return thrift.parse_event(encoded).sequence_id or "0"
