@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from bridge.errors import ConfigError
 from bridge.store import x_chat
@@ -54,8 +55,11 @@ class Status:
 
 def load(db: Database, secret_key: str) -> Identity:
     """The stored identity, ready to decrypt and sign; ConfigError says why not."""
-    with db.read() as s:
-        row = x_chat.identity(s)
+    try:
+        with db.read() as s:
+            row = x_chat.identity(s)
+    except (OperationalError, ProgrammingError):  # a database from before X Chat: not migrated yet
+        row = None
     if row is None:
         raise ConfigError("no X Chat identity is stored: run `dmbridge x-chat setup`")
     return Identity.load(row.user_id, row.key_version, unseal(row.sealed, secret_key))

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bridge import x_chat_keys
 from bridge.app import Bridge, build
 from bridge.config import Settings
 from bridge.sandbox.generic import GenericSourceEmulator
 from bridge.sandbox.meta import INSTAGRAM, MESSENGER, MetaEmulator
 from bridge.sandbox.server import HttpServer, wait_for
 from bridge.sandbox.slack import SlackEmulator
-from bridge.sandbox.x import XEmulator
+from bridge.sandbox.x import BRAND_ID, XEmulator
 from bridge.toml_config import FileConfig, GenericSource
 
 __all__ = [
@@ -217,6 +218,22 @@ def x_authorize(settings: Settings, x: XEmulator, clock: Callable[[], float] = t
     return x_auth.complete(settings, {k: str(v) for k, v in pending.items()}, redirect.headers["location"], clock)
 
 
+def set_up_x_chat(settings: Settings) -> None:
+    """What ``dmbridge x-chat setup`` does: the brand's identity registered with X and stored sealed."""
+    from bridge.store import migrate
+    from bridge.store.db import Database
+    from bridge.wiring import x_chat_api
+
+    db = Database(settings.database_url)
+    try:
+        migrate.upgrade(db)
+        result = x_chat_keys.setup(db, x_chat_api(settings, db), settings.dmbridge_secret_key)
+    finally:
+        db.dispose()
+    if not result.ok:
+        raise RuntimeError(result.detail)
+
+
 def start_sandbox(
     database_url: str | None = None,
     *,
@@ -227,12 +244,15 @@ def start_sandbox(
     environ: dict[str, str] | None = None,
     clock: Callable[[], float] = time.time,
     x_oauth2: bool = False,
+    x_chat: bool = False,
     **overrides: Any,
 ) -> Sandbox:
     """Emulators with a brand, a channel, two agents, an outsider and two X customers (plus, on request, a Meta
     page with its Instagram account and a generic source); the bridge running against them, built from ordinary
     Settings (``overrides``: ``x_webhooks=True``, ``meta_human_agent_days=0``, …) and a dmbridge.toml model.
-    ``x_oauth2``: X through OAuth 2.0 tokens from the authorization-code flow, refreshed (``X_CLIENT_ID``)."""
+    ``x_oauth2``: X through OAuth 2.0 tokens from the authorization-code flow, refreshed (``X_CLIENT_ID``).
+    ``x_chat``: X Chat on (``X_CHAT``, ``DMBRIDGE_SECRET_KEY``), the brand's identity made as ``dmbridge x-chat
+    setup`` makes it (unless ``x_chat_setup=False`` is among the overrides), both X customers with X Chat apps."""
     tmp = tempfile.TemporaryDirectory(prefix="dmbridge-")
     workdir = Path(tmp.name)
     slack = SlackEmulator(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN, page_size=2)  # small pages: paging runs
@@ -279,11 +299,24 @@ def start_sandbox(
         )
     if x_oauth2:
         overrides = x_oauth2_settings(x) | overrides
+    setup = bool(overrides.pop("x_chat_setup", True))
+    if x_chat:
+        for user_id, user in list(x.users.items()):
+            if user_id != BRAND_ID:
+                x.add_chat_customer(
+                    user_id, user["username"], user["name"], profile_image_url=user.get("profile_image_url")
+                )
+        overrides = (
+            dict(x_chat=True, dmbridge_secret_key=x_chat_keys.new_secret_key(), x_user_bearer_token=x.user_bearer_token)
+            | overrides
+        )
     settings = sandbox_settings(
         slack, x, database_url or f"sqlite:///{workdir / 'dmbridge.db'}", meta_emulator, **overrides
     )
     if x_oauth2 and not x.oauth.access:
         x_authorize(settings, x, clock)
+    if x_chat and setup:
+        set_up_x_chat(settings)
     bridge, http = _start_bridge(settings, file, env, clock)
     box = Sandbox(
         slack=slack,

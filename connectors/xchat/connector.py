@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 MAX_CHARS = 10_000
 MAX_CONVERSATIONS = 20  # conversations whose events one reconciliation pass reads (each read is charged)
 MAX_EVENT_PAGES = 3  # pages of one conversation's events per pass
-MAX_CONVERSATION_PAGES = 5  # pages of the inbox per pass
+MAX_CONVERSATION_PAGES = 5
+EPOCH = "1970-01-01T00:00:00+00:00"  # pages of the inbox per pass
 
 
 class XChatConnector:
@@ -137,8 +138,8 @@ class XChatConnector:
             token = (page.get("meta") or {}).get("next_token")
             if mark is None or reached or not token or len(changed) >= self.max_conversations:
                 break
-        if mark is None:
-            return Batch(messages=(), cursor=_stamp(newest) if newest else None)
+        if mark is None:  # the first pass: history stays unmirrored; with none, everything from now on counts
+            return Batch(messages=(), cursor=_stamp(newest) if newest else EPOCH)
         sealed: list[SealedEvent] = []
         for conversation in changed[: self.max_conversations]:
             sealed.extend(self._recent(conversation, since=mark))
