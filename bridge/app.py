@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlmodel import select
 from starlette.applications import Starlette
 
-from bridge import logs
+from bridge import logs, x_costs
 from bridge import metrics as engine_metrics
 from bridge.claims import recover
 from bridge.config import Settings, channel_for, desk_channels
@@ -50,8 +50,11 @@ from bridge.store.retention import RetentionJob
 from bridge.store.tables import Conversation
 from bridge.toml_config import FileConfig
 from bridge.wiring import Channels, build_channels
+from bridge.x_costs import Meter
 
+log = logging.getLogger(__name__)
 RECOVER_SECONDS = 5.0
+USAGE_SECONDS = 30.0  # how often this process adds its X calls to today's x_usage rows
 
 
 class _SkippedPollFilter(logging.Filter):
@@ -104,6 +107,7 @@ class Bridge:
     socket_mode: Any = None
     starters: dict[str, Starter] = field(default_factory=dict)
     opener: Opener | None = None
+    meter: Meter | None = None  # X Chat's calls and deliveries, added to today's x_usage rows
     locks: list[ProcessLock] = field(default_factory=list)
     desk_channels: set[str] = field(default_factory=set)  # where stored Slack messages are kept (slim.py)
 
@@ -166,6 +170,8 @@ class Bridge:
                 next_run_time=_now_dt(),
             )
         self.scheduler.add_job(lambda: recover(ctx), "interval", seconds=RECOVER_SECONDS, id="recover", max_instances=1)
+        if self.meter is not None:
+            self.scheduler.add_job(self.meter.flush, "interval", seconds=USAGE_SECONDS, id="x-usage", max_instances=1)
         self.scheduler.add_job(
             lambda: wake_snoozed(ctx),
             "interval",
@@ -221,12 +227,23 @@ class Bridge:
             self.socket_mode.close()
             self.socket_mode = None
         self.stop_event.set()
-        for wake in (self.ctx.wake_slack, self.ctx.wake_platform, self.ctx.wake_events, self.ctx.wake_sla):
+        for wake in (
+            self.ctx.wake_slack,
+            self.ctx.wake_platform,
+            self.ctx.wake_events,
+            self.ctx.wake_sla,
+            self.ctx.wake_sealed,
+        ):
             wake.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         for loop in self.loops:
             loop.join(timeout=10)
+        if self.meter is not None:
+            try:
+                self.meter.flush()
+            except Exception:  # the last counts are an estimate; stopping must not fail for them
+                log.warning("X usage of this process not written at stop", exc_info=True)
         for lock in reversed(self.locks):
             lock.release(forget=lock.name.startswith("instance:"))
         self.ctx.db.dispose()
@@ -243,6 +260,13 @@ class Bridge:
         if dead:
             state["checks"]["loops"] = "stopped: " + ", ".join(dead)
         state["ok"] = all(v == "ok" for v in state["checks"].values())
+        if self.meter is not None:
+            try:
+                with self.ctx.db.read() as s:
+                    counts = x_costs.today(s, self.ctx.clock())
+                state["x_spend"] = x_costs.summary(counts, self.ctx.settings.x_daily_budget_usd)
+            except Exception as exc:  # the endpoint reports, it does not raise
+                state["x_spend"] = f"error: {type(exc).__name__}"
         return state
 
 
@@ -323,6 +347,8 @@ def build(
         ctx.wake_sla.set()
         if batch.sealed:
             ctx.wake_sealed.set()
+            if bridge.meter is not None:
+                bridge.meter.deliveries += len(batch.sealed)  # X bills each delivered event, repeats too
         return new
 
     bridge = Bridge(
@@ -334,6 +360,9 @@ def build(
         channels=channels,
         desk_channels=kept_channels,
     )
+    if channels.opener is not None:
+        api = channels.opener.api
+        bridge.meter = Meter(db, lambda: dict(api.calls), clock)
     skip = own_echo_check(ctx, settings.slack_signing_secret) if settings.slack_signing_secret else None
     # Socket Mode: events arrive over the WebSocket and /slack/events is not served at all
     bridge.http = build_http(

@@ -201,6 +201,10 @@ def x_checks(
         results.append(fresh)
     if settings.x_webhooks:
         results.append(x_webhook(settings, public_url))
+    if settings.x_chat:
+        from bridge.doctor_x_chat import x_chat_checks
+
+        results += x_chat_checks(settings)
     return results
 
 

@@ -239,3 +239,13 @@ class XChatEvent(SQLModel, table=True):
     next_at: float = 0.0
     error: str | None = None
     received_at: float
+
+
+class XUsage(SQLModel, table=True):
+    """What dmbridge asked of X's pay-per-use API in one UTC day, by kind (``bridge.x_costs``)."""
+
+    __tablename__ = "x_usage"
+
+    day: str = Field(primary_key=True)  # YYYY-MM-DD, UTC
+    kind: str = Field(primary_key=True)  # events_read | read | send | chat_event
+    count: int = 0

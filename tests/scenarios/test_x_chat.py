@@ -148,3 +148,24 @@ def test_legacy_dm_and_x_chat_from_one_customer_share_one_thread(box: Sandbox) -
     assert box.x.chat_received_by(MARIA) == ["answer by X Chat"]
     assert box.x.received_by(MARIA) == ["legacy answer"]
     assert len(rows(box, Conversation)) == 1 and rows(box, Conversation)[0].via == "xchat"
+
+
+@pytest.mark.sandbox(x_webhooks=True, x_chat=True, x_reconcile_seconds=0.5, x_daily_budget_usd=5.0)
+def test_healthz_and_doctor_show_todays_x_spend_and_the_keys(box: Sandbox) -> None:
+    from bridge.doctor_x_chat import x_chat_checks
+
+    box.x.customer_chats(MARIA, "how much does this cost?")
+    ts = thread_with(box, "how much does this cost?")
+    reply(box, ts, "less than a cent")
+    assert box.bridge.meter is not None
+    box.bridge.meter.flush()
+    spend = box.x.client.get(box.http.url + "/healthz").json()["x_spend"]
+    assert spend["budget_usd"] == 5.0 and spend["over_budget"] is False
+    assert spend["calls"]["send"] >= 1 and spend["calls"]["chat_event"] >= 2  # the message and our echo
+    assert 0 < spend["today_usd"] < 1
+    checks = {c.name: c for c in x_chat_checks(box.settings)}
+    assert checks["X Chat keys"].ok and checks["X Chat public key at X"].ok
+    assert checks["X spend today"].ok and "of a $5.00 budget" in checks["X spend today"].detail
+    broken = box.settings.model_copy(update={"dmbridge_secret_key": ""})
+    refused = {c.name: c for c in x_chat_checks(broken)}["X Chat keys"]
+    assert not refused.ok and "DMBRIDGE_SECRET_KEY" in refused.detail + refused.fix

@@ -1,4 +1,4 @@
-"""X Chat: the sealed identity, sealed events waiting to be opened, and how a customer last wrote
+"""X Chat: the sealed identity, sealed events waiting to be opened, how a customer last wrote, X usage by day
 
 Revision ID: 0008
 Revises: 0007
@@ -41,6 +41,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("account", "event_id", name="uq_x_chat_event"),
     )
     op.create_index("ix_x_chat_event_due", "x_chat_event", ["state", "next_at"])
+    op.create_table(
+        "x_usage",
+        sa.Column("day", sa.String(), nullable=False),
+        sa.Column("kind", sa.String(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("day", "kind"),
+    )
     with op.batch_alter_table("conversation") as batch:
         batch.add_column(sa.Column("via", sa.String(), nullable=True))
 
@@ -48,6 +55,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("conversation") as batch:
         batch.drop_column("via")
+    op.drop_table("x_usage")
     op.drop_index("ix_x_chat_event_due", table_name="x_chat_event")
     op.drop_table("x_chat_event")
     op.drop_table("x_chat_identity")
