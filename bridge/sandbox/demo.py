@@ -10,6 +10,7 @@ from bridge.sandbox.harness import CHANNEL, IG_CUSTOMER, MESSENGER_CUSTOMER, San
 from bridge.toml_config import FileConfig
 
 MARIA, JDOE = "1290011223344556677", "1290011223344559999"
+AIKO = "1290011223344557777"  # writes by X Chat, encrypted
 SAM, KIM = "U0AGENT1", "U0AGENT2"
 
 
@@ -43,6 +44,9 @@ def transcript(box: Sandbox) -> list[str]:
             if user in str(event.get("dm_conversation_id", "")):
                 who = "  them → brand" if event["sender_id"] == user else "  brand → them"
                 lines.append(f"{who}: {event['text']}")
+    if AIKO in box.x.chat.people:
+        lines.append("Aiko Tanaka (@aiko_t), X Chat — what her app decrypted from the brand:")
+        lines.extend(f"  brand → them 🔒: {text}" for text in box.x.chat_received_by(AIKO))
     if box.meta is not None:
         lines.append("")
         lines.append("=== Messenger and Instagram (what each customer's inbox shows) ===")
@@ -57,7 +61,14 @@ def transcript(box: Sandbox) -> list[str]:
 def run_demo(say: Callable[[str], Any] = print) -> bool:
     """Play the script; True only if every expected delivery happened."""
     say("Starting emulated Slack, X and Meta, and dmbridge against them (SLACK_API_URL, X_API_URL, META_GRAPH_URL)…")
-    box = start_sandbox(meta=True, file=FileConfig(brand="Acme"), dmbridge_slack_posts_per_second=1.0)
+    box = start_sandbox(
+        meta=True,
+        file=FileConfig(brand="Acme"),
+        dmbridge_slack_posts_per_second=1.0,
+        x_chat=True,
+        x_webhooks=True,
+        x_reconcile_seconds=2.0,
+    )
     meta = box.meta
     assert meta is not None
     failures: list[str] = []
@@ -65,7 +76,8 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
         say(f"  Slack Web API emulator: {box.slack.api_url}")
         say(f"  X API emulator:         {box.x.api_url}")
         say(f"  Graph API emulator:     {meta.graph_url}")
-        say(f"  dmbridge listening on:  {box.events_url} and {box.http.url}/webhooks/meta")
+        say(f"  dmbridge listening on:  {box.events_url}, {box.http.url}/webhooks/x and …/webhooks/meta")
+        box.x.add_chat_customer(AIKO, "aiko_t", "Aiko Tanaka")
         box.x.customer_sends(MARIA, "Hi! My order #5512 never arrived <!channel> :(")
         box.x.customer_sends(JDOE, "Do you ship to Canada?")
         say("Two customers DM the brand on X…")
@@ -76,6 +88,11 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
         say("One customer writes on Messenger, one on Instagram (signed webhooks)…")
         lena_ts = wait_for(lambda: _thread_of(box, "delivery address"), what="Lena's Messenger thread")
         tomas_ts = wait_for(lambda: _thread_of(box, "abrigo azul"), what="Tomás's Instagram thread")
+        box.x.customer_chats(AIKO, "Is the gift wrap free? (sent by X Chat, encrypted end to end)")
+        say("One customer writes by X Chat: encrypted on her phone, decrypted by dmbridge with chatxdk…")
+        aiko_ts = wait_for(lambda: _thread_of(box, "gift wrap free"), what="Aiko's X Chat thread")
+        reply5 = "Yes, gift wrap is free on every order, Aiko."
+        aiko_reply_ts, _ = box.slack.post_as_user(SAM, CHANNEL, reply5, thread_ts=aiko_ts)
 
         reply1 = "Sorry about that, Maria! A replacement ships today; tracking follows by DM."
         reply2 = "We do: 5–7 business days to Canada, duties included."
@@ -101,7 +118,7 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
         wait_for(
             lambda: all(
                 "white_check_mark" in box.slack.reactions(CHANNEL, ts)
-                for ts in (sam_ts, kim_ts, lena_reply_ts, tomas_reply_ts)
+                for ts in (sam_ts, kim_ts, lena_reply_ts, tomas_reply_ts, aiko_reply_ts)
             ),
             what="delivery receipts",
         )
@@ -125,7 +142,9 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
         say("  /dm list mine → " + listing.replace("\n", "\n    "))
 
         checks = {
-            "four conversations, four threads": len(box.slack.roots(CHANNEL)) == 4,
+            "five conversations, five threads": len(box.slack.roots(CHANNEL)) == 5,
+            "Aiko's app decrypted exactly Sam's encrypted reply": box.x.chat_received_by(AIKO) == [reply5],
+            "Aiko's card says X Chat": "X Chat" in shown(box.slack.thread(CHANNEL, aiko_ts)[0]),
             "Lena received exactly Sam's reply on Messenger": meta.received_by(MESSENGER_CUSTOMER) == [reply3],
             "Tomás received exactly Kim's reply on Instagram": meta.received_by(IG_CUSTOMER) == [reply4],
             "Messenger and Instagram threads show the customers' names": all(
