@@ -219,6 +219,32 @@ class ChatPeople:
                     found.append(str(opened["content"]["text"]))
             return found
 
+    def brand_chats_from_app(self, user_id: str, text: str, chat: Chat, version: str) -> str:
+        """Someone answers from the brand's own X app (outside Slack): ``chat`` holds the brand's identity, as
+        the app does once unlocked. Returns the message id; X delivers it as ``chat.sent``."""
+        with self._lock:
+            conv = self._conversation(user_id)
+            assert conv.latest is not None, "the conversation has no key yet"
+            sent = chat.encrypt_message(
+                colon(user_id, BRAND_ID),
+                text,
+                sender_id=BRAND_ID,
+                signing_key_version=version,
+                conversation_key=conv.keys[conv.latest],
+                conversation_key_version=conv.latest,
+            )
+            event = thrift.build_message_event(
+                sequence_id=self.chat.next_sequence(),
+                message_id=sent.message_id,
+                sender_id=BRAND_ID,
+                conversation_id=colon(user_id, BRAND_ID),
+                created_at_msec=now_ms(),
+                message_create_event=sent.encrypted_content,
+                signature=sent.encoded_event_signature,
+            )
+            self._store(conv, sent.message_id, BRAND_ID, event)
+            return sent.message_id
+
     def chat_events(self, user_id: str) -> list[dict[str, Any]]:
         with self._lock:
             conv = self.chat.conversations.get(user_id)

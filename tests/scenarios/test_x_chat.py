@@ -169,3 +169,29 @@ def test_healthz_and_doctor_show_todays_x_spend_and_the_keys(box: Sandbox) -> No
     broken = box.settings.model_copy(update={"dmbridge_secret_key": ""})
     refused = {c.name: c for c in x_chat_checks(broken)}["X Chat keys"]
     assert not refused.ok and "DMBRIDGE_SECRET_KEY" in refused.detail + refused.fix
+
+
+def test_a_reply_typed_in_the_brands_x_app_is_mirrored_as_outside_slack(box: Sandbox) -> None:
+    from bridge import x_chat_keys
+
+    box.x.customer_chats(MARIA, "anyone there?")
+    ts = thread_with(box, "anyone there?")
+    reply(box, ts, "yes, from Slack")
+    identity = x_chat_keys.load(box.bridge.ctx.db, box.settings.dmbridge_secret_key)  # the brand's unlocked app
+    box.x.brand_chats_from_app(MARIA, "and this one from the X app", identity.chat, identity.key_version)
+    post = wait_for(
+        lambda: [m for m in box.slack.thread(CHANNEL, ts) if "from the X app" in shown(m)], what="outside send"
+    )[0]
+    assert "outside Slack" in shown(post)
+    # our own send came back as chat.sent too: recognised by its message id, never mirrored
+    assert not any("yes, from Slack" in shown(m) for m in customer_posts(box, ts))
+
+
+def test_a_rate_limited_send_waits_for_the_reset_and_then_goes(box: Sandbox) -> None:
+    box.x.customer_chats(MARIA, "quick question")
+    ts = thread_with(box, "quick question")
+    box.x.fail_next("send", status=429, reset_in=1)
+    reply_ts, _ = box.slack.post_as_user(SAM, CHANNEL, "after the rate limit", thread_ts=ts)
+    wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), what="✅ after the reset")
+    assert box.x.chat_received_by(MARIA) == ["after the rate limit"]
+    assert ("POST", "/2/chat/conversations/1290011223344556677-1460987654321098752/messages", 429) in box.x.requests
