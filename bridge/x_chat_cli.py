@@ -23,8 +23,13 @@ def keygen() -> None:
 @x_chat_app.command()
 def setup(
     replace: Annotated[bool, typer.Option("--replace", help="make a new identity even if one is stored")] = False,
+    from_backup: Annotated[
+        bool,
+        typer.Option("--from-backup", help="take over the identity the X app made: unlock its key backup with the PIN"),
+    ] = False,
 ) -> None:
-    """Make the account's X Chat identity, register its public keys with X, store it sealed (once)."""
+    """Make the account's X Chat identity, register its public keys with X, store it sealed (once); or, with
+    --from-backup, unlock the identity already made in the X app (asks for its PIN) and store that."""
     from bridge import x_chat_keys
     from bridge.store import migrate
     from bridge.store.db import Database
@@ -34,7 +39,12 @@ def setup(
     db = Database(settings.database_url)
     try:
         migrate.upgrade(db)
-        result = x_chat_keys.setup(db, x_chat_api(settings, db), settings.dmbridge_secret_key, replace=replace)
+        api = x_chat_api(settings, db)
+        if from_backup:
+            pin = typer.prompt("X Chat PIN of the account", hide_input=True)
+            result = x_chat_keys.restore(db, api, settings.dmbridge_secret_key, pin)
+        else:
+            result = x_chat_keys.setup(db, api, settings.dmbridge_secret_key, replace=replace)
     except (ConfigError, AuthFailed, RetryLater, Rejected) as exc:
         typer.echo(f"dmbridge: {exc}", err=True)
         raise typer.Exit(2) from exc

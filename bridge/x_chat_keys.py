@@ -9,8 +9,11 @@ never in a log, and is never printed.
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -93,3 +96,53 @@ def setup(db: Database, api: ChatApi, secret_key: str, *, replace: bool = False,
     with db.session() as s:
         x_chat.save_identity(s, user_id, version, sealed, time.time() if now is None else now)
     return Status(True, f"X Chat identity of user {user_id} registered, public key version {version}")
+
+
+def restore(
+    db: Database,
+    api: ChatApi,
+    secret_key: str,
+    pin: str,
+    *,
+    chat_factory: Callable[[str], Any] | None = None,
+    now: float | None = None,
+) -> Status:
+    """Take over an identity set up elsewhere (the X app's PIN-protected key backup, held by Juicebox realms):
+    unlock it with its PIN, check it is the key X holds, then store it sealed like ``setup`` does.
+
+    ``chat_factory`` builds chatxdk's ``Chat`` from the backup configuration X publishes with the public key
+    (``juicebox_config``, passed verbatim as chatxdk recommends)."""
+    from chat_xdk import Chat, guesses_remaining
+
+    _fernet(secret_key)
+    user_id, _username = api.me()
+    keys = [k for k in api.public_keys(user_id, backup=True) if k.get("juicebox_config")]
+    if not keys:
+        return Status(False, f"X holds no key backup for user {user_id}: use `dmbridge x-chat setup` instead")
+    newest = max(
+        keys,
+        key=lambda k: (
+            int(str(k.get("public_key_version") or "0")) if str(k.get("public_key_version") or "").isdigit() else 0
+        ),
+    )
+    version = str(newest.get("public_key_version") or "")
+    chat = (chat_factory or Chat)(json.dumps(newest["juicebox_config"]))
+    try:
+        chat.unlock(pin)
+    except ValueError as exc:
+        left = guesses_remaining(exc)
+        if left is not None:
+            raise ConfigError(
+                f"wrong PIN: {left} guesses left (at 0 the backup is locked for good)"
+                if left
+                else "wrong PIN: the backup is now locked"
+            ) from exc
+        raise ConfigError(f"the key backup could not be unlocked: {str(exc).splitlines()[0][:200]}") from exc
+    if not chat.matches_registered_key(str(newest.get("public_key") or "")):
+        return Status(False, f"the unlocked keys are not public key version {version} that X holds")
+    chat.set_identity(user_id, version)
+    identity = Identity(user_id, version, chat)
+    sealed = seal(identity.export(), secret_key)
+    with db.session() as s:
+        x_chat.save_identity(s, user_id, version, sealed, time.time() if now is None else now)
+    return Status(True, f"X Chat identity of user {user_id} restored from its key backup, public key version {version}")

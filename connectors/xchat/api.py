@@ -142,9 +142,11 @@ class ChatApi:
         data = _dump(resp).get("data")
         return data if isinstance(data, dict) else None
 
-    def public_keys(self, user_id: str) -> list[dict[str, Any]]:
-        """A user's registered X Chat public keys (every version)."""
+    def public_keys(self, user_id: str, *, backup: bool = False) -> list[dict[str, Any]]:
+        """A user's registered X Chat public keys (every version); ``backup``: with each key's
+        ``juicebox_config`` (where its PIN-protected key backup lives)."""
         fields = ["public_key", "public_key_version", "signing_public_key", "identity_public_key_signature"]
+        fields += ["juicebox_config"] if backup else []
         resp = self._call(
             lambda: self.client.users.get_public_key(user_id, public_key_fields=fields),
             changes=False,
