@@ -360,9 +360,9 @@ def build(
         channels=channels,
         desk_channels=kept_channels,
     )
-    if channels.opener is not None:
-        api = channels.opener.api
-        bridge.meter = Meter(db, lambda: dict(api.calls), clock)
+    if settings.x_enabled:  # what X bills: the legacy DM connector's calls and X Chat's, and chat deliveries
+        counted = [calls for c in channels.polled.values() if isinstance(calls := getattr(c, "calls", None), dict)]
+        bridge.meter = Meter(db, lambda: x_costs.total(counted), clock)
     skip = own_echo_check(ctx, settings.slack_signing_secret) if settings.slack_signing_secret else None
     # Socket Mode: events arrive over the WebSocket and /slack/events is not served at all
     bridge.http = build_http(

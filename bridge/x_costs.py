@@ -43,6 +43,15 @@ def today(session: Session, now: float) -> dict[str, int]:
     return {r.kind: r.count for r in rows}
 
 
+def total(counts: list[dict[str, int]]) -> dict[str, int]:
+    """Several connectors' counts by kind, added up."""
+    found: dict[str, int] = {}
+    for one in counts:
+        for kind, n in list(one.items()):
+            found[kind] = found.get(kind, 0) + n
+    return found
+
+
 def estimate(counts: Mapping[str, int]) -> float:
     return round(sum(PRICES_USD.get(kind, 0.0) * n for kind, n in counts.items()), 3)
 

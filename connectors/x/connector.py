@@ -60,6 +60,11 @@ class XConnector:
             self._user_auth = False
         self._me: str | None = None
         self._username: str | None = None
+        self.calls: dict[str, int] = {}
+        """What X bills, by kind (``events_read`` per event returned, ``read`` per user, ``send``): x_costs."""
+
+    def _count(self, kind: str, n: int = 1) -> None:
+        self.calls[kind] = self.calls.get(kind, 0) + n
 
     @property
     def account(self) -> str:
@@ -104,6 +109,7 @@ class XConnector:
             )
         )
         body: dict[str, Any] = resp.json()
+        self._count("events_read", len(body.get("data") or []))
         return body
 
     def poll(self, cursor: str | None) -> Batch:
@@ -151,7 +157,9 @@ class XConnector:
                     ids=c, user_fields=convert.USER_FIELDS, user_auth=self._user_auth
                 )
             )
-            found.update({str(u["id"]): u for u in resp.json().get("data") or []})
+            users = resp.json().get("data") or []
+            self._count("read", len(users))
+            found.update({str(u["id"]): u for u in users})
         return found
 
     def find_sent(self, message: OutboundMessage, *, since: float, known: set[str]) -> SendResult | None:
@@ -167,7 +175,9 @@ class XConnector:
                 user_auth=self._user_auth,
             )
         )
-        for event in resp.json().get("data") or []:
+        events = resp.json().get("data") or []
+        self._count("events_read", len(events))
+        for event in events:
             sent_at = convert.parse_time(event.get("created_at")).timestamp()
             if (
                 str(event.get("sender_id")) == me
@@ -185,4 +195,5 @@ class XConnector:
             )
         )
         data = resp.json()["data"]
+        self._count("send")
         return SendResult(remote_id=str(data["dm_event_id"]), conversation=data.get("dm_conversation_id"))

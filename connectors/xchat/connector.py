@@ -71,6 +71,11 @@ class XChatConnector:
         return self._username
 
     @property
+    def calls(self) -> dict[str, int]:
+        """The Chat API calls made, by kind (what X bills; ``bridge.x_costs``)."""
+        return self.api.calls
+
+    @property
     def identity(self) -> Identity:
         if self._identity is None:
             raise AuthFailed("X Chat connector not started")
