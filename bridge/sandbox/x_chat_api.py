@@ -43,6 +43,15 @@ KEYS_BODY = {
     "base64_encoded_key_rotation",
 }
 ACTION = {"message_id", "encoded_message_event_detail", "message_event_signature", "signature_payload"}
+PARTICIPANT_KEY = {"user_id", "encrypted_conversation_key", "public_key_version"}
+SIGNATURE = {
+    "signature",
+    "public_key_version",
+    "signature_version",
+    "signing_public_key",
+    "message_signing_key_info_list",
+}
+SIGNING_KEY_INFO = {"member_id", "public_key_version", "signing_public_key"}
 MESSAGE_BODY = {"message_id", "encoded_message_create_event", "encoded_message_event_signature", "conversation_token"}
 
 
@@ -136,6 +145,26 @@ def _json(raw: bytes, allowed: set[str], required: set[str]) -> dict[str, Any]:
     if missing:
         raise invalid(f"The request body is missing {', '.join(missing)}")
     return body
+
+
+def _check_signature(obj: Any) -> None:
+    """An action's ``message_event_signature`` as X's schema has it: its fields only, digits for versions."""
+    if not isinstance(obj, dict):
+        return  # thrift.signature_from_json says what is missing
+    infos = obj.get("message_signing_key_info_list", [])
+    if (
+        set(obj) - SIGNATURE
+        or not isinstance(infos, list)
+        or any(not isinstance(i, dict) or set(i) - SIGNING_KEY_INFO for i in infos)
+    ):
+        raise invalid("message_event_signature has fields the API does not define")
+    for name, pattern in (
+        ("public_key_version", "[0-9]+"),
+        ("signature_version", "[0-9]+"),
+        ("signature", "[A-Za-z0-9+/=_-]+"),
+    ):
+        if not isinstance(obj.get(name), str) or not re.fullmatch(pattern, obj[name]):
+            raise invalid(f"message_event_signature.{name} does not match ^{pattern}$")
 
 
 def _customer_of(path_id: str) -> str:
@@ -237,12 +266,15 @@ def _keys(emu: XEmulator, path_id: str, raw: bytes) -> tuple[dict[str, Any], int
     body = _json(raw, KEYS_BODY, {"conversation_key_version", "conversation_participant_keys", "action_signatures"})
     try:
         listed = thrift.participant_keys_from_json(body["conversation_participant_keys"])
+        if any(set(p) - PARTICIPANT_KEY for p in body["conversation_participant_keys"]):
+            raise invalid("a participant key has fields the API does not define")
         actions = body["action_signatures"]
         if not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
             raise invalid("action_signatures must hold the one signed key change")
         action = actions[0]
         if set(action) - ACTION or not isinstance(action.get("message_id"), str) or not action["message_id"]:
             raise invalid("an action signature needs message_id, encoded_message_event_detail, message_event_signature")
+        _check_signature(action.get("message_event_signature"))
         signature = thrift.signature_from_json(action.get("message_event_signature"))
         change = thrift.parse_message_event_detail(str(action.get("encoded_message_event_detail") or ""))
     except thrift.ThriftError as exc:
