@@ -13,6 +13,7 @@ from bridge.inbound import ingest
 from bridge.loops import backoff
 from bridge.store import events, x_chat
 from bridge.store.locks import ProcessLock
+from bridge.store.tables import XChatEvent
 from connectors.base import Connector, PollingConnector
 from connectors.xchat.connector import XChatConnector
 
@@ -146,14 +147,10 @@ class Opener:
         try:
             opened = {o.event_id: o for o in c.open(sealed)}
         except (RetryLater, AuthFailed) as exc:
-            self.failures += 1
-            when = exc.retry_at if isinstance(exc, RetryLater) and exc.retry_at else now + backoff(self.failures)
-            with ctx.db.session() as s:
-                for row in rows:
-                    assert row.id is not None
-                    x_chat.postpone(s, row.id, when, exc.reason)
-            log.warning("X Chat events wait until %.0f: %s", when, exc.reason)
-            return max(when - now, 0.1)
+            return self._wait(rows, now, exc.reason, exc.retry_at if isinstance(exc, RetryLater) else None)
+        except Exception as exc:  # unforeseen (chatxdk, a bug): the batch waits, and gives up after the attempt cap
+            log.exception("opening X Chat events failed")
+            return self._wait(rows, now, f"{type(exc).__name__}: {str(exc)[:200]}", None, capped=True)
         self.failures = 0
         messages = [o.message for r in rows if (o := opened.get(r.event_id)) is not None and o.message is not None]
         with ctx.db.session() as s:
@@ -178,3 +175,20 @@ class Opener:
         ctx.wake_slack.set()
         ctx.wake_sla.set()
         return 0.0
+
+    def _wait(
+        self, rows: list[XChatEvent], now: float, reason: str, retry_at: float | None, capped: bool = False
+    ) -> float:
+        """The batch waits for ``retry_at`` (a rate limit's reset) or a backoff; an unforeseen failure counts
+        against ``DMBRIDGE_MAX_ATTEMPTS``, after which the event fails with its reason and the rest go on."""
+        self.failures += 1
+        when = retry_at or now + backoff(self.failures)
+        with self.ctx.db.session() as s:
+            for row in rows:
+                assert row.id is not None
+                if capped and row.attempts + 1 >= self.ctx.settings.dmbridge_max_attempts:
+                    x_chat.settle(s, row.id, x_chat.FAILED, reason)
+                else:
+                    x_chat.postpone(s, row.id, when, reason)
+        log.warning("X Chat events wait until %.0f: %s", when, reason)
+        return max(when - now, 0.1)

@@ -115,7 +115,8 @@ class XWebhook:
         sealed: list[SealedEvent] = []
         if isinstance(data, dict) and data.get("event_type") in chat_convert.CHAT_EVENTS:
             messages = []
-            if self.chat:
+            # another account's events are of its conversations, never ours: acknowledged below, not read
+            if self.chat and delivery_for(payload) == me:
                 sealed = chat_convert.sealed_from_activity(data, me=me, account=account)  # malformed: 400
         else:
             messages = convert.webhook_messages(payload, me=me, account=account)  # a body of neither shape: 400

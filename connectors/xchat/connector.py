@@ -179,10 +179,19 @@ class XChatConnector:
             except ValueError:
                 results.append(Opened(event.event_id, error="not a one-to-one conversation of ours"))
                 continue
-            results.append(self._open_one(event, me, customer_id))
+            try:
+                results.append(self._open_one(event, me, customer_id))
+            except Rejected as exc:  # X refused a read this event needs (its conversation, a public key)
+                results.append(Opened(event.event_id, error=f"cannot be opened: {exc.reason}"))
         return results
 
     def _open_one(self, event: SealedEvent, me: str, customer_id: str) -> Opened:
+        try:
+            sender = convert.header(event.encoded_event).sender_id
+        except ValueError as exc:
+            return Opened(event.event_id, error=f"cannot be opened: {exc}")
+        if sender not in (me, customer_id):  # checked first: a third party's signing key is never looked up
+            return Opened(event.event_id, error="sent by someone outside the conversation")
         try:
             opened = self._decrypt(event, me, customer_id)
         except ValueError as exc:

@@ -15,7 +15,7 @@ from bridge.errors import BadPayload
 
 CHAT_EVENTS = ("chat.received", "chat.sent")
 MAX_EVENT_CHARS = 64_000  # base64 of one event: a text message is well under 1 KB; X's text limit is 10,000
-USER_ID = re.compile(r"[0-9]{1,19}")
+USER_ID = re.compile(r"[1-9][0-9]{0,18}")  # X ids: no leading zero (else "0123" and "123" would be two users)
 EVENT_ID = re.compile(r"[A-Za-z0-9_\-:.]{1,128}")
 
 
@@ -105,6 +105,8 @@ def _skip_struct(data: bytes, at: int, depth: int, top: dict[int, str] | None = 
 
 
 def _skip(data: bytes, at: int, kind: int, depth: int) -> int:
+    if depth > _MAX_DEPTH:  # lists and maps nest too: bounded like structs, never by the stack
+        raise ValueError("event nested too deeply")
     if kind in _FIXED:
         return _need(data, at, _FIXED[kind])
     if kind == 11:
