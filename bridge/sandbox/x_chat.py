@@ -176,31 +176,7 @@ class ChatPeople:
                 self.customer_sets_keys(user_id)
             person = self.chat.people[user_id]
             assert conv.latest is not None
-            sent = person.chat.encrypt_message(
-                colon(user_id, BRAND_ID),
-                text,
-                sender_id=user_id,
-                signing_key_version=person.version,
-                conversation_key=conv.keys[conv.latest],
-                conversation_key_version=conv.latest,
-            )
-            signature = thrift.parse_message_event_signature(sent.encoded_event_signature)
-            if tamper:  # one byte of the ECDSA signature flipped on the way
-                text = signature.signature or ""
-                raw = bytearray(base64.b64decode(text + "=" * (-len(text) % 4)))
-                raw[5] ^= 0xFF
-                signature = dataclasses.replace(signature, signature=base64.b64encode(bytes(raw)).decode().rstrip("="))
-            event = thrift.build_message_event(
-                sequence_id=self.chat.next_sequence(),
-                message_id=sent.message_id,
-                sender_id=user_id,
-                conversation_id=colon(user_id, BRAND_ID),
-                created_at_msec=now_ms(),
-                message_create_event=sent.encrypted_content,
-                signature=signature,
-            )
-            self._store(conv, sent.message_id, user_id, event)
-            return sent.message_id
+            return self._write(conv, person.chat, user_id, person.version, text, tamper=tamper)
 
     def chat_received_by(self, user_id: str) -> list[str]:
         """What the customer's app shows from the brand, decrypted and verified there, in order."""
@@ -225,25 +201,38 @@ class ChatPeople:
         with self._lock:
             conv = self._conversation(user_id)
             assert conv.latest is not None, "the conversation has no key yet"
-            sent = chat.encrypt_message(
-                colon(user_id, BRAND_ID),
-                text,
-                sender_id=BRAND_ID,
-                signing_key_version=version,
-                conversation_key=conv.keys[conv.latest],
-                conversation_key_version=conv.latest,
-            )
-            event = thrift.build_message_event(
-                sequence_id=self.chat.next_sequence(),
-                message_id=sent.message_id,
-                sender_id=BRAND_ID,
-                conversation_id=colon(user_id, BRAND_ID),
-                created_at_msec=now_ms(),
-                message_create_event=sent.encrypted_content,
-                signature=sent.encoded_event_signature,
-            )
-            self._store(conv, sent.message_id, BRAND_ID, event)
-            return sent.message_id
+            return self._write(conv, chat, BRAND_ID, version, text)
+
+    def _write(
+        self, conv: Conversation, chat: Chat, sender: str, version: str, text: str, *, tamper: bool = False
+    ) -> str:
+        """A message encrypted and signed by ``sender``'s app under the conversation's newest key, as X stores
+        it; ``tamper``: one byte of its ECDSA signature flipped on the way."""
+        assert conv.latest is not None, "the conversation has no key yet"
+        sent = chat.encrypt_message(
+            colon(conv.customer, BRAND_ID),
+            text,
+            sender_id=sender,
+            signing_key_version=version,
+            conversation_key=conv.keys[conv.latest],
+            conversation_key_version=conv.latest,
+        )
+        signature = thrift.parse_message_event_signature(sent.encoded_event_signature)
+        if tamper:
+            raw = bytearray(base64.b64decode((signature.signature or "") + "=" * (-len(signature.signature or "") % 4)))
+            raw[5] ^= 0xFF
+            signature = dataclasses.replace(signature, signature=base64.b64encode(bytes(raw)).decode().rstrip("="))
+        event = thrift.build_message_event(
+            sequence_id=self.chat.next_sequence(),
+            message_id=sent.message_id,
+            sender_id=sender,
+            conversation_id=colon(conv.customer, BRAND_ID),
+            created_at_msec=now_ms(),
+            message_create_event=sent.encrypted_content,
+            signature=signature,
+        )
+        self._store(conv, sent.message_id, sender, event)
+        return sent.message_id
 
     def chat_events(self, user_id: str) -> list[dict[str, Any]]:
         with self._lock:
