@@ -3,7 +3,11 @@
 The subprocess is configured only through the environment, as in
 production: ``SLACK_API_URL``, ``X_API_URL``, tokens, ``DATABASE_URL``,
 ``DMBRIDGE_CHANNEL``, ``X_POLL_SECONDS``. Slack's deliveries reach it
-through ``SlackEmulator.event_target``.
+through ``SlackEmulator.event_target``. With ``serve_env(..., x_chat=True)`` it
+also runs X Chat (``X_CHAT``, ``X_WEBHOOKS``, ``DMBRIDGE_SECRET_KEY``,
+``X_USER_BEARER_TOKEN``); ``set_up_x_chat`` makes the brand's identity first,
+as ``dmbridge x-chat setup`` does, and ``ServeProcess.x_webhook_url`` is where
+the X emulator's deliveries go.
 """
 
 from __future__ import annotations
@@ -16,11 +20,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from bridge import x_chat_keys
+from bridge.config import Settings
+from bridge.sandbox import harness
 from bridge.sandbox.harness import BOT_TOKEN, CHANNEL, SIGNING_SECRET
 from bridge.sandbox.slack import SlackEmulator
 from bridge.sandbox.x import XEmulator
@@ -36,6 +44,10 @@ class World:
     slack: SlackEmulator
     x: XEmulator
     customers: list[str]
+    chat_customers: list[str] = field(default_factory=list)
+    """Customers with X Chat identities of their own (``XEmulator.customer_chats``)."""
+    secret_key: str = field(default_factory=x_chat_keys.new_secret_key)
+    """``DMBRIDGE_SECRET_KEY`` of every serve process of this world (seals the brand's X Chat identity)."""
 
     def close(self) -> None:
         self.slack.stop()
@@ -43,8 +55,15 @@ class World:
 
 
 def start_world(
-    customers: int = 20, *, posts_per_second: float = 0.0, post_burst: int = 1, echo_bot_messages: bool = True
+    customers: int = 20,
+    *,
+    chat_customers: int = 0,
+    posts_per_second: float = 0.0,
+    post_burst: int = 1,
+    echo_bot_messages: bool = True,
 ) -> World:
+    """``customers`` who DM by legacy DM (``Customer {i}``) and ``chat_customers`` who write by X Chat
+    (``Chatter {i}``, each with a ``chatxdk`` identity of their own)."""
     slack = SlackEmulator(
         signing_secret=SIGNING_SECRET,
         bot_token=BOT_TOKEN,
@@ -61,10 +80,16 @@ def start_world(
     ids = [str(1290011223300000000 + i) for i in range(customers)]
     for i, cid in enumerate(ids):
         x.add_user(cid, f"customer{i}", f"Customer {i}", profile_image_url=f"https://img.example/{i}.jpg")
-    return World(slack, x, ids)
+    chat_ids = [str(1290011223400000000 + i) for i in range(chat_customers)]
+    for i, cid in enumerate(chat_ids):
+        x.add_chat_customer(cid, f"chatter{i}", f"Chatter {i}", profile_image_url=f"https://img.example/c{i}.jpg")
+    return World(slack, x, ids, chat_ids)
 
 
-def serve_env(world: World, database_url: str, **extra: str) -> dict[str, str]:
+def serve_env(world: World, database_url: str, *, x_chat: bool = False, **extra: str) -> dict[str, str]:
+    """The environment of ``dmbridge serve`` against ``world``. ``x_chat``: X Chat on, with X's webhooks
+    (legacy DMs and X Chat both delivered to ``/webhooks/x``, reconciled every ``X_RECONCILE_SECONDS``,
+    by default as often as ``X_POLL_SECONDS`` polls)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "X_", "DMBRIDGE_", "DATABASE_URL"))}
     env.update(
         PYTHONPATH=str(ROOT),
@@ -81,8 +106,24 @@ def serve_env(world: World, database_url: str, **extra: str) -> dict[str, str]:
         X_POLL_SECONDS="0.2",
         DMBRIDGE_SLACK_POSTS_PER_SECOND="0",
     )
+    if x_chat:
+        env.update(
+            X_CHAT="true",
+            X_WEBHOOKS="true",
+            DMBRIDGE_SECRET_KEY=world.secret_key,
+            X_USER_BEARER_TOKEN=world.x.user_bearer_token,
+            X_RECONCILE_SECONDS=extra.get("X_POLL_SECONDS", env["X_POLL_SECONDS"]),
+        )
     env.update(extra)
     return env
+
+
+def set_up_x_chat(env: dict[str, str]) -> None:
+    """What ``dmbridge x-chat setup`` does, with the settings of ``env`` (``serve_env(..., x_chat=True)``):
+    the database migrated, the brand's identity registered with X and stored sealed. Once, before serving."""
+    fields = {name.upper(): name for name in Settings.model_fields}
+    values: dict[str, Any] = {fields[k]: v for k, v in env.items() if k in fields}
+    harness.set_up_x_chat(Settings(_env_file=None, **values))  # type: ignore[call-arg]
 
 
 def free_port() -> int:
@@ -111,6 +152,11 @@ class ServeProcess:
     @property
     def events_url(self) -> str:
         return self.url + "/slack/events"
+
+    @property
+    def x_webhook_url(self) -> str:
+        """Where X's webhook deliveries go (``XEmulator.webhook_url``) when ``X_WEBHOOKS`` is on."""
+        return self.url + "/webhooks/x"
 
     @property
     def pid(self) -> int:

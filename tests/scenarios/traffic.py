@@ -36,7 +36,8 @@ AGENT = "U0AGENT1"
 
 @dataclass
 class Traffic:
-    """Customers DM the brand, agents answer in the threads; remembers what must arrive, in which order."""
+    """Customers DM the brand (legacy DMs, or X Chat for ``world.chat_customers``), agents answer in the
+    threads; remembers what must arrive, in which order."""
 
     world: World
     targets: list[str]  # events URLs of the serve processes; deliveries rotate over them
@@ -50,7 +51,10 @@ class Traffic:
 
     def customer_says(self, cid: str, text: str) -> None:
         self.inbound[cid].append(text)
-        self.world.x.customer_sends(cid, text)
+        if cid in self.world.chat_customers:
+            self.world.x.customer_chats(cid, text)
+        else:
+            self.world.x.customer_sends(cid, text)
 
     def thread_of(self, cid: str) -> str | None:
         name = self.world.x.users[cid]["name"]
@@ -98,6 +102,9 @@ class Traffic:
         return [shown(m) for m in self.world.slack.thread(CHANNEL, ts)[1:] if m.get("username")]
 
     def received(self, cid: str) -> list[str]:
+        """What the customer read from the brand: decrypted in their X Chat app, or their legacy DMs."""
+        if cid in self.world.chat_customers:
+            return self.world.x.chat_received_by(cid)
         return self.world.x.received_by(cid)
 
     def all_arrived(self) -> bool:
@@ -121,6 +128,9 @@ class Traffic:
             got = self.received(cid)
             if got != expected:
                 found.append(f"DMs to {cid}: expected {expected}, got {got}")
+        for cid in self.world.chat_customers:  # a reply to an X Chat customer goes by X Chat only
+            if legacy := self.world.x.received_by(cid):
+                found.append(f"legacy DMs to X Chat customer {cid}: {legacy}")
         missing = [ts for ts in self.reply_ts if "white_check_mark" not in self.world.slack.reactions(CHANNEL, ts)]
         if missing:
             found.append(f"{len(missing)} replies without ✅")
