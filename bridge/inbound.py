@@ -9,7 +9,7 @@ from sqlmodel import Session
 from bridge import state
 from bridge.deliveries import AutoAssign, Card, Mirror, Profile
 from bridge.domain import Batch, InboundMessage
-from bridge.slack.blocks import customer_text
+from bridge.slack.blocks import customer_text, slack_date
 from bridge.store import conversations, events, outbox, x_chat
 from bridge.store.db import Database
 from bridge.text import slack_escape
@@ -17,6 +17,8 @@ from bridge.text import slack_escape
 # A webhook echo of our own send can arrive before the send's result is recorded:
 # a brand message's mirror waits this long and checks sent_message again when due.
 ECHO_GRACE_SECONDS = 2.0
+# a customer's message older than their newest one by more than this arrived out of order, and says so
+LATE_SECONDS = 0.0
 # shown instead of an X Chat message whose signature does not verify: never mirrored as the customer's words
 UNVERIFIED = (
     ":warning: An X Chat message arrived in this conversation whose signature does not verify, so it may not "
@@ -101,11 +103,15 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
         outbox.enqueue(session, Card.of(conv.id), now)
     if created and auto_assign:
         outbox.enqueue(session, AutoAssign.first(conv.id), now)
+    sent_at = msg.sent_at.timestamp()
+    # a message that arrives after newer ones of the customer (its delivery was lost, reconciliation found it)
+    # cannot be put back in its place in a thread: it says when it was sent instead
+    late = not created and not msg.from_brand and sent_at < (conv.last_inbound_at or 0.0) - LATE_SECONDS
     state.message_arrived(
         session,
         conv,
         from_brand=msg.from_brand,
-        sent_at=msg.sent_at.timestamp(),
+        sent_at=sent_at,
         now=now,
         via=msg.via,
         source=msg.remote_id,
@@ -113,6 +119,8 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
     label = (
         f"Sent by @{slack_escape(msg.account)} from the {msg.platform.label} app, outside Slack"
         if msg.from_brand
+        else f"Sent {slack_date(sent_at, 'earlier')}: it reached dmbridge after the messages above"
+        if late
         else None
     )
     if msg.unverified:  # a notice of the bot's own, never a post under the customer's name

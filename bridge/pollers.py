@@ -93,6 +93,8 @@ class Poller:
         if new:
             ctx.wake_slack.set()
             ctx.wake_sla.set()
+            if batch.sealed:  # X Chat events found by reconciliation: opened at once, not at the next look
+                ctx.wake_sealed.set()
         return new
 
 

@@ -195,3 +195,25 @@ def test_a_rate_limited_send_waits_for_the_reset_and_then_goes(box: Sandbox) -> 
     wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), what="✅ after the reset")
     assert box.x.chat_received_by(MARIA) == ["after the rate limit"]
     assert ("POST", "/2/chat/conversations/1290011223344556677-1460987654321098752/messages", 429) in box.x.requests
+
+
+@pytest.mark.sandbox(x_webhooks=True, x_chat=True, x_reconcile_seconds=3600)
+@pytest.mark.parametrize("way", ["legacy", "xchat"])
+def test_a_message_whose_delivery_was_lost_arrives_late_and_says_when_it_was_sent(box: Sandbox, way: str) -> None:
+    import time
+
+    send, poller = (box.x.customer_sends, "x") if way == "legacy" else (box.x.customer_chats, "xchat")
+    send(MARIA, f"{way} first")
+    ts = thread_with(box, f"{way} first")
+    box.x.drop_next_webhooks(1)
+    send(MARIA, f"{way} second, its delivery lost")
+    lost_at = time.time()
+    wait_for(lambda: time.time() > lost_at + 0.002, what="a later millisecond")
+    send(MARIA, f"{way} third")
+    wait_for(lambda: any(f"{way} third" in shown(m) for m in customer_posts(box, ts)), what="the third, delivered")
+    box.bridge.pollers[poller].poll_once()  # the reconciliation pass finds the lost one
+    wait_for(lambda: any(f"{way} second" in shown(m) for m in customer_posts(box, ts)), what="the lost one, found")
+    order = [shown(m) for m in customer_posts(box, ts)]
+    assert [p.split(",")[0].split("\n")[0] for p in order] == [f"{way} first", f"{way} third", f"{way} second"]
+    assert "reached dmbridge after the messages above" in order[2]  # it says when it was sent instead
+    assert all("after the messages above" not in p for p in order[:2])
