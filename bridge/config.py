@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     dmbridge_log_format: Literal["text", "json"] = "text"  # json: one object per line, for log shippers
     dmbridge_body_seconds: float = 5.0  # a request body must arrive within this (else 408)
     dmbridge_metrics_addr: str = ""  # host:port for /metrics alone; empty: on the main --host/--port
+    dmbridge_max_attachment_mb: float = 100.0  # a customer's file larger than this is named in the thread, not copied
+    dmbridge_fetch_private: bool = False  # fetch customers' files from private addresses too (sources on your network)
 
     @property
     def note_prefixes(self) -> tuple[str, ...]:

@@ -9,10 +9,9 @@ A row's columns hold ``kind``, ``dedupe_key``, ``lane``, ``target`` and ``conver
 remaining fields as JSON, validated on the way in and out (pydantic ``TypeAdapter``). Payloads are the same as
 before the types existed, so rows queued by an older release decode.
 
-Lanes: ``s:{conversation}`` the Slack side of a conversation (card, mirrors, notices, receipts, and the profile
-refresh that must precede the card), ``p:{conversation}`` its platform side (replies to the customer),
-``c:{channel}`` top-level channel notices, ``e:{user}`` ephemerals, ``h:{user}`` App Home, ``d:{conversation}``
-erasure's deletions.
+Lanes: ``s:{conversation}`` the Slack side of a conversation (card, mirrors, uploads, notices, receipts, and the
+profile refresh that precedes the card), ``p:{conversation}`` its platform side (replies), ``c:{channel}`` channel
+notices, ``e:{user}`` ephemerals, ``h:{user}`` App Home, ``d:{conversation}`` erasure's deletions.
 """
 
 from __future__ import annotations
@@ -333,6 +332,23 @@ class DM(Delivery):
 
 
 @dataclass(frozen=True)
+class Upload(Delivery):
+    """A customer's photo, video or file copied into the thread (``bridge.slack.files``), after the message's text."""
+
+    url: str
+    name: str
+    file_kind: str
+    from_brand: bool = False
+    size: int | None = None
+    kind: ClassVar[str] = "upload"
+
+    @classmethod
+    def of(cls, conversation_id: int, source: Source, file_id: str, url: str, name: str, **more: Any) -> Upload:
+        """Keyed by the platform's media id (``InboundFile.id``): a redelivered message uploads nothing twice."""
+        return cls(f"upload:{source[0]}:{source[1]}:{file_id}", conversation_id, url, name, **more)
+
+
+@dataclass(frozen=True)
 class Profile(Delivery):
     """Refresh the customer's name and avatar from the platform, at most daily, before the card is drawn."""
 
@@ -347,7 +363,7 @@ class Profile(Delivery):
 
 UNTHREADED: tuple[type[Delivery], ...] = (ChannelNotice, Ephemeral, Home, Delete)
 """Deliveries that need no conversation row to be sent."""
-_THREADED = (Card, CardUpdate, AutoAssign, Mirror, Notice, TemplatePost, Reaction, Unreaction)
+_THREADED = (Card, CardUpdate, AutoAssign, Mirror, Notice, TemplatePost, Reaction, Unreaction, Upload)
 KINDS: dict[str, type[Delivery]] = {cls.kind: cls for cls in _THREADED + UNTHREADED + (DM, Profile)}
 POSTS: tuple[type[Card | Mirror | Notice | ChannelNotice], ...] = (Card, Mirror, Notice, ChannelNotice)
 """Deliveries that post a message (TemplatePost is a Notice): a lost answer is looked for before resending."""

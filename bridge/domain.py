@@ -44,6 +44,42 @@ class Customer:
     profile_url: str | None = None
 
 
+FILE_KINDS = ("image", "video", "audio", "file", "sticker", "story")
+MAX_FILE_NAME = 120
+
+
+@dataclass(frozen=True)
+class InboundFile:
+    """A photo, video, voice note or file that came with a customer's message: fetched from ``url`` (https)
+    and copied into the thread (``bridge.slack.files``)."""
+
+    id: str
+    """The platform's media id, or a stable hash of the URL: with the message's, the upload's dedupe key."""
+    url: str
+    kind: str = "file"
+    """One of ``FILE_KINDS``."""
+    name: str = ""
+    """A file name safe to show (``safe_file_name``); "" to make one from the kind."""
+    size: int | None = None
+    content_type: str | None = None
+
+
+def safe_file_name(name: object, kind: str, default_ext: str = "") -> str:
+    """A file name that shows as itself: no path, no control or markup characters, at most 120 characters;
+    ``{kind}{ext}`` when nothing is left."""
+    text = name if isinstance(name, str) else ""
+    text = text.replace("\\", "/").rsplit("/", 1)[-1]
+    text = "".join(c for c in text if unicodedata.category(c)[0] not in "CZ" or c == " ").strip(" .")
+    text = "".join(c for c in text if c not in "<>|*`&")
+    if not text:
+        text = (kind if kind in FILE_KINDS else "file") + default_ext
+    if len(text) > MAX_FILE_NAME:
+        stem, dot, ext = text.rpartition(".")
+        ext = ext if dot and len(ext) <= 10 else ""
+        text = (stem if dot else text)[: MAX_FILE_NAME - len(ext) - 1] + ("." + ext if ext else "")
+    return text
+
+
 @dataclass(frozen=True)
 class InboundMessage:
     """One message of a platform conversation, as a connector hands it to the core.
@@ -65,6 +101,8 @@ class InboundMessage:
     """Only the customer's id is known: the core asks the platform's ProfileLookup (at most daily)."""
     via: str = ""
     """How it came, where a platform has two ways: X's ``dm`` (legacy DMs) or ``xchat`` (encrypted)."""
+    files: tuple[InboundFile, ...] = ()
+    """Photos, videos and files to copy into the thread; ``attachments`` counts those that cannot be fetched."""
     unverified: bool = False
     """Its signature did not verify (X Chat): the thread shows a warning, never ``text`` as the customer's."""
 

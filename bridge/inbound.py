@@ -7,7 +7,7 @@ from collections.abc import Callable
 from sqlmodel import Session
 
 from bridge import state
-from bridge.deliveries import AutoAssign, Card, Mirror, Profile
+from bridge.deliveries import AutoAssign, Card, Mirror, Profile, Upload
 from bridge.domain import Batch, InboundMessage
 from bridge.slack.blocks import customer_text, slack_date
 from bridge.store import conversations, events, outbox, x_chat
@@ -132,11 +132,24 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
             "\n" if text else ""
         ) + f"[{len(msg.attachments)} attachment(s) — open the conversation on {msg.platform.label} to view]"
     source = (msg.platform.value, msg.account, msg.remote_id)
-    for i, part in enumerate(customer_text(text, label)):
+    parts = customer_text(text, label) if text.strip() or not msg.files else []  # files alone: no empty post
+    for i, part in enumerate(parts):
         outbox.enqueue(
             session,
             Mirror.part(conv.id, source, i, part.text, part.blocks, msg.from_brand),
             now,
             not_before=now + ECHO_GRACE_SECONDS if msg.from_brand else 0.0,
         )
+    for file in msg.files:  # copied into the thread after the text, in the conversation's Slack lane
+        upload = Upload.of(
+            conv.id,
+            source,
+            file.id,
+            file.url,
+            file.name,
+            file_kind=file.kind,
+            from_brand=msg.from_brand,
+            size=file.size,
+        )
+        outbox.enqueue(session, upload, now, not_before=now + ECHO_GRACE_SECONDS if msg.from_brand else 0.0)
     return True

@@ -32,11 +32,13 @@ from bridge.deliveries import (
     Target,
     TemplatePost,
     Unreaction,
+    Upload,
 )
 from bridge.domain import Pacer, Platform, safe_https_url
 from bridge.errors import Rejected
 from bridge.runner import Write, retry_write
 from bridge.slack.blocks import SlackMessage, card_view, customer_username, header_card, notice
+from bridge.slack.files import Copier, not_copied_note
 from bridge.slack.views import home_view, not_agent_home_view
 from bridge.store import desk as desk_store
 from bridge.store import events, outbox
@@ -51,8 +53,17 @@ class SlackHandler:
     target: Target = "slack"
     batch = 50
 
-    def __init__(self, ctx: Context, home_report: Callable[[float], str] = lambda now: "") -> None:
+    def __init__(
+        self, ctx: Context, home_report: Callable[[float], str] = lambda now: "", copier: Copier | None = None
+    ) -> None:
         self.ctx = ctx
+        settings = ctx.settings
+        self.copier = copier or Copier(
+            ctx.slack,
+            cap_mb=settings.dmbridge_max_attachment_mb,
+            timeout=settings.dmbridge_http_timeout,
+            private_ok=settings.dmbridge_fetch_private,
+        )
         self.pacer = Pacer(ctx.settings.dmbridge_slack_posts_per_second, ctx.settings.dmbridge_slack_burst)
         self.home_report = home_report  # the last 7 days' figures (bridge.app: computed at most once a minute)
 
@@ -86,6 +97,8 @@ class SlackHandler:
 
     def group(self, delivery: Delivery, conv: Conversation | None) -> str | None:
         """A rate limit holds back the other posts to the same channel."""
+        if isinstance(delivery, Upload):
+            return conv.channel if conv is not None else None
         if not isinstance(delivery, POSTS):
             return None
         if isinstance(delivery, ChannelNotice):
@@ -102,6 +115,10 @@ class SlackHandler:
 
     def verify(self, delivery: Delivery, row: Outbox, conv: Conversation | None) -> object | None:
         """An earlier attempt ended without an answer: did it post? (Only posts need this; the rest is idempotent.)"""
+        if isinstance(delivery, Upload) and conv is not None and conv.id is not None:
+            with self.ctx.db.read() as s:
+                known = outbox.results(s, conv.id, Upload.kind)
+            return self.copier.find(delivery, conv, since=row.created_at, known=known)
         if not isinstance(delivery, POSTS):
             return None
         if isinstance(delivery, ChannelNotice):
@@ -154,6 +171,8 @@ class SlackHandler:
         if not conv.thread_ts:
             raise Rejected("the conversation's header card could not be posted")
         match delivery:
+            case Upload():
+                return self.copier.copy(delivery, conv, max(row.attempts - 1, 0))  # attempts counts this one
             case Notice(text=text):
                 return slack.post(conv.channel, notice(text), thread_ts=conv.thread_ts, key=delivery.key)
             case Mirror():
@@ -258,12 +277,16 @@ class SlackHandler:
             else membership.hint(ctx.settings, delivery, conv, reason, ctx.clock())
         )
         say = verdict.gave_up and conv is not None and conv.thread_ts and not isinstance(delivery, Notice | Card)
+        # a file that cannot be copied is named in its thread with the reason, never left out in silence
+        note = not_copied_note(delivery, conv, reason) if isinstance(delivery, Upload) and conv is not None else None
 
         def write(s: Session) -> None:
             outbox.fail(s, row_id, reason)
             if invite is not None:
                 invite(s)
-            if say and conv is not None:
+            if note is not None and conv is not None:
+                state.say(s, conv, ("not_copied", row_id), note, ctx.clock())
+            elif say and conv is not None:
                 state.say(
                     s,
                     conv,
@@ -275,7 +298,7 @@ class SlackHandler:
         return write
 
 
-POST_KINDS = {kind.kind for kind in (*POSTS, TemplatePost)}
+POST_KINDS = {kind.kind for kind in (*POSTS, TemplatePost, Upload)}
 
 
 def _our_echo(ctx: Context, echo_of: tuple[str, str, str]) -> bool:

@@ -40,6 +40,8 @@ SLACK_METHODS = frozenset(
         "views.open",
         "views.update",
         "views.publish",
+        "files.getUploadURLExternal",
+        "files.completeUploadExternal",
     }
 )
 # the ones that change nothing: a failed read cannot have acted, so it is never ``uncertain``
@@ -53,6 +55,7 @@ READ_METHODS = frozenset(
         "users.info",
         "users.getPresence",
         "usergroups.users.list",
+        "files.getUploadURLExternal",  # nothing shows until the upload is completed
     }
 )
 
@@ -203,6 +206,43 @@ class SlackApi:
                 meta = msg.get("metadata") or {}
                 if meta.get("event_type") == METADATA_EVENT and (meta.get("event_payload") or {}).get("key") == key:
                     return str(msg["ts"])
+        return None
+
+    def upload_url(self, filename: str, length: int, alt_text: str | None = None) -> tuple[str, str]:
+        """Where to POST a file's bytes, and its file id (``files.getUploadURLExternal``)."""
+        args: dict[str, Any] = dict(filename=filename, length=length)
+        if alt_text:
+            args["alt_txt"] = alt_text
+        data = self._call(self.client.files_getUploadURLExternal, **args)
+        return str(data["upload_url"]), str(data["file_id"])
+
+    def complete_upload(self, file_id: str, title: str, channel: str, thread_ts: str, comment: str) -> None:
+        """Share an uploaded file in a thread, with a comment (``files.completeUploadExternal``)."""
+        self._call(
+            self.client.files_completeUploadExternal,
+            files=[{"id": file_id, "title": title}],
+            channel_id=channel,
+            thread_ts=thread_ts,
+            initial_comment=comment,
+        )
+
+    def find_file(self, channel: str, thread_ts: str, title: str, *, since: float, known: set[str]) -> str | None:
+        """A file of ours titled ``title`` shared in the thread since ``since`` and not in ``known``: an upload whose
+        answer was lost (files carry no metadata; the title and the time window stand in for it)."""
+        pages = self._pages(
+            self.client.conversations_replies,
+            "messages",
+            50,
+            channel=channel,
+            ts=thread_ts,
+            oldest=f"{since - 60:.6f}",
+            limit=200,
+        )
+        for page in pages:
+            for msg in page:
+                for file in msg.get("files") or [] if msg.get("bot_id") else []:
+                    if file.get("title") == title and str(file.get("id")) not in known:
+                        return str(file["id"])
         return None
 
     def bot_identity(self) -> tuple[str, str]:

@@ -295,3 +295,13 @@ def operator_drop(session: Session, row_id: int) -> str | None:
         .values(state=FAILED, claimed_at=None, claimed_by=None, last_error="dropped by an operator")
     )
     return None
+
+
+def results(session: Session, conversation_id: int, kind: str) -> set[str]:
+    """What this conversation's sent deliveries of ``kind`` answered (uploads: their Slack file ids)."""
+    rows = session.exec(
+        select(Outbox.result).where(
+            col(Outbox.conversation_id) == conversation_id, col(Outbox.kind) == kind, col(Outbox.state) == SENT
+        )
+    ).all()
+    return {str(r) for r in rows if r}

@@ -8,7 +8,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge.domain import Customer, InboundMessage, Limits, Platform, profile_url, safe_https_url, valid_handle
+from bridge.domain import (
+    Customer,
+    InboundFile,
+    InboundMessage,
+    Limits,
+    Platform,
+    profile_url,
+    safe_file_name,
+    safe_https_url,
+    valid_handle,
+)
 from bridge.errors import AuthFailed, BadPayload, DeliveryError, Rejected, RetryLater, server_error
 
 OBJECTS = {"page": Platform.MESSENGER, "instagram": Platform.INSTAGRAM}
@@ -65,23 +75,54 @@ def _message(platform: Platform, account: str, event: dict[str, Any], our_app_id
     if echo and our_app_id is not None and str(message.get("app_id", "")) == our_app_id:
         return None
     customer_id = recipient if echo else sender
-    attachments = tuple(
-        str((a.get("payload") or {}).get("url") or a.get("type") or "attachment")
-        for a in message.get("attachments") or []
-        if isinstance(a, dict)
-    )
+    files, others, notes = attachments_of(message)
+    text = "\n".join([str(message.get("text") or ""), *notes]).strip("\n")
     return InboundMessage(
         platform=platform,
         account=account,
         remote_id=message["mid"],
         conversation=customer_id,
         customer=Customer(id=customer_id, name=customer_id),
-        text=str(message.get("text") or ""),
+        text=text,
         sent_at=_time(event.get("timestamp")),
         from_brand=echo,
-        attachments=attachments,
+        attachments=others,
+        files=files,
         needs_profile=not echo,
     )
+
+
+MEDIA = {"image": "image", "video": "video", "audio": "audio", "file": "file"}
+EXTENSIONS = {"image": ".jpg", "video": ".mp4", "audio": ".mp4", "file": ""}
+
+
+def attachments_of(message: dict[str, Any]) -> tuple[tuple[InboundFile, ...], tuple[str, ...], list[str]]:
+    """What a message carries besides text: files to copy (image, video, audio, file; a sticker is an image with
+    ``sticker_id``), the types that cannot be copied (counted), and lines saying what an Instagram story
+    mention or story reply is, with its link."""
+    mid = str(message.get("mid") or "")
+    files: list[InboundFile] = []
+    others: list[str] = []
+    notes: list[str] = []
+    items = message.get("attachments") if isinstance(message.get("attachments"), list) else []
+    for index, item in enumerate(items or []):
+        if not isinstance(item, dict):
+            continue
+        kind = str(item.get("type") or "")
+        payload: dict[str, Any] = item["payload"] if isinstance(item.get("payload"), dict) else {}
+        url = safe_https_url(payload.get("url"))
+        if kind in MEDIA and url:
+            shown = "sticker" if payload.get("sticker_id") else MEDIA[kind]
+            name = safe_file_name(payload.get("name") or payload.get("title"), shown, EXTENSIONS[kind])
+            files.append(InboundFile(id=f"{mid}:{index}", url=url, kind=shown, name=name))
+        elif kind == "story_mention" and url:
+            notes.append(f"Mentioned your account in their story: {url}")
+        else:
+            others.append(kind or "attachment")
+    story = ((message.get("reply_to") or {}) if isinstance(message.get("reply_to"), dict) else {}).get("story")
+    if isinstance(story, dict) and (link := safe_https_url(story.get("url"))):
+        notes.append(f"Replied to your story: {link}")
+    return tuple(files), tuple(others), notes
 
 
 def _id(party: Any) -> str | None:

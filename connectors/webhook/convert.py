@@ -7,7 +7,16 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge.domain import Customer, InboundMessage, OutboundMessage, Platform, safe_https_url, valid_handle
+from bridge.domain import (
+    Customer,
+    InboundFile,
+    InboundMessage,
+    OutboundMessage,
+    Platform,
+    safe_file_name,
+    safe_https_url,
+    valid_handle,
+)
 from bridge.errors import BadPayload
 
 MAX_ID = 256
@@ -37,6 +46,7 @@ def parse_message(source: str, payload: Any, now: float) -> InboundMessage:
         or not all(isinstance(a, dict) and isinstance(a.get("url"), str) for a in attachments)
     ):
         raise BadPayload(f"attachments must be a list of at most {MAX_ATTACHMENTS} objects with a url")
+    files = tuple(_file(message_id, i, a) for i, a in enumerate(attachments))
     if not text.strip() and not attachments:
         raise BadPayload("a message needs text or attachments")
     from_brand = payload.get("from_brand", False)
@@ -58,7 +68,26 @@ def parse_message(source: str, payload: Any, now: float) -> InboundMessage:
         text=text,
         sent_at=_timestamp(payload.get("timestamp"), now),
         from_brand=from_brand,
-        attachments=tuple(str(a["url"]) for a in attachments),
+        files=files,
+    )
+
+
+def _file(message_id: str, index: int, item: dict[str, Any]) -> InboundFile:
+    """One attachment: an https URL dmbridge fetches (anything else is refused: 400), a name, a content type."""
+    url = safe_https_url(item["url"])
+    if url is None:
+        raise BadPayload(f"attachments[{index}].url must be an https URL")
+    content_type = item.get("content_type")
+    if content_type is not None and (not isinstance(content_type, str) or len(content_type) > 200):
+        raise BadPayload(f"attachments[{index}].content_type must be a short string")
+    major = (content_type or "").split("/", 1)[0]
+    kind = {"image": "image", "video": "video", "audio": "audio"}.get(major, "file")
+    return InboundFile(
+        id=f"{message_id}:{index}",
+        url=url,
+        kind=kind,
+        name=safe_file_name(item.get("name"), kind),
+        content_type=content_type,
     )
 
 

@@ -78,6 +78,8 @@ class FakeSlack:
         self.posts: list[tuple[str, str | None, str]] = []
         self.ephemerals: list[tuple[str, str, str]] = []
         self.reactions: list[tuple[str, str, str]] = []
+        self.uploads: list[tuple[str, int, str | None]] = []
+        self.shared: list[dict[str, str]] = []
         self.n = 0
 
     def post(self, channel: str, message: Any, *, thread_ts: str | None = None, key: str = "", **_: Any) -> str:
@@ -102,6 +104,20 @@ class FakeSlack:
 
     def thread_link(self, channel: str, ts: str) -> str:
         return f"https://slack.test/{channel}/{ts}"
+
+    # the external upload flow: ``uploads`` holds (name, length, alt text), ``shared`` what was completed
+    def upload_url(self, filename: str, length: int, alt_text: str | None = None) -> tuple[str, str]:
+        self.uploads.append((filename, length, alt_text))
+        return f"https://files.slack.test/upload/{len(self.uploads)}", f"F{len(self.uploads):08d}"
+
+    def complete_upload(self, file_id: str, title: str, channel: str, thread_ts: str, comment: str) -> None:
+        self.shared.append(
+            {"id": file_id, "title": title, "channel": channel, "thread_ts": thread_ts, "comment": comment}
+        )
+
+    def find_file(self, channel: str, thread_ts: str, title: str, *, since: float, known: set[str]) -> str | None:
+        found = [f["id"] for f in self.shared if f["title"] == title and f["id"] not in known]
+        return found[0] if found else None
 
 
 @dataclass

@@ -36,7 +36,8 @@ def test_documented_example_parses() -> None:
         "ana.c",
         "https://cdn/ana.png",
     )
-    assert msg.attachments == ("https://cdn/receipt.pdf",) and msg.sent_at.isoformat() == "2026-05-01T10:00:00+00:00"
+    assert [(f.url, f.name, f.kind) for f in msg.files] == [("https://cdn/receipt.pdf", "r.pdf", "file")]
+    assert msg.attachments == () and msg.sent_at.isoformat() == "2026-05-01T10:00:00+00:00"
     assert not msg.from_brand and not msg.needs_profile
 
 

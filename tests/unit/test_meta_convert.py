@@ -56,7 +56,8 @@ def test_customer_message_becomes_a_domain_message() -> None:
         payload(event("Where is it?", attachments=[{"type": "image", "payload": {"url": "https://i"}}])), OUR_APP
     )
     assert (msg.platform, msg.account, msg.conversation, msg.remote_id) == (Platform.MESSENGER, PAGE, USER, "m_1")
-    assert msg.text == "Where is it?" and msg.attachments == ("https://i",)
+    assert msg.text == "Where is it?" and msg.attachments == ()
+    assert [(f.id, f.url, f.kind, f.name) for f in msg.files] == [("m_1:0", "https://i", "image", "image.jpg")]
     assert msg.needs_profile and not msg.from_brand and msg.customer.id == USER
     assert msg.sent_at.timestamp() == 1_787_230_991
 
