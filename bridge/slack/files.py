@@ -27,6 +27,7 @@ from bridge.domain import Platform
 from bridge.errors import Rejected, RetryLater, unreachable
 from bridge.slack.api import SlackApi
 from bridge.store.tables import Conversation
+from bridge.text import slack_escape
 
 MB = 1024 * 1024
 SPILL = MB  # bytes kept in memory before the spool moves to a temporary file
@@ -137,8 +138,8 @@ def send_bytes(http: httpx.Client, upload_url: str, spool: IO[bytes], size: int)
 
 
 def comment(sender: str, kind: str, name: str) -> str:
-    """Who sent what, shown with the file (Slack posts it as the bot's, so it names the customer)."""
-    return f"{sender} sent {WORDS.get(kind, 'a file')}: {name}"
+    """Who sent what, shown with the file (Slack posts it as the bot's, so it names the customer); escaped."""
+    return f"{slack_escape(sender)} sent {WORDS.get(kind, 'a file')}: {slack_escape(name)}"
 
 
 def alt_text(sender: str, kind: str, name: str) -> str | None:
@@ -209,7 +210,7 @@ def not_copied_note(upload: Upload, conv: Conversation, reason: str) -> str:
     """The thread's line for a file that could not be copied: what it was, who sent it, why, where to see it."""
     size = f", {size_text(upload.size)}" if upload.size else ""
     return (
-        f":paperclip: {sender_of(upload, conv)} sent {WORDS.get(upload.file_kind, 'a file')} "
-        f"({upload.name}{size}) that could not be copied here: {reason}. "
+        f":paperclip: {slack_escape(sender_of(upload, conv))} sent {WORDS.get(upload.file_kind, 'a file')} "
+        f"({slack_escape(upload.name)}{size}) that could not be copied here: {slack_escape(reason)}. "
         f"Open the conversation on {Platform(conv.platform).label} to see it."
     )

@@ -104,3 +104,18 @@ def test_reply_body() -> None:
         "text": "hello",
         "sent_at": "2026-04-24T03:06:40Z",
     }
+
+
+@pytest.mark.parametrize(
+    "url", ["http://cdn.example/a.png", "file:///etc/passwd", "https://user:pw@cdn.example/a", "https://a b/c", ""]
+)
+def test_an_attachment_link_that_is_not_plain_https_is_refused(url: str) -> None:
+    body = dict(GOOD, attachments=[{"url": url, "name": "a.png"}])
+    with pytest.raises(BadPayload, match=r"attachments\[0\]\.url must be an https URL"):
+        parse_message("shop", body, 0)
+
+
+def test_attachment_names_lose_paths_and_markup() -> None:
+    body = dict(GOOD, attachments=[{"url": "https://cdn.example/x", "name": "../../<!channel>|evil.pdf"}])
+    (file,) = parse_message("shop", body, 0).files
+    assert file.name == "!channelevil.pdf"
