@@ -118,7 +118,7 @@ class SlackHandler:
         if isinstance(delivery, Upload) and conv is not None and conv.id is not None:
             with self.ctx.db.read() as s:
                 known = outbox.results(s, conv.id, Upload.kind)
-            return self.copier.find(delivery, conv, since=row.created_at, known=known)
+            return self.copier.find(delivery, conv, since=row.created_at, known=known, bot_user=self.ctx.bot_user_id)
         if not isinstance(delivery, POSTS):
             return None
         if isinstance(delivery, ChannelNotice):

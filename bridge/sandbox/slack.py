@@ -1,7 +1,8 @@
 """An emulator of Slack as the bridge meets it, as strict as Slack (docs.slack.dev and the Web API spec).
 
 Split by surface: the Web API (:mod:`bridge.sandbox.slack_api`, its ``conversations.*`` reads in
-:mod:`bridge.sandbox.slack_conversations`, payload checks in :mod:`bridge.sandbox.slack_checks`), deliveries
+:mod:`bridge.sandbox.slack_conversations`, payload checks in :mod:`bridge.sandbox.slack_checks`, files and
+their upload/download URLs in :mod:`bridge.sandbox.slack_files`), deliveries
 to the app and people acting in Slack (:mod:`bridge.sandbox.slack_people`), Socket Mode
 (:mod:`bridge.sandbox.slack_socket`). This module holds the world set-up, faults and what tests inspect. A
 message the bot posts comes back to the app as a ``message`` event with its ``bot_id`` (asynchronously, as
@@ -22,6 +23,7 @@ from starlette.routing import Route
 from bridge.sandbox.server import HttpServer
 from bridge.sandbox.slack_api import WebApiMethods
 from bridge.sandbox.slack_conversations import ConversationMethods
+from bridge.sandbox.slack_files import FileMethods
 from bridge.sandbox.slack_people import SlackPeople
 from bridge.sandbox.slack_socket import SocketModeServer
 from bridge.sandbox.slack_state import (
@@ -40,7 +42,7 @@ from bridge.sandbox.slack_state import (
 __all__ = ["APP_ID", "BOT_ID", "BOT_USER", "TEAM", "Call", "SlackEmulator", "SocketModeServer"]
 
 
-class SlackEmulator(WebApiMethods, ConversationMethods, SlackPeople):
+class SlackEmulator(WebApiMethods, ConversationMethods, FileMethods, SlackPeople):
     def __init__(
         self,
         *,
@@ -88,11 +90,13 @@ class SlackEmulator(WebApiMethods, ConversationMethods, SlackPeople):
         self._sender: threading.Thread | None = None
         self.echo_statuses: list[int] = []
         self.add_user(BOT_USER, "dmbridge", "dmbridge", is_bot=True)
+        self._init_files()
         self.http = HttpServer(
             Starlette(
                 routes=[
                     Route("/api/{method}", self._api, methods=["GET", "POST"]),
                     Route("/response/{token}", self._response_url, methods=["POST"]),
+                    *self._file_routes(),
                 ]
             )
         )
@@ -117,6 +121,7 @@ class SlackEmulator(WebApiMethods, ConversationMethods, SlackPeople):
         self.socket.stop()
         self.http.stop()
         self.client.close()
+        self._close_files()
 
     # ------------------------------------------------------------------ world set-up
 

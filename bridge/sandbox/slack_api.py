@@ -102,7 +102,7 @@ class WebApiMethods(SlackWorld):
                 return JSONResponse({"ok": True, **data}, headers=headers)
             except ApiError as exc:
                 self._calls.append(Call(method, params, exc.status, exc.error, encoding=encoding, sent=sent))
-                body: dict[str, Any] = {"ok": False, "error": exc.error}
+                body: dict[str, Any] = {"ok": False, "error": exc.error, **exc.extra}
                 if exc.messages:
                     body["response_metadata"] = {"messages": exc.messages}
                 return JSONResponse(body, status_code=exc.status, headers=exc.headers)

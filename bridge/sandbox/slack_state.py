@@ -82,11 +82,20 @@ class Channel:
 
 
 class ApiError(Exception):
+    """A refusal: ``error`` (HTTP ``status``), reasons in ``response_metadata.messages``, and ``extra`` top-level
+    fields (``missing_scope`` answers ``needed`` and ``provided``)."""
+
     def __init__(
-        self, error: str, status: int = 200, headers: dict[str, str] | None = None, messages: list[str] | None = None
+        self,
+        error: str,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        messages: list[str] | None = None,
+        extra: dict[str, str] | None = None,
     ) -> None:
         super().__init__(error)
         self.error, self.status, self.headers, self.messages = error, status, headers or {}, messages or []
+        self.extra = extra or {}
 
 
 class SlackWorld:

@@ -27,6 +27,10 @@ JSON_METHODS = frozenset(
         "views.update",
         "views.publish",
         "views.push",
+        # not in the 2021 spec; docs.slack.dev lists application/json for it. files.getUploadURLExternal stays
+        # form-only: api.slack.com lists only application/x-www-form-urlencoded, and live Slack is reported to
+        # answer a JSON body as if filename and length were missing (Octember/earshot#10)
+        "files.completeUploadExternal",
     }
 )
 

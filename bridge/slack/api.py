@@ -226,9 +226,12 @@ class SlackApi:
             initial_comment=comment,
         )
 
-    def find_file(self, channel: str, thread_ts: str, title: str, *, since: float, known: set[str]) -> str | None:
-        """A file of ours titled ``title`` shared in the thread since ``since`` and not in ``known``: an upload whose
-        answer was lost (files carry no metadata; the title and the time window stand in for it)."""
+    def find_file(
+        self, channel: str, thread_ts: str, title: str, *, since: float, known: set[str], bot_user: str = ""
+    ) -> str | None:
+        """A file of ours (posted by the bot: ``bot_id``, or ``user`` the bot user) titled ``title`` shared in the
+        thread since ``since`` and not in ``known``: an upload whose answer was lost (files carry no metadata; the
+        title and the time window stand in for it)."""
         pages = self._pages(
             self.client.conversations_replies,
             "messages",
@@ -240,7 +243,8 @@ class SlackApi:
         )
         for page in pages:
             for msg in page:
-                for file in msg.get("files") or [] if msg.get("bot_id") else []:
+                ours = bool(msg.get("bot_id")) or (bool(bot_user) and msg.get("user") == bot_user)
+                for file in msg.get("files") or [] if ours else []:
                     if file.get("title") == title and str(file.get("id")) not in known:
                         return str(file["id"])
         return None

@@ -35,7 +35,7 @@ def own_echoes(ctx: Context) -> Callable[..., BoltResponse | None]:
             and event.get("type") == "message"
             and ctx.bot_id
             and event.get("bot_id") == ctx.bot_id
-            and event.get("subtype") in (None, "bot_message")
+            and event.get("subtype") in (None, "bot_message", "file_share")
         ):
             return BoltResponse(status=200, body="")
         return next()
@@ -65,7 +65,7 @@ def own_echo_check(ctx: Context, signing_secret: str) -> Callable[[bytes, dict[s
             isinstance(event, dict)
             and event.get("type") == "message"
             and event.get("bot_id") == ctx.bot_id
-            and event.get("subtype") in (None, "bot_message")
+            and event.get("subtype") in (None, "bot_message", "file_share")
         )
 
     return check

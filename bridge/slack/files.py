@@ -189,10 +189,14 @@ class Copier:
         )
         return file_id
 
-    def find(self, upload: Upload, conv: Conversation, *, since: float, known: set[str]) -> str | None:
+    def find(
+        self, upload: Upload, conv: Conversation, *, since: float, known: set[str], bot_user: str = ""
+    ) -> str | None:
         if not conv.thread_ts:
             return None
-        return self.slack.find_file(conv.channel, conv.thread_ts, upload.name, since=since, known=known)
+        return self.slack.find_file(
+            conv.channel, conv.thread_ts, upload.name, since=since, known=known, bot_user=bot_user
+        )
 
     def close(self) -> None:
         self.fetcher.close()

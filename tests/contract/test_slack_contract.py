@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from slack_sdk import WebClient
 
@@ -140,6 +141,11 @@ def test_every_slack_threads_method_calls_slack_as_the_spec_says(emulator: Slack
     assert slack.channel_members("C1") == ["U1", "U0BOT"]
     assert slack.user_info("U1")["id"] == "U1"
     assert slack.presence("U1") == "active"
+    upload_url, file_id = slack.upload_url("photo.jpg", 5, "a photo from Maria")  # the external upload flow
+    assert httpx.post(upload_url, content=b"bytes").status_code == 200
+    slack.complete_upload(file_id, "photo.jpg", "C1", ts, "Maria sent a photo: photo.jpg")
+    assert slack.find_file("C1", ts, "photo.jpg", since=0, known=set()) == file_id
+    assert emulator.file_bytes(file_id) == b"bytes"
     assert slack.delete("C1", reply) == "deleted"
     assert doctor.slack_channel(slack.client, "C1", "desk", None).ok  # the doctor's one call of its own
     calls = emulator.calls()

@@ -115,7 +115,9 @@ class FakeSlack:
             {"id": file_id, "title": title, "channel": channel, "thread_ts": thread_ts, "comment": comment}
         )
 
-    def find_file(self, channel: str, thread_ts: str, title: str, *, since: float, known: set[str]) -> str | None:
+    def find_file(
+        self, channel: str, thread_ts: str, title: str, *, since: float, known: set[str], bot_user: str = ""
+    ) -> str | None:
         found = [f["id"] for f in self.shared if f["title"] == title and f["id"] not in known]
         return found[0] if found else None
 

@@ -26,6 +26,7 @@ from bridge.deliveries import (
     Reaction,
     TemplatePost,
     Unreaction,
+    Upload,
     decode,
     encode,
 )
@@ -48,6 +49,7 @@ EXAMPLES: list[Delivery] = [
     *DM.relay(7, "C1", "5.6", ["part one", "part two"], "U1"),
     DM.template(7, TemplatePost.parts(7, ("tpl", 4), ["t"])[0], "Dear customer", "U1", "C1"),
     Profile.daily(7, "42", 1800000000.0),
+    Upload.of(7, ("instagram", "1784", "mid.1"), "mid.1:0", "https://cdn.example/p.jpg", "p.jpg", file_kind="image"),
 ]
 
 
