@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import random
 import re
+import struct
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +16,26 @@ from bridge.toml_config import FileConfig
 MARIA, JDOE = "1290011223344556677", "1290011223344559999"
 AIKO = "1290011223344557777"  # writes by X Chat, encrypted
 SAM, KIM = "U0AGENT1", "U0AGENT2"
+
+
+def photo(width: int = 200, height: int = 150, seed: int = 4471) -> bytes:
+    """A real PNG (noisy pixels, so it does not shrink to nothing): what a customer's phone would send."""
+    pixels = random.Random(seed).randbytes(3 * width * height)
+    rows = b"".join(b"\x00" + pixels[3 * width * y : 3 * width * (y + 1)] for y in range(height))
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def _landed(box: Sandbox, ts: str, data: bytes) -> bool:
+    """A file in the thread has exactly these bytes."""
+    want = hashlib.sha256(data).digest()
+    return any(
+        hashlib.sha256(box.slack.file_bytes(f["id"])).digest() == want for f in box.slack.files_in_thread(CHANNEL, ts)
+    )
 
 
 def _thread_of(box: Sandbox, customer_text: str) -> str | None:
@@ -34,6 +58,7 @@ def transcript(box: Sandbox) -> list[str]:
                 lambda m: "@" + str(box.slack.users.get(m.group(1), {}).get("name", m.group(1))),
                 shown(msg),
             ).replace("\n", "\n      ")
+            body += "".join(f" [file {f['name']}, {max(1, f['size'] // 1024)} KB]" for f in msg.get("files", []))
             lines.append(f"{indent}[{who}] {body}" + (f"   {marks}" if marks else ""))
         lines.append("")
     lines.append("=== X (what each customer's DM inbox shows) ===")
@@ -54,7 +79,8 @@ def transcript(box: Sandbox) -> list[str]:
             lines.append(f"{name}:")
             for entry in box.meta.log(user):
                 who = "  them → brand" if entry["from"] == "customer" else "  brand → them"
-                lines.append(f"{who}: {entry['text']}")
+                shared = "".join(f" [photo {name}]" for name in entry.get("files", []))
+                lines.append(f"{who}: {entry['text']}{shared}".replace(":  [", ": ["))
     return lines
 
 
@@ -84,10 +110,13 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
         maria_ts = wait_for(lambda: _thread_of(box, "never arrived"), what="Maria's thread")
         jdoe_ts = wait_for(lambda: _thread_of(box, "ship to Canada"), what="J Doe's thread")
         meta.customer_sends(MESSENGER_CUSTOMER, "Can I change the delivery address for order #7731?")
+        coat = photo()
         meta.customer_sends(IG_CUSTOMER, "¿El abrigo azul viene en talla M? 🧥")
-        say("One customer writes on Messenger, one on Instagram (signed webhooks)…")
+        meta.customer_sends(IG_CUSTOMER, "", attachments=[(coat, "image", "IMG_4471.png")])
+        say("One customer writes on Messenger, one on Instagram (signed webhooks), with a photo from its CDN (https)…")
         lena_ts = wait_for(lambda: _thread_of(box, "delivery address"), what="Lena's Messenger thread")
         tomas_ts = wait_for(lambda: _thread_of(box, "abrigo azul"), what="Tomás's Instagram thread")
+        wait_for(lambda: _landed(box, tomas_ts, coat), what="Tomás's photo in his thread")
         box.x.customer_chats(AIKO, "Is the gift wrap free? (sent by X Chat, encrypted end to end)")
         say("One customer writes by X Chat: encrypted on her phone, decrypted by dmbridge with chatxdk…")
         aiko_ts = wait_for(lambda: _thread_of(box, "gift wrap free"), what="Aiko's X Chat thread")
@@ -147,6 +176,7 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
             "Aiko's card says X Chat": "X Chat" in shown(box.slack.thread(CHANNEL, aiko_ts)[0]),
             "Lena received exactly Sam's reply on Messenger": meta.received_by(MESSENGER_CUSTOMER) == [reply3],
             "Tomás received exactly Kim's reply on Instagram": meta.received_by(IG_CUSTOMER) == [reply4],
+            "Tomás's photo landed in his thread, byte for byte": _landed(box, tomas_ts, coat),
             "Messenger and Instagram threads show the customers' names": all(
                 name in shown(box.slack.thread(CHANNEL, ts)[0])
                 for name, ts in (("Lena Fischer", lena_ts), ("Tomás Ruiz", tomas_ts))

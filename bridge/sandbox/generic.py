@@ -16,17 +16,27 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bridge.sandbox.cdn import Cdn
 from bridge.sandbox.server import HttpServer
 from connectors import signing
 
+Attachment = tuple[bytes, str, str] | dict[str, Any]
+"""A customer's file: ``(bytes, content type, name)`` served from the CDN, or an attachment object as it is."""
 SIGNATURE_HEADER = "X-Dmbridge-Signature"
 TIMESTAMP_HEADER = "X-Dmbridge-Timestamp"
 
 
 class GenericSourceEmulator:
     def __init__(
-        self, *, name: str = "shop", secret: str = "sandbox-generic-secret", signed_timestamp: bool = False
+        self,
+        *,
+        name: str = "shop",
+        secret: str = "sandbox-generic-secret",
+        signed_timestamp: bool = False,
+        cdn: Cdn | None = None,
     ) -> None:
+        self.cdn = cdn
+        """Where customers' files are served from (``attachments`` given as bytes)."""
         self.name, self.secret, self.signed_timestamp = name, secret, signed_timestamp
         self.webhook_url = ""
         self.deliveries: list[dict[str, Any]] = []
@@ -67,8 +77,12 @@ class GenericSourceEmulator:
         message_id: str | None = None,
         handle: str | None = None,
         avatar_url: str | None = None,
-        attachments: list[dict[str, Any]] | None = None,
+        attachments: list[Attachment] | None = None,
+        ttl: float | None = None,
     ) -> dict[str, Any]:
+        """A message as the source posts it. ``attachments``: ``(bytes, content type, name)`` put on the CDN
+        (links expiring after ``ttl`` seconds if given) and sent as ``{"url", "name", "content_type"}``, or
+        attachment objects as they are."""
         body: dict[str, Any] = {
             "conversation_id": conversation_id,
             "message_id": message_id or f"msg-{uuid.uuid4().hex[:12]}",
@@ -81,8 +95,16 @@ class GenericSourceEmulator:
         if avatar_url:
             body["sender"]["avatar_url"] = avatar_url
         if attachments:
-            body["attachments"] = attachments
+            body["attachments"] = [self._attachment(a, ttl) for a in attachments]
         return body
+
+    def _attachment(self, item: Attachment, ttl: float | None) -> dict[str, Any]:
+        if isinstance(item, dict):
+            return item
+        data, content_type, name = item
+        if self.cdn is None:
+            raise RuntimeError("this source has no CDN to serve files from (GenericSourceEmulator(cdn=...))")
+        return {"url": self.cdn.put(data, name, content_type, ttl), "name": name, "content_type": content_type}
 
     def customer_sends(
         self, conversation_id: str, sender_id: str, name: str, text: str, **kwargs: Any

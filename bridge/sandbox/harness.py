@@ -9,6 +9,7 @@ routes once it listens.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 from bridge import x_chat_keys
 from bridge.app import Bridge, build
 from bridge.config import Settings
+from bridge.sandbox.cdn import Cdn
 from bridge.sandbox.generic import GenericSourceEmulator
 from bridge.sandbox.meta import INSTAGRAM, MESSENGER, MetaEmulator
 from bridge.sandbox.server import HttpServer, wait_for
@@ -70,6 +72,10 @@ class Sandbox:
     environ: dict[str, str] = field(default_factory=dict)
     meta: MetaEmulator | None = None
     generic: GenericSourceEmulator | None = None
+    cdn: Cdn | None = None
+    """The platforms' https file server (customers' attachments), trusted by the bridge through SSL_CERT_FILE."""
+    ssl_cert_file_before: str | None = None
+    """``SSL_CERT_FILE`` before this sandbox set it (restored by :meth:`close`)."""
     _tmp: tempfile.TemporaryDirectory[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -111,9 +117,11 @@ class Sandbox:
         self.stop_bridge()
         self.slack.stop()
         self.x.stop()
-        for emulator in (self.meta, self.generic):
+        for emulator in (self.meta, self.generic, self.cdn):
             if emulator is not None:
                 emulator.stop()
+        if self.cdn is not None:
+            _set_env("SSL_CERT_FILE", self.ssl_cert_file_before)
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -145,6 +153,7 @@ def sandbox_settings(
         x_api_url=x.api_url,
         x_poll_seconds=0.2,
         dmbridge_slack_posts_per_second=0.0,
+        dmbridge_fetch_private=True,  # the emulators' CDN is on 127.0.0.1
     )
     if meta is not None:
         values |= dict(
@@ -173,9 +182,17 @@ def _start_bridge(
     return bridge, http
 
 
-def start_meta() -> MetaEmulator:
-    """A page with a linked Instagram account (one token for both), and one customer on each."""
-    meta = MetaEmulator()
+def _set_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def start_meta(cdn: Cdn | None = None) -> MetaEmulator:
+    """A page with a linked Instagram account (one token for both), and one customer on each; their files are
+    served from ``cdn``."""
+    meta = MetaEmulator(cdn=cdn)
     meta.start()
     meta.add_account(PAGE_ID, MESSENGER, PAGE_TOKEN, "Acme Support")
     meta.add_account(IG_ACCOUNT, INSTAGRAM, PAGE_TOKEN, "acme.support")
@@ -248,8 +265,10 @@ def start_sandbox(
     **overrides: Any,
 ) -> Sandbox:
     """Emulators with a brand, a channel, two agents, an outsider and two X customers (plus, on request, a Meta
-    page with its Instagram account and a generic source); the bridge running against them, built from ordinary
-    Settings (``overrides``: ``x_webhooks=True``, ``meta_human_agent_days=0``, …) and a dmbridge.toml model.
+    page with its Instagram account and a generic source), and a CDN serving customers' files over https
+    (``SSL_CERT_FILE`` names its CA until :meth:`Sandbox.close`; ``DMBRIDGE_FETCH_PRIVATE`` on); the bridge
+    running against them, built from ordinary Settings (``overrides``: ``x_webhooks=True``,
+    ``meta_human_agent_days=0``, …) and a dmbridge.toml model.
     ``x_oauth2``: X through OAuth 2.0 tokens from the authorization-code flow, refreshed (``X_CLIENT_ID``).
     ``x_chat``: X Chat on (``X_CHAT``, ``DMBRIDGE_SECRET_KEY``), the brand's identity made as ``dmbridge x-chat
     setup`` makes it (unless ``x_chat_setup=False`` is among the overrides), both X customers with X Chat apps."""
@@ -272,12 +291,16 @@ def start_sandbox(
     x.add_user(
         "1290011223344559999", "jdoe_buyer", "J Doe", profile_image_url="https://pbs.twimg.example/jdoe_normal.jpg"
     )
-    meta_emulator = start_meta() if meta else None
+    cdn = Cdn()  # customers' files: https on loopback, trusted through the standard SSL_CERT_FILE
+    cdn.start()
+    ssl_cert_file_before = os.environ.get("SSL_CERT_FILE")
+    os.environ["SSL_CERT_FILE"] = cdn.ca_file
+    meta_emulator = start_meta(cdn) if meta else None
     file = file or FileConfig()
     env = dict(environ or {})
     source = None
     if generic:
-        source = GenericSourceEmulator(signed_timestamp=generic_signed_timestamp)
+        source = GenericSourceEmulator(signed_timestamp=generic_signed_timestamp, cdn=cdn)
         source.start()
         env[GENERIC_SECRET_ENV] = source.secret
         file = file.model_copy(
@@ -329,6 +352,8 @@ def start_sandbox(
         environ=env,
         meta=meta_emulator,
         generic=source,
+        cdn=cdn,
+        ssl_cert_file_before=ssl_cert_file_before,
         clock=clock,
         _tmp=tmp,
     )

@@ -40,6 +40,7 @@ from starlette.routing import Route
 
 from bridge.sandbox import meta_pages as pages
 from bridge.sandbox import meta_send as send
+from bridge.sandbox.cdn import Cdn
 from bridge.sandbox.meta_pages import V
 from bridge.sandbox.meta_webhooks import WebhookSender
 from bridge.sandbox.server import HttpServer
@@ -50,6 +51,8 @@ APP_ID = "940051237712345"
 BUSINESS_SUITE_APP_ID = "263902037430900"
 MESSENGER, INSTAGRAM = "messenger", "instagram"
 DAY = 86_400.0
+Attachment = tuple[bytes, str, str] | dict[str, Any]
+"""A customer's file: ``(bytes, type, name)`` served from the CDN, or a Graph attachment object as it is."""
 
 
 @dataclass
@@ -107,7 +110,10 @@ class MetaEmulator(WebhookSender):
         verify_token: str = "sandbox-verify-token",
         app_id: str = APP_ID,
         version: str = VERSION,
+        cdn: Cdn | None = None,
     ) -> None:
+        self.cdn = cdn
+        """Where customers' files are served from (``attachments`` given as bytes)."""
         self.app_secret, self.verify_token, self.app_id = app_secret, verify_token, app_id
         self.version = version
         self.subscriptions: dict[str, list[str]] = {}
@@ -230,18 +236,30 @@ class MetaEmulator(WebhookSender):
     # ------------------------------------------------------------------ people acting on Meta
 
     def message_event(
-        self, user_id: str, text: str, *, at: float | None = None, attachments: list[dict[str, Any]] | None = None
+        self,
+        user_id: str,
+        text: str,
+        *,
+        at: float | None = None,
+        attachments: list[Attachment] | None = None,
+        ttl: float | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        """A customer writes (recorded, not yet delivered): the account id and its ``messaging`` item."""
+        """A customer writes (recorded, not yet delivered): the account id and its ``messaging`` item.
+        ``attachments``: ``(bytes, type, name)`` (type ``image``, ``video``, ``audio`` or ``file``) put on the
+        CDN, their links expiring after ``ttl`` seconds if given, or Graph attachment objects as they are."""
+        items = [self._attachment(a, ttl) for a in attachments or []]
         with self._lock:
             customer = self.customers[user_id]
             when = time.time() if at is None else at
             mid = self._mid()
-            message: dict[str, Any] = {"mid": mid, "text": text}
-            if attachments:
-                message["attachments"] = attachments
+            message: dict[str, Any] = {"mid": mid}
+            if text:
+                message["text"] = text
+            if items:
+                message["attachments"] = items
             customer.last_message_at = max(customer.last_message_at or 0.0, when)
-            customer.log.append({"from": "customer", "mid": mid, "text": text, "at": when})
+            files = [a[2] for a in attachments or [] if isinstance(a, tuple)]
+            customer.log.append({"from": "customer", "mid": mid, "text": text, "at": when, "files": files})
             return customer.account, {
                 "sender": {"id": user_id},
                 "recipient": {"id": customer.account},
@@ -249,11 +267,27 @@ class MetaEmulator(WebhookSender):
                 "message": message,
             }
 
+    def _attachment(self, item: Attachment, ttl: float | None) -> dict[str, Any]:
+        """As Meta sends a customer's file: ``{"type": …, "payload": {"url": <its CDN link>}}`` (no name)."""
+        if isinstance(item, dict):
+            return item
+        data, kind, name = item
+        if self.cdn is None:
+            raise RuntimeError("this Meta emulator has no CDN to serve files from (MetaEmulator(cdn=...))")
+        return {"type": kind, "payload": {"url": self.cdn.put_kind(data, kind, name, ttl)}}
+
     def customer_sends(
-        self, user_id: str, text: str, *, at: float | None = None, attachments: list[dict[str, Any]] | None = None
+        self,
+        user_id: str,
+        text: str,
+        *,
+        at: float | None = None,
+        attachments: list[Attachment] | None = None,
+        ttl: float | None = None,
     ) -> str:
-        """A customer writes; the webhook is delivered before this returns. Returns the ``mid``."""
-        account, event = self.message_event(user_id, text, at=at, attachments=attachments)
+        """A customer writes (``attachments`` as for :meth:`message_event`); the webhook is delivered before this
+        returns. Returns the ``mid``."""
+        account, event = self.message_event(user_id, text, at=at, attachments=attachments, ttl=ttl)
         self.deliver_events([(account, event)])
         return str(event["message"]["mid"])
 

@@ -2,7 +2,8 @@
 
 The subprocess is configured only through the environment, as in
 production: ``SLACK_API_URL``, ``X_API_URL``, tokens, ``DATABASE_URL``,
-``DMBRIDGE_CHANNEL``, ``X_POLL_SECONDS``. Slack's deliveries reach it
+``DMBRIDGE_CHANNEL``, ``X_POLL_SECONDS``; ``SSL_CERT_FILE`` and ``DMBRIDGE_FETCH_PRIVATE`` to fetch customers'
+files from the world's CDN (https on 127.0.0.1). Slack's deliveries reach it
 through ``SlackEmulator.event_target``. With ``serve_env(..., x_chat=True)`` it
 also runs X Chat (``X_CHAT``, ``X_WEBHOOKS``, ``DMBRIDGE_SECRET_KEY``,
 ``X_USER_BEARER_TOKEN``); ``set_up_x_chat`` makes the brand's identity first,
@@ -29,6 +30,7 @@ import httpx
 from bridge import x_chat_keys
 from bridge.config import Settings
 from bridge.sandbox import harness
+from bridge.sandbox.cdn import Cdn
 from bridge.sandbox.harness import BOT_TOKEN, CHANNEL, SIGNING_SECRET
 from bridge.sandbox.slack import SlackEmulator
 from bridge.sandbox.x import XEmulator
@@ -48,10 +50,14 @@ class World:
     """Customers with X Chat identities of their own (``XEmulator.customer_chats``)."""
     secret_key: str = field(default_factory=x_chat_keys.new_secret_key)
     """``DMBRIDGE_SECRET_KEY`` of every serve process of this world (seals the brand's X Chat identity)."""
+    cdn: Cdn | None = None
+    """Customers' files over https (``SSL_CERT_FILE`` of the serve processes names its CA)."""
 
     def close(self) -> None:
         self.slack.stop()
         self.x.stop()
+        if self.cdn is not None:
+            self.cdn.stop()
 
 
 def start_world(
@@ -83,7 +89,9 @@ def start_world(
     chat_ids = [str(1290011223400000000 + i) for i in range(chat_customers)]
     for i, cid in enumerate(chat_ids):
         x.add_chat_customer(cid, f"chatter{i}", f"Chatter {i}", profile_image_url=f"https://img.example/c{i}.jpg")
-    return World(slack, x, ids, chat_ids)
+    cdn = Cdn()
+    cdn.start()
+    return World(slack, x, ids, chat_ids, cdn=cdn)
 
 
 def serve_env(world: World, database_url: str, *, x_chat: bool = False, **extra: str) -> dict[str, str]:
@@ -106,6 +114,8 @@ def serve_env(world: World, database_url: str, *, x_chat: bool = False, **extra:
         X_POLL_SECONDS="0.2",
         DMBRIDGE_SLACK_POSTS_PER_SECOND="0",
     )
+    if world.cdn is not None:  # its files are fetched over https from 127.0.0.1, trusting its CA
+        env.update(SSL_CERT_FILE=world.cdn.ca_file, DMBRIDGE_FETCH_PRIVATE="true")
     if x_chat:
         env.update(
             X_CHAT="true",

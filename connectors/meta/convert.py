@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from bridge.domain import (
     Customer,
@@ -113,7 +114,8 @@ def attachments_of(message: dict[str, Any]) -> tuple[tuple[InboundFile, ...], tu
         url = safe_https_url(payload.get("url"))
         if kind in MEDIA and url:
             shown = "sticker" if payload.get("sticker_id") else MEDIA[kind]
-            name = safe_file_name(payload.get("name") or payload.get("title"), shown, EXTENSIONS[kind])
+            given = payload.get("name") or payload.get("title") or urlsplit(url).path.rsplit("/", 1)[-1]
+            name = safe_file_name(given, shown, EXTENSIONS[kind])  # Meta sends no name: the link's last part
             files.append(InboundFile(id=f"{mid}:{index}", url=url, kind=shown, name=name))
         elif kind == "story_mention" and url:
             notes.append(f"Mentioned your account in their story: {url}")

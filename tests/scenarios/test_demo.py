@@ -15,4 +15,5 @@ def test_demo_runs_all_channels_and_exits_zero() -> None:
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "· Messenger · *Lena Fischer*" in done.stdout and "· Instagram · *Tomás Ruiz*" in done.stdout
+    assert "[file IMG_4471.png, " in done.stdout  # Tomás's photo, copied into his thread
     assert "Demo complete" in done.stdout
