@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from sqlmodel import Session
+
 from bridge.config import channel_for
 from bridge.context import Context, enqueue_channel_notice
 from bridge.domain import Batch, SealedEvent
@@ -20,6 +22,20 @@ from connectors.xchat.connector import XChatConnector
 log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 5.0  # the opener's look for due events when nothing woke it
+
+
+def store_found(ctx: Context, s: Session, connector: str, account: str, batch: Batch, *, route: str) -> int:
+    """What a poll or the opener found, stored in the caller's transaction; channels by ``dmbridge.toml``'s routes
+    for ``route``. Returns how many messages were new."""
+    return ingest(
+        s,
+        connector,
+        account,
+        batch,
+        lambda acct: channel_for(ctx.settings, ctx.toml, route, acct),
+        ctx.clock(),
+        auto_assign=ctx.toml.assignment.mode == "round_robin",
+    )
 
 
 class Poller:
@@ -81,15 +97,7 @@ class Poller:
         ctx.health[c.platform.value] = "ok"
         ctx.auth_state(c.platform.value).works()
         with ctx.db.session() as s:
-            new = ingest(
-                s,
-                c.name,
-                c.account,
-                batch,
-                lambda account: channel_for(ctx.settings, ctx.toml, c.name, account),
-                ctx.clock(),
-                auto_assign=ctx.toml.assignment.mode == "round_robin",
-            )
+            new = store_found(ctx, s, c.name, c.account, batch, route=c.name)
         if new:
             ctx.wake_slack.set()
             ctx.wake_sla.set()
@@ -156,15 +164,8 @@ class Opener:
         self.failures = 0
         messages = [o.message for r in rows if (o := opened.get(r.event_id)) is not None and o.message is not None]
         with ctx.db.session() as s:
-            ingest(
-                s,
-                c.name,
-                account,
-                Batch(messages=tuple(messages), cursor=None),
-                lambda account: channel_for(ctx.settings, ctx.toml, "x", account),  # X's routes: one desk per account
-                ctx.clock(),
-                auto_assign=ctx.toml.assignment.mode == "round_robin",
-            )
+            # X's routes: X Chat and legacy DMs of an account share its desk channel
+            store_found(ctx, s, c.name, account, Batch(messages=tuple(messages), cursor=None), route="x")
             for row in rows:
                 assert row.id is not None
                 result = opened.get(row.event_id)

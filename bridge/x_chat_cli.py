@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bridge.config import Settings
 from bridge.errors import AuthFailed, ConfigError, Rejected, RetryLater
 
+if TYPE_CHECKING:
+    from bridge.x_chat_keys import Status
+
 x_chat_app = typer.Typer(no_args_is_help=True, help="X Chat (encrypted DMs): the brand account's keys.")
+
+
+def set_up(settings: Settings, *, replace: bool = False, pin: str | None = None) -> Status:
+    """``x-chat setup`` on the database of ``settings``: migrated first; a new identity, or with ``pin`` the X
+    app's one from its key backup."""
+    from bridge import x_chat_keys
+    from bridge.store import migrate
+    from bridge.store.db import Database
+    from bridge.wiring import x_chat_api
+
+    db = Database(settings.database_url)
+    try:
+        migrate.upgrade(db)
+        api = x_chat_api(settings, db)
+        if pin is not None:
+            return x_chat_keys.restore(db, api, settings.dmbridge_secret_key, pin)
+        return x_chat_keys.setup(db, api, settings.dmbridge_secret_key, replace=replace)
+    finally:
+        db.dispose()
 
 
 @x_chat_app.command()
@@ -30,26 +52,13 @@ def setup(
 ) -> None:
     """Make the account's X Chat identity, register its public keys with X, store it sealed (once); or, with
     --from-backup, unlock the identity already made in the X app (asks for its PIN) and store that."""
-    from bridge import x_chat_keys
-    from bridge.store import migrate
-    from bridge.store.db import Database
-    from bridge.wiring import x_chat_api
-
     settings = Settings()
-    db = Database(settings.database_url)
+    pin = typer.prompt("X Chat PIN of the account", hide_input=True) if from_backup else None
     try:
-        migrate.upgrade(db)
-        api = x_chat_api(settings, db)
-        if from_backup:
-            pin = typer.prompt("X Chat PIN of the account", hide_input=True)
-            result = x_chat_keys.restore(db, api, settings.dmbridge_secret_key, pin)
-        else:
-            result = x_chat_keys.setup(db, api, settings.dmbridge_secret_key, replace=replace)
+        result = set_up(settings, replace=replace, pin=pin)
     except (ConfigError, AuthFailed, RetryLater, Rejected) as exc:
         typer.echo(f"dmbridge: {exc}", err=True)
         raise typer.Exit(2) from exc
-    finally:
-        db.dispose()
     typer.echo(("✅ " if result.ok else "❌ ") + result.detail)
     raise typer.Exit(0 if result.ok else 1)
 

@@ -237,16 +237,9 @@ def x_authorize(settings: Settings, x: XEmulator, clock: Callable[[], float] = t
 
 def set_up_x_chat(settings: Settings) -> None:
     """What ``dmbridge x-chat setup`` does: the brand's identity registered with X and stored sealed."""
-    from bridge.store import migrate
-    from bridge.store.db import Database
-    from bridge.wiring import x_chat_api
+    from bridge.x_chat_cli import set_up
 
-    db = Database(settings.database_url)
-    try:
-        migrate.upgrade(db)
-        result = x_chat_keys.setup(db, x_chat_api(settings, db), settings.dmbridge_secret_key)
-    finally:
-        db.dispose()
+    result = set_up(settings)
     if not result.ok:
         raise RuntimeError(result.detail)
 

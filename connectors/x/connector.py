@@ -11,6 +11,7 @@ import requests
 from bridge.domain import Batch, Limits, OutboundMessage, Platform, SendResult
 from bridge.errors import AuthFailed
 from connectors.x import api, convert
+from connectors.x.oauth import with_fresh_token
 
 if TYPE_CHECKING:
     from connectors.x.oauth import AccessTokens
@@ -83,13 +84,9 @@ class XConnector:
         one retry (a 401 means X did nothing, so the retry cannot duplicate a send)."""
         if self._tokens is None:
             return api.call(fn)
-        used = self._tokens.access_token()
-        self.client.bearer_token = used
-        try:
-            return api.call(fn)
-        except AuthFailed:
-            self.client.bearer_token = self._tokens.refresh(stale=used)
-            return api.call(fn)
+        return with_fresh_token(
+            self._tokens, lambda token: setattr(self.client, "bearer_token", token), lambda: api.call(fn)
+        )
 
     def start(self) -> None:
         resp: requests.Response = self._call(lambda: self.client.get_me(user_auth=self._user_auth))

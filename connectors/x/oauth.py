@@ -28,12 +28,14 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
 from bridge.errors import AuthFailed, server_error, unreachable
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,18 @@ class AccessTokens(Protocol):
     def refresh(self, *, stale: str) -> str:
         """A replacement for ``stale`` (refused with a 401, or expiring)."""
         ...
+
+
+def with_fresh_token(tokens: AccessTokens, use: Callable[[str], None], call: Callable[[], T]) -> T:
+    """One X call with stored OAuth 2.0 tokens: a fresh token first (``use`` hands it to the client) and, after a
+    401, one refresh and one retry (a 401 means X did nothing, so the retry cannot duplicate a send)."""
+    used = tokens.access_token()
+    use(used)
+    try:
+        return call()
+    except AuthFailed:
+        use(tokens.refresh(stale=used))
+        return call()
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ import xdk
 from xdk.chat.models import AddConversationKeysRequest, AddUserPublicKeyRequest, SendMessageRequest
 
 from bridge.errors import AuthFailed, Rejected, RetryLater, server_error, unreachable
+from connectors.x.api import reset_of
+from connectors.x.oauth import with_fresh_token
 
 if TYPE_CHECKING:
     from connectors.x.oauth import AccessTokens
@@ -36,16 +38,6 @@ class TimeoutSession(requests.Session):
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
         return super().request(method, url, *args, **kwargs)
-
-
-def reset_of(response: requests.Response | None) -> float | None:
-    if response is None:
-        return None
-    for name in ("x-user-limit-24hour-reset", "x-app-limit-24hour-reset"):
-        if response.headers.get(name.replace("reset", "remaining")) == "0" and response.headers.get(name):
-            return float(response.headers[name])
-    reset = response.headers.get("x-rate-limit-reset")
-    return float(reset) if reset and reset.isdigit() else None
 
 
 def detail(response: requests.Response) -> str:
@@ -100,18 +92,14 @@ class ChatApi:
         """Calls made by kind (``read``, ``send``, ``events_read``): what X charges for (``bridge.x_costs``)."""
 
     def _call(self, fn: Callable[[], T], *, changes: bool) -> T:
-        """One call; with stored tokens a fresh token first and, after a 401, one refresh and one retry (a 401
-        means X did nothing)."""
-        used = self.tokens.access_token() if self.tokens is not None else None
-        if used is not None:
-            self.client.access_token = used
-        try:
+        """One call; with stored tokens, through ``with_fresh_token`` (a 401 refreshes once and retries once)."""
+        if self.tokens is None:
             return self._once(fn, changes=changes)
-        except AuthFailed:
-            if self.tokens is None or used is None:
-                raise
-            self.client.access_token = self.tokens.refresh(stale=used)
-            return self._once(fn, changes=changes)
+        return with_fresh_token(
+            self.tokens,
+            lambda token: setattr(self.client, "access_token", token),
+            lambda: self._once(fn, changes=changes),
+        )
 
     def _once(self, fn: Callable[[], T], *, changes: bool) -> T:
         try:
