@@ -62,6 +62,40 @@ class InboundFile:
     """A file name safe to show (``safe_file_name``); "" to make one from the kind."""
     size: int | None = None
     content_type: str | None = None
+    private: bool = False
+    """Read through the platform's connector (``connectors.base.FetchesFiles``: X DM media needs the user
+    token, X Chat media the conversation key); ``url`` is then the connector's own reference."""
+
+
+@dataclass(frozen=True)
+class AgentFile:
+    """A file an agent attached to a thread reply, as the Slack event named it (Slack's ``files[]``)."""
+
+    id: str
+    name: str
+    mimetype: str = ""
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class OutboundFile:
+    """An agent's file on its way to the customer: the bytes in a local file the core filled from Slack
+    (``path``, read it in chunks), or, for a connector that passes links (``FileLimits.by_link``), dmbridge's
+    signed, expiring link to it (``url``)."""
+
+    name: str
+    kind: str
+    """``image``, ``video``, ``audio`` or ``file`` (``file_kind``)."""
+    content_type: str
+    size: int
+    path: str = ""
+    url: str = ""
+
+
+def file_kind(content_type: str) -> str:
+    """The kind of file a MIME type names, as the platforms group them."""
+    major = content_type.split("/", 1)[0].lower()
+    return major if major in ("image", "video", "audio") else "file"
 
 
 def safe_file_name(name: object, kind: str, default_ext: str = "") -> str:
@@ -154,6 +188,8 @@ class OutboundMessage:
     """Stable across retries of the same delivery (the outbox key): for receivers that deduplicate."""
     via: str = ""
     """The way the customer last wrote (``InboundMessage.via``): X replies go back the same way."""
+    file: OutboundFile | None = None
+    """One file with the text ("" when the file goes alone), for connectors whose ``Limits.files`` take files."""
 
 
 @dataclass(frozen=True)
@@ -163,12 +199,46 @@ class SendResult:
 
 
 @dataclass(frozen=True)
+class FileLimits:
+    """Which files a platform takes from us, as its documentation states them."""
+
+    max_bytes: dict[str, int]
+    """Largest file per kind (``image``, ``video``, ``audio``, ``file``), in bytes (a platform's "MB" read as
+    10^6, the safe side); a kind not listed is not accepted."""
+    types: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """The MIME types accepted per kind; a kind not listed here takes any type."""
+    with_text: bool = False
+    """One message carries text and one file (X); otherwise each file is a message of its own (Meta)."""
+    by_link: bool = False
+    """The connector passes a link to the file (``OutboundFile.url``), not its bytes (generic sources)."""
+    label: str = ""
+    """How to name the platform in a refusal ("Instagram")."""
+
+    def refusal(self, name: str, content_type: str, size: int | None) -> str | None:
+        """Why ``name`` cannot go to this platform (kind, type or size), or None when it can."""
+        kind = file_kind(content_type)
+        words = {"image": "images", "video": "videos", "audio": "audio files", "file": "other files"}
+        cap = self.max_bytes.get(kind)
+        if cap is None:
+            return f"{self.label} does not take {words[kind]} ({name})"
+        allowed = self.types.get(kind)
+        if allowed and content_type.lower() not in allowed:
+            kinds = ", ".join(t.split("/", 1)[1] for t in allowed)
+            return f"{self.label} takes {words[kind]} as {kinds} only; {name} is {content_type or 'of unknown type'}"
+        if size is not None and size > cap:
+            return f"{self.label} takes {words[kind]} up to {cap / 1_000_000:g} MB; {name} is {size / 1_000_000:.1f} MB"
+        return None
+
+
+@dataclass(frozen=True)
 class Limits:
     """What a platform accepts in one message."""
 
     max_chars: int
     count_bytes: bool = False
     extra: dict[str, int] = field(default_factory=dict)
+    files: FileLimits | None = None
+    """None: the platform takes text only from us."""
 
 
 MAX_URL = 2000

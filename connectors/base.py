@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, runtime_checkable
 
 from bridge.domain import Batch, Customer, Limits, OutboundMessage, Platform, SendResult
 
@@ -95,4 +95,15 @@ class VerifiesSends(Protocol):
     def find_sent(self, message: OutboundMessage, *, since: float, known: set[str]) -> SendResult | None:
         """A message of ours in ``message.conversation`` with this text, sent at or after ``since``
         (epoch seconds) and not among ``known`` remote ids; None when there is none."""
+        ...
+
+
+@runtime_checkable
+class FetchesFiles(Protocol):
+    """A connector whose customers' files are read with its own credential or keys (``InboundFile.private``)."""
+
+    def fetch_file(self, account: str, conversation: str, ref: str, sink: IO[bytes], cap: int) -> int:
+        """Write the bytes of the file ``ref`` (``InboundFile.url``) to ``sink`` as they arrive, decrypted where
+        the platform encrypts; return their count. More than ``cap`` bytes raises ``Rejected`` (saying the file is
+        over the limit); a file that is gone for good raises ``Rejected``; a passing failure ``RetryLater``."""
         ...
