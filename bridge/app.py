@@ -51,6 +51,7 @@ from bridge.store.tables import Conversation
 from bridge.toml_config import FileConfig
 from bridge.wiring import Channels, build_channels
 from bridge.x_costs import Meter
+from connectors.base import all_limits
 
 log = logging.getLogger(__name__)
 RECOVER_SECONDS = 5.0
@@ -298,7 +299,7 @@ def build(
     desk = Desk(
         file=file,
         roster=roster,
-        limits=lambda: {c.platform.value: c.limits for c in senders.values()},
+        limits=lambda: all_limits(senders),
         link=slack.thread_link,
         desk_channels=(settings.dmbridge_channel, *(r.channel for r in file.routes)),
     )

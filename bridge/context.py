@@ -19,7 +19,7 @@ from bridge.slack.api import SlackApi
 from bridge.store import outbox
 from bridge.store.db import Database
 from bridge.toml_config import FileConfig
-from connectors.base import Connector, ProfileLookup
+from connectors.base import Connector, ProfileLookup, all_limits
 
 
 @dataclass
@@ -52,7 +52,7 @@ class Context:
         return self.auth.setdefault(name, AuthState())
 
     def limits(self) -> dict[str, Limits]:
-        return {c.platform.value: c.limits for c in self.connectors.values()}
+        return all_limits(self.connectors)
 
 
 def enqueue_channel_notice(

@@ -340,6 +340,8 @@ class Upload(Delivery):
     file_kind: str
     from_brand: bool = False
     size: int | None = None
+    private: bool = False
+    """Read through the platform's connector (``InboundFile.private``), not fetched from ``url`` directly."""
     kind: ClassVar[str] = "upload"
 
     @classmethod

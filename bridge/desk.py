@@ -35,7 +35,7 @@ from bridge.commands import (
     parse_thread,
 )
 from bridge.deliveries import DM, ChannelNotice
-from bridge.domain import Limits, Platform
+from bridge.domain import Limits, Platform, limits_of
 from bridge.store import conversations, outbox
 from bridge.store import desk as store
 from bridge.store.tables import Conversation
@@ -295,7 +295,7 @@ class Desk:
         ).values()
 
     def too_long(self, conv: Conversation, text: str) -> str | None:
-        limits = self.limits().get(conv.platform)
+        limits = limits_of(self.limits(), conv.platform, conv.via)
         if limits is None:
             return None
         size = sum(utf8_len(c) for c in text) if limits.count_bytes else len(text)

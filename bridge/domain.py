@@ -241,6 +241,11 @@ class Limits:
     """None: the platform takes text only from us."""
 
 
+def limits_of(limits: dict[str, Limits], platform: str, via: str | None) -> Limits | None:
+    """The limits a reply to a customer of ``platform`` who last wrote by ``via`` must keep."""
+    return limits.get(f"{platform}:{via}") or limits.get(platform)
+
+
 MAX_URL = 2000
 # X: "Your username cannot be longer than 15 characters … can only contain alphanumeric characters
 # (letters A-Z, numbers 0-9) with the exception of underscores".

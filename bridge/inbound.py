@@ -150,6 +150,7 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
             file_kind=file.kind,
             from_brand=msg.from_brand,
             size=file.size,
+            private=file.private,
         )
         outbox.enqueue(session, upload, now, not_before=now + ECHO_GRACE_SECONDS if msg.from_brand else 0.0)
     return True

@@ -172,7 +172,8 @@ class SlackHandler:
             raise Rejected("the conversation's header card could not be posted")
         match delivery:
             case Upload():
-                return self.copier.copy(delivery, conv, max(row.attempts - 1, 0))  # attempts counts this one
+                source = ctx.connectors.get(conv.platform) if delivery.private else None
+                return self.copier.copy(delivery, conv, max(row.attempts - 1, 0), source)  # attempts counts this one
             case Notice(text=text):
                 return slack.post(conv.channel, notice(text), thread_ts=conv.thread_ts, key=delivery.key)
             case Mirror():

@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from bridge import state
 from bridge.deliveries import DM, Ephemeral, Reaction
-from bridge.domain import Limits
+from bridge.domain import Limits, limits_of
 from bridge.slack.markup import slack_to_plain
 from bridge.store import conversations, outbox
 from bridge.text import split_text, utf8_len
@@ -141,7 +141,9 @@ def apply(
             if not is_agent:
                 ephemeral(session, channel, user, NOT_RELAYED, now, thread_ts)
                 return "not relayed: not an agent"
-            parts = platform_parts(text, limits_for[conv.platform])
+            limits = limits_of(limits_for, conv.platform, conv.via)
+            assert limits is not None, f"no connector for {conv.platform}"
+            parts = platform_parts(text, limits)
             if not parts:
                 state.say(
                     session,

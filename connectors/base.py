@@ -99,6 +99,24 @@ class VerifiesSends(Protocol):
 
 
 @runtime_checkable
+class HasWays(Protocol):
+    """A connector with two ways to the same customers (X: legacy DMs and X Chat) whose limits differ."""
+
+    ways: Mapping[str, Limits]
+    """Limits by ``OutboundMessage.via``; ``limits`` holds for the others."""
+
+
+def all_limits(connectors: object) -> dict[str, Limits]:
+    """Each platform's limits (``"x"``), and a way's own where it has them (``"x:xchat"``): see ``limits_of``."""
+    out: dict[str, Limits] = {}
+    for c in connectors.values() if isinstance(connectors, Mapping) else ():
+        out[c.platform.value] = c.limits
+        for via, limits in c.ways.items() if isinstance(c, HasWays) else ():
+            out[f"{c.platform.value}:{via}"] = limits
+    return out
+
+
+@runtime_checkable
 class FetchesFiles(Protocol):
     """A connector whose customers' files are read with its own credential or keys (``InboundFile.private``)."""
 

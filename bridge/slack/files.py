@@ -28,6 +28,7 @@ from bridge.errors import Rejected, RetryLater, unreachable
 from bridge.slack.api import SlackApi
 from bridge.store.tables import Conversation
 from bridge.text import slack_escape
+from connectors.base import FetchesFiles
 
 MB = 1024 * 1024
 SPILL = MB  # bytes kept in memory before the spool moves to a temporary file
@@ -105,6 +106,26 @@ def fetch(
     return spool, total
 
 
+def fetch_private(source: object, upload: Upload, conv: Conversation, cap: int) -> tuple[IO[bytes], int]:
+    """A file only its connector can read (X DM media, X Chat media), in a spool (rewound), and its size."""
+    if not isinstance(source, FetchesFiles):
+        raise NotCopied(f"no {Platform(conv.platform).label} connector here reads its files")
+    spool: IO[bytes] = SpooledTemporaryFile(max_size=SPILL)  # noqa: SIM115  (handed to the caller, who closes it)
+    try:
+        size = source.fetch_file(conv.account, conv.remote_id, upload.url, spool, cap)
+    except RetryLater:
+        spool.close()
+        raise
+    except Rejected as exc:
+        spool.close()
+        raise NotCopied(str(exc)) from exc
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool, size
+
+
 def _refuse(resp: httpx.Response, attempt: int, cap: int) -> None:
     status = resp.status_code
     if status in (403, 404, 410):
@@ -174,10 +195,14 @@ class Copier:
         if request.url.scheme != "https" or not self.allowed(str(request.url)):
             raise NotCopied("its link leads somewhere dmbridge does not fetch (https on a public address only)")
 
-    def copy(self, upload: Upload, conv: Conversation, attempt: int) -> str:
-        """The file fetched and shared in the conversation's thread; its Slack file id."""
+    def copy(self, upload: Upload, conv: Conversation, attempt: int, source: object = None) -> str:
+        """The file fetched (through ``source``, the platform's connector, for a private one) and shared in the
+        conversation's thread; its Slack file id."""
         assert conv.thread_ts is not None
-        spool, size = fetch(self.fetcher, upload.url, cap=self.cap, allowed=self.allowed, attempt=attempt)
+        if upload.private:
+            spool, size = fetch_private(source, upload, conv, self.cap)
+        else:
+            spool, size = fetch(self.fetcher, upload.url, cap=self.cap, allowed=self.allowed, attempt=attempt)
         with spool:
             sender = sender_of(upload, conv)
             upload_url, file_id = self.slack.upload_url(

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import IO
+
 from bridge.domain import Limits, OutboundMessage, Platform, SendResult
-from connectors.base import Connector, VerifiesSends
+from bridge.errors import Rejected
+from connectors.base import Connector, FetchesFiles, VerifiesSends
 from connectors.xchat.connector import XChatConnector
+
+CHAT_REF = "xchat:"
+"""How X Chat media references begin (``InboundFile.url``); the others are legacy DM media URLs."""
 
 
 class XRouter:
@@ -16,6 +22,7 @@ class XRouter:
     def __init__(self, legacy: Connector | None, chat: XChatConnector) -> None:
         self.legacy, self.chat = legacy, chat
         self.limits: Limits = chat.limits if legacy is None else legacy.limits
+        self.ways: dict[str, Limits] = {"xchat": chat.limits}
 
     def start(self) -> None:
         """Nothing of its own: each connector is started by its poller."""
@@ -29,3 +36,9 @@ class XRouter:
     def find_sent(self, message: OutboundMessage, *, since: float, known: set[str]) -> SendResult | None:
         connector = self._for(message)
         return connector.find_sent(message, since=since, known=known) if isinstance(connector, VerifiesSends) else None
+
+    def fetch_file(self, account: str, conversation: str, ref: str, sink: IO[bytes], cap: int) -> int:
+        connector = self.chat if ref.startswith(CHAT_REF) else self.legacy
+        if not isinstance(connector, FetchesFiles):
+            raise Rejected("this X connector does not read files")
+        return connector.fetch_file(account, conversation, ref, sink, cap)
