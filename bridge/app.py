@@ -111,6 +111,7 @@ class Bridge:
     meter: Meter | None = None  # X Chat's calls and deliveries, added to today's x_usage rows
     locks: list[ProcessLock] = field(default_factory=list)
     desk_channels: set[str] = field(default_factory=set)  # where stored Slack messages are kept (slim.py)
+    platform: PlatformHandler | None = None  # replies to customers; also serves /media links (built with the app)
 
     def start(self, *, run_migrations: bool = True) -> None:
         ctx = self.ctx
@@ -125,7 +126,8 @@ class Bridge:
         self.locks.append(alive)
         recover(ctx)
         self.slack_runner = Runner(ctx, SlackHandler(ctx, home_report=recent_report(ctx)))
-        self.platform_runner = Runner(ctx, PlatformHandler(ctx))
+        self.platform = self.platform or PlatformHandler(ctx)
+        self.platform_runner = Runner(ctx, self.platform)
         slack, platform, processor = self.slack_runner, self.platform_runner, EventProcessor(ctx)
         self.loops = [
             Loop("slack-events", processor.step, ctx.wake_events, self.stop_event),
@@ -361,6 +363,7 @@ def build(
         channels=channels,
         desk_channels=kept_channels,
     )
+    bridge.platform = PlatformHandler(ctx)
     if settings.x_enabled:  # what X bills: the legacy DM connector's calls and X Chat's, and chat deliveries
         counted = [calls for c in channels.polled.values() if isinstance(calls := getattr(c, "calls", None), dict)]
         bridge.meter = Meter(db, lambda: x_costs.total(counted), clock)
@@ -374,5 +377,6 @@ def build(
         store,
         skip,
         body_seconds=settings.dmbridge_body_seconds,
+        media=bridge.platform.media,
     )
     return bridge

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     dmbridge_metrics_addr: str = ""  # host:port for /metrics alone; empty: on the main --host/--port
     dmbridge_max_attachment_mb: float = 100.0  # a customer's file larger than this is named in the thread, not copied
     dmbridge_fetch_private: bool = False  # fetch customers' files from private addresses too (sources on your network)
+    dmbridge_public_url: str = ""  # dmbridge's https address: the base of links to agents' files (generic sources)
+    dmbridge_media_link_hours: float = 24.0  # how long such a link works
 
     @property
     def note_prefixes(self) -> tuple[str, ...]:

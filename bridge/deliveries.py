@@ -2,8 +2,8 @@
 
 Each delivery is a frozen dataclass that owns its dedupe key (built by its named constructors, the only place
 key strings are formatted), its lane (the order it keeps with its neighbours) and its target (the loop that sends
-it). ``bridge.store.outbox.enqueue`` stores one; ``decode`` turns a stored row back into its type, and the delivery
-loops ``match`` on it.
+it). ``bridge.store.outbox.enqueue`` stores one; ``outbox.decode`` turns a stored row back into its type, and the
+delivery loops ``match`` on it.
 
 A row's columns hold ``kind``, ``dedupe_key``, ``lane``, ``target`` and ``conversation_id``; ``payload`` holds the
 remaining fields as JSON, validated on the way in and out (pydantic ``TypeAdapter``). Payloads are the same as
@@ -16,12 +16,11 @@ notices, ``e:{user}`` ephemerals, ``h:{user}`` App Home, ``d:{conversation}`` er
 
 from __future__ import annotations
 
-import json
 import uuid
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Literal, Self
 
-from pydantic import TypeAdapter
+from bridge.domain import AgentFile
 
 Target = Literal["slack", "platform"]
 OK, WAITING, WARNING = "white_check_mark", "hourglass_flowing_sand", "warning"  # the receipts' emoji names
@@ -282,6 +281,8 @@ class DM(Delivery):
     author: str
     receipt_key: str | None = None
     """For a template: the key of the :class:`TemplatePost` whose ts carries the receipts."""
+    file: AgentFile | None = None
+    """A file the agent attached, sent with this part (``text`` may then be "")."""
     kind: ClassVar[str] = "dm"
     target: ClassVar[Target] = "platform"
 
@@ -291,11 +292,26 @@ class DM(Delivery):
         return platform_lane(self.conversation_id)
 
     @classmethod
-    def relay(cls, conversation_id: int, channel: str, ts: str, parts: list[str], author: str) -> list[DM]:
-        """The parts of an agent's thread reply."""
+    def relay(
+        cls,
+        conversation_id: int,
+        channel: str,
+        ts: str,
+        parts: list[str],
+        author: str,
+        files: tuple[AgentFile, ...] = (),
+        with_text: bool = False,
+    ) -> list[DM]:
+        """The parts of an agent's thread reply: the text's, then one per file; ``with_text`` puts the first
+        file on the last text part (a platform whose message carries text and one file)."""
+        plan: list[tuple[str, AgentFile | None]] = [(text, None) for text in parts]
+        rest = list(files)
+        if with_text and plan and rest:
+            plan[-1] = (plan[-1][0], rest.pop(0))
+        plan += [("", file) for file in rest]
         return [
-            cls(cls._relay_key(channel, ts, i), conversation_id, text, i, len(parts), channel, ts, author)
-            for i, text in enumerate(parts)
+            cls(cls._relay_key(channel, ts, i), conversation_id, text, i, len(plan), channel, ts, author, file=file)
+            for i, (text, file) in enumerate(plan)
         ]
 
     @classmethod
@@ -369,33 +385,3 @@ _THREADED = (Card, CardUpdate, AutoAssign, Mirror, Notice, TemplatePost, Reactio
 KINDS: dict[str, type[Delivery]] = {cls.kind: cls for cls in _THREADED + UNTHREADED + (DM, Profile)}
 POSTS: tuple[type[Card | Mirror | Notice | ChannelNotice], ...] = (Card, Mirror, Notice, ChannelNotice)
 """Deliveries that post a message (TemplatePost is a Notice): a lost answer is looked for before resending."""
-
-
-_ADAPTERS: dict[str, TypeAdapter[Any]] = {}
-
-
-def _adapter(cls: type[Delivery]) -> TypeAdapter[Any]:
-    adapter = _ADAPTERS.get(cls.kind)
-    if adapter is None:
-        adapter = _ADAPTERS[cls.kind] = TypeAdapter(cls)
-    return adapter
-
-
-def encode(delivery: Delivery) -> str:
-    """The payload column for ``delivery`` (validated, so a wrong field type fails at enqueue, not at send)."""
-    data = delivery.payload()
-    _adapter(type(delivery)).validate_python({**data, "key": delivery.key, "conversation_id": delivery.conversation_id})
-    return json.dumps(data)
-
-
-def decode(kind: str, key: str, conversation_id: int | None, payload: str) -> Delivery:
-    """The typed delivery a stored row holds; ``ValueError`` for an unknown kind or a malformed payload."""
-    cls = KINDS.get(kind)
-    if cls is None:
-        raise ValueError(f"unknown delivery kind {kind!r}")
-    data = json.loads(payload) if payload else {}
-    names = {f.name for f in fields(cls)}
-    if not isinstance(data, dict) or not set(data) <= names:
-        raise ValueError(f"malformed {kind} payload")
-    value: Delivery = _adapter(cls).validate_python({**data, "key": key, "conversation_id": conversation_id})
-    return value

@@ -1,4 +1,4 @@
-"""The HTTP surface: ``POST /slack/events``, ``/webhooks/…``, ``GET /healthz``, ``GET /metrics``.
+"""The HTTP surface: ``POST /slack/events``, ``/webhooks/…``, ``GET /media/…``, ``GET /healthz``, ``GET /metrics``.
 
 Every route reads its body under a size limit and a deadline, and answers 400 to a body it cannot parse
 (deeply nested JSON included), never 500. In Socket Mode ``/slack/events`` is not mounted at all: request
@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from slack_bolt import App, BoltRequest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from bridge.domain import Batch
@@ -32,6 +33,10 @@ UVICORN_LIMITS: dict[str, Any] = {"limit_concurrency": 200, "timeout_keep_alive"
 connections close after 5 s. Header timeouts are a reverse proxy's job (README)."""
 UNPARSABLE = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError)
 log = logging.getLogger(__name__)
+INLINE_TYPES = ("image/", "video/", "audio/", "application/pdf")
+"""Types served as themselves from ``/media``; anything else (HTML, SVG, scripts) as opaque bytes."""
+Media = Callable[[str], tuple[str, str, int, Iterator[bytes]] | None]
+"""A ``/media/{token}`` look-up: (name, MIME type, size, the bytes) or None (404)."""
 
 
 class BodyRefused(Exception):
@@ -70,6 +75,7 @@ def build_http(
     skip: Callable[[bytes, dict[str, str]], bool] | None = None,
     *,
     body_seconds: float = BODY_SECONDS,
+    media: Media | None = None,
 ) -> Starlette:
     """``bolt`` None (Socket Mode): no ``/slack/events`` route. ``store(route, batch)`` writes a webhook's
     messages in one transaction and wakes the loops. ``skip(body, headers)``: True for a verified request
@@ -145,12 +151,28 @@ def build_http(
         # collectors read the database: never on the event loop
         return Response(await run_in_threadpool(generate_latest, registry), media_type=CONTENT_TYPE_LATEST)
 
+    async def media_file(request: Request) -> Response:
+        found = await run_in_threadpool(media, request.path_params["token"]) if media is not None else None
+        if found is None:
+            return PlainTextResponse("Not Found", status_code=404)
+        name, mimetype, size, chunks = found
+        safe_type = mimetype if mimetype.startswith(INLINE_TYPES) else "application/octet-stream"
+        headers = {
+            "Content-Length": str(size),
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": "private, no-store",
+        }
+        return StreamingResponse(chunks, media_type=safe_type, headers=headers)
+
     routes = [Route("/slack/events", slack_events, methods=["POST"])] if bolt is not None else []
     return Starlette(
         routes=[
             *routes,
             Route("/webhooks/generic/{name}", webhook, methods=["POST"]),
             Route("/webhooks/{route:str}", webhook, methods=["GET", "POST"]),
+            Route("/media/{token}", media_file, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
         ]

@@ -9,6 +9,8 @@ reply whose last attempt may have gone out is looked for on the platform first
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from dataclasses import replace
 
 from sqlmodel import Session, col, select
 
@@ -16,9 +18,10 @@ from bridge import profiles, state, thread_messages
 from bridge.context import Context, enqueue_channel_notice
 from bridge.decide import Failed, Retry
 from bridge.deliveries import DM, OK, WAITING, WARNING, Delivery, Profile, Target, Unreaction
-from bridge.domain import OutboundMessage, Platform, SendResult
+from bridge.domain import OutboundFile, OutboundMessage, Platform, SendResult, file_kind, limits_of
 from bridge.errors import Rejected
 from bridge.runner import BLOCKED_RECHECK, Write, retry_write
+from bridge.slack.agent_files import AgentFiles, MediaLinks
 from bridge.store import events, outbox
 from bridge.store.tables import Conversation, Outbox, SentMessage
 from connectors.base import Connector, VerifiesSends
@@ -32,8 +35,9 @@ class PlatformHandler:
     target: Target = "platform"
     batch = 20
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, files: AgentFiles | None = None) -> None:
         self.ctx = ctx
+        self.files = files or agent_files(ctx)
 
     def admit(self, rows: list[Outbox], where: dict[int, tuple[str, str]], now: float) -> tuple[list[int], float]:
         wait, wanted = 0.5, []
@@ -97,7 +101,19 @@ class PlatformHandler:
             last_inbound_at=conv.last_inbound_at,
             key=delivery.key,
             via=conv.via or "",
+            file=None if delivery.file is None else _named(delivery.file.name, delivery.file.mimetype),
         )
+
+    def media(self, token: str) -> tuple[str, str, int, Iterator[bytes]] | None:
+        """``GET /media/{token}``: an agent's file for a source that takes links (``bridge.http``)."""
+
+        def channel_of(conversation_id: int) -> str | None:
+            with self.ctx.db.read() as s:
+                conv = s.get(Conversation, conversation_id)
+            return conv.channel if conv is not None else None
+
+        found = self.files.serve(token, channel_of)
+        return None if found is None else (found[0].name, found[0].mimetype, found[0].size, found[1])
 
     def verify(self, delivery: Delivery, row: Outbox, conv: Conversation | None) -> SendResult | None:
         """An earlier attempt ended without an answer: look for it on the platform before sending again."""
@@ -115,7 +131,13 @@ class PlatformHandler:
 
     def send(self, delivery: Delivery, row: Outbox, conv: Conversation | None) -> SendResult:
         connector, message = self._message(delivery, conv)
-        return connector.send(message)
+        if not isinstance(delivery, DM) or delivery.file is None or conv is None or conv.id is None:
+            return connector.send(message)
+        limits = limits_of(self.ctx.limits(), conv.platform, conv.via)
+        if limits is None or limits.files is None:
+            raise Rejected(f"{Platform(conv.platform).label} takes text only from dmbridge")
+        with self.files.outbound(delivery.file, limits.files, conv.id) as file:  # the local copy goes afterwards
+            return connector.send(replace(message, file=file))
 
     # ---------------------------------------------------------------------------------------------- outcomes
 
@@ -216,3 +238,26 @@ def _settle(s: Session, dm: DM, ts: str | None, name: str, now: float) -> None:
         thread_messages.enqueue_receipt(
             s, Unreaction.on(waiting.conversation_id or 0, waiting.channel, waiting.ts, WAITING), now
         )
+
+
+def _named(name: str, mimetype: str) -> OutboundFile:
+    """What a file part carries before its bytes are fetched (what ``find_sent`` needs to know of it)."""
+    return OutboundFile(name, file_kind(mimetype), mimetype, 0)
+
+
+def agent_files(ctx: Context) -> AgentFiles:
+    """Agents' files read from Slack with the bot token; links signed for sources that take links."""
+    settings = ctx.settings
+    links = None
+    if settings.dmbridge_public_url:
+        links = MediaLinks(
+            settings.slack_bot_token, settings.dmbridge_public_url, settings.dmbridge_media_link_hours, ctx.clock
+        )
+    return AgentFiles(
+        ctx.slack,
+        token=settings.slack_bot_token,
+        api_url=settings.slack_base_url,
+        cap_mb=settings.dmbridge_max_attachment_mb,
+        timeout=settings.dmbridge_http_timeout,
+        links=links,
+    )

@@ -8,11 +8,11 @@ from typing import Any
 from sqlmodel import Session
 
 from bridge import state
-from bridge.deliveries import DM, Ephemeral, Reaction
-from bridge.domain import Limits, limits_of
+from bridge.deliveries import DM, WARNING, Ephemeral, Reaction
+from bridge.domain import AgentFile, Limits, limits_of, safe_file_name
 from bridge.slack.markup import slack_to_plain
 from bridge.store import conversations, outbox
-from bridge.text import split_text, utf8_len
+from bridge.text import slack_escape, split_text, utf8_len
 
 RELAYED_SUBTYPES = (None, "thread_broadcast", "file_share")
 IGNORED = "ignored"  # the only key of a stored event the processor needs nothing from
@@ -25,6 +25,7 @@ class Relay:
     ts: str
     user: str
     text: str
+    files: tuple[AgentFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,28 @@ def classify(event: dict[str, Any], bot_user_id: str, note_prefixes: tuple[str, 
         return Command(channel, str(thread_ts), ts, user, text)
     if text.lstrip().lower().startswith(note_prefixes):
         return Note(channel, str(thread_ts))
-    return Relay(channel, str(thread_ts), ts, user, text)
+    return Relay(channel, str(thread_ts), ts, user, text, agent_files(event.get("files")))
+
+
+MAX_FILES = 10  # Slack shares at most 10 files in one message (files.completeUploadExternal)
+
+
+def agent_files(value: object) -> tuple[AgentFile, ...]:
+    """The files of a ``file_share`` message that can be sent on: ids and names as Slack gave them."""
+    found = []
+    for item in value[:MAX_FILES] if isinstance(value, list) else ():
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or item.get("mode") == "tombstone":
+            continue
+        size = item.get("size")
+        found.append(
+            AgentFile(
+                id=item["id"][:64],
+                name=safe_file_name(item.get("name"), "file"),
+                mimetype=str(item.get("mimetype") or "")[:128],
+                size=size if isinstance(size, int) and size >= 0 else None,
+            )
+        )
+    return tuple(found)
 
 
 def platform_parts(text: str, limits: Limits) -> list[str]:
@@ -115,6 +137,20 @@ def enqueue_receipt(session: Session, receipt: Reaction | None, now: float) -> N
         outbox.enqueue(session, receipt, now)
 
 
+NOTHING_TO_SEND = "That message has no text or file for the customer: nothing was sent."
+
+
+def file_refusal(files: tuple[AgentFile, ...], limits: Limits) -> str | None:
+    """Why the platform would refuse one of ``files`` (judged on what Slack's event said), or None."""
+    for file in files:
+        if limits.files is None:
+            return f"this platform takes text only from dmbridge ({slack_escape(file.name)} was attached)"
+        refusal = limits.files.refusal(file.name, file.mimetype, file.size) if file.mimetype else None
+        if refusal is not None:  # with no type in the event, the check waits for files.info at send time
+            return slack_escape(refusal)
+    return None
+
+
 NOT_RELAYED = (
     "Only agents of this desk can answer customers; your message was not sent to the customer. "
     "Start it with `//` to keep it as a note."
@@ -134,7 +170,7 @@ def apply(
             return f"ignored: {reason}"
         case Note():
             return "note"
-        case Relay(channel, thread_ts, ts, user, text):
+        case Relay(channel, thread_ts, ts, user, text, files):
             conv = conversations.by_thread(session, channel, thread_ts)
             if conv is None or conv.id is None:
                 return "ignored: thread is not a conversation"
@@ -144,16 +180,17 @@ def apply(
             limits = limits_of(limits_for, conv.platform, conv.via)
             assert limits is not None, f"no connector for {conv.platform}"
             parts = platform_parts(text, limits)
-            if not parts:
-                state.say(
-                    session,
-                    conv,
-                    ("empty", channel, ts),
-                    "Only text is relayed for now: that message was not sent to the customer.",
-                    now,
-                )
-                return "not relayed: no text"
-            for dm in DM.relay(conv.id, channel, ts, parts, user):
+            refusal = file_refusal(files, limits)
+            if refusal is not None:
+                enqueue_receipt(session, Reaction.on(conv.id, channel, ts, WARNING), now)
+                line = f":warning: Not sent to the customer: {refusal}."
+                state.say(session, conv, ("refused", channel, ts), line, now)
+                return "not relayed: a file the platform refuses"
+            if not parts and not files:
+                state.say(session, conv, ("empty", channel, ts), NOTHING_TO_SEND, now)
+                return "not relayed: nothing to send"
+            with_text = limits.files is not None and limits.files.with_text
+            for dm in DM.relay(conv.id, channel, ts, parts, user, files, with_text):
                 outbox.enqueue(session, dm, now)
             state.reply_queued(session, conv, now, author=user, text="".join(parts))
             return f"relayed in {len(parts)} part(s)"

@@ -42,6 +42,8 @@ class GenericSourceEmulator:
         self.deliveries: list[dict[str, Any]] = []
         """Every signed callback received, retries included."""
         self.refused: list[int] = []
+        self.files: dict[str, tuple[int, bytes]] = {}
+        """What each reply's attachment link gave when fetched on arrival: URL → (status, bytes)."""
         self._replies: dict[str, dict[str, Any]] = {}
         self._faults: list[int] = []
         self._lock = threading.RLock()
@@ -157,6 +159,12 @@ class GenericSourceEmulator:
                 return JSONResponse({"error": "bad signature"}, status_code=401)
             reply = json.loads(body)
             self.deliveries.append(reply)
+        for item in reply.get("attachments") or []:  # a source fetches the link it was given, as a shop would
+            async with httpx.AsyncClient(timeout=30) as client:
+                got = await client.get(item["url"])
+            with self._lock:
+                self.files[item["url"]] = (got.status_code, got.content)
+        with self._lock:
             if self._faults:
                 status = self._faults.pop(0)
                 moved = {"location": self.http.url + "/moved"} if 300 <= status < 400 else None

@@ -169,7 +169,12 @@ def sandbox_settings(
 def _start_bridge(
     settings: Settings, file: FileConfig, environ: dict[str, str], clock: Callable[[], float]
 ) -> tuple[Bridge, HttpServer]:
+    front = _Front()  # the address first: it is the bridge's public URL (links to agents' files)
+    http = HttpServer(front)
+    if not settings.dmbridge_public_url:
+        settings = settings.model_copy(update={"dmbridge_public_url": http.url})
     bridge = build(settings, file, clock=clock, environ=environ)
+    front.app = bridge.http
     bridge.start()
     for name, poller in bridge.pollers.items():  # the first poll only sets the mark: let it happen first
         wait_for(lambda p=poller: p.first_done.is_set(), what=f"first {name} poll")  # type: ignore[misc]
@@ -177,9 +182,17 @@ def _start_bridge(
         wait_for(starter.started.is_set, what=f"{name} start")
     if settings.slack_app_token:
         bridge.connect_socket_mode()
-    http = HttpServer(bridge.http)
     http.start()
     return bridge, http
+
+
+class _Front:
+    """An ASGI app that hands every request to ``app``, set once the bridge is built."""
+
+    app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
 
 
 def _set_env(name: str, value: str | None) -> None:

@@ -177,7 +177,7 @@ class ServeProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115  (the child owns it)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bridge", "serve", "--port", str(self.port)],
-            env=self.env,
+            env={"DMBRIDGE_PUBLIC_URL": self.url, **self.env},
             cwd=self.workdir,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -14,6 +14,8 @@ from __future__ import annotations
 import queue
 import random
 import threading
+import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +25,7 @@ from starlette.routing import Route
 from bridge.sandbox.server import HttpServer
 from bridge.sandbox.slack_api import WebApiMethods
 from bridge.sandbox.slack_conversations import ConversationMethods
-from bridge.sandbox.slack_files import FileMethods
+from bridge.sandbox.slack_files import FileMethods, Upload
 from bridge.sandbox.slack_people import SlackPeople
 from bridge.sandbox.slack_socket import SocketModeServer
 from bridge.sandbox.slack_state import (
@@ -201,6 +203,40 @@ class SlackEmulator(WebApiMethods, ConversationMethods, FileMethods, SlackPeople
         off after the call took effect (``reset``). ``rate=0`` stops it."""
         with self._lock:
             self._chaos = Chaos(rate, kinds, frozenset(methods), random.Random(seed), slow) if rate else None
+
+    def share_file_as_user(
+        self, user: str, channel: str, data: bytes, name: str, *, thread_ts: str, text: str = "", mimetype: str = ""
+    ) -> tuple[str, str, list[int]]:
+        """A person attaches a file to a thread reply (Slack's client uploads it); the app receives a ``message``
+        of subtype ``file_share`` with ``files[]``. Returns the message's ts, the file id and the statuses."""
+        with self._lock:
+            file_id = "F" + uuid.uuid4().hex[:10].upper()
+            path = Path(self._file_dir.name) / file_id
+            path.write_bytes(data)
+            upload = Upload(file_id, name, len(data), float("inf"), path, claimed=True, received=len(data))
+            self._uploads[file_id] = upload
+            ts = self._next_ts()
+            file = self._file_object(upload, name, self.clock())
+            file |= {"user": user, "mimetype": mimetype or file["mimetype"]}
+            file["channels"].append(channel)
+            file["shares"] = {"public": {channel: [{"ts": ts, "thread_ts": thread_ts, "team_id": self.team}]}}
+            upload.file = file
+            listed = ("channels", "groups", "ims", "shares")  # files.info has these; a message's file objects do not
+            msg: dict[str, Any] = {
+                "type": "message",
+                "subtype": "file_share",
+                "text": text,
+                "files": [{k: v for k, v in file.items() if k not in listed}],
+                "upload": False,
+                "user": user,
+                "display_as_bot": False,
+                "ts": ts,
+                "team": self.team,
+                "thread_ts": thread_ts,
+                "parent_user_id": self._author_of(channel, thread_ts),
+            }
+            self.channels[channel].messages.append(msg)
+        return ts, file_id, self.deliver(dict(msg, channel=channel, channel_type="channel", event_ts=ts))
 
     # ------------------------------------------------------------------ what happened
 

@@ -42,6 +42,7 @@ SLACK_METHODS = frozenset(
         "views.publish",
         "files.getUploadURLExternal",
         "files.completeUploadExternal",
+        "files.info",
     }
 )
 # the ones that change nothing: a failed read cannot have acted, so it is never ``uncertain``
@@ -56,6 +57,7 @@ READ_METHODS = frozenset(
         "users.getPresence",
         "usergroups.users.list",
         "files.getUploadURLExternal",  # nothing shows until the upload is completed
+        "files.info",
     }
 )
 
@@ -225,6 +227,13 @@ class SlackApi:
             thread_ts=thread_ts,
             initial_comment=comment,
         )
+
+    def file_info(self, file_id: str) -> dict[str, Any]:
+        """What Slack says of a file now (``files.info``): name, type, size, download URL."""
+        file = self._call(self.client.files_info, file=file_id).get("file")
+        if not isinstance(file, dict):
+            raise Rejected("Slack answered files.info without the file")
+        return file
 
     def find_file(
         self, channel: str, thread_ts: str, title: str, *, since: float, known: set[str], bot_user: str = ""

@@ -9,7 +9,8 @@ authorizations and more. The event processor reads only a handful of fields
 - ``app_home_opened``: ``type``, ``user``, ``tab``;
 - a message or mention that ``classify`` would act on, in a desk channel:
   ``type``, ``subtype``, ``channel``, ``ts``, ``thread_ts``, ``user``,
-  ``text``, ``bot_id``, ``app_id``; for an edit or deletion, of the message
+  ``text``, ``bot_id``, ``app_id``, and of each of its ``files`` (at most 10)
+  ``id``, ``name``, ``mimetype``, ``size``, ``mode``; for an edit or deletion, of the message
   and the previous message only ``ts``, ``thread_ts``, ``bot_id``, ``app_id``
   and, for an edit, a digest of each text (``classify`` only compares them);
 - anything else (other channels, top-level messages, bots' messages, other
@@ -30,6 +31,7 @@ from bridge import thread_messages
 MESSAGE_FIELDS = ("type", "subtype", "channel", "ts", "thread_ts", "user", "text", "bot_id", "app_id")
 CHANGE_FIELDS = ("type", "subtype", "channel")
 CHANGED_MESSAGE_FIELDS = ("ts", "thread_ts", "bot_id", "app_id")
+FILE_FIELDS = ("id", "name", "mimetype", "size", "mode")
 HOME_FIELDS = ("type", "user", "tab")
 CHANGES = ("message_changed", "message_deleted")
 
@@ -54,6 +56,9 @@ def slim(envelope: dict[str, Any], desk_channels: Collection[str] | None = None)
                 kept[key] = _changed_message(event[key], with_text=event.get("subtype") == "message_changed")
     else:
         kept = _pick(event, MESSAGE_FIELDS)
+        if isinstance(event.get("files"), list):
+            files = event["files"][: thread_messages.MAX_FILES]
+            kept["files"] = [_pick(f, FILE_FIELDS) for f in files if isinstance(f, dict)]
     try:
         action: thread_messages.Action | None = thread_messages.classify(kept, "", ())
     except Exception:  # malformed: keep what we picked, so processing meets the same problem as with all of it

@@ -16,17 +16,48 @@ the worker verifies those against the other side before sending again.
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import and_, exists, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from bridge.deliveries import Delivery, decode, encode
+from bridge.deliveries import KINDS, Delivery
 from bridge.store.common import insert_ignore
 from bridge.store.tables import Outbox
 
 PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+
+_ADAPTERS: dict[str, TypeAdapter[Any]] = {}
+
+
+def _adapter(cls: type[Delivery]) -> TypeAdapter[Any]:
+    adapter = _ADAPTERS.get(cls.kind)
+    if adapter is None:
+        adapter = _ADAPTERS[cls.kind] = TypeAdapter(cls)
+    return adapter
+
+
+def encode(delivery: Delivery) -> str:
+    """The payload column for ``delivery`` (validated, so a wrong field type fails at enqueue, not at send)."""
+    data = delivery.payload()
+    _adapter(type(delivery)).validate_python({**data, "key": delivery.key, "conversation_id": delivery.conversation_id})
+    return json.dumps(data)
+
+
+def decode(kind: str, key: str, conversation_id: int | None, payload: str) -> Delivery:
+    """The typed delivery a stored row holds; ``ValueError`` for an unknown kind or a malformed payload."""
+    cls = KINDS.get(kind)
+    if cls is None:
+        raise ValueError(f"unknown delivery kind {kind!r}")
+    data = json.loads(payload) if payload else {}
+    names = {f.name for f in fields(cls)}
+    if not isinstance(data, dict) or not set(data) <= names:
+        raise ValueError(f"malformed {kind} payload")
+    value: Delivery = _adapter(cls).validate_python({**data, "key": key, "conversation_id": conversation_id})
+    return value
 
 
 def enqueue(session: Session, delivery: Delivery, now: float, not_before: float = 0.0) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from bridge.domain import Customer, OutboundMessage, Platform, SendResult
 from bridge.errors import AuthFailed, Rejected, RetryLater
@@ -66,15 +67,30 @@ class MetaConnector:
     def send(self, message: OutboundMessage) -> SendResult:
         page = self.app.page(message.account)
         window = convert.send_window(self.platform, message.last_inbound_at, self.app.clock(), page.human_agent_days)
-        match window:
-            case convert.Closed(reason):
-                raise Rejected(reason)
-            case convert.Response() | convert.HumanAgent():
-                body = convert.send_body(message.recipient_id, message.text, window)
-        data = self.app.graph.post(self.platform, "me/messages", page.token, body)
+        if isinstance(window, convert.Closed):
+            raise Rejected(window.reason)
+        if message.file is not None:
+            data = self._send_file(message, page.token, window)
+        else:
+            body = convert.send_body(message.recipient_id, message.text, window)
+            data = self.app.graph.post(self.platform, "me/messages", page.token, body)
         if "message_id" not in data:
             raise RetryLater(f"{self.platform.label} accepted the message without an id")
         return SendResult(remote_id=str(data["message_id"]), conversation=message.conversation)
+
+    def _send_file(
+        self, message: OutboundMessage, token: str, window: convert.Response | convert.HumanAgent
+    ) -> dict[str, Any]:
+        """One attachment, uploaded and sent in one Send API call (the text, if any, went as its own message)."""
+        file = message.file
+        assert file is not None
+        if message.text or not file.path:
+            raise Rejected("a Meta message carries text or one file, and the file must be on disk")
+        form = convert.attachment_form(message.recipient_id, file.kind, window)
+        with open(file.path, "rb") as data:
+            return self.app.graph.post_file(
+                self.platform, "me/messages", token, form, (file.name, data, file.content_type)
+            )
 
     def profile(self, account: str, customer_id: str) -> Customer:
         if not convert.is_graph_id(customer_id):  # it is the Graph URL path: never anything but an id

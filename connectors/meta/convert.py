@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from bridge.domain import (
     Customer,
+    FileLimits,
     InboundFile,
     InboundMessage,
     Limits,
@@ -23,7 +24,25 @@ from bridge.domain import (
 from bridge.errors import AuthFailed, BadPayload, DeliveryError, Rejected, RetryLater, server_error
 
 OBJECTS = {"page": Platform.MESSENGER, "instagram": Platform.INSTAGRAM}
-LIMITS = {Platform.MESSENGER: Limits(max_chars=2_000), Platform.INSTAGRAM: Limits(max_chars=1_000, count_bytes=True)}
+MB = 1_000_000
+# Messenger: any image, video, audio or file up to 25 MB (Send API, "Sending attachments"). Instagram: the
+# Attachment Upload API's table (instagram-messaging/features/attachment-upload): audio aac/m4a/wav/mp4 25 MB,
+# images png/jpeg/gif 8 MB, video mp4/ogg/avi/mov/webm 25 MB, files pdf 25 MB.
+MESSENGER_FILES = FileLimits(max_bytes=dict.fromkeys(("image", "video", "audio", "file"), 25 * MB), label="Messenger")
+INSTAGRAM_FILES = FileLimits(
+    max_bytes={"image": 8 * MB, "video": 25 * MB, "audio": 25 * MB, "file": 25 * MB},
+    types={
+        "image": ("image/png", "image/jpeg", "image/gif"),
+        "video": ("video/mp4", "video/ogg", "video/x-msvideo", "video/quicktime", "video/webm"),
+        "audio": ("audio/aac", "audio/mp4", "audio/x-m4a", "audio/wav", "audio/x-wav", "audio/vnd.wave"),
+        "file": ("application/pdf",),
+    },
+    label="Instagram",
+)
+LIMITS = {
+    Platform.MESSENGER: Limits(max_chars=2_000, files=MESSENGER_FILES),
+    Platform.INSTAGRAM: Limits(max_chars=1_000, count_bytes=True, files=INSTAGRAM_FILES),
+}
 STANDARD_WINDOW = 24 * 3600.0
 PROFILE_FIELDS = {
     Platform.MESSENGER: "first_name,last_name,name,profile_pic",
@@ -196,7 +215,18 @@ def _days(days: float) -> str:
 
 
 def send_body(recipient_id: str, text: str, window: Response | HumanAgent) -> dict[str, Any]:
-    body: dict[str, Any] = {"recipient": {"id": recipient_id}, "message": {"text": text}}
+    return _windowed({"recipient": {"id": recipient_id}, "message": {"text": text}}, window)
+
+
+def attachment_form(recipient_id: str, kind: str, window: Response | HumanAgent) -> dict[str, str]:
+    """The form fields of a Send API call that uploads its attachment (``filedata``) in the same request:
+    each a JSON string, as the Attachment Upload API's "upload from a server" shows."""
+    message = {"attachment": {"type": kind, "payload": {"is_reusable": False}}}
+    body = _windowed({"recipient": {"id": recipient_id}, "message": message}, window)
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}
+
+
+def _windowed(body: dict[str, Any], window: Response | HumanAgent) -> dict[str, Any]:
     match window:
         case Response():
             body["messaging_type"] = "RESPONSE"

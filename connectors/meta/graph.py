@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -31,6 +31,12 @@ class Graph:
 
     def post(self, platform: Platform, path: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._call(platform, "POST", path, token, json=body)
+
+    def post_file(
+        self, platform: Platform, path: str, token: str, form: dict[str, str], file: tuple[str, IO[bytes], str]
+    ) -> dict[str, Any]:
+        """A multipart POST: ``form`` fields and the file as ``filedata`` (name, open file, MIME type), streamed."""
+        return self._call(platform, "POST", path, token, data=form, files={"filedata": file})
 
     def _call(self, platform: Platform, method: str, path: str, token: str, **kwargs: Any) -> dict[str, Any]:
         try:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from bridge.domain import Limits, OutboundMessage, Platform, SendResult
+from bridge.domain import FileLimits, Limits, OutboundMessage, Platform, SendResult
 from bridge.errors import AuthFailed, Rejected, RetryLater, server_error, unreachable
 from connectors import signing
 from connectors.webhook import convert
@@ -18,6 +18,13 @@ SIGNATURE_HEADER = "X-Dmbridge-Signature"
 TIMESTAMP_HEADER = "X-Dmbridge-Timestamp"
 TIMESTAMP_WINDOW = 300.0
 MAX_REPLY_CHARS = 10_000
+MAX_LINKED_FILE = 1_000_000_000  # Slack's own cap on a file (1 GB): the source fetches the link, nothing is relayed
+FILES = FileLimits(
+    max_bytes=dict.fromkeys(("image", "video", "audio", "file"), MAX_LINKED_FILE),
+    with_text=True,
+    by_link=True,
+    label="This source",
+)
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,7 @@ def sign(source: Source, body: bytes, timestamp: int) -> dict[str, str]:
 class GenericConnector:
     name = "generic"
     platform = Platform.GENERIC
-    limits = Limits(max_chars=MAX_REPLY_CHARS)
+    limits = Limits(max_chars=MAX_REPLY_CHARS, files=FILES)
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ from bridge.domain import (
     Customer,
     InboundFile,
     InboundMessage,
+    OutboundFile,
     OutboundMessage,
     Platform,
     safe_file_name,
@@ -135,4 +136,10 @@ def reply_body(message: OutboundMessage, now: float) -> dict[str, Any]:
         "recipient_id": message.recipient_id,
         "text": message.text,
         "sent_at": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"),
+        **({} if message.file is None else {"attachments": [attachment(message.file)]}),
     }
+
+
+def attachment(file: OutboundFile) -> dict[str, Any]:
+    """An agent's file in a reply: dmbridge's signed link to it, valid for DMBRIDGE_MEDIA_LINK_HOURS."""
+    return {"url": file.url, "name": file.name, "type": file.kind, "content_type": file.content_type, "size": file.size}

@@ -146,6 +146,7 @@ def test_every_slack_threads_method_calls_slack_as_the_spec_says(emulator: Slack
     slack.complete_upload(file_id, "photo.jpg", "C1", ts, "Maria sent a photo: photo.jpg")
     assert slack.find_file("C1", ts, "photo.jpg", since=0, known=set()) == file_id
     assert emulator.file_bytes(file_id) == b"bytes"
+    assert slack.file_info(file_id)["size"] == 5  # an agent's file, before it goes to the customer
     assert slack.delete("C1", reply) == "deleted"
     assert doctor.slack_channel(slack.client, "C1", "desk", None).ok  # the doctor's one call of its own
     calls = emulator.calls()

@@ -27,9 +27,8 @@ from bridge.deliveries import (
     TemplatePost,
     Unreaction,
     Upload,
-    decode,
-    encode,
 )
+from bridge.store.outbox import decode, encode
 
 EXAMPLES: list[Delivery] = [
     Card.of(7),
