@@ -189,8 +189,13 @@ def upload_size(path: str) -> tuple[int, int]:
     return size, int(encrypted_stream_size(size))
 
 
+MIB = 1024 * 1024  # the copier's cap (``DMBRIDGE_MAX_ATTACHMENT_MB``) counts these
+
+
 def too_large(size: int, cap: int) -> str:
-    return f"it is {size / MB:.1f} MB, over the {cap / MB:g} MB limit"
+    """Why a file is not copied, in the words the copier uses for a link over the cap."""
+    shown = f"{size / MIB:.1f} MB" if size >= MIB / 10 else f"{max(1, size // 1024)} KB"
+    return f"it is {shown}, over the {cap / MIB:.3g} MB limit"
 
 
 def decrypt_into(chunks: Iterable[bytes], decryptor: Pushes, sink: IO[bytes], cap: int) -> int:

@@ -137,7 +137,7 @@ def test_a_reference_for_another_conversation_is_refused_without_a_call(world: W
 def test_a_file_over_the_cap_is_refused_before_download_when_its_size_is_known(world: World) -> None:
     world.x.customer_sends_file(MARIA, os.urandom(300_000), "big.pdf", "file")
     (file,) = received(world)[0].files
-    with pytest.raises(Rejected, match=r"0\.3 MB, over the 0\.1 MB limit"):
+    with pytest.raises(Rejected, match=r"0\.3 MB, over the 0\.0954 MB limit"):
         fetch(world.conn, file, conversation(MARIA), cap=100_000)
     assert media_calls(world) == []  # not even asked for
 
