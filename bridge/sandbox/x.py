@@ -44,7 +44,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bridge.sandbox import x_chat_api, x_dm, x_rules
+from bridge.sandbox import x_chat_api, x_chat_media, x_dm, x_rules
 from bridge.sandbox.server import HttpServer
 from bridge.sandbox.x_chat import ChatPeople, ChatWorld
 from bridge.sandbox.x_oauth import OAuth2Server
@@ -120,6 +120,7 @@ class XEmulator(WebhookSender, ChatPeople):
                     Route("/2/users", self._users, methods=["GET"]),
                     *x_dm.routes(self),
                     *x_chat_api.routes(self),
+                    *x_chat_media.routes(self),
                 ]
             )
         )

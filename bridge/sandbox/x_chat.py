@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from chat_xdk import Chat
+from chat_xdk import Chat, detect_image_dimensions
 
+from bridge.sandbox import x_chat_media as media
 from bridge.sandbox import xchat_thrift as thrift
 from bridge.sandbox.x_parts import BRAND_ID
 
@@ -78,6 +79,7 @@ class ChatWorld:
         self.public_keys: dict[str, list[dict[str, str]]] = {}
         self.people: dict[str, Person] = {}
         self.conversations: dict[str, Conversation] = {}
+        self.media = media.MediaWorld()  # X Chat media: upload sessions and ciphertext (x_chat_media.py)
         self.sequence = 0
         self.lock = threading.RLock()
 
@@ -178,6 +180,55 @@ class ChatPeople:
             assert conv.latest is not None
             return self._write(conv, person.chat, user_id, person.version, text, tamper=tamper)
 
+    def customer_sends_file(
+        self,
+        user_id: str,
+        data: bytes,
+        name: str,
+        media_type: str = "image",
+        text: str = "",
+        *,
+        tamper: bool = False,
+        declared_size: int | None = None,
+    ) -> str:
+        """The customer's app sends a file in X Chat: encrypted with chatxdk under the conversation's newest key,
+        uploaded (X keeps only the ciphertext) and named in an encrypted message with ``text``. ``tamper``: one
+        byte of the stored ciphertext flipped; ``declared_size``: the size the message claims, if not the real one."""
+        with self._lock:
+            conv = self._conversation(user_id)
+            if conv.latest is None:
+                self.customer_sets_keys(user_id)
+            assert conv.latest is not None
+            person, key = self.chat.people[user_id], self.chat.media.new_key()
+            blob = bytearray(media.encrypt(person.chat, conv.keys[conv.latest], data))
+            if tamper:
+                blob[len(blob) // 2] ^= 0x01
+            self.chat.media.blobs[(user_id, key)] = bytes(blob)
+            described = media.describe(key, data, name, media_type, detect_image_dimensions(data) or (0, 0))
+            if declared_size is not None:
+                described["filesize_bytes"] = declared_size
+            return self._write(conv, person.chat, user_id, person.version, text, attachments=[described])
+
+    def chat_files_received_by(self, user_id: str) -> list[tuple[str, bytes]]:
+        """The files the customer's app shows from the brand: each downloaded and decrypted there with the key
+        of its message's version; (file name, plaintext) in order."""
+        with self._lock:
+            conv, person = self.chat.conversations.get(user_id), self.chat.people[user_id]
+            found: list[tuple[str, bytes]] = []
+            for event in conv.events if conv else []:
+                if event["sender_id"] != BRAND_ID or event.get("key_change"):
+                    continue
+                opened = person.chat.decrypt_event(
+                    event["encoded_event"], conv.keys if conv else {}, self.chat.signing_entries(BRAND_ID, user_id)
+                )
+                if opened.get("verified") is not True:
+                    continue
+                for item in opened.get("attachments") or []:
+                    blob = self.chat.media.blobs[(user_id, item["media_hash_key"])]
+                    key = conv.keys[str(opened["key_version"])] if conv else b""
+                    found.append((str(item["filename"]), bytes(person.chat.decrypt_stream(blob, key))))
+            return found
+
     def chat_received_by(self, user_id: str) -> list[str]:
         """What the customer's app shows from the brand, decrypted and verified there, in order."""
         with self._lock:
@@ -204,7 +255,15 @@ class ChatPeople:
             return self._write(conv, chat, BRAND_ID, version, text)
 
     def _write(
-        self, conv: Conversation, chat: Chat, sender: str, version: str, text: str, *, tamper: bool = False
+        self,
+        conv: Conversation,
+        chat: Chat,
+        sender: str,
+        version: str,
+        text: str,
+        *,
+        tamper: bool = False,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> str:
         """A message encrypted and signed by ``sender``'s app under the conversation's newest key, as X stores
         it; ``tamper``: one byte of its ECDSA signature flipped on the way."""
@@ -216,6 +275,7 @@ class ChatPeople:
             signing_key_version=version,
             conversation_key=conv.keys[conv.latest],
             conversation_key_version=conv.latest,
+            attachments=attachments,
         )
         signature = thrift.parse_message_event_signature(sent.encoded_event_signature)
         if tamper:

@@ -168,6 +168,10 @@ QUERY: dict[str, dict[str, frozenset[str] | None]] = {
     },
     "/2/chat/conversations/{id}/keys": {},
     "/2/chat/conversations/{id}/messages": {},
+    "/2/chat/media/upload/initialize": {},
+    "/2/chat/media/upload/{id}/append": {},
+    "/2/chat/media/upload/{id}/finalize": {},
+    "/2/chat/media/{id}/{media_hash_key}": {},
 }
 
 

@@ -9,13 +9,21 @@ write, by ``bridge.errors``' one definition).
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 import xdk
-from xdk.chat.models import AddConversationKeysRequest, AddUserPublicKeyRequest, SendMessageRequest
+from xdk.chat.models import (
+    AddConversationKeysRequest,
+    AddUserPublicKeyRequest,
+    MediaUploadAppendRequest,
+    MediaUploadFinalizeRequest,
+    MediaUploadInitializeRequest,
+    SendMessageRequest,
+)
 
 from bridge.errors import AuthFailed, Rejected, RetryLater, server_error, unreachable
 from connectors.x.api import reset_of
@@ -193,6 +201,66 @@ class ChatApi:
         resp = self._call(lambda: self.client.chat.send_message(conversation, request), changes=True)
         self._count("send")
         return _dump(resp).get("data") or {}
+
+    # ------------------------------------------------------------------------------------------------ media
+
+    def upload_initialize(self, conversation: str, total_bytes: int) -> tuple[str, str]:
+        """A media upload session for ``total_bytes`` of ciphertext: its id and the media hash key X gave."""
+        request = MediaUploadInitializeRequest(conversation_id=conversation, total_bytes=total_bytes)
+        resp = self._call(lambda: self.client.chat.media_upload_initialize(request), changes=True)
+        self._count("media")
+        data = _dump(resp).get("data") or {}
+        session, key = data.get("session_id"), data.get("media_hash_key")
+        if not session or not key:
+            raise Rejected("X opened the media upload without a session id or media hash key")
+        return str(session), str(key)
+
+    def upload_append(self, session: str, conversation: str, media_hash_key: str, index: int, segment: bytes) -> None:
+        """One segment of ciphertext (base64 in the JSON body)."""
+        request = MediaUploadAppendRequest(
+            conversation_id=conversation,
+            media_hash_key=media_hash_key,
+            segment_index=index,
+            media=base64.b64encode(segment).decode(),
+        )
+        self._call(lambda: self.client.chat.media_upload_append(session, request), changes=True)
+
+    def upload_finalize(self, session: str, conversation: str, media_hash_key: str, parts: int) -> None:
+        request = MediaUploadFinalizeRequest(
+            conversation_id=conversation, media_hash_key=media_hash_key, num_parts=str(parts)
+        )
+        resp = self._call(lambda: self.client.chat.media_upload_finalize(session, request), changes=True)
+        if (_dump(resp).get("data") or {}).get("success") is not True:
+            raise Rejected("X did not finalize the media upload")
+
+    def media(self, conversation: str, media_hash_key: str) -> requests.Response:
+        """The encrypted file's response, its body not read yet: read it with ``chunks`` and close it. (``xdk``'s
+        ``media_download`` is the same request but reads the whole body into memory.)"""
+        url = f"{self.client.base_url}/2/chat/media/{conversation}/{media_hash_key}"
+
+        def get() -> requests.Response:
+            resp = self.client.session.get(
+                url, headers={"Authorization": f"Bearer {self.client.access_token}"}, stream=True
+            )
+            try:
+                resp.raise_for_status()
+            except requests.HTTPError:
+                _ = resp.content  # the problem document, read for ``detail`` before the connection goes back
+                resp.close()
+                raise
+            return resp
+
+        found = self._call(get, changes=False)
+        self._count("media")
+        return found
+
+    @staticmethod
+    def chunks(resp: requests.Response, size: int = 64 * 1024) -> Iterator[bytes]:
+        """A streamed body in chunks, its failures as dmbridge errors."""
+        try:
+            yield from resp.iter_content(size)
+        except requests.RequestException as exc:
+            raise translate(exc, changes=False) from exc
 
 
 def _dump(model: Any) -> dict[str, Any]:

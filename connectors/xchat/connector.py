@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 from bridge.domain import (
     Batch,
@@ -28,7 +28,7 @@ from bridge.domain import (
 )
 from bridge.errors import AuthFailed, Rejected
 from connectors.x.convert import customer_from_user
-from connectors.xchat import convert, crypto
+from connectors.xchat import convert, crypto, media
 from connectors.xchat.api import ChatApi
 from connectors.xchat.crypto import ConversationKeys, Identity
 
@@ -44,7 +44,7 @@ EPOCH = "1970-01-01T00:00:00+00:00"  # pages of the inbox per pass
 class XChatConnector:
     name = "xchat"
     platform = Platform.X
-    limits = Limits(max_chars=MAX_CHARS)
+    limits = Limits(max_chars=MAX_CHARS, files=media.LIMITS)
 
     def __init__(
         self,
@@ -278,9 +278,35 @@ class XChatConnector:
         if conversation is None:
             raise Rejected("X Chat replies go to one-to-one conversations only")
         version, key = self._send_keys(conversation, convert.other(conversation, me))
-        body = crypto.encrypt(self.identity, conversation, message.text, key, version)
+        attachments = None
+        if message.file is not None:  # encrypted with the same conversation key as the text, uploaded first
+            encryptor = crypto.stream_encryptor(self.identity, key)
+            attachments = [media.upload(self.api, conversation, message.file, encryptor)]
+        body = crypto.encrypt(self.identity, conversation, message.text, key, version, attachments)
         self.api.send(conversation, body)
         return SendResult(remote_id=body["message_id"], conversation=conversation)
+
+    def fetch_file(self, account: str, conversation: str, ref: str, sink: IO[bytes], cap: int) -> int:
+        """A customer's file (``media.MediaRef``) downloaded and decrypted chunk by chunk into ``sink``, with the
+        conversation key of the version it was encrypted under (held, or read again from the key events)."""
+        try:
+            found = media.parse_ref(ref)
+        except ValueError as exc:
+            raise Rejected("it is not an X Chat file") from exc
+        if convert.canonical(conversation, self.identity.user_id) != found.conversation:
+            raise Rejected("its reference names another conversation")
+        if found.size > cap:  # as the sender declared it: no download at all
+            raise Rejected(media.too_large(found.size, cap))
+        keys = self._conversation_keys(found.conversation)
+        if found.key_version not in keys.keys:
+            keys = self._conversation_keys(found.conversation, reload=True)
+        key = keys.keys.get(found.key_version)
+        if key is None:
+            raise Rejected("the conversation key it was encrypted with is not one we hold")
+        with self.api.media(found.conversation, found.media_hash_key) as resp:
+            media.check_length(resp.headers.get("content-length", ""), cap)
+            decryptor = crypto.stream_decryptor(self.identity, key)
+            return media.decrypt_into(self.api.chunks(resp), decryptor, sink, cap)
 
     def find_sent(self, message: OutboundMessage, *, since: float, known: set[str]) -> SendResult | None:
         """Our message with this text among the conversation's newest events, sent at or after ``since``."""
@@ -297,7 +323,9 @@ class XChatConnector:
             if sealed is None or (when is not None and when.timestamp() < since - 5):
                 continue
             opened = self.open([sealed])[0].message
-            if opened is not None and opened.text == message.text and opened.remote_id not in known:
+            if opened is None or (message.file is not None and not opened.files):
+                continue
+            if opened.text == message.text and opened.remote_id not in known:
                 return SendResult(remote_id=opened.remote_id, conversation=conversation)
         return None
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from bridge.domain import Customer, InboundMessage, Platform, SealedEvent
 from bridge.errors import BadPayload
+from connectors.xchat import media
 
 CHAT_EVENTS = ("chat.received", "chat.sent")
 MAX_EVENT_CHARS = 64_000  # base64 of one event: a text message is well under 1 KB; X's text limit is 10,000
@@ -177,8 +178,9 @@ def sealed_from_history(event: dict[str, Any], *, me: str, account: str) -> Seal
 def to_message(
     opened: dict[str, Any], *, event_id: str, conversation: str, me: str, account: str, customer: Customer
 ) -> InboundMessage | None:
-    """A decrypted ``Message`` event as a domain message (None for other event types). An event whose
-    signature or reply preview does not verify becomes an ``unverified`` message with no text."""
+    """A decrypted ``Message`` event as a domain message (None for other event types), its media as private
+    files (``media.files_of``). An event whose signature or reply preview does not verify becomes an
+    ``unverified`` message with no text and no files."""
     if opened.get("type") != "Message":
         return None
     sender = str(opened.get("sender_id") or "")
@@ -186,8 +188,7 @@ def to_message(
     assert isinstance(content, dict)
     verified = opened.get("verified") is True and opened.get("reply_preview_validation", "Valid") == "Valid"
     text = str(content.get("text") or "") if verified else ""
-    attachments = content.get("attachments") if isinstance(content.get("attachments"), list) else []
-    assert isinstance(attachments, list)
+    files, others = media.files_of(opened, conversation) if verified else ((), 0)
     return InboundMessage(
         platform=Platform.X,
         account=account,
@@ -197,9 +198,10 @@ def to_message(
         text=text,
         sent_at=sent_at(opened.get("created_at_msec")),
         from_brand=sender == me,
-        attachments=tuple(str(i) for i in range(len(attachments))) if verified else (),
+        attachments=tuple(str(i) for i in range(others)),
         needs_profile=sender != me,
         via="xchat",
+        files=files,
         unverified=not verified,
     )
 

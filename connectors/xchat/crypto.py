@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from chat_xdk import Chat
+from chat_xdk import Chat, StreamDecryptor, StreamEncryptor
 
 from bridge.errors import Rejected
 
@@ -169,8 +169,16 @@ def keys_request(change: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def encrypt(identity: Identity, conversation: str, text: str, key: bytes, version: str) -> dict[str, str]:
-    """The body of ``POST /2/chat/conversations/{id}/messages`` carrying ``text`` encrypted and signed."""
+def encrypt(
+    identity: Identity,
+    conversation: str,
+    text: str,
+    key: bytes,
+    version: str,
+    attachments: list[dict[str, Any]] | None = None,
+) -> dict[str, str]:
+    """The body of ``POST /2/chat/conversations/{id}/messages`` carrying ``text`` (and media ``attachments``,
+    ``connectors.xchat.media.attachment``) encrypted and signed."""
     with identity.lock:
         sent = identity.chat.encrypt_message(
             conversation,
@@ -179,9 +187,21 @@ def encrypt(identity: Identity, conversation: str, text: str, key: bytes, versio
             signing_key_version=identity.key_version,
             conversation_key=key,
             conversation_key_version=version,
+            attachments=attachments or None,
         )
     return {
         "message_id": sent.message_id,
         "encoded_message_create_event": sent.encrypted_content,
         "encoded_message_event_signature": sent.encoded_event_signature,
     }
+
+
+def stream_encryptor(identity: Identity, key: bytes) -> StreamEncryptor:
+    """A file's encryptor under a conversation key (it holds no reference to the identity's keys)."""
+    with identity.lock:
+        return identity.chat.stream_encryptor(key)
+
+
+def stream_decryptor(identity: Identity, key: bytes) -> StreamDecryptor:
+    with identity.lock:
+        return identity.chat.stream_decryptor(key)

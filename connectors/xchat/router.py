@@ -8,9 +8,9 @@ from bridge.domain import Limits, OutboundMessage, Platform, SendResult
 from bridge.errors import Rejected
 from connectors.base import Connector, FetchesFiles, VerifiesSends
 from connectors.xchat.connector import XChatConnector
+from connectors.xchat.media import CHAT_REF
 
-CHAT_REF = "xchat:"
-"""How X Chat media references begin (``InboundFile.url``); the others are legacy DM media URLs."""
+__all__ = ["CHAT_REF", "XRouter"]  # X Chat media references begin with CHAT_REF; the others are legacy DM URLs
 
 
 class XRouter:

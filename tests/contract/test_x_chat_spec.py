@@ -8,6 +8,8 @@ scopes we request cover each endpoint's; and the emulator refuses over HTTP what
 from __future__ import annotations
 
 import copy
+import dataclasses
+import io
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -21,8 +23,8 @@ import pytest
 import requests
 
 from bridge import x_chat_keys
-from bridge.domain import OutboundMessage, Platform
-from bridge.sandbox import x_chat_api
+from bridge.domain import OutboundFile, OutboundMessage, Platform
+from bridge.sandbox import x_chat_api, x_chat_media
 from bridge.sandbox.x import BRAND_ID, XEmulator
 from bridge.store import migrate
 from bridge.store.db import Database
@@ -31,6 +33,7 @@ from connectors.xchat import convert
 from connectors.xchat.api import ChatApi
 from connectors.xchat.connector import XChatConnector
 from tests.contract.test_x_spec import SPEC, enum_of, operation, parameters, resolve
+from tests.unit.test_xchat_media import png
 
 pytestmark = pytest.mark.skipif(
     not SPEC.exists(), reason=f"X's OpenAPI spec not found at {SPEC} (../shared/specs is present under CI)"
@@ -172,6 +175,20 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
             assert x.chat_received_by(customer) == [text]
         assert conn.find_sent(message, since=0.0, known=set()) == replies[-1]
         assert conn.profile(conn.account, MARIA).name == "Maria López"
+        photo = png(40, 30)  # media: a customer's encrypted photo read, and an agent's file sent
+        x.customer_sends_file(MARIA, photo, "photo.png", "image", "una foto")
+        opened = conn.open(list(conn.poll(batch.cursor).sealed))
+        (file,) = [f for o in opened if o.message is not None for f in o.message.files]
+        sink = io.BytesIO()
+        assert conn.fetch_file(conn.account, str(convert.canonical(MARIA, BRAND_ID)), file.url, sink, 10**7) > 0
+        assert sink.getvalue() == photo
+        path = tmp_path_factory.mktemp("files") / "manual.pdf"
+        path.write_bytes(b"%PDF-1.4 the manual")
+        agents = OutboundFile(name="manual.pdf", kind="file", content_type="application/pdf", size=19, path=str(path))
+        conn.send(
+            dataclasses.replace(message, conversation=str(convert.canonical(JDOE, BRAND_ID)), text="", file=agents)
+        )
+        assert x.chat_files_received_by(JDOE) == [("manual.pdf", b"%PDF-1.4 the manual")]
         yield Flow(calls, x)
     finally:
         x.stop()
@@ -192,8 +209,12 @@ def test_the_flow_makes_every_kind_of_chat_request(spec: dict[str, Any], flow: F
         ("GET", f"{CHAT_ID}/events"),
         ("POST", f"{CHAT_ID}/keys"),
         ("POST", f"{CHAT_ID}/messages"),
+        ("POST", "/2/chat/media/upload/initialize"),
+        ("POST", "/2/chat/media/upload/{id}/append"),
+        ("POST", "/2/chat/media/upload/{id}/finalize"),
+        ("GET", "/2/chat/media/{id}/{media_hash_key}"),
     }
-    assert made.count(("POST", f"{CHAT_ID}/messages")) == 2 and made.count(("POST", f"{CHAT_ID}/keys")) == 1
+    assert made.count(("POST", f"{CHAT_ID}/messages")) == 3 and made.count(("POST", f"{CHAT_ID}/keys")) == 1
     keys = next(c for c in flow.calls if c.path.endswith("/keys"))
     assert LEE in keys.path  # the brand set up the keys of the conversation it starts, not of MARIA's
     refused = [(c.method, c.path, c.status) for c in flow.calls if c.status >= 300]
@@ -237,7 +258,7 @@ def test_every_body_validates_against_the_operations_request_schema(spec: dict[s
         errors = body_errors(spec, op, call.body)
         assert not errors, f"{call.method} {template}: {errors}"
         bodies += 1
-    assert bodies == 4  # the registration, one key change, two messages
+    assert bodies == 8  # the registration, one key change, three messages, initialize, one append, finalize
 
 
 def sig(body: dict[str, Any]) -> dict[str, Any]:
@@ -294,6 +315,14 @@ def test_the_emulator_body_tables_are_the_spec_schemas(spec: dict[str, Any]) -> 
     assert props("AddConversationKeysActionSignaturesMessageEventSignature") == x_chat_api.SIGNATURE
     assert props("AddUserPublicKeyRequest") == x_chat_api.REGISTRATION
     assert props("AddUserPublicKeyPublicKey") == x_chat_api.PUBLIC_KEY
+    assert props("ChatMediaUploadInitializeRequest") == x_chat_media.INITIALIZE
+    assert props("ChatMediaUploadAppendRequest") == x_chat_media.APPEND
+    assert props("ChatMediaUploadFinalizeRequest") == x_chat_media.FINALIZE
+    download = parameters(spec, spec["paths"]["/2/chat/media/{id}/{media_hash_key}"]["get"])
+    assert resolve(spec, download["id"]["schema"])["pattern"] == x_chat_media.PATH_ID
+    assert resolve(spec, download["media_hash_key"]["schema"])["pattern"] == x_chat_media.MEDIA_HASH_KEY
+    finalize = parameters(spec, spec["paths"]["/2/chat/media/upload/{id}/finalize"]["post"])
+    assert resolve(spec, finalize["id"]["schema"])["pattern"] == x_chat_media.SESSION_ID
     for suffix in ("/events", "/keys", "/messages"):
         path = spec["paths"][CHAT_ID + suffix]
         op = path.get("get") or path["post"]
