@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from bridge.sandbox.demo import MARIA
+from bridge.sandbox.demo import MARIA, SAM
 from bridge.sandbox.harness import CHANNEL, Sandbox, shown, wait_for
 from bridge.store.tables import Outbox
 from tests.scenarios.helpers import customer_posts, thread_with
@@ -84,3 +84,18 @@ def test_a_file_over_the_cap_is_named_with_its_size_and_never_downloaded(box: Sa
     said = note(box, ts, "could not be copied")
     assert "unboxing.mp4" in said and "1.5 MB, over the 1 MB limit" in said
     assert box.slack.files_in_thread(CHANNEL, ts) == [] and media_reads(box) == []
+
+
+def test_an_agents_file_reaches_the_x_chat_customer_encrypted_with_the_text_on_the_same_message(box: Sandbox) -> None:
+    box.x.customer_sends_file(MARIA, png(40, 40), "IMG_1.png", "image", "Do you have the return label?")
+    ts = thread_with(box, "the return label")
+    label = png(300, 200)
+    reply_ts, _, _ = box.slack.share_file_as_user(
+        SAM, CHANNEL, label, "return-label.png", thread_ts=ts, text="Here it is", mimetype="image/png"
+    )
+    got = wait_for(lambda: box.x.chat_files_received_by(MARIA) or None, timeout=20, what="the customer's file")
+    assert [(name, sha(data)) for name, data in got] == [("return-label.png", sha(label))]
+    assert box.x.chat_received_by(MARIA)[-1] == "Here it is"  # one message: the text and the file
+    wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), what="✅ on the reply")
+    uploaded = [p for m, p, _ in box.x.requests if m == "POST" and p.startswith("/2/chat/media/upload/")]
+    assert uploaded[0].endswith("/initialize") and uploaded[-1].endswith("/finalize")
