@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 AUTHORIZE_URL = "https://x.com/i/oauth2/authorize"
 TOKEN_URL = "https://api.x.com/2/oauth2/token"
-SCOPES = ("dm.read", "dm.write", "tweet.read", "users.read", "offline.access")
+SCOPES = ("dm.read", "dm.write", "tweet.read", "users.read", "media.write", "offline.access")
 REFRESH_MARGIN = 300.0  # seconds before expiry at which a token is refreshed
 
 

@@ -50,7 +50,7 @@ def test_authorize_url_asks_for_the_scopes_we_need() -> None:
     url = oauth.authorize_url("cid", "https://dm.example.com/cb", "st", "ch")
     assert url.startswith("https://x.com/i/oauth2/authorize?")
     q = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-    assert q["scope"].split() == ["dm.read", "dm.write", "tweet.read", "users.read", "offline.access"]
+    assert q["scope"].split() == ["dm.read", "dm.write", "tweet.read", "users.read", "media.write", "offline.access"]
     assert q | {"scope": ""} == {
         "response_type": "code",
         "client_id": "cid",
