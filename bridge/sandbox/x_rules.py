@@ -167,6 +167,10 @@ QUERY: dict[str, dict[str, frozenset[str] | None]] = {
         "chat_message_event.fields": CHAT_EVENT_FIELDS,
     },
     "/2/chat/conversations/{id}/keys": {},
+    "/2/media/upload": {"media_id": None, "command": frozenset({"STATUS"})},
+    "/2/media/upload/initialize": {},
+    "/2/media/upload/{id}/append": {},
+    "/2/media/upload/{id}/finalize": {},
     "/2/chat/conversations/{id}/messages": {},
 }
 

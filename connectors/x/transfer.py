@@ -80,14 +80,21 @@ def download(wire: Wire, ref: str, sink: IO[bytes], cap: int) -> int:
     with wire.request("GET", ref, stream=True) as resp:
         declared = resp.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
-            raise Rejected(f"it is {int(declared) / MB:.1f} MB, over the {cap // MB} MB limit")
+            raise Rejected(f"it is {size_text(int(declared))}, over the {size_text(cap)} limit")
         total = 0
         for chunk in resp.iter_content(READ_CHUNK):
             total += len(chunk)
             if total > cap:
-                raise Rejected(f"it is larger than the {cap // MB} MB limit")
+                raise Rejected(f"it is larger than the {size_text(cap)} limit")
             sink.write(chunk)
     return total
+
+
+def size_text(size: int) -> str:
+    """As the thread's notes say sizes: "1.5 MB", "1 MB", "300 KB"."""
+    if size >= MB / 10:
+        return f"{size / MB:.1f} MB".replace(".0 MB", " MB")
+    return f"{max(1, size // 1024)} KB"
 
 
 def _data(resp: requests.Response) -> dict[str, Any]:
