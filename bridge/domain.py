@@ -213,6 +213,8 @@ class FileLimits:
     """The connector passes a link to the file (``OutboundFile.url``), not its bytes (generic sources)."""
     label: str = ""
     """How to name the platform in a refusal ("Instagram")."""
+    type_bytes: dict[str, int] = field(default_factory=dict)
+    """Largest file of one MIME type where it differs from its kind's (X: GIFs up to 15 MB, other images 5 MB)."""
 
     def refusal(self, name: str, content_type: str, size: int | None) -> str | None:
         """Why ``name`` cannot go to this platform (kind, type or size), or None when it can."""
@@ -221,6 +223,7 @@ class FileLimits:
         cap = self.max_bytes.get(kind)
         if cap is None:
             return f"{self.label} does not take {words[kind]} ({name})"
+        cap = self.type_bytes.get(content_type.lower(), cap)
         allowed = self.types.get(kind)
         if allowed and content_type.lower() not in allowed:
             kinds = ", ".join(t.split("/", 1)[1] for t in allowed)

@@ -44,7 +44,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bridge.sandbox import x_chat_api, x_chat_media, x_dm, x_rules
+from bridge.sandbox import x_chat_api, x_chat_media, x_dm, x_media, x_rules
 from bridge.sandbox.server import HttpServer
 from bridge.sandbox.x_chat import ChatPeople, ChatWorld
 from bridge.sandbox.x_oauth import OAuth2Server
@@ -88,6 +88,10 @@ class XEmulator(WebhookSender, ChatPeople):
         self.access_token, self.access_token_secret = access_token, access_token_secret
         self.user_bearer_token = user_bearer_token
         self.oauth = OAuth2Server(clock=clock)  # OAuth 2.0: /i/oauth2/authorize, /2/oauth2/token, 2-hour tokens
+        self.clock = clock
+        self.user_bearer_scopes = set(x_rules.OAUTH2_SCOPES)  # what the static user bearer token was granted
+        self.media = x_media.DmMedia()  # DM media and uploads (x_media.py)
+        self._media = Window(reads_per_window, window_seconds)
         self.revoked = False
         self.users: dict[str, dict[str, Any]] = {}
         self.accepts_dms: dict[str, bool] = {}
@@ -118,6 +122,7 @@ class XEmulator(WebhookSender, ChatPeople):
                     *self.app_only.routes(),
                     Route("/2/users/me", self._me, methods=["GET"]),
                     Route("/2/users", self._users, methods=["GET"]),
+                    *x_media.routes(self),
                     *x_dm.routes(self),
                     *x_chat_api.routes(self),
                     *x_chat_media.routes(self),
@@ -190,9 +195,9 @@ class XEmulator(WebhookSender, ChatPeople):
 
     # ------------------------------------------------------------------ people acting on X
 
-    def customer_sends(self, user_id: str, text: str) -> str:
-        """A customer DMs the brand; returns the event id."""
-        return self._append(user_id, conversation_id(user_id, BRAND_ID), text)
+    def customer_sends(self, user_id: str, text: str, *, media: tuple[bytes, str] | None = None) -> str:
+        """A customer DMs the brand, with a photo, GIF or video (``(bytes, media type)``); returns the event id."""
+        return self._append(user_id, conversation_id(user_id, BRAND_ID), text, media=media)
 
     def brand_sends_from_app(self, user_id: str, text: str) -> str:
         """Someone answers from the X app itself (not through the API)."""
@@ -213,12 +218,28 @@ class XEmulator(WebhookSender, ChatPeople):
                 if e["dm_conversation_id"] == conv and e["sender_id"] == BRAND_ID and e["id"] in self._api_sent
             ]
 
-    def _append(self, sender: str, conversation: str, text: str, *, via_api: bool = False) -> str:
+    def received_media(self, user_id: str) -> list[bytes]:
+        """The bytes of the media the brand sent this customer through the API, in order."""
+        conv = conversation_id(user_id, BRAND_ID)
+        with self._lock:
+            sent = [e["id"] for e in self._events if e["dm_conversation_id"] == conv and e["id"] in self._api_sent]
+            return [data for (dm, _, _), data in self.media.files.items() if dm in sent]
+
+    def _append(
+        self,
+        sender: str,
+        conversation: str,
+        text: str,
+        *,
+        via_api: bool = False,
+        media: tuple[bytes, str] | None = None,
+        media_id: str = "",
+    ) -> str:
         with self._lock:
             now_ms = int(time.time() * 1000)
             event_id = max((now_ms - TWITTER_EPOCH_MS) << 22, self._last_id + 1)
             self._last_id = event_id
-            event = {
+            event: dict[str, Any] = {
                 "id": str(event_id),
                 "event_type": "MessageCreate",
                 "text": text,
@@ -228,6 +249,8 @@ class XEmulator(WebhookSender, ChatPeople):
                 .isoformat(timespec="milliseconds")
                 .replace("+00:00", "Z"),
             }
+            if media is not None:
+                event["attachments"] = {"media_keys": [self.media.attach(event["id"], *media, media_id=media_id)]}
             self._events.append(event)
             if via_api:
                 self._api_sent.add(event["id"])
@@ -254,7 +277,8 @@ class XEmulator(WebhookSender, ChatPeople):
                 raise fault_problem(fault)
             self._authenticate(request, body)
             now = time.time()
-            window = self._reads if kind in ("read", "users", "me") else self._sends
+            window = self._reads if kind in ("read", "users", "me", "media_read") else self._sends
+            window = self._media if kind == "media" else window
             if not window.take(now):
                 raise Problem(429, "Too Many Requests", "Too Many Requests", window.headers())
             headers = window.headers()

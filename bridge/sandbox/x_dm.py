@@ -97,12 +97,18 @@ async def _dm_events(emu: XEmulator, request: Request) -> Response:
             body.pop("data")
         if rest:
             body["meta"]["next_token"] = encode_token(int(page[-1]["id"]))
+        if "attachments.media_keys" in expansions:
+            mfields = fields_of(q.get("media.fields"), ("media_key", "type"))
+            keys = dict.fromkeys(k for e in page for k in (e.get("attachments") or {}).get("media_keys", []))
+            media = [pick(emu.media.objects[k], mfields) for k in keys if k in emu.media.objects]
+            if media:
+                body.setdefault("includes", {})["media"] = media
         if "sender_id" in expansions:
             ufields = fields_of(q.get("user.fields"), DEFAULT_USER_FIELDS)
             senders = dict.fromkeys(e["sender_id"] for e in page)
             users = [pick(emu.users[s], ufields) for s in senders if s in emu.users]
             if users:
-                body["includes"] = {"users": users}
+                body.setdefault("includes", {})["users"] = users
         return body, 200
 
     endpoint = "/2/dm_conversations/{id}/dm_events" if request.path_params.get("conversation") else ""
@@ -117,8 +123,19 @@ def _send(emu: XEmulator, conversation: str, raw: bytes) -> tuple[dict[str, Any]
     if not isinstance(body, dict) or set(body) - {"text", "attachments"}:
         raise Problem(400, "Invalid Request", "The request body has unknown fields")
     text = body.get("text")
-    if not body.get("attachments") and (not isinstance(text, str) or not text):
+    if "text" not in body and "attachments" not in body:
         raise Problem(400, "Invalid Request", "One of text or attachments is required")
+    if "text" in body and (not isinstance(text, str) or not text):
+        raise Problem(400, "Invalid Request", "`text` must be a string of at least 1 character")
+    attachments = body.get("attachments", [])
+    if (
+        not isinstance(attachments, list)
+        or len(attachments) > 1
+        or ("attachments" in body and not attachments)
+        or not all(isinstance(a, dict) and set(a) == {"media_id"} for a in attachments)
+        or not all(isinstance(a["media_id"], str) and a["media_id"].isdigit() for a in attachments)
+    ):
+        raise Problem(400, "Invalid Request", "`attachments` must be one object with a numeric `media_id`")
     if isinstance(text, str) and len(text) > MAX_TEXT:
         raise Problem(400, "Invalid Request", f"text must be at most {MAX_TEXT} characters")
     parts = conversation.split("-")
@@ -129,5 +146,10 @@ def _send(emu: XEmulator, conversation: str, raw: bytes) -> tuple[dict[str, Any]
         raise Problem(404, "Not Found Error", "Could not find the recipient")
     if not emu.accepts_dms.get(other, True):
         raise Problem(403, "Forbidden", NOT_PERMITTED)
-    event_id = emu._append(BRAND_ID, conversation, text or "", via_api=True)
+    uploads = [emu.media.usable(a["media_id"], BRAND_ID, emu.clock()) for a in attachments]
+    media = [(u.data(), u.media_type) for u in uploads]
+    media_id = uploads[0].id if uploads else ""
+    event_id = emu._append(
+        BRAND_ID, conversation, text or "", via_api=True, media=media[0] if media else None, media_id=media_id
+    )
     return {"data": {"dm_conversation_id": conversation, "dm_event_id": event_id}}, 201

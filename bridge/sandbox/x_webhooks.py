@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from bridge.sandbox.x_media import DmMedia
 from bridge.sandbox.x_parts import BRAND_ID
 from connectors import signing
 
@@ -31,6 +32,7 @@ class WebhookSender:
     _api_sent: set[str]
     _drop_webhooks: int
     _webhooks: queue.Queue[dict[str, Any] | None]
+    media: DmMedia
 
     # ------------------------------------------------------------------ webhooks
 
@@ -60,6 +62,10 @@ class WebhookSender:
                     },
                 },
             }
+            keys = (event.get("attachments") or {}).get("media_keys") or []
+            if keys and keys[0] in self.media.entities:
+                media = dict(self.media.entities[keys[0]])
+                dm["message_create"]["message_data"]["attachment"] = {"type": "media", "media": media}
             if event["id"] in self._api_sent:
                 dm["message_create"]["source_app_id"] = "28371937"
             users = {u: self.users[u] for u in (sender, recipient) if u in self.users}

@@ -1,16 +1,18 @@
-"""The X connector: polls ``GET /2/dm_events`` with a high-water mark, sends with ``POST …/messages``."""
+"""The X connector: polls ``GET /2/dm_events`` with a high-water mark, sends with ``POST …/messages``; customers'
+media is read and agents' files uploaded through :mod:`connectors.x.transfer`."""
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import requests
 
 from bridge.domain import Batch, Limits, OutboundMessage, Platform, SendResult
-from bridge.errors import AuthFailed
-from connectors.x import api, convert
+from bridge.errors import AuthFailed, Rejected
+from connectors.x import api, convert, media, transfer
 from connectors.x.oauth import with_fresh_token
 
 if TYPE_CHECKING:
@@ -26,12 +28,14 @@ PAGE_SIZE = 100
 # logged as skipped; accounts with that volume should use webhooks.
 MAX_PAGES_PER_POLL = 15
 USERS_PER_LOOKUP = 100  # GET /2/users takes 1 to 100 ids
+# a DM with media may come back with the media's t.co link after the text
+MEDIA_LINK = re.compile(r"\s*https://t\.co/\w+\Z")
 
 
 class XConnector:
     name = "x"
     platform = Platform.X
-    limits = Limits(max_chars=MAX_DM_CHARS)
+    limits = Limits(max_chars=MAX_DM_CHARS, files=media.FILE_LIMITS)
 
     def __init__(
         self,
@@ -48,6 +52,7 @@ class XConnector:
         """``tokens``: OAuth 2.0 user tokens refreshed from the database (``dmbridge x-auth``); else OAuth
         1.0a with the four keys, else ``user_bearer_token`` as a static OAuth 2.0 token (never refreshed)."""
         self._tokens = tokens
+        self.base_url = base_url.rstrip("/")
         self.client, self._user_auth = api.make_client(
             base_url=base_url,
             consumer_key=consumer_key,
@@ -59,6 +64,8 @@ class XConnector:
         )
         if tokens is not None:
             self._user_auth = False
+        self.wire = transfer.Wire(self.client, self._user_auth)
+        """Media transfers; tests set its ``sleep``, ``clock`` and ``chunk``."""
         self._me: str | None = None
         self._username: str | None = None
         self.calls: dict[str, int] = {}
@@ -100,6 +107,7 @@ class XConnector:
                 event_types="MessageCreate",
                 expansions=convert.EXPANSIONS,
                 user_fields=convert.USER_FIELDS,
+                media_fields=media.MEDIA_FIELDS,
                 max_results=PAGE_SIZE,
                 pagination_token=token,
                 user_auth=self._user_auth,
@@ -126,8 +134,10 @@ class XConnector:
         if pages[-1].all_new and pages[-1].next_token:
             log.warning("X backlog deeper than %d pages: older DMs in it were not mirrored", MAX_PAGES_PER_POLL)
         users: dict[str, dict[str, Any]] = {}
+        found: dict[str, dict[str, Any]] = {}
         for page in pages:
             users.update(page.users)
+            found.update(page.media or {})
         events = sorted((e for p in pages for e in p.events), key=lambda e: int(e["id"]))
         missing = (
             {
@@ -141,7 +151,14 @@ class XConnector:
         if missing:
             users.update(self._lookup_users(sorted(m for m in missing if m)))
         messages = [
-            m for e in events if (m := convert.to_message(e, me=me, account=self.account, users=users)) is not None
+            m
+            for e in events
+            if (
+                m := convert.to_message(
+                    e, me=me, account=self.account, users=users, media=found, base_url=self.base_url
+                )
+            )
+            is not None
         ]
         return Batch(messages=tuple(messages), cursor=str(convert.new_high_water(high_water, pages)))
 
@@ -178,7 +195,7 @@ class XConnector:
             sent_at = convert.parse_time(event.get("created_at")).timestamp()
             if (
                 str(event.get("sender_id")) == me
-                and event.get("text") == message.text
+                and _same_text(event, message)
                 and str(event.get("id")) not in known
                 and sent_at >= since - 5
             ):
@@ -186,11 +203,40 @@ class XConnector:
         return None
 
     def send(self, message: OutboundMessage) -> SendResult:
+        """The text, with the agent's file (``message.file``) uploaded first and attached."""
+        media_id = None
+        if message.file is not None:
+            file = message.file
+            refusal = media.FILE_LIMITS.refusal(file.name, file.content_type, file.size)
+            if refusal or not file.path:
+                raise Rejected(refusal or f"X takes files as bytes, not links ({file.name})")
+            media_id = transfer.upload(self.wire, file, self._call)
         resp: requests.Response = self._call(
             lambda: self.client.create_direct_message(
-                dm_conversation_id=message.conversation, text=message.text, user_auth=self._user_auth
+                dm_conversation_id=message.conversation,
+                text=message.text or None,  # X refuses an empty text; a file may go alone
+                media_id=media_id,
+                user_auth=self._user_auth,
             )
         )
         data = resp.json()["data"]
         self._count("send")
         return SendResult(remote_id=str(data["dm_event_id"]), conversation=data.get("dm_conversation_id"))
+
+    def fetch_file(self, account: str, conversation: str, ref: str, sink: IO[bytes], cap: int) -> int:
+        """A customer's DM media (``InboundFile.url``), read with the user token and streamed into ``sink``. Only
+        DM media URLs on the configured X API host are fetched: the token never goes anywhere else."""
+        if not media.ref_allowed(self.base_url, ref):
+            raise Rejected("its link is not an X DM media link on the configured X API host")
+        if self._user_auth:
+            raise Rejected("X serves DM media only with an OAuth 2.0 user token (set it up with `dmbridge x-auth`)")
+        return self._call(lambda: transfer.download(self.wire, ref, sink, cap))
+
+
+def _same_text(event: dict[str, Any], message: OutboundMessage) -> bool:
+    """Whether ``event`` is ``message``: the same text and, for a file, media (X may add the media's link)."""
+    text = str(event.get("text") or "")
+    if message.file is None:
+        return text == message.text
+    has_media = bool((event.get("attachments") or {}).get("media_keys"))
+    return has_media and MEDIA_LINK.sub("", text) == message.text

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge.domain import Customer, InboundMessage, Platform, profile_url, safe_https_url, valid_handle
+from bridge.domain import Customer, InboundFile, InboundMessage, Platform, profile_url, safe_https_url, valid_handle
 from bridge.errors import BadPayload
+from connectors.x import media as x_media
 
 # X's OpenAPI (2.167) has no ``sender_id`` among ``dm_event.fields``: it comes with ``expansions=sender_id``,
 # which every read of ours asks for (the older prose docs list it as a field; this form works with both)
 DM_EVENT_FIELDS = ["id", "event_type", "text", "dm_conversation_id", "created_at", "attachments"]
-EXPANSIONS = ["sender_id"]
+EXPANSIONS = ["sender_id", x_media.MEDIA_EXPANSION]
 USER_FIELDS = ["name", "username", "profile_image_url"]
 
 
@@ -24,6 +25,8 @@ class Page:
     users: dict[str, dict[str, Any]]
     all_new: bool
     next_token: str | None
+    media: dict[str, dict[str, Any]] | None = None
+    """``includes.media`` by ``media_key``."""
 
 
 def read_page(body: dict[str, Any], high_water: int) -> Page:
@@ -37,6 +40,7 @@ def read_page(body: dict[str, Any], high_water: int) -> Page:
         users=users,
         all_new=bool(data) and len(fresh) == len(data),
         next_token=(body.get("meta") or {}).get("next_token"),
+        media=x_media.media_by_key(includes),
     )
 
 
@@ -85,16 +89,33 @@ def parse_time(value: str | None) -> datetime:
 
 
 def to_message(
-    event: dict[str, Any], *, me: str, account: str, users: dict[str, dict[str, Any]]
+    event: dict[str, Any],
+    *,
+    me: str,
+    account: str,
+    users: dict[str, dict[str, Any]],
+    media: dict[str, dict[str, Any]] | None = None,
+    base_url: str = "",
+    v1_media: dict[str, Any] | None = None,
 ) -> InboundMessage | None:
-    """One dm event as a domain message; None for events we cannot place (group chats)."""
+    """One dm event as a domain message; None for events we cannot place (group chats). Its media become files
+    read from ``base_url`` (the X API's): v2 media objects by key (``media``) or the webhook's v1.1 entity
+    (``v1_media``); ``attachments`` keeps the keys of those that cannot be fetched (or all, without ``base_url``)."""
     sender = str(event.get("sender_id", ""))
     conv = str(event.get("dm_conversation_id", ""))
     from_brand = sender == me
     customer_id = other_participant(conv, me) if from_brand else sender
     if not customer_id or not conv:
         return None
-    attachments = tuple((event.get("attachments") or {}).get("media_keys") or ())
+    keys = (event.get("attachments") or {}).get("media_keys") or ()
+    files: list[InboundFile] = []
+    attachments: list[str] = []
+    for key in keys if isinstance(keys, list | tuple) else ():
+        file = _media_file(str(event["id"]), str(key), media or {}, base_url, v1_media)
+        if file is not None:
+            files.append(file)
+        else:
+            attachments.append(str(key))
     return InboundMessage(
         platform=Platform.X,
         account=account,
@@ -104,18 +125,30 @@ def to_message(
         text=str(event.get("text") or ""),
         sent_at=parse_time(event.get("created_at")),
         from_brand=from_brand,
-        attachments=attachments,
+        attachments=tuple(attachments),
         via="dm",
+        files=tuple(files),
     )
+
+
+def _media_file(
+    dm_id: str, key: str, media: dict[str, dict[str, Any]], base_url: str, v1_media: dict[str, Any] | None
+) -> InboundFile | None:
+    if not base_url:
+        return None
+    if v1_media is not None:
+        return x_media.from_v1(base_url, dm_id, v1_media)
+    found = media.get(key)
+    return x_media.from_v2(base_url, dm_id, found) if found is not None else None
 
 
 # ---------------------------------------------------------------- webhook deliveries
 
 
-def webhook_messages(payload: Any, *, me: str, account: str) -> list[InboundMessage]:
+def webhook_messages(payload: Any, *, me: str, account: str, base_url: str = "") -> list[InboundMessage]:
     """The DMs of one webhook delivery, oldest first: Account Activity (``direct_message_events``) or an
     X Activity API envelope (``data.event_type`` ``dm.received``/``dm.sent``). Other events give nothing;
-    a body of neither shape raises BadPayload."""
+    a body of neither shape raises BadPayload. ``base_url``: the X API's, where DM media is read."""
     if not isinstance(payload, dict):
         raise BadPayload("body must be a JSON object")
     data = payload.get("data")
@@ -127,16 +160,17 @@ def webhook_messages(payload: Any, *, me: str, account: str) -> list[InboundMess
             raise BadPayload("an activity event needs a payload object")
         users = _users(inner.get("users")) | _users((data.get("includes") or {}).get("users"))
         if "direct_message_events" in inner:
-            return _account_activity(inner, me, account, users)
-        message = to_message(_v2_event(inner), me=me, account=account, users=users)
+            return _account_activity(inner, me, account, users, base_url)
+        media = x_media.media_by_key(data.get("includes"))
+        message = to_message(_v2_event(inner), me=me, account=account, users=users, media=media, base_url=base_url)
         return [message] if message is not None else []
     if "for_user_id" in payload or "direct_message_events" in payload:
-        return _account_activity(payload, me, account, _users(payload.get("users")))
+        return _account_activity(payload, me, account, _users(payload.get("users")), base_url)
     raise BadPayload("neither an Account Activity nor an X Activity delivery")
 
 
 def _account_activity(
-    body: dict[str, Any], me: str, account: str, users: dict[str, dict[str, Any]]
+    body: dict[str, Any], me: str, account: str, users: dict[str, dict[str, Any]], base_url: str = ""
 ) -> list[InboundMessage]:
     events = body.get("direct_message_events", [])
     if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
@@ -154,7 +188,11 @@ def _account_activity(
         if not numeric(sender) or not numeric(recipient):
             raise BadPayload("message_create needs sender_id and target.recipient_id")
         data = create.get("message_data") or {}
-        media = ((data.get("attachment") or {}).get("media") or {}).get("id_str")
+        data = data if isinstance(data, dict) else {}
+        attachment = data.get("attachment")
+        entity = attachment.get("media") if isinstance(attachment, dict) else None
+        entity = entity if isinstance(entity, dict) else None
+        media = (entity or {}).get("id_str")
         v2 = {
             "id": str(event["id"]),
             "sender_id": sender,
@@ -163,7 +201,7 @@ def _account_activity(
             "created_at": _from_ms(event.get("created_timestamp")),
             "attachments": {"media_keys": [str(media)]} if media else None,
         }
-        message = to_message(v2, me=me, account=account, users=users)
+        message = to_message(v2, me=me, account=account, users=users, base_url=base_url, v1_media=entity)
         if message is not None:
             found.append(message)
     return sorted(found, key=lambda m: int(m.remote_id))

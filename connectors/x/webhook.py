@@ -119,7 +119,9 @@ class XWebhook:
             if self.chat and delivery_for(payload) == me:
                 sealed = chat_convert.sealed_from_activity(data, me=me, account=account)  # malformed: 400
         else:
-            messages = convert.webhook_messages(payload, me=me, account=account)  # a body of neither shape: 400
+            messages = convert.webhook_messages(  # a body of neither shape: 400
+                payload, me=me, account=account, base_url=getattr(self.connector, "base_url", "")
+            )
         if delivery_for(payload) != me:
             self.refused["other_account"] += 1
             log.warning(
