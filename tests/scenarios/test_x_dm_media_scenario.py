@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from bridge.sandbox.demo import SAM
 from bridge.sandbox.harness import CHANNEL, Sandbox, shown, wait_for
 from tests.scenarios.test_attachments import files, note, png
 
@@ -79,3 +80,30 @@ def test_with_oauth1_the_media_is_named_not_fetched(box: Sandbox) -> None:
     said = note(box, ts, "could not be copied")
     assert "OAuth 2.0 user token" in said
     assert downloads(box) == []  # the OAuth 1.0a credential is never offered to the media endpoint
+
+
+def test_an_agents_files_go_by_dm_one_per_message_the_first_with_the_text(box: Sandbox) -> None:
+    box.x.customer_sends(MARIA, "Could you send the label and the receipt?")
+    ts = thread_with(box, "the label and the receipt")
+    label, receipt = png(120, 120), png(60, 60)
+    box.slack.share_file_as_user(SAM, CHANNEL, label, "label.png", thread_ts=ts, text="Both here", mimetype="image/png")
+    wait_for(lambda: len(box.x.received_media(MARIA)) == 1, timeout=20, what="the first file by DM")
+    reply_ts, _, _ = box.slack.share_file_as_user(
+        SAM, CHANNEL, receipt, "receipt.png", thread_ts=ts, mimetype="image/png"
+    )
+    got = wait_for(lambda: box.x.received_media(MARIA) if len(box.x.received_media(MARIA)) == 2 else None, timeout=20)
+    assert [sha(data) for data in got] == [sha(label), sha(receipt)]
+    assert "Both here" in box.x.received_by(MARIA)  # the text rode with the first file
+    wait_for(lambda: "white_check_mark" in box.slack.reactions(CHANNEL, reply_ts), what="✅ on the reply")
+
+
+def test_a_file_x_does_not_take_is_refused_with_the_reason(box: Sandbox) -> None:
+    box.x.customer_sends(MARIA, "And the invoice?")
+    ts = thread_with(box, "And the invoice?")
+    reply_ts, _, _ = box.slack.share_file_as_user(
+        SAM, CHANNEL, b"%PDF-1.7 invoice", "invoice.pdf", thread_ts=ts, text="Attached", mimetype="application/pdf"
+    )
+    said = note(box, ts, "Not sent to the customer")
+    assert "X does not take other files (invoice.pdf)" in said
+    wait_for(lambda: "warning" in box.slack.reactions(CHANNEL, reply_ts), what="⚠️ on the reply")
+    assert "Attached" not in box.x.received_by(MARIA)
