@@ -59,7 +59,7 @@ def transcript(box: Sandbox) -> list[str]:
                 shown(msg),
             ).replace("\n", "\n      ")
             body += "".join(f" [file {f['name']}, {max(1, f['size'] // 1024)} KB]" for f in msg.get("files", []))
-            lines.append(f"{indent}[{who}] {body}" + (f"   {marks}" if marks else ""))
+            lines.append(f"{indent}[{who}] {body.strip()}" + (f"   {marks}" if marks else ""))
         lines.append("")
     lines.append("=== X (what each customer's DM inbox shows) ===")
     names = {MARIA: "Maria López (@maria_l)", JDOE: "J Doe (@jdoe_buyer)"}
@@ -133,10 +133,14 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
         reply4 = "¡Sí! La talla M está disponible en azul."
         lena_reply_ts, _ = box.slack.post_as_user(SAM, CHANNEL, reply3, thread_ts=lena_ts)
         tomas_reply_ts, _ = box.slack.post_as_user(KIM, CHANNEL, reply4, thread_ts=tomas_ts)
-        say("Agents answer in the threads (and one internal note)…")
+        size_m = photo(seed=7731)
+        tomas_photo_ts, _, _ = box.slack.share_file_as_user(
+            KIM, CHANNEL, size_m, "abrigo-azul-M.png", thread_ts=tomas_ts, mimetype="image/png"
+        )
+        say("Agents answer in the threads (one with a photo, read from Slack and sent by Instagram; and a note)…")
         wait_for(lambda: box.x.received_by(MARIA) and box.x.received_by(JDOE), what="replies on X")
         wait_for(
-            lambda: meta.received_by(MESSENGER_CUSTOMER) and meta.received_by(IG_CUSTOMER),
+            lambda: meta.received_by(MESSENGER_CUSTOMER) and len(meta.received_by(IG_CUSTOMER)) == 2,
             what="replies on Messenger and Instagram",
         )
         box.x.customer_sends(MARIA, "Thank you so much!")
@@ -147,7 +151,7 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
         wait_for(
             lambda: all(
                 "white_check_mark" in box.slack.reactions(CHANNEL, ts)
-                for ts in (sam_ts, kim_ts, lena_reply_ts, tomas_reply_ts, aiko_reply_ts)
+                for ts in (sam_ts, kim_ts, lena_reply_ts, tomas_reply_ts, tomas_photo_ts, aiko_reply_ts)
             ),
             what="delivery receipts",
         )
@@ -175,7 +179,12 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
             "Aiko's app decrypted exactly Sam's encrypted reply": box.x.chat_received_by(AIKO) == [reply5],
             "Aiko's card says X Chat": "X Chat" in shown(box.slack.thread(CHANNEL, aiko_ts)[0]),
             "Lena received exactly Sam's reply on Messenger": meta.received_by(MESSENGER_CUSTOMER) == [reply3],
-            "Tomás received exactly Kim's reply on Instagram": meta.received_by(IG_CUSTOMER) == [reply4],
+            "Tomás received exactly Kim's reply on Instagram, then her photo": meta.received_by(IG_CUSTOMER)
+            == [reply4, "[image abrigo-azul-M.png]"],
+            "Kim's photo reached Tomás byte for byte": [
+                e["file"]["sha256"] for e in meta.log(IG_CUSTOMER) if e.get("file")
+            ]
+            == [hashlib.sha256(size_m).hexdigest()],
             "Tomás's photo landed in his thread, byte for byte": _landed(box, tomas_ts, coat),
             "Messenger and Instagram threads show the customers' names": all(
                 name in shown(box.slack.thread(CHANNEL, ts)[0])
