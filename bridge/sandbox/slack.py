@@ -181,12 +181,14 @@ class SlackEmulator(WebApiMethods, ConversationMethods, FileMethods, SlackPeople
         error: str | None = None,
         times: int = 1,
         delay: float = 0.0,
+        hang: float = 0.0,
     ) -> None:
         """The next ``times`` calls of ``method`` fail: 429 (with Retry-After), a 5xx, an API ``error``,
-        or (with ``delay``) answer only after that many seconds."""
+        or (with ``delay``) answer only after that many seconds; with ``hang``, they take effect and answer
+        ``hang`` seconds later."""
         with self._lock:
             self._faults.setdefault(method, []).extend(
-                Fault(status, retry_after if status == 429 else None, error, delay) for _ in range(times)
+                Fault(status, retry_after if status == 429 else None, error, delay, hang=hang) for _ in range(times)
             )
 
     def chaos(
@@ -209,6 +211,15 @@ class SlackEmulator(WebApiMethods, ConversationMethods, FileMethods, SlackPeople
     ) -> tuple[str, str, list[int]]:
         """A person attaches a file to a thread reply (Slack's client uploads it); the app receives a ``message``
         of subtype ``file_share`` with ``files[]``. Returns the message's ts, the file id and the statuses."""
+        event, file_id = self.add_file_share(
+            user, channel, data, name, thread_ts=thread_ts, text=text, mimetype=mimetype
+        )
+        return str(event["ts"]), file_id, self.deliver(event)
+
+    def add_file_share(
+        self, user: str, channel: str, data: bytes, name: str, *, thread_ts: str, text: str = "", mimetype: str = ""
+    ) -> tuple[dict[str, Any], str]:
+        """``share_file_as_user`` without delivering: the ``file_share`` event to deliver, and the file id."""
         with self._lock:
             file_id = "F" + uuid.uuid4().hex[:10].upper()
             path = Path(self._file_dir.name) / file_id
@@ -236,7 +247,7 @@ class SlackEmulator(WebApiMethods, ConversationMethods, FileMethods, SlackPeople
                 "parent_user_id": self._author_of(channel, thread_ts),
             }
             self.channels[channel].messages.append(msg)
-        return ts, file_id, self.deliver(dict(msg, channel=channel, channel_type="channel", event_ts=ts))
+        return dict(msg, channel=channel, channel_type="channel", event_ts=ts), file_id
 
     # ------------------------------------------------------------------ what happened
 

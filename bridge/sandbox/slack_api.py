@@ -77,7 +77,7 @@ class WebApiMethods(SlackWorld):
             await asyncio.sleep(injected.delay)  # a slow Slack: the call still happens, late
         with self._lock:
             try:
-                if injected is not None and not injected.delay and not injected.reset:
+                if injected is not None and not (injected.delay or injected.reset or injected.hang):
                     raise _fault_error(injected)
                 if method == "apps.connections.open":
                     if token != self.socket.app_token:
@@ -99,13 +99,16 @@ class WebApiMethods(SlackWorld):
                 if injected is not None and injected.reset:
                     return _CutOff()
                 headers = {"x-oauth-scopes": ",".join(self.scopes)} if method == "auth.test" else None
-                return JSONResponse({"ok": True, **data}, headers=headers)
+                answer = JSONResponse({"ok": True, **data}, headers=headers)
             except ApiError as exc:
                 self._calls.append(Call(method, params, exc.status, exc.error, encoding=encoding, sent=sent))
                 body: dict[str, Any] = {"ok": False, "error": exc.error, **exc.extra}
                 if exc.messages:
                     body["response_metadata"] = {"messages": exc.messages}
                 return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+        if injected is not None and injected.hang:
+            await asyncio.sleep(injected.hang)  # the call took effect; its answer is late
+        return answer
 
     async def _response_url(self, request: Request) -> Response:
         body = json.loads(await request.body() or b"{}")

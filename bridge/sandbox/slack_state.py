@@ -61,6 +61,7 @@ class Fault:
     error: str | None = None
     delay: float = 0.0
     reset: bool = False  # do the work, then break the connection before the answer is complete
+    hang: float = 0.0  # do the work, then wait this long before answering (a process may die meanwhile)
 
 
 @dataclass

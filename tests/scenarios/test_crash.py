@@ -13,6 +13,7 @@ direction, default 200, and ``DMBRIDGE_CRASH_KILLS`` kills, default 5); set
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import threading
@@ -22,17 +23,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from bridge.sandbox.harness import wait_for
+from bridge.sandbox.harness import CHANNEL, wait_for
 from bridge.sandbox.process import ServeProcess, serve_env, set_up_x_chat, start_world
 from bridge.sandbox.x import XEmulator
 from bridge.store.db import Database
 from tests.scenarios.helpers import dm_reads, wait_settled
+from tests.scenarios.test_attachments import png
 from tests.scenarios.traffic import Traffic
 
 MESSAGES = int(os.environ.get("DMBRIDGE_CRASH_MESSAGES", "200"))
 KILLS = int(os.environ.get("DMBRIDGE_CRASH_KILLS", "5"))
 CONVERSATIONS = 50
 CHATS = 10  # of the CONVERSATIONS, customers writing by X Chat
+FILE_EVERY = 20  # every 20th step, an X Chat customer sends a photo and an agent sends one
 
 
 def chat_reads(x: XEmulator) -> int:
@@ -120,6 +123,9 @@ def test_random_sigkills_lose_nothing_and_double_nothing(
             assert caught_up.wait(timeout=90), "the restarted process did not reconcile"
             traffic.customer_says(rng.choice(everyone), f"in {i}")
             traffic.agent_replies(rng.choice(everyone), f"out {i}")
+            if i % FILE_EVERY == 0:  # files both ways, so kills also land in downloads and uploads
+                traffic.customer_sends_file(rng.choice(world.chat_customers), f"in-{i}.png", png(60, 60))
+                traffic.agent_sends_file(rng.choice(everyone), f"out-{i}.png", png(60, 60))
             time.sleep(0.01)
         stop.set()
         chaos.join(timeout=120)
@@ -134,8 +140,44 @@ def test_random_sigkills_lose_nothing_and_double_nothing(
         wait_settled(url, timeout=60)
         assert not _sealed_states(url).get("failed"), _sealed_states(url)
         assert len(kills) >= KILLS
-        assert traffic.acknowledged == MESSAGES  # every Slack event was acknowledged (after retries)
+        files = len(range(0, MESSAGES, FILE_EVERY))
+        assert traffic.acknowledged == MESSAGES + files  # every Slack event was acknowledged (after retries)
         assert traffic.problems() == [], proc.log_tail()
+    finally:
+        proc.stop()
+        world.close()
+
+
+def test_sigkill_while_slack_completes_an_upload_leaves_one_file_in_the_thread(tmp_path: Path) -> None:
+    """The process dies after Slack shared the file but before its answer arrived: the restarted process finds
+    the file in the thread (the row was left uncertain) and uploads nothing again."""
+    url = f"sqlite:///{tmp_path / 'upload.db'}"
+    world = start_world(customers=0, chat_customers=1)
+    env = serve_env(world, url, x_chat=True, X_POLL_SECONDS="0.3")
+    set_up_x_chat(env)
+    proc = ServeProcess(env, workdir=tmp_path)
+    world.x.webhook_url = proc.x_webhook_url
+    (cid,) = world.chat_customers
+    try:
+        proc.start()
+        wait_for(lambda: chat_reads(world.x) >= 1, what="an X Chat reconciliation pass")
+        world.slack.fail_next("files.completeUploadExternal", status=200, hang=30.0)
+        photo = png(80, 80)
+        world.x.customer_sends_file(cid, photo, "crushed-box.png", "image", "")
+        # Slack has shared the file; its answer is 30 s away when the process dies
+        wait_for(
+            lambda: [f for r in world.slack.roots(CHANNEL) for f in world.slack.files_in_thread(CHANNEL, r["ts"])],
+            timeout=30,
+            what="the file shared in the thread",
+        )
+        proc.kill()
+        proc.start()
+        wait_settled(url, timeout=60)
+        files = [f for r in world.slack.roots(CHANNEL) for f in world.slack.files_in_thread(CHANNEL, r["ts"])]
+        assert [f["name"] for f in files] == ["crushed-box.png"]
+        assert hashlib.sha256(world.slack.file_bytes(files[0]["id"])).digest() == hashlib.sha256(photo).digest()
+        assert len(world.slack.calls("files.completeUploadExternal")) == 1, "the restarted process uploaded again"
+        assert len(world.slack.calls("conversations.replies")) >= 1  # it looked in the thread instead
     finally:
         proc.stop()
         world.close()
