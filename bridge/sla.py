@@ -172,12 +172,14 @@ class Policy:
     platforms: frozenset[str] = frozenset()
     accounts: frozenset[str] = frozenset()
     priorities: frozenset[str] = frozenset()
+    types: frozenset[str] = frozenset()
 
-    def applies(self, platform: str, account: str, priority: str) -> bool:
+    def applies(self, platform: str, account: str, priority: str, inquiry_type: str | None = None) -> bool:
         return (
             (not self.platforms or platform in self.platforms)
             and (not self.accounts or account in self.accounts)
             and (not self.priorities or priority in self.priorities)
+            and (not self.types or inquiry_type in self.types)
         )
 
     def warn_lead(self, target: float) -> float:

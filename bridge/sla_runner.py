@@ -37,7 +37,7 @@ _ACTIONS = {"snooze": Mark.SNOOZE, "resolve": Mark.RESOLVE, "reopen": Mark.REOPE
 
 
 def policy_for(policies: list[Policy], conv: Conversation) -> Policy | None:
-    return next((p for p in policies if p.applies(conv.platform, conv.account, conv.priority)), None)
+    return next((p for p in policies if p.applies(conv.platform, conv.account, conv.priority, conv.inquiry_type)), None)
 
 
 def timelines(s: Session, conv_ids: list[int]) -> dict[int, list[Event]]:

@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from bridge.config_keys import TomlTable, explain
 from bridge.errors import ConfigError
+from bridge.playbook_config import DEFAULT_TYPES, AutoReply, Crm, Csat, Digest, InquiryType, OptOut
 from bridge.sla import WEEKDAYS, BusinessHours, Kind, Policy, Target
 from bridge.when import parse_duration
 
@@ -94,6 +95,8 @@ class SlaConfig(TomlTable):
     platforms: list[str] = Field(default_factory=list)
     accounts: list[str] = Field(default_factory=list)
     priorities: list[str] = Field(default_factory=list)
+    types: list[str] = Field(default_factory=list)
+    """Inquiry types (``[[types]]``) this policy is for; empty: any."""
     first_response: str | None = None
     next_response: str | None = None
     resolution: str | None = None
@@ -141,6 +144,7 @@ class SlaConfig(TomlTable):
             platforms=frozenset(p.lower() for p in self.platforms),
             accounts=frozenset(self.accounts),
             priorities=frozenset(p.lower() for p in self.priorities),
+            types=frozenset(t.lower() for t in self.types),
         )
 
 
@@ -215,11 +219,29 @@ class FileConfig(TomlTable):
     meta: MetaFile = Field(default_factory=MetaFile)
     generic: GenericFile = Field(default_factory=GenericFile)
     retention: Retention = Field(default_factory=Retention)
+    types: list[InquiryType] = Field(default_factory=lambda: list(DEFAULT_TYPES))
+    auto_replies: list[AutoReply] = Field(default_factory=list)
+    csat: Csat = Field(default_factory=Csat)
+    crm: Crm | None = None
+    opt_out: OptOut = Field(default_factory=OptOut)
+    digest: Digest | None = None
 
     @model_validator(mode="after")
     def _policies_are_valid(self) -> FileConfig:
         self.policies()
+        names = [t.name for t in self.types]
+        if len(set(names)) != len(names):
+            raise ValueError(f"[[types]] names must be unique: {names}")
+        for where, wanted in [(f"sla {c.name!r}", c.types) for c in self.sla] + [
+            (f"auto_replies[{i}]", a.types) for i, a in enumerate(self.auto_replies)
+        ]:
+            unknown = sorted({t.lower() for t in wanted} - set(names))
+            if unknown:
+                raise ValueError(f"{where} names types {unknown} that [[types]] does not define ({', '.join(names)})")
         return self
+
+    def inquiry_type(self, name: str | None) -> InquiryType | None:
+        return next((t for t in self.types if t.name == name), None)
 
     def policies(self) -> list[Policy]:
         """The SLA policies, in order; the first that applies to a conversation is its policy."""

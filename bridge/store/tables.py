@@ -59,6 +59,9 @@ class Conversation(SQLModel, table=True):
     sla_due_at: float | None = None
     sla_next_at: float | None = Field(default=None, index=True)  # when to evaluate again (the sweep's key)
     via: str | None = None  # how the customer last wrote where a platform has two ways: X "dm" | "xchat"
+    inquiry_type: str | None = None  # a [[types]] name, set by an agent (or confirmed from the suggestion)
+    suggested_type: str | None = None  # what the first message suggested, until confirmed or changed
+    opted_out_at: float | None = None  # the customer asked for no automatic messages (welcome, away, CSAT)
 
 
 class InboundEvent(SQLModel, table=True):
