@@ -135,9 +135,7 @@ def serve_env(world: World, database_url: str, *, x_chat: bool = False, **extra:
     (legacy DMs and X Chat both delivered to ``/webhooks/x``, reconciled every ``X_RECONCILE_SECONDS``,
     by default as often as ``X_POLL_SECONDS`` polls)."""
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SLACK_", "X_", "META_", "DMBRIDGE_", "DATABASE_URL"))
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "X_", "META_", "DMBRIDGE_", "DATABASE_URL"))
     }
     env.update(
         PYTHONPATH=str(ROOT),
