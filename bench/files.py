@@ -193,7 +193,8 @@ def ceiling(world: World, arrivals: Arrivals, who: list[str], threads: dict[str,
         proc.wait(timeout=30)
 
 
-def run(mb: float, photos: int, conversations: int) -> Figures:
+def run(mb: float, photos: int, conversations: int, settle: float = 3.0) -> Figures:
+    """``settle``: seconds of idle before the idle figures are read."""
     figures = Figures()
     world = start_world(customers=1, meta=True, generic=True)
     assert world.meta is not None and world.generic is not None and world.cdn is not None
@@ -213,7 +214,7 @@ def run(mb: float, photos: int, conversations: int) -> Figures:
                     threads[cid] = thread_with(world, f"hello from customer {i}")
                 world.generic.customer_sends("big-1", "visitor-1", "Ana", "can you send me the video?")
                 generic_ts = thread_with(world, "send me the video")
-                time.sleep(3)
+                time.sleep(settle)
                 figures.idle_rss_mb = proc.status_kb("VmRSS") / 1024
                 figures.idle_hwm_mb = proc.status_kb("VmHWM") / 1024
                 if mb:
@@ -266,7 +267,10 @@ def _outbound(world: World, proc: ServeProcess, ts: str, big: Path, digest: str,
 
 
 def report(mb: float, photos: int, conversations: int, out: Callable[[Row], None] = lambda r: None) -> list[Row]:
-    f = run(mb, photos, conversations)
+    return table(run(mb, photos, conversations), mb, photos, conversations, out)
+
+
+def table(f: Figures, mb: float, photos: int, conversations: int, out: Callable[[Row], None]) -> list[Row]:
     rows: list[Row] = []
 
     def add(name: str, value: str) -> None:
