@@ -1,11 +1,11 @@
-"""Run every benchmark and print a table: ``python -m bench [--messages N] [--no-pg] [--drain N]``."""
+"""Run every benchmark and print a table: ``python -m bench [--messages N] [--no-pg] [--drain N] [--files-mb N]``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from bench import core, sla_sweep
+from bench import core, files, sla_sweep
 
 
 def main() -> None:
@@ -23,6 +23,10 @@ def main() -> None:
     parser.add_argument(
         "--sla-conversations", type=int, default=100_000, help="open conversations for the SLA sweep (0 skips it)"
     )
+    parser.add_argument(
+        "--files-mb", type=float, default=200, help="the large file relayed each way by bench.files (0 skips it)"
+    )
+    parser.add_argument("--photos", type=int, default=200, help="timed photos of bench.files (0 skips them)")
     args = parser.parse_args()
     sys.setswitchinterval(0.0005)  # the emulators answer from threads of this process
     print(f"{'benchmark':<92}  result", flush=True)
@@ -38,6 +42,8 @@ def main() -> None:
     if args.sla_conversations:
         for line in sla_sweep.report(args.sla_conversations, 200, None if args.no_pg else args.pg):
             print(line, flush=True)
+    if args.files_mb or args.photos:
+        files.report(args.files_mb, args.photos, 10, out=lambda row: print(f"{row.name:<92}  {row.value}", flush=True))
 
 
 if __name__ == "__main__":

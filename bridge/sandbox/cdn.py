@@ -5,7 +5,8 @@ else. This server answers ``https://127.0.0.1:PORT/v/{key}/{name}`` with a certi
 SAN) issued at start by a throwaway CA; :attr:`Cdn.ca_file` is that CA's PEM. The bridge trusts it through
 ordinary configuration: httpx reads the standard ``SSL_CERT_FILE`` variable (it replaces the default bundle),
 and ``DMBRIDGE_FETCH_PRIVATE=true`` lets it fetch from a loopback address. A link made with a ``ttl`` answers 403
-once it has expired, as Meta's signed CDN links do; bodies are streamed, with their Content-Length.
+once it has expired, as Meta's signed CDN links do; bodies are streamed, with their Content-Length (``put_path``
+serves a file from disk, a chunk at a time, for files too large to hold: the benchmarks' 200 MB video).
 
 The CA and the certificate are made once per process, in one folder, and shared by every CDN of the process:
 ``SSL_CERT_FILE`` is process-wide, so every sandbox of the process names the same file.
@@ -33,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from bridge.sandbox.server import HttpServer
@@ -115,7 +116,7 @@ def _usage(*, cert_sign: bool) -> x509.KeyUsage:
 
 @dataclass
 class _File:
-    data: bytes
+    data: bytes | Path
     content_type: str
     expires: float | None
 
@@ -151,8 +152,9 @@ class Cdn:
     def stop(self) -> None:
         self.http.stop()
 
-    def put(self, data: bytes, name: str, content_type: str | None = None, ttl: float | None = None) -> str:
-        """Serve ``data`` as ``name``; the link answers 403 from ``ttl`` seconds on (never, without one)."""
+    def put(self, data: bytes | Path, name: str, content_type: str | None = None, ttl: float | None = None) -> str:
+        """Serve ``data`` (bytes, or a file read from disk at each request) as ``name``; the link answers 403 from
+        ``ttl`` seconds on (never, without one)."""
         key = secrets.token_hex(12)
         expires = None if ttl is None else time.time() + ttl
         kind = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -182,6 +184,8 @@ class Cdn:
         if file.expires is not None and time.time() >= file.expires:
             return PlainTextResponse("URL signature expired", status_code=403)
         data = file.data
+        if isinstance(data, Path):
+            return FileResponse(data, media_type=file.content_type, content_disposition_type="inline")
 
         async def chunks() -> AsyncIterator[bytes]:
             for start in range(0, len(data), CHUNK):

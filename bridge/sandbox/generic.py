@@ -3,6 +3,7 @@ at its own callback URL, checking the bridge's signature and deduplicating retri
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -44,6 +45,10 @@ class GenericSourceEmulator:
         self.refused: list[int] = []
         self.files: dict[str, tuple[int, bytes]] = {}
         """What each reply's attachment link gave when fetched on arrival: URL → (status, bytes)."""
+        self.keep_files = True
+        """False: ``files`` stays empty and only ``fetched`` is kept (a large file is never held whole)."""
+        self.fetched: dict[str, tuple[int, int, str]] = {}
+        """The same fetches, streamed: URL → (status, bytes received, their SHA-256 hex)."""
         self._replies: dict[str, dict[str, Any]] = {}
         self._faults: list[int] = []
         self._lock = threading.RLock()
@@ -160,10 +165,7 @@ class GenericSourceEmulator:
             reply = json.loads(body)
             self.deliveries.append(reply)
         for item in reply.get("attachments") or []:  # a source fetches the link it was given, as a shop would
-            async with httpx.AsyncClient(timeout=30) as client:
-                got = await client.get(item["url"])
-            with self._lock:
-                self.files[item["url"]] = (got.status_code, got.content)
+            await self._fetch(item["url"])
         with self._lock:
             if self._faults:
                 status = self._faults.pop(0)
@@ -171,3 +173,16 @@ class GenericSourceEmulator:
                 return JSONResponse({"error": "injected failure"}, status_code=status, headers=moved)
             self._replies.setdefault(reply["id"], reply)
             return JSONResponse({"message_id": "src-" + reply["id"]})
+
+    async def _fetch(self, url: str) -> None:
+        digest, size, kept = hashlib.sha256(), 0, bytearray()
+        async with httpx.AsyncClient(timeout=30) as client, client.stream("GET", url) as got:
+            async for chunk in got.aiter_bytes():
+                digest.update(chunk)
+                size += len(chunk)
+                if self.keep_files:
+                    kept.extend(chunk)
+        with self._lock:
+            self.fetched[url] = (got.status_code, size, digest.hexdigest())
+            if self.keep_files:
+                self.files[url] = (got.status_code, bytes(kept))

@@ -8,7 +8,10 @@ through ``SlackEmulator.event_target``. With ``serve_env(..., x_chat=True)`` it
 also runs X Chat (``X_CHAT``, ``X_WEBHOOKS``, ``DMBRIDGE_SECRET_KEY``,
 ``X_USER_BEARER_TOKEN``); ``set_up_x_chat`` makes the brand's identity first,
 as ``dmbridge x-chat setup`` does, and ``ServeProcess.x_webhook_url`` is where
-the X emulator's deliveries go.
+the X emulator's deliveries go. ``start_world(meta=True)`` adds a Meta page with its Instagram account and one
+customer on each (``META_*`` in ``serve_env``); ``generic=True`` a generic source (its secret in ``serve_env``,
+its ``[[generic.sources]]`` in :meth:`World.config_toml`, written as ``dmbridge.toml`` by ``ServeProcess(...,
+config=...)``); :meth:`World.point_at` sends every emulator's deliveries to one serve process.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from bridge import x_chat_keys
 from bridge.config import Settings
 from bridge.sandbox import harness
 from bridge.sandbox.cdn import Cdn
-from bridge.sandbox.harness import BOT_TOKEN, CHANNEL, SIGNING_SECRET
+from bridge.sandbox.generic import GenericSourceEmulator
+from bridge.sandbox.harness import BOT_TOKEN, CHANNEL, GENERIC_SECRET_ENV, PAGE_TOKEN, SIGNING_SECRET
+from bridge.sandbox.meta import MetaEmulator
 from bridge.sandbox.slack import SlackEmulator
 from bridge.sandbox.x import XEmulator
 
@@ -52,12 +57,34 @@ class World:
     """``DMBRIDGE_SECRET_KEY`` of every serve process of this world (seals the brand's X Chat identity)."""
     cdn: Cdn | None = None
     """Customers' files over https (``SSL_CERT_FILE`` of the serve processes names its CA)."""
+    meta: MetaEmulator | None = None
+    """A Meta page and its Instagram account (``harness.start_meta``), when asked for."""
+    generic: GenericSourceEmulator | None = None
+    """A generic webhook source, when asked for."""
+
+    def config_toml(self) -> str:
+        """The ``dmbridge.toml`` this world needs (its generic source), or an empty string."""
+        if self.generic is None:
+            return ""
+        return (
+            f'[[generic.sources]]\nname = "{self.generic.name}"\nsecret_env = "{GENERIC_SECRET_ENV}"\n'
+            f'callback_url = "{self.generic.callback_url}"\n'
+        )
+
+    def point_at(self, proc: ServeProcess) -> None:
+        """Slack's, Meta's and the generic source's deliveries go to ``proc`` from now on."""
+        self.slack.event_target = proc.events_url
+        if self.meta is not None:
+            self.meta.webhook_url = proc.url + "/webhooks/meta"
+        if self.generic is not None:
+            self.generic.webhook_url = f"{proc.url}/webhooks/generic/{self.generic.name}"
 
     def close(self) -> None:
         self.slack.stop()
         self.x.stop()
-        if self.cdn is not None:
-            self.cdn.stop()
+        for emulator in (self.meta, self.generic, self.cdn):
+            if emulator is not None:
+                emulator.stop()
 
 
 def start_world(
@@ -67,9 +94,12 @@ def start_world(
     posts_per_second: float = 0.0,
     post_burst: int = 1,
     echo_bot_messages: bool = True,
+    meta: bool = False,
+    generic: bool = False,
 ) -> World:
     """``customers`` who DM by legacy DM (``Customer {i}``) and ``chat_customers`` who write by X Chat
-    (``Chatter {i}``, each with a ``chatxdk`` identity of their own)."""
+    (``Chatter {i}``, each with a ``chatxdk`` identity of their own); with ``meta`` a Meta page and Instagram
+    account, with ``generic`` a generic source, both serving customers' files from the world's CDN."""
     slack = SlackEmulator(
         signing_secret=SIGNING_SECRET,
         bot_token=BOT_TOKEN,
@@ -91,14 +121,22 @@ def start_world(
         x.add_chat_customer(cid, f"chatter{i}", f"Chatter {i}", profile_image_url=f"https://img.example/c{i}.jpg")
     cdn = Cdn()
     cdn.start()
-    return World(slack, x, ids, chat_ids, cdn=cdn)
+    world = World(slack, x, ids, chat_ids, cdn=cdn)
+    if meta:
+        world.meta = harness.start_meta(cdn)
+    if generic:
+        world.generic = GenericSourceEmulator(cdn=cdn)
+        world.generic.start()
+    return world
 
 
 def serve_env(world: World, database_url: str, *, x_chat: bool = False, **extra: str) -> dict[str, str]:
     """The environment of ``dmbridge serve`` against ``world``. ``x_chat``: X Chat on, with X's webhooks
     (legacy DMs and X Chat both delivered to ``/webhooks/x``, reconciled every ``X_RECONCILE_SECONDS``,
     by default as often as ``X_POLL_SECONDS`` polls)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "X_", "DMBRIDGE_", "DATABASE_URL"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "X_", "META_", "DMBRIDGE_", "DATABASE_URL"))
+    }
     env.update(
         PYTHONPATH=str(ROOT),
         SLACK_BOT_TOKEN=BOT_TOKEN,
@@ -116,6 +154,15 @@ def serve_env(world: World, database_url: str, *, x_chat: bool = False, **extra:
     )
     if world.cdn is not None:  # its files are fetched over https from 127.0.0.1, trusting its CA
         env.update(SSL_CERT_FILE=world.cdn.ca_file, DMBRIDGE_FETCH_PRIVATE="true")
+    if world.meta is not None:
+        env.update(
+            META_APP_SECRET=world.meta.app_secret,
+            META_VERIFY_TOKEN=world.meta.verify_token,
+            META_PAGE_ACCESS_TOKEN=PAGE_TOKEN,
+            META_GRAPH_URL=world.meta.graph_url,
+        )
+    if world.generic is not None:
+        env[GENERIC_SECRET_ENV] = world.generic.secret
     if x_chat:
         env.update(
             X_CHAT="true",
@@ -143,14 +190,23 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    """One ``python -m bridge serve``; its output goes to a log file."""
+    """One ``python -m bridge serve``; its output goes to a log file. ``config``: the text of the
+    ``dmbridge.toml`` written in its working directory (``World.config_toml``), if any."""
 
     def __init__(
-        self, env: dict[str, str], *, port: int | None = None, workdir: Path | None = None, name: str = "serve"
+        self,
+        env: dict[str, str],
+        *,
+        port: int | None = None,
+        workdir: Path | None = None,
+        name: str = "serve",
+        config: str = "",
     ) -> None:
         self.env, self.port = env, port or free_port()
         self._own_workdir = workdir is None  # removed by close()
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="dmbridge-serve-"))
+        if config:
+            (self.workdir / "dmbridge.toml").write_text(config)
         self.log_path = self.workdir / f"{name}-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0

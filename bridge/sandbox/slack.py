@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import queue
 import random
+import shutil
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,9 @@ class SlackEmulator(WebApiMethods, ConversationMethods, FileMethods, SlackPeople
         self._outbox: queue.Queue[bytes | None] = queue.Queue()
         self._sender: threading.Thread | None = None
         self.echo_statuses: list[int] = []
+        self.on_file_shared: Callable[[dict[str, Any]], None] | None = None
+        """Called (with the lock held: keep it short) with each file object ``files.completeUploadExternal``
+        shares, once it is in the channel: the benchmarks time uploads by it."""
         self.add_user(BOT_USER, "dmbridge", "dmbridge", is_bot=True)
         self._init_files()
         self.http = HttpServer(
@@ -207,24 +212,45 @@ class SlackEmulator(WebApiMethods, ConversationMethods, FileMethods, SlackPeople
             self._chaos = Chaos(rate, kinds, frozenset(methods), random.Random(seed), slow) if rate else None
 
     def share_file_as_user(
-        self, user: str, channel: str, data: bytes, name: str, *, thread_ts: str, text: str = "", mimetype: str = ""
+        self,
+        user: str,
+        channel: str,
+        data: bytes | Path,
+        name: str,
+        *,
+        thread_ts: str,
+        text: str = "",
+        mimetype: str = "",
     ) -> tuple[str, str, list[int]]:
         """A person attaches a file to a thread reply (Slack's client uploads it); the app receives a ``message``
-        of subtype ``file_share`` with ``files[]``. Returns the message's ts, the file id and the statuses."""
+        of subtype ``file_share`` with ``files[]``. ``data``: the bytes, or a file on disk (copied, never read
+        whole). Returns the message's ts, the file id and the statuses."""
         event, file_id = self.add_file_share(
             user, channel, data, name, thread_ts=thread_ts, text=text, mimetype=mimetype
         )
         return str(event["ts"]), file_id, self.deliver(event)
 
     def add_file_share(
-        self, user: str, channel: str, data: bytes, name: str, *, thread_ts: str, text: str = "", mimetype: str = ""
+        self,
+        user: str,
+        channel: str,
+        data: bytes | Path,
+        name: str,
+        *,
+        thread_ts: str,
+        text: str = "",
+        mimetype: str = "",
     ) -> tuple[dict[str, Any], str]:
         """``share_file_as_user`` without delivering: the ``file_share`` event to deliver, and the file id."""
         with self._lock:
             file_id = "F" + uuid.uuid4().hex[:10].upper()
             path = Path(self._file_dir.name) / file_id
-            path.write_bytes(data)
-            upload = Upload(file_id, name, len(data), float("inf"), path, claimed=True, received=len(data))
+            if isinstance(data, Path):
+                shutil.copyfile(data, path)
+            else:
+                path.write_bytes(data)
+            size = path.stat().st_size
+            upload = Upload(file_id, name, size, float("inf"), path, claimed=True, received=size)
             self._uploads[file_id] = upload
             ts = self._next_ts()
             file = self._file_object(upload, name, self.clock())
@@ -264,6 +290,19 @@ class SlackEmulator(WebApiMethods, ConversationMethods, FileMethods, SlackPeople
 
     def roots(self, channel: str) -> list[dict[str, Any]]:
         return [m for m in self.messages(channel) if m.get("thread_ts", m["ts"]) == m["ts"]]
+
+    def file_path(self, file_id: str) -> Path:
+        """Where the bytes of ``file_id`` are on disk (a large file is hashed from there, not read whole)."""
+        with self._lock:
+            return self._uploads[file_id].path
+
+    def _share(
+        self, channel: Channel, uploads: list[Upload], thread_ts: str, comment: str, blocks: list[Any] | None
+    ) -> None:
+        super()._share(channel, uploads, thread_ts, comment, blocks)
+        if self.on_file_shared is not None:
+            for upload in uploads:
+                self.on_file_shared(dict(upload.file or {}))
 
     def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
         """The root message and its replies, oldest first."""
