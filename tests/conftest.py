@@ -7,6 +7,7 @@ A test that starts a sandbox (``box``, ``make_box``), or lives under ``tests/sce
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,8 @@ from sqlalchemy import create_engine, text
 
 from bridge.sandbox.harness import Sandbox, start_sandbox
 from bridge.sandbox.server import OffsetClock
+from bridge.store.db import Database
+from bridge.store.migrate import upgrade
 from tests.scenarios.helpers import BoxFactory
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -45,13 +48,33 @@ def pg_admin_url() -> str:
     return PG_ADMIN
 
 
-@pytest.fixture
-def pg_url(pg_admin_url: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    name = f"dmbridge_test_{uuid.uuid4().hex[:12]}"
+@pytest.fixture(scope="session")
+def pg_template(pg_admin_url: str) -> Iterator[str]:
+    """A database migrated to the newest schema once per run: each test's database is a copy of it (``CREATE
+    DATABASE … TEMPLATE``, a file copy), so no test pays for the migrations; the app's own upgrade at start
+    finds it current."""
+    name = f"dmbridge_template_{uuid.uuid4().hex[:12]}"
     admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
+    db = Database(pg_admin_url.rsplit("/", 1)[0] + f"/{name}")
+    upgrade(db)
+    db.dispose()
+    try:
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_admin_url: str, pg_template: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, at the newest schema and empty of rows, dropped afterwards."""
+    name = f"dmbridge_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
     try:
         yield pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
     finally:
@@ -66,10 +89,21 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'dmbridge.db'}"
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to the newest schema once per run (each ``db_url`` test starts from a copy)."""
+    path = tmp_path_factory.mktemp("template") / "dmbridge.db"
+    db = Database(f"sqlite:///{path}")
+    upgrade(db)
+    db.dispose()
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each store test runs on both databases."""
+    """Each store test runs on both databases, each at the newest schema and empty of rows."""
     if request.param == "sqlite":
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), tmp_path / "dmbridge.db")
         return f"sqlite:///{tmp_path / 'dmbridge.db'}"
     return str(request.getfixturevalue("pg_url"))
 
