@@ -66,6 +66,13 @@ class Snooze:
 
 
 @dataclass(frozen=True)
+class SetType:
+    """``type sales``: the conversation's inquiry type (checked against ``[[types]]`` by the desk)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class Help:
     pass
 
@@ -111,7 +118,9 @@ class Stats:
     days: int = 7
 
 
-ConversationCommand = Assign | Claim | Unassign | UseTemplate | Escalate | Deescalate | Resolve | Reopen | Snooze
+ConversationCommand = (
+    Assign | Claim | Unassign | UseTemplate | Escalate | Deescalate | Resolve | Reopen | Snooze | SetType
+)
 
 
 @dataclass(frozen=True)
@@ -143,12 +152,12 @@ class ParseError(ValueError):
 THREAD_USAGE = (
     "In a conversation thread: `@dmbridge claim`, `assign @user`, `unassign`, `template NAME`, "
     "`escalate TEAM [low|normal|high|urgent] [reason]`, `deescalate`, `resolve`, `reopen`, "
-    "`snooze 2h` or `snooze tomorrow 9:00`, `help`."
+    "`snooze 2h` or `snooze tomorrow 9:00`, `type NAME`, `help`."
 )
 CHANNEL_USAGE = (
     "In the channel: `/dm list [mine|unassigned|escalated|all]`, `/dm show 12`, "
     "`/dm assign 12 @user`, `/dm claim 12`, `/dm resolve 12`, `/dm escalate 12 billing [reason]`, "
-    "`/dm snooze 12 2h`, `/dm template add NAME text…`, `/dm template list`, "
+    "`/dm snooze 12 2h`, `/dm type 12 sales`, `/dm template add NAME text…`, `/dm template list`, "
     "`/dm template show NAME`, `/dm template delete NAME`, `/dm sla`, `/dm stats [7d|30d]`, `/dm help`."
 )
 
@@ -229,6 +238,10 @@ def _conversation_command(verb: str, args: list[str], raw: str) -> ConversationC
             return Resolve()
         case "reopen" | "open":
             return Reopen()
+        case "type":
+            if len(args) != 1:
+                raise ParseError("Usage: `type NAME` (e.g. `type sales`)")
+            return SetType(args[0].lower()[:100])
         case "snooze":
             if not args:
                 raise ParseError("Usage: `snooze 2h` or `snooze tomorrow 9:00`")

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from sqlmodel import Session
 
-from bridge import notices, state, templates
+from bridge import notices, state, templates, types_desk
 from bridge.authz import NOT_AGENT, Decision, Facts, Scope, agent_channels, decide
 from bridge.commands import (
     THREAD_USAGE,
@@ -29,6 +29,7 @@ from bridge.commands import (
     ParseError,
     Reopen,
     Resolve,
+    SetType,
     Snooze,
     Unassign,
     UseTemplate,
@@ -36,7 +37,7 @@ from bridge.commands import (
 )
 from bridge.deliveries import DM, ChannelNotice
 from bridge.domain import Limits, Platform, limits_of
-from bridge.store import conversations, outbox
+from bridge.store import conversations, outbox, playbook_types
 from bridge.store import desk as store
 from bridge.store.tables import Conversation
 from bridge.text import utf8_len
@@ -189,6 +190,9 @@ class Desk:
                 shown = f"{until:%a %d %b %H:%M} ({self.file.timezone})"
                 self._changed(s, conv, who.id, "snooze", shown, f"Snoozed until {shown} by {mention(who.id)}.", now)
                 return Reply(f"#{conv.id} is snoozed until {shown}.")
+            case SetType(name):
+                ok, text = types_desk.set_type(s, self.file.types, conv, name, who.id, now)
+                return Reply(text, ok=ok)
         return Reply("That does not apply to a conversation.", ok=False)
 
     def _assign(self, s: Session, who: Who, conv: Conversation, user: str, now: float) -> Reply:
@@ -252,6 +256,7 @@ class Desk:
             outbox.enqueue(s, post, now)
         outbox.enqueue(s, DM.template(conv.id, posts[0], text, who.id, conv.channel), now)
         state.reply_queued(s, conv, now)
+        playbook_types.remember_choice(s, conv.id, name, now)  # what suggested replies learn from
         return Reply(f"Template *{name}* is on its way to the customer.")
 
     def thread_command(

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sqlmodel import Session
 
-from bridge import state
+from bridge import state, types_desk
 from bridge.deliveries import AutoAssign, Card, Mirror, Profile, Upload
 from bridge.domain import Batch, InboundMessage
-from bridge.slack.blocks import customer_text, slack_date
-from bridge.store import conversations, events, outbox, x_chat
+from bridge.playbook_config import InquiryType
+from bridge.slack.blocks import SlackMessage, customer_text, slack_date
+from bridge.slack.type_blocks import suggestion_actions
+from bridge.store import conversations, events, outbox, playbook_types, x_chat
 from bridge.store.db import Database
 from bridge.text import slack_escape
 
@@ -34,6 +36,7 @@ def ingest(
     channel_for: Callable[[str], str],
     now: float,
     auto_assign: bool = False,
+    types: Sequence[InquiryType] = (),
 ) -> int:
     """Store a poll's or webhook's messages, then its cursor. Returns how many were new.
 
@@ -53,7 +56,7 @@ def ingest(
             session, platform=msg.platform, account=msg.account, remote_conversation=msg.conversation, text=msg.text
         ):
             continue  # our own send whose outcome is not written yet (in flight, or cut short by a crash)
-        if ingest_message(session, msg, channel_for(msg.account), now, auto_assign):
+        if ingest_message(session, msg, channel_for(msg.account), now, auto_assign, types):
             new += 1
     for sealed in batch.sealed:  # X Chat: stored as received, opened later (bridge.pollers.Opener)
         if x_chat.store_sealed(session, sealed, now):
@@ -64,14 +67,27 @@ def ingest(
 
 
 def store_batch(
-    db: Database, connector: str, batch: Batch, channel_for: Callable[[str], str], now: float, auto_assign: bool = False
+    db: Database,
+    connector: str,
+    batch: Batch,
+    channel_for: Callable[[str], str],
+    now: float,
+    auto_assign: bool = False,
+    types: Sequence[InquiryType] = (),
 ) -> int:
     """Store a webhook delivery's messages in one transaction (before the 200 goes out)."""
     with db.session() as s:
-        return ingest(s, connector, "", batch, channel_for, now, auto_assign)
+        return ingest(s, connector, "", batch, channel_for, now, auto_assign, types)
 
 
-def ingest_message(session: Session, msg: InboundMessage, channel: str, now: float, auto_assign: bool = False) -> bool:
+def ingest_message(
+    session: Session,
+    msg: InboundMessage,
+    channel: str,
+    now: float,
+    auto_assign: bool = False,
+    types: Sequence[InquiryType] = (),
+) -> bool:
     if events.inbound_known(session, msg.platform, msg.account, msg.remote_id):
         return False
     conv, created = conversations.get_or_create(
@@ -107,6 +123,8 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
     # a message that arrives after newer ones of the customer (its delivery was lost, reconciliation found it)
     # cannot be put back in its place in a thread: it says when it was sent instead
     late = not created and not msg.from_brand and sent_at < (conv.last_inbound_at or 0.0) - LATE_SECONDS
+    if types and not msg.from_brand and conv.last_inbound_at is None and msg.text.strip():
+        types_desk.suggest_first(session, list(types), conv, msg.text, now)  # the customer's first message
     state.message_arrived(
         session,
         conv,
@@ -133,6 +151,10 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
         ) + f"[{len(msg.attachments)} attachment(s) — open the conversation on {msg.platform.label} to view]"
     source = (msg.platform.value, msg.account, msg.remote_id)
     parts = customer_text(text, label) if text.strip() or not msg.files else []  # files alone: no empty post
+    if parts and not msg.from_brand and msg.text.strip():  # suggested replies under the (last part of the) message
+        buttons = suggestion_actions(playbook_types.suggest_templates(session, msg.text))
+        if buttons:
+            parts[-1] = SlackMessage(parts[-1].text, [*parts[-1].blocks, buttons])
     for i, part in enumerate(parts):
         outbox.enqueue(
             session,

@@ -154,10 +154,12 @@ class SlackHandler:
             case Card():
                 if conv.thread_ts:
                     return conv.thread_ts
-                return slack.post(conv.channel, header_card(card_view(conv, ctx.toml.tz)), key=delivery.key)
+                card = header_card(card_view(conv, ctx.toml.tz, types=_types(ctx)))
+                return slack.post(conv.channel, card, key=delivery.key)
             case CardUpdate(reopened=reopened):
                 if conv.thread_ts:
-                    slack.update(conv.channel, conv.thread_ts, header_card(card_view(conv, ctx.toml.tz, reopened)))
+                    card = header_card(card_view(conv, ctx.toml.tz, reopened, _types(ctx)))
+                    slack.update(conv.channel, conv.thread_ts, card)
                 return None
             case AutoAssign(skip=skip):
                 self._auto_assign(conv, skip)
@@ -300,6 +302,10 @@ class SlackHandler:
 
 
 POST_KINDS = {kind.kind for kind in (*POSTS, TemplatePost, Upload)}
+
+
+def _types(ctx: Context) -> list[tuple[str, str]]:
+    return [(t.name, t.emoji) for t in ctx.toml.types]
 
 
 def _our_echo(ctx: Context, echo_of: tuple[str, str, str]) -> bool:

@@ -12,7 +12,8 @@ of the people concerned. The callers:
 - the platform runner — ``reply_delivered``; the Slack runner — ``card_posted``;
 - profile refreshes — ``profile_changed``; the SLA runner — ``sla_evaluated``
   and ``unassigned_after_breach``;
-- the desk — ``changed`` for every action, ``snooze_over``.
+- the desk — ``changed`` for every action, ``snooze_over``;
+- the type suggestion on a first message (``bridge.types_desk``) — ``type_suggested``.
 """
 
 from __future__ import annotations
@@ -101,6 +102,15 @@ def message_arrived(
             line=f"The customer wrote again: this conversation was {was} and is open again."
             + (f" <@{conv.assignee}>" if conv.assignee else ""),
         )
+
+
+def type_suggested(s: Session, conv: Conversation, kind: str, now: float) -> None:
+    """The first customer message suggests an inquiry type (``bridge.types_desk``): on the row and the card
+    (a card still to be posted is drawn with it)."""
+    conv.suggested_type = kind
+    s.add(conv)
+    if conv.thread_ts and conv.id is not None:
+        outbox.enqueue(s, CardUpdate.after(conv.id, ("type", conv.id, kind)), now)
 
 
 def reply_queued(s: Session, conv: Conversation, now: float, author: str | None = None, text: str = "") -> None:

@@ -8,11 +8,13 @@ and handles are re-checked here even though the connectors check them at the edg
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from bridge.domain import GENERIC_HANDLE, Platform, safe_https_url
+from bridge.slack.type_blocks import type_actions, type_fact
 from bridge.text import ELLIPSIS, clip, clip_escaped, mrkdwn_safe_cut, slack_escape, slack_escaped_len, split_text
 
 if TYPE_CHECKING:
@@ -54,6 +56,9 @@ class CardView:
     snoozed_until: str | None = None  # already formatted for people
     reopened: bool = False
     sla: str | None = None  # already formatted mrkdwn
+    inquiry_type: str | None = None
+    suggested_type: str | None = None
+    types: tuple[tuple[str, str], ...] = ()  # [[types]] (name, emoji): the card's type select
 
 
 STATUS_LABEL = {
@@ -94,6 +99,9 @@ def header_card(card: CardView) -> SlackMessage:
         facts.append("Reopened: the customer wrote again")
     if card.sla:
         facts.append(clip(card.sla, SECTION_LIMIT, can_cut=mrkdwn_safe_cut))
+    kind = type_fact(card.inquiry_type, card.suggested_type, card.types)
+    if kind:
+        facts.append(kind)
     more = [
         ("Unassign", "unassign"),
         ("De-escalate", "deescalate"),
@@ -121,6 +129,7 @@ def header_card(card: CardView) -> SlackMessage:
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*#{card.number}* · {card.platform_label} · {who}"}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f} for f in facts]},
         {"type": "actions", "block_id": "conv_actions", "elements": actions},
+        *[b for b in [type_actions(card.inquiry_type, card.suggested_type, card.types)] if b],
         {
             "type": "context",
             "elements": [
@@ -222,7 +231,9 @@ SLA_LABEL = {
 }
 
 
-def card_view(conv: Conversation, tz: tzinfo, reopened: bool = False) -> CardView:
+def card_view(
+    conv: Conversation, tz: tzinfo, reopened: bool = False, types: Sequence[tuple[str, str]] = ()
+) -> CardView:
     """What the header card shows of ``conv`` (times in the desk's timezone, SLA due times in each reader's)."""
     assert conv.id is not None
     until = None
@@ -250,4 +261,7 @@ def card_view(conv: Conversation, tz: tzinfo, reopened: bool = False) -> CardVie
         snoozed_until=until,
         reopened=reopened and conv.status == "open",
         sla=sla_line,
+        inquiry_type=conv.inquiry_type,
+        suggested_type=conv.suggested_type,
+        types=tuple(types),
     )

@@ -252,3 +252,30 @@ class XUsage(SQLModel, table=True):
     day: str = Field(primary_key=True)  # YYYY-MM-DD, UTC
     kind: str = Field(primary_key=True)  # events_read | read | send | chat_event
     count: int = 0
+
+
+class TypeExample(SQLModel, table=True):
+    """A conversation's first customer message and the inquiry type an agent confirmed for it: what the type
+    suggestion (``bridge.inquiry``) learns from. One per conversation (a changed type replaces it)."""
+
+    __tablename__ = "type_example"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(unique=True)  # no foreign key: erasing a conversation deletes its example
+    text: str = Field(sa_column=Column(Text, nullable=False))  # capped (bridge.inquiry.MAX_TEXT)
+    type: str
+    confirmed_by: str
+    created_at: float
+
+
+class TemplateChoice(SQLModel, table=True):
+    """An agent sent template ``template`` after the customer's message ``text``: the suggested replies'
+    prior (``bridge.suggest``)."""
+
+    __tablename__ = "template_choice"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(index=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))  # capped (bridge.suggest.MAX_MESSAGE)
+    template: str
+    created_at: float

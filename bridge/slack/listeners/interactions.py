@@ -23,6 +23,7 @@ from bridge.commands import (
     Escalate,
     Reopen,
     Resolve,
+    SetType,
     Snooze,
     Unassign,
 )
@@ -70,6 +71,11 @@ def _card_command(action: dict[str, Any]) -> ConversationCommand | str | None:
             return Reopen()
         case "conv_template" | "conv_escalate" as opener:
             return str(opener)
+        case "conv_type_confirm":
+            return SetType(str(action.get("value", ""))[:100]) if action.get("value") else None
+        case "conv_type_pick":
+            value = str((action.get("selected_option") or {}).get("value", ""))[:100]
+            return SetType(value) if value else None
         case "conv_more":
             value = str((action.get("selected_option") or {}).get("value", ""))
             return Snooze(value.removeprefix("snooze:")) if value.startswith("snooze:") else MORE.get(value)
@@ -120,7 +126,13 @@ def tell(deps: ListenerDeps, user: str, conv: Conversation, text: str, respond: 
 
 
 def open_modal(
-    deps: ListenerDeps, trigger_id: str, user: str, conv: Conversation, which: str, respond: Respond | None = None
+    deps: ListenerDeps,
+    trigger_id: str,
+    user: str,
+    conv: Conversation,
+    which: str,
+    respond: Respond | None = None,
+    template: str | None = None,
 ) -> None:
     """Open a form on ``conv`` for an agent of its channel; anyone else is refused privately, nothing opens."""
     assert conv.id is not None
@@ -131,7 +143,7 @@ def open_modal(
     if which in ("conv_template", "dmbridge_template"):
         with deps.db.session() as s:
             rows = store.all_templates(s)
-        first = rows[0] if rows else None
+        first = next((r for r in rows if r.name == template), rows[0] if rows else None)
         preview = templates.render(first.text, deps.desk.template_values(conv, who)) if first else ""
         view = template_modal(conv.id, [r.name for r in rows], first.name if first else None, preview)
     elif which in ("conv_escalate", "dmbridge_escalate"):
@@ -179,6 +191,18 @@ def register(app: App, deps: ListenerDeps) -> None:
 
     for callback_id in ("dmbridge_assign", "dmbridge_template", "dmbridge_escalate", "dmbridge_status"):
         app.shortcut(callback_id)(shortcut)
+
+    @app.action(re.compile(r"^sugg_tpl_[0-9]$"))
+    def suggested_reply(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        """A suggested reply under a customer's message: the template modal with that template rendered."""
+        container = body.get("container") or {}
+        channel = str(container.get("channel_id") or (body.get("channel") or {}).get("id") or "")
+        user = str((body.get("user") or {}).get("id", ""))
+        conv = _conversation(deps, channel, body.get("message") or {})
+        if conv is not None:
+            name = str(action.get("value", ""))[:64]
+            open_modal(deps, str(body.get("trigger_id", "")), user, conv, "conv_template", respond, name)
+        ack()
 
     @app.action("tpl_pick")
     def template_picked(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
