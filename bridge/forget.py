@@ -31,7 +31,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from bridge.deliveries import DM, POSTS, ChannelNotice, Delete, Delivery, Ephemeral
@@ -39,7 +39,7 @@ from bridge.domain import Platform
 from bridge.store import desk as desk_store
 from bridge.store import outbox
 from bridge.store.db import Database
-from bridge.store.tables import Audit, Conversation, InboundEvent, Outbox, SlackEvent
+from bridge.store.tables import Audit, Conversation, InboundEvent, Outbox, SlackEvent, TemplateChoice, TypeExample
 
 ERASED = "customer data erased on request"
 ERASED_NAME = "(erased)"
@@ -105,6 +105,8 @@ def forget(db: Database, platform: str, customer_id: str, now: float, actor: str
         s.execute(update(Outbox).where(col(Outbox.conversation_id).in_(ids)).values(payload="{}"))
         s.execute(update(InboundEvent).where(col(InboundEvent.conversation_id).in_(ids)).values(text=""))
         s.execute(update(Audit).where(col(Audit.conversation_id).in_(ids)).values(detail=""))
+        for learned in (TypeExample, TemplateChoice):  # what suggestions learn from holds their messages too
+            s.execute(delete(learned).where(col(learned.conversation_id).in_(ids)))
         for conv in convs:
             if conv.thread_ts:
                 cancelled += _erase_thread(s, conv.channel, conv.thread_ts)

@@ -9,7 +9,9 @@ What is pruned (``bridge.toml_config.Retention``):
 - customers' messages: ``inbound_event.text`` → ``""`` after ``messages``
   (90d); the row stays (``(platform, account, remote_id)``, times);
 - message bodies in the audit trail: ``audit.detail`` of ``relay`` and
-  ``template`` rows → ``""`` after ``messages``; who did what when stays.
+  ``template`` rows → ``""`` after ``messages``; who did what when stays;
+- what the type suggestions and suggested replies learn from (``type_example``,
+  ``template_choice``: a customer message each) → deleted after ``messages``.
 
 Because the unique keys stay, a replayed Slack event or platform message
 after pruning still inserts nothing. Pending, sending and failed deliveries
@@ -30,11 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text, update
+from sqlalchemy import delete, text, update
 from sqlmodel import col, select
 
 from bridge.store.db import Database
-from bridge.store.tables import UNPRUNED, Audit, InboundEvent, Outbox, SlackEvent
+from bridge.store.tables import UNPRUNED, Audit, InboundEvent, Outbox, SlackEvent, TemplateChoice, TypeExample
 from bridge.toml_config import Retention
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,13 @@ def prune(db: Database, policy: Retention, now: float, max_batches: int = MAX_BA
             if n < policy.batch:
                 break
         done[target.name] = total
+    period = policy.seconds("messages")
+    if period is not None:  # learning material: small tables, deleted outright
+        with db.session() as s:
+            for model in (TypeExample, TemplateChoice):
+                gone = int(s.execute(delete(model).where(col(model.created_at) < now - period)).rowcount)  # type: ignore[attr-defined]
+                if gone:
+                    done[str(model.__tablename__)] = gone
     return done
 
 

@@ -18,7 +18,7 @@ from bridge.store import events, outbox
 from bridge.store.db import Database
 from bridge.store.migrate import upgrade
 from bridge.store.retention import RetentionJob, prune
-from bridge.store.tables import Audit, Conversation, InboundEvent, Outbox, SlackEvent
+from bridge.store.tables import Audit, Conversation, InboundEvent, Outbox, SlackEvent, TemplateChoice, TypeExample
 from bridge.toml_config import FileConfig, Retention
 
 DAY = 86400.0
@@ -278,3 +278,19 @@ def test_each_prune_reads_through_its_partial_index(sqlite_url: str) -> None:
             plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}").all())
             assert f"USING INDEX ix_{target.name}_unpruned" in plan, plan
     db.dispose()
+
+
+def test_what_suggestions_learn_from_is_deleted_after_messages_and_on_erasure(db_url: str) -> None:
+    db = fresh(db_url)
+    with db.session() as s:
+        ingest(s, "x", "acme", one("m1", "How much is the blue coat?"), lambda _a: "C1", now=T0)
+    with db.session() as s:
+        (conv_id,) = s.exec(select(Conversation.id)).all()
+        assert conv_id is not None
+        s.add(TypeExample(conversation_id=conv_id, text="How much", type="sales", confirmed_by="U1", created_at=T0))
+        s.add(TemplateChoice(conversation_id=conv_id, text="How much", template="prices", created_at=T0 + 80 * DAY))
+    done = prune(db, Retention(messages="90d"), T0 + 91 * DAY)
+    assert done.get("type_example") == 1 and "template_choice" not in done  # the newer one is kept
+    forget(db, "x", "42", T0 + 92 * DAY)
+    with db.read() as s:
+        assert s.exec(select(TypeExample)).all() == [] and s.exec(select(TemplateChoice)).all() == []
