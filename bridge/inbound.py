@@ -6,13 +6,14 @@ from collections.abc import Callable
 
 from sqlmodel import Session
 
-from bridge import state
+from bridge import automatic, state
 from bridge.deliveries import AutoAssign, Card, Mirror, Profile, Upload
 from bridge.domain import Batch, InboundMessage
 from bridge.slack.blocks import customer_text, slack_date
 from bridge.store import conversations, events, outbox, x_chat
 from bridge.store.db import Database
 from bridge.text import slack_escape
+from bridge.toml_config import FileConfig
 
 # A webhook echo of our own send can arrive before the send's result is recorded:
 # a brand message's mirror waits this long and checks sent_message again when due.
@@ -34,6 +35,7 @@ def ingest(
     channel_for: Callable[[str], str],
     now: float,
     auto_assign: bool = False,
+    toml: FileConfig | None = None,
 ) -> int:
     """Store a poll's or webhook's messages, then its cursor. Returns how many were new.
 
@@ -53,7 +55,7 @@ def ingest(
             session, platform=msg.platform, account=msg.account, remote_conversation=msg.conversation, text=msg.text
         ):
             continue  # our own send whose outcome is not written yet (in flight, or cut short by a crash)
-        if ingest_message(session, msg, channel_for(msg.account), now, auto_assign):
+        if ingest_message(session, msg, channel_for(msg.account), now, auto_assign, toml):
             new += 1
     for sealed in batch.sealed:  # X Chat: stored as received, opened later (bridge.pollers.Opener)
         if x_chat.store_sealed(session, sealed, now):
@@ -64,14 +66,29 @@ def ingest(
 
 
 def store_batch(
-    db: Database, connector: str, batch: Batch, channel_for: Callable[[str], str], now: float, auto_assign: bool = False
+    db: Database,
+    connector: str,
+    batch: Batch,
+    channel_for: Callable[[str], str],
+    now: float,
+    auto_assign: bool = False,
+    toml: FileConfig | None = None,
 ) -> int:
     """Store a webhook delivery's messages in one transaction (before the 200 goes out)."""
     with db.session() as s:
-        return ingest(s, connector, "", batch, channel_for, now, auto_assign)
+        return ingest(s, connector, "", batch, channel_for, now, auto_assign, toml)
 
 
-def ingest_message(session: Session, msg: InboundMessage, channel: str, now: float, auto_assign: bool = False) -> bool:
+def ingest_message(
+    session: Session,
+    msg: InboundMessage,
+    channel: str,
+    now: float,
+    auto_assign: bool = False,
+    toml: FileConfig | None = None,
+) -> bool:
+    """Store one message; with ``toml`` (dmbridge.toml) a customer's may be a CSAT answer or an opt-out, or get
+    an automatic reply (``bridge.automatic``)."""
     if events.inbound_known(session, msg.platform, msg.account, msg.remote_id):
         return False
     conv, created = conversations.get_or_create(
@@ -107,6 +124,8 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
     # a message that arrives after newer ones of the customer (its delivery was lost, reconciliation found it)
     # cannot be put back in its place in a thread: it says when it was sent instead
     late = not created and not msg.from_brand and sent_at < (conv.last_inbound_at or 0.0) - LATE_SECONDS
+    previous_inbound = None if created else conv.last_inbound_at
+    answered = automatic.survey_answer(session, toml, conv, msg, now) if toml is not None else None
     state.message_arrived(
         session,
         conv,
@@ -115,6 +134,7 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
         now=now,
         via=msg.via,
         source=msg.remote_id,
+        reopen=answered is None,
     )
     label = (
         f"Sent by @{slack_escape(msg.account)} from the {msg.platform.label} app, outside Slack"
@@ -153,4 +173,8 @@ def ingest_message(session: Session, msg: InboundMessage, channel: str, now: flo
             private=file.private,
         )
         outbox.enqueue(session, upload, now, not_before=now + ECHO_GRACE_SECONDS if msg.from_brand else 0.0)
+    if toml is not None:
+        automatic.after_message(
+            session, toml, conv, msg, created=created, previous_inbound=previous_inbound, answered=answered, now=now
+        )
     return True
