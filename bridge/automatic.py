@@ -130,8 +130,10 @@ def _send(
             now,
         )
         return
+    # a platform that sends only the customer's id (Meta) has not told us their name yet: "Hi there"
+    known = conv.customer_name and conv.customer_name != conv.customer_id
     values = templates.TemplateContext(
-        customer_name=conv.customer_name,
+        customer_name=conv.customer_name if known else "there",
         customer_handle=conv.customer_handle,
         agent_name=file.brand,
         platform=Platform(conv.platform).label,

@@ -54,6 +54,8 @@ class CardView:
     snoozed_until: str | None = None  # already formatted for people
     reopened: bool = False
     sla: str | None = None  # already formatted mrkdwn
+    csat: int | None = None  # the customer's latest satisfaction score, 1-5
+    opted_out: bool = False  # the customer opted out of automatic messages
 
 
 STATUS_LABEL = {
@@ -94,6 +96,10 @@ def header_card(card: CardView) -> SlackMessage:
         facts.append("Reopened: the customer wrote again")
     if card.sla:
         facts.append(clip(card.sla, SECTION_LIMIT, can_cut=mrkdwn_safe_cut))
+    if card.csat is not None:
+        facts.append(f"CSAT: ⭐ {card.csat}/5")
+    if card.opted_out:
+        facts.append(":no_bell: opted out of automatic messages")
     more = [
         ("Unassign", "unassign"),
         ("De-escalate", "deescalate"),
@@ -222,7 +228,7 @@ SLA_LABEL = {
 }
 
 
-def card_view(conv: Conversation, tz: tzinfo, reopened: bool = False) -> CardView:
+def card_view(conv: Conversation, tz: tzinfo, reopened: bool = False, csat: int | None = None) -> CardView:
     """What the header card shows of ``conv`` (times in the desk's timezone, SLA due times in each reader's)."""
     assert conv.id is not None
     until = None
@@ -250,4 +256,6 @@ def card_view(conv: Conversation, tz: tzinfo, reopened: bool = False) -> CardVie
         snoozed_until=until,
         reopened=reopened and conv.status == "open",
         sla=sla_line,
+        csat=csat,
+        opted_out=conv.opted_out_at is not None,
     )
