@@ -219,3 +219,34 @@ def test_an_opted_out_customer_gets_no_welcome_and_no_survey(box: Sandbox) -> No
     assert received(box) == ["Sorry to see you go"]
     with box.bridge.ctx.db.session() as s:
         assert s.exec(select(CsatSurvey)).all() == []
+
+
+# ------------------------------------------------------------------------------------------------- hostile input
+
+
+@pytest.mark.parametrize(("text", "payload"), [("999", None), ("hello", "CSAT:1:999"), ("hello", "CSAT:2:5")])
+def test_hostile_a_score_of_999_or_a_forged_payload_reopens(box: Sandbox, text: str, payload: str | None) -> None:
+    surveyed(box)
+    if payload is None:
+        meta(box).customer_sends(MESSENGER_CUSTOMER, text)
+    else:  # a payload we never offered (no such score, another survey's)
+        meta(box).customer_taps(MESSENGER_CUSTOMER, text, payload=payload)
+    wait_for(lambda: conv(box).status == "open", what="reopened")
+    with box.bridge.ctx.db.session() as s:
+        assert s.exec(select(CsatSurvey.score)).all() == [None]
+
+
+def test_hostile_a_score_after_the_window_is_a_message(box: Sandbox, clock: OffsetClock) -> None:
+    surveyed(box)
+    clock.offset = 4 * 24 * HOUR  # the default window is 3 days
+    meta(box).customer_sends(MESSENGER_CUSTOMER, "5")
+    wait_for(lambda: conv(box).status == "open", what="reopened")
+    with box.bridge.ctx.db.session() as s:
+        assert s.exec(select(CsatSurvey.score)).all() == [None]
+
+
+def test_hostile_a_10000_character_opt_out_attempt_is_a_message(box: Sandbox) -> None:
+    meta(box).customer_sends(MESSENGER_CUSTOMER, "stop " * 2000)
+    thread_with(box, "stop stop")
+    settled(box)
+    assert conv(box).opted_out_at is None
