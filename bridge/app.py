@@ -344,7 +344,7 @@ def build(
             lambda account: channel_for(settings, file, route, account),
             clock(),
             auto_assign=file.assignment.mode == "round_robin",
-            types=file.types,
+            toml=file,
         )
         ctx.wake_platform.set()
         ctx.wake_slack.set()

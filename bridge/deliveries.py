@@ -283,6 +283,8 @@ class DM(Delivery):
     """For a template: the key of the :class:`TemplatePost` whose ts carries the receipts."""
     file: AgentFile | None = None
     """A file the agent attached, sent with this part (``text`` may then be "")."""
+    options: tuple[tuple[str, str], ...] = ()
+    """Quick replies (title, payload) offered with the text: the CSAT survey's 1–5."""
     kind: ClassVar[str] = "dm"
     target: ClassVar[Target] = "platform"
 

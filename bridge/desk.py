@@ -16,7 +16,7 @@ from typing import Protocol
 
 from sqlmodel import Session
 
-from bridge import notices, state, templates, types_desk
+from bridge import automatic, notices, state, templates, types_desk
 from bridge.authz import NOT_AGENT, Decision, Facts, Scope, agent_channels, decide
 from bridge.commands import (
     THREAD_USAGE,
@@ -173,7 +173,8 @@ class Desk:
                 if conv.status == "resolved":
                     return Reply(f"#{conv.id} is already resolved.", ok=False)
                 conv.status, conv.resolved_at, conv.snoozed_until = "resolved", now, None
-                self._changed(s, conv, who.id, "resolve", "", f"Resolved by {mention(who.id)}.", now)
+                audit_id = self._changed(s, conv, who.id, "resolve", "", f"Resolved by {mention(who.id)}.", now)
+                automatic.on_resolved(s, self.file, conv, audit_id, now)  # the CSAT survey, where configured
                 return Reply(f"#{conv.id} is resolved.")
             case Reopen():
                 if conv.status == "open":

@@ -139,6 +139,8 @@ class InboundMessage:
     """Photos, videos and files to copy into the thread; ``attachments`` counts those that cannot be fetched."""
     unverified: bool = False
     """Its signature did not verify (X Chat): the thread shows a warning, never ``text`` as the customer's."""
+    quick_reply: str = ""
+    """The payload of the quick reply the customer tapped (Meta's ``message.quick_reply.payload``), if any."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,8 @@ class OutboundMessage:
     """The way the customer last wrote (``InboundMessage.via``): X replies go back the same way."""
     file: OutboundFile | None = None
     """One file with the text ("" when the file goes alone), for connectors whose ``Limits.files`` take files."""
+    quick_replies: tuple[tuple[str, str], ...] = ()
+    """(title, payload) buttons offered with the text where the platform has them (Meta); others send the text."""
 
 
 @dataclass(frozen=True)

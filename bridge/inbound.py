@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from sqlmodel import Session
 
-from bridge import state, types_desk
+from bridge import automatic, state, types_desk
 from bridge.deliveries import AutoAssign, Card, Mirror, Profile, Upload
 from bridge.domain import Batch, InboundMessage
-from bridge.playbook_config import InquiryType
 from bridge.slack.blocks import SlackMessage, customer_text, slack_date
 from bridge.slack.type_blocks import suggestion_actions
 from bridge.store import conversations, events, outbox, playbook_types, x_chat
 from bridge.store.db import Database
 from bridge.text import slack_escape
+from bridge.toml_config import FileConfig
 
 # A webhook echo of our own send can arrive before the send's result is recorded:
 # a brand message's mirror waits this long and checks sent_message again when due.
@@ -36,7 +36,7 @@ def ingest(
     channel_for: Callable[[str], str],
     now: float,
     auto_assign: bool = False,
-    types: Sequence[InquiryType] = (),
+    toml: FileConfig | None = None,
 ) -> int:
     """Store a poll's or webhook's messages, then its cursor. Returns how many were new.
 
@@ -56,7 +56,7 @@ def ingest(
             session, platform=msg.platform, account=msg.account, remote_conversation=msg.conversation, text=msg.text
         ):
             continue  # our own send whose outcome is not written yet (in flight, or cut short by a crash)
-        if ingest_message(session, msg, channel_for(msg.account), now, auto_assign, types):
+        if ingest_message(session, msg, channel_for(msg.account), now, auto_assign, toml):
             new += 1
     for sealed in batch.sealed:  # X Chat: stored as received, opened later (bridge.pollers.Opener)
         if x_chat.store_sealed(session, sealed, now):
@@ -73,11 +73,11 @@ def store_batch(
     channel_for: Callable[[str], str],
     now: float,
     auto_assign: bool = False,
-    types: Sequence[InquiryType] = (),
+    toml: FileConfig | None = None,
 ) -> int:
     """Store a webhook delivery's messages in one transaction (before the 200 goes out)."""
     with db.session() as s:
-        return ingest(s, connector, "", batch, channel_for, now, auto_assign, types)
+        return ingest(s, connector, "", batch, channel_for, now, auto_assign, toml)
 
 
 def ingest_message(
@@ -86,8 +86,10 @@ def ingest_message(
     channel: str,
     now: float,
     auto_assign: bool = False,
-    types: Sequence[InquiryType] = (),
+    toml: FileConfig | None = None,
 ) -> bool:
+    """Store one message; with ``toml`` (dmbridge.toml) a customer's may be a CSAT answer or an opt-out, or get
+    an automatic reply (``bridge.automatic``)."""
     if events.inbound_known(session, msg.platform, msg.account, msg.remote_id):
         return False
     conv, created = conversations.get_or_create(
@@ -123,8 +125,10 @@ def ingest_message(
     # a message that arrives after newer ones of the customer (its delivery was lost, reconciliation found it)
     # cannot be put back in its place in a thread: it says when it was sent instead
     late = not created and not msg.from_brand and sent_at < (conv.last_inbound_at or 0.0) - LATE_SECONDS
-    if types and not msg.from_brand and conv.last_inbound_at is None and msg.text.strip():
-        types_desk.suggest_first(session, list(types), conv, msg.text, now)  # the customer's first message
+    if toml is not None and toml.types and not msg.from_brand and conv.last_inbound_at is None and msg.text.strip():
+        types_desk.suggest_first(session, list(toml.types), conv, msg.text, now)  # the customer's first message
+    previous_inbound = None if created else conv.last_inbound_at
+    answered = automatic.survey_answer(session, toml, conv, msg, now) if toml is not None else None
     state.message_arrived(
         session,
         conv,
@@ -133,6 +137,7 @@ def ingest_message(
         now=now,
         via=msg.via,
         source=msg.remote_id,
+        reopen=answered is None,
     )
     label = (
         f"Sent by @{slack_escape(msg.account)} from the {msg.platform.label} app, outside Slack"
@@ -175,4 +180,8 @@ def ingest_message(
             private=file.private,
         )
         outbox.enqueue(session, upload, now, not_before=now + ECHO_GRACE_SECONDS if msg.from_brand else 0.0)
+    if toml is not None:
+        automatic.after_message(
+            session, toml, conv, msg, created=created, previous_inbound=previous_inbound, answered=answered, now=now
+        )
     return True

@@ -15,6 +15,7 @@ from dataclasses import replace
 from sqlmodel import Session, col, select
 
 from bridge import profiles, state, thread_messages
+from bridge.automatic import AUTHOR
 from bridge.context import Context, enqueue_channel_notice
 from bridge.decide import Failed, Retry
 from bridge.deliveries import DM, OK, WAITING, WARNING, Delivery, Profile, Target, Unreaction
@@ -22,7 +23,7 @@ from bridge.domain import OutboundFile, OutboundMessage, Platform, SendResult, f
 from bridge.errors import Rejected
 from bridge.runner import BLOCKED_RECHECK, Write, retry_write
 from bridge.slack.agent_files import AgentFiles, MediaLinks
-from bridge.store import events, outbox
+from bridge.store import events, outbox, replies
 from bridge.store.tables import Conversation, Outbox, SentMessage
 from connectors.base import Connector, VerifiesSends
 
@@ -102,6 +103,7 @@ class PlatformHandler:
             key=delivery.key,
             via=conv.via or "",
             file=None if delivery.file is None else _named(delivery.file.name, delivery.file.mimetype),
+            quick_replies=delivery.options,
         )
 
     def media(self, token: str) -> tuple[str, str, int, Iterator[bytes]] | None:
@@ -161,6 +163,8 @@ class PlatformHandler:
                 now=now,
             )
             state.reply_delivered(s, conv_id, now)
+            if delivery.author == AUTHOR:  # an automatic message: not an agent's answer (bridge.store.desk)
+                replies.delivered(s, delivery.key, result.remote_id)
             if delivery.part == delivery.parts - 1:
                 _settle(s, delivery, ts, OK, now)
 

@@ -35,7 +35,7 @@ def store_found(ctx: Context, s: Session, connector: str, account: str, batch: B
         lambda acct: channel_for(ctx.settings, ctx.toml, route, acct),
         ctx.clock(),
         auto_assign=ctx.toml.assignment.mode == "round_robin",
-        types=ctx.toml.types,
+        toml=ctx.toml,
     )
 
 

@@ -41,7 +41,7 @@ from bridge.slack.blocks import SlackMessage, card_view, customer_username, head
 from bridge.slack.files import Copier, not_copied_note
 from bridge.slack.views import home_view, not_agent_home_view
 from bridge.store import desk as desk_store
-from bridge.store import events, outbox
+from bridge.store import events, outbox, replies
 from bridge.store.tables import Conversation, Outbox
 
 log = logging.getLogger(__name__)
@@ -158,8 +158,8 @@ class SlackHandler:
                 return slack.post(conv.channel, card, key=delivery.key)
             case CardUpdate(reopened=reopened):
                 if conv.thread_ts:
-                    card = header_card(card_view(conv, ctx.toml.tz, reopened, _types(ctx)))
-                    slack.update(conv.channel, conv.thread_ts, card)
+                    view = card_view(conv, ctx.toml.tz, reopened, _types(ctx), self._csat(conv))
+                    slack.update(conv.channel, conv.thread_ts, header_card(view))
                 return None
             case AutoAssign(skip=skip):
                 self._auto_assign(conv, skip)
@@ -199,6 +199,11 @@ class SlackHandler:
                     icon_url=safe_https_url(conv.customer_avatar),
                 )
         raise Rejected(f"unknown delivery kind {row.kind}")
+
+    def _csat(self, conv: Conversation) -> int | None:
+        """The score the card shows (``bridge.automatic``)."""
+        with self.ctx.db.read() as s:
+            return replies.latest_score(s, conv.id) if conv.id is not None else None
 
     def _home(self, user: str) -> dict[str, object]:
         ctx, now = self.ctx, self.ctx.clock()

@@ -74,10 +74,19 @@ def refresh_home(s: Session, user: str, cause: Cause, now: float) -> None:
 
 
 def message_arrived(
-    s: Session, conv: Conversation, *, from_brand: bool, sent_at: float, now: float, via: str = "", source: str = ""
+    s: Session,
+    conv: Conversation,
+    *,
+    from_brand: bool,
+    sent_at: float,
+    now: float,
+    via: str = "",
+    source: str = "",
+    reopen: bool = True,
 ) -> None:
     """A message in the conversation on the platform: the SLA clocks change; the customer's reopens it. ``via``:
-    the way the customer wrote (X: ``dm`` or ``xchat``; replies go back that way), ``source`` its remote id."""
+    the way the customer wrote (X: ``dm`` or ``xchat``; replies go back that way), ``source`` its remote id;
+    ``reopen=False``: an answer to a CSAT survey, which leaves a resolved conversation resolved."""
     store.sla_touch(conv, now)
     s.add(conv)
     if from_brand:
@@ -88,7 +97,7 @@ def message_arrived(
             outbox.enqueue(s, CardUpdate.after(conv.id, ("via", conv.id, via, source)), now)
     # the platform's time of the message: messaging windows count from it, not from our receipt
     conv.last_inbound_at = max(conv.last_inbound_at or 0.0, min(sent_at, now))
-    if conv.status != "open":  # resolved or snoozed: the customer wrote again
+    if conv.status != "open" and reopen:  # resolved or snoozed: the customer wrote again
         was = conv.status
         conv.status, conv.snoozed_until, conv.resolved_at = "open", None, None
         changed(
@@ -111,6 +120,20 @@ def type_suggested(s: Session, conv: Conversation, kind: str, now: float) -> Non
     s.add(conv)
     if conv.thread_ts and conv.id is not None:
         outbox.enqueue(s, CardUpdate.after(conv.id, ("type", conv.id, kind)), now)
+
+
+def opted_out(s: Session, conv: Conversation, now: float) -> None:
+    """The customer asked for no automatic messages (``[opt_out] words``): audited, on the card, said."""
+    conv.opted_out_at = now
+    changed(
+        s,
+        conv,
+        actor="customer",
+        action="opt_out",
+        detail="",
+        now=now,
+        line="The customer opted out of automatic messages (welcome, away, CSAT). Agents can still answer.",
+    )
 
 
 def reply_queued(s: Session, conv: Conversation, now: float, author: str | None = None, text: str = "") -> None:

@@ -20,6 +20,8 @@ VARIABLES = {
     "platform": "X, Messenger, Instagram …",
     "conversation": "the conversation number",
     "brand": "the brand name from dmbridge.toml",
+    "next_open": 'automatic replies: when the team is next open ("Monday at 09:00"); "soon" from an agent',
+    "expected_reply": 'automatic replies: when the first response is due ("today at 14:30"); "soon" from an agent',
 }
 MAX_TEMPLATE_CHARS = 10_000
 
@@ -32,6 +34,8 @@ class TemplateContext:
     platform: str
     conversation: int
     brand: str
+    next_open: str = "soon"
+    expected_reply: str = "soon"
 
     def values(self) -> dict[str, str]:
         return {
@@ -43,6 +47,8 @@ class TemplateContext:
             "platform": self.platform,
             "conversation": str(self.conversation),
             "brand": self.brand,
+            "next_open": self.next_open,
+            "expected_reply": self.expected_reply,
         }
 
 

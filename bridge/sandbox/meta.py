@@ -291,6 +291,17 @@ class MetaEmulator(WebhookSender):
         self.deliver_events([(account, event)])
         return str(event["message"]["mid"])
 
+    def customer_taps(self, user_id: str, title: str, *, payload: str | None = None) -> str:
+        """The customer taps the quick reply ``title`` of the page's latest message that offered quick replies:
+        Meta posts the title as their message with ``message.quick_reply.payload`` (``payload`` forges one)."""
+        with self._lock:
+            offered = next(m["quick_replies"] for m in reversed(self.customers[user_id].log) if m.get("quick_replies"))
+        chosen = payload if payload is not None else next(q["payload"] for q in offered if q["title"] == title)
+        account, event = self.message_event(user_id, title)
+        event["message"]["quick_reply"] = {"payload": chosen}
+        self.deliver_events([(account, event)])
+        return str(event["message"]["mid"])
+
     def business_suite_sends(self, user_id: str, text: str) -> str:
         """Someone answers from Meta Business Suite: the page's message comes back as another app's echo."""
         with self._lock:

@@ -139,6 +139,7 @@ def _deliver_send(
         raise _GraphError(400, 100, "(#100) Length of param message[text] must be less than or equal to 2000")
     if platform == INSTAGRAM and sent is None and len(text.encode()) > 1000:
         raise _GraphError(400, 100, "(#100) Length of param message[text] must be at most 1000 bytes")
+    offered = _quick_replies(message) if sent is None else None
     if not customer.available:
         raise _GraphError(400, 551, "This person isn't available right now.", 1545041)
     age = time.time() - (customer.last_message_at or float("-inf"))
@@ -164,6 +165,7 @@ def _deliver_send(
             "messaging_type": kind,
             "tag": tag,
             "file": sent,
+            "quick_replies": offered,
         }
     )
     echoed = echo(customer.account, customer.id, mid, text, emu.app_id)
@@ -173,6 +175,29 @@ def _deliver_send(
         echoed["message"]["attachments"] = [{"type": sent["type"], "payload": {"url": link}}]
     emu._echoes.put((customer.account, echoed))
     return {"recipient_id": customer.id, "message_id": mid}
+
+
+def _quick_replies(message: dict[str, Any]) -> list[dict[str, str]] | None:
+    """``message.quick_replies`` as Meta checks them: at most 13, each ``content_type`` text with a non-empty
+    ``title`` of at most 20 characters and a ``payload`` of at most 1,000."""
+    from bridge.sandbox.meta import _GraphError
+
+    if "quick_replies" not in message:
+        return None
+    items = message["quick_replies"]
+    if not isinstance(items, list) or not 0 < len(items) <= 13:
+        raise _GraphError(400, 100, "(#100) param message[quick_replies] must be an array of 1 to 13 quick replies")
+    for item in items:
+        if not isinstance(item, dict) or item.get("content_type") not in ("text", "user_phone_number", "user_email"):
+            raise _GraphError(400, 100, "(#100) param message[quick_replies][content_type] is not valid")
+        if item["content_type"] != "text":
+            continue
+        title, payload = item.get("title"), item.get("payload")
+        if not isinstance(title, str) or not title or len(title) > 20:
+            raise _GraphError(400, 100, "(#100) Quick reply title must be non-empty and at most 20 characters")
+        if not isinstance(payload, str | int) or not str(payload) or len(str(payload)) > 1000:
+            raise _GraphError(400, 100, "(#100) Quick reply payload is required and at most 1000 characters")
+    return [{"title": str(i.get("title", "")), "payload": str(i.get("payload", ""))} for i in items]
 
 
 def echo(account: str, user_id: str, mid: str, text: str, app_id: str) -> dict[str, Any]:

@@ -59,6 +59,8 @@ class CardView:
     inquiry_type: str | None = None
     suggested_type: str | None = None
     types: tuple[tuple[str, str], ...] = ()  # [[types]] (name, emoji): the card's type select
+    csat: int | None = None  # the customer's latest satisfaction score, 1-5
+    opted_out: bool = False  # the customer opted out of automatic messages
 
 
 STATUS_LABEL = {
@@ -102,6 +104,10 @@ def header_card(card: CardView) -> SlackMessage:
     kind = type_fact(card.inquiry_type, card.suggested_type, card.types)
     if kind:
         facts.append(kind)
+    if card.csat is not None:
+        facts.append(f"CSAT: ⭐ {card.csat}/5")
+    if card.opted_out:
+        facts.append(":no_bell: opted out of automatic messages")
     more = [
         ("Unassign", "unassign"),
         ("De-escalate", "deescalate"),
@@ -232,7 +238,11 @@ SLA_LABEL = {
 
 
 def card_view(
-    conv: Conversation, tz: tzinfo, reopened: bool = False, types: Sequence[tuple[str, str]] = ()
+    conv: Conversation,
+    tz: tzinfo,
+    reopened: bool = False,
+    types: Sequence[tuple[str, str]] = (),
+    csat: int | None = None,
 ) -> CardView:
     """What the header card shows of ``conv`` (times in the desk's timezone, SLA due times in each reader's)."""
     assert conv.id is not None
@@ -264,4 +274,6 @@ def card_view(
         inquiry_type=conv.inquiry_type,
         suggested_type=conv.suggested_type,
         types=tuple(types),
+        csat=csat,
+        opted_out=conv.opted_out_at is not None,
     )

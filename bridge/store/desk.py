@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, update
+from sqlalchemy import exists, func, update
 from sqlmodel import Session, col, select
 
 from bridge.store.common import insert_ignore
-from bridge.store.tables import Audit, Conversation, InboundEvent, SentMessage, Template
+from bridge.store.tables import Audit, AutoReplySent, Conversation, CsatSurvey, InboundEvent, SentMessage, Template
 
 
 def audit(session: Session, *, conversation_id: int | None, actor: str, action: str, detail: str, now: float) -> int:
@@ -132,19 +132,28 @@ def timeline_rows(
     session: Session, conversation_ids: list[int]
 ) -> dict[int, tuple[list[tuple[float, bool]], list[float], list[tuple[float, str]]]]:
     """What SLA clocks are made of, per conversation, in three queries: (sent_at, from_brand) of platform
-    messages, our deliveries' times, and (at, action) of status changes."""
+    messages, our deliveries' times, and (at, action) of status changes. dmbridge's automatic messages are not
+    an agent's answer, and a CSAT answer is not a customer waiting: both are left out (``bridge.automatic``)."""
     found: dict[int, tuple[list[tuple[float, bool]], list[float], list[tuple[float, str]]]] = {
         i: ([], [], []) for i in conversation_ids
     }
     for cid, t, brand in session.exec(
         select(InboundEvent.conversation_id, InboundEvent.sent_at, InboundEvent.from_brand).where(
-            col(InboundEvent.conversation_id).in_(conversation_ids)
+            col(InboundEvent.conversation_id).in_(conversation_ids),
+            ~exists().where(
+                col(CsatSurvey.conversation_id) == col(InboundEvent.conversation_id),
+                col(CsatSurvey.answer_id) == col(InboundEvent.remote_id),
+            ),
         )
     ).all():
         found[int(cid)][0].append((float(t), bool(brand)))
     for cid, t in session.exec(
         select(SentMessage.conversation_id, SentMessage.sent_at).where(
-            col(SentMessage.conversation_id).in_(conversation_ids)
+            col(SentMessage.conversation_id).in_(conversation_ids),
+            ~exists().where(
+                col(AutoReplySent.conversation_id) == col(SentMessage.conversation_id),
+                col(AutoReplySent.remote_id) == col(SentMessage.remote_id),
+            ),
         )
     ).all():
         found[int(cid)][1].append(float(t))

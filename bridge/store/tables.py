@@ -279,3 +279,34 @@ class TemplateChoice(SQLModel, table=True):
     text: str = Field(sa_column=Column(Text, nullable=False))  # capped (bridge.suggest.MAX_MESSAGE)
     template: str
     created_at: float
+
+
+class AutoReplySent(SQLModel, table=True):
+    """An automatic message dmbridge sent on its own (welcome, away, acknowledgement, csat): the cooldown's record,
+    and once delivered its platform id, which the SLA timeline leaves out (not an agent's answer)."""
+
+    __tablename__ = "auto_reply"
+    __table_args__ = (Index("ix_auto_reply_conversation", "conversation_id", "kind", "sent_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id")
+    kind: str  # welcome | away | acknowledgement | csat
+    key: str = Field(unique=True)  # the DM delivery's dedupe key
+    sent_at: float
+    remote_id: str | None = None
+
+
+class CsatSurvey(SQLModel, table=True):
+    """One satisfaction survey per resolution (``audit_id`` of the resolve) and the customer's answer."""
+
+    __tablename__ = "csat"
+    __table_args__ = (Index("ix_csat_conversation", "conversation_id", "asked_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id")
+    audit_id: int = Field(unique=True)
+    asked_at: float
+    score: int | None = None
+    comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    answered_at: float | None = None
+    answer_id: str | None = None  # the answer's platform message id: left out of the SLA timeline

@@ -72,7 +72,7 @@ class MetaConnector:
         if message.file is not None:
             data = self._send_file(message, page.token, window)
         else:
-            body = convert.send_body(message.recipient_id, message.text, window)
+            body = convert.send_body(message.recipient_id, message.text, window, message.quick_replies)
             data = self.app.graph.post(self.platform, "me/messages", page.token, body)
         if "message_id" not in data:
             raise RetryLater(f"{self.platform.label} accepted the message without an id")

@@ -109,7 +109,15 @@ def _message(platform: Platform, account: str, event: dict[str, Any], our_app_id
         attachments=others,
         files=files,
         needs_profile=not echo,
+        quick_reply=_quick_reply(message),
     )
+
+
+def _quick_reply(message: dict[str, Any]) -> str:
+    """The payload of a tapped quick reply (``message.quick_reply.payload``); "" when there is none."""
+    tapped = message.get("quick_reply")
+    value = tapped.get("payload") if isinstance(tapped, dict) else None
+    return value[:1000] if isinstance(value, str) else ""
 
 
 MEDIA = {"image": "image", "video": "video", "audio": "audio", "file": "file"}
@@ -214,8 +222,14 @@ def _days(days: float) -> str:
     return f"{days:.0f} days"
 
 
-def send_body(recipient_id: str, text: str, window: Response | HumanAgent) -> dict[str, Any]:
-    return _windowed({"recipient": {"id": recipient_id}, "message": {"text": text}}, window)
+def send_body(
+    recipient_id: str, text: str, window: Response | HumanAgent, quick_replies: tuple[tuple[str, str], ...] = ()
+) -> dict[str, Any]:
+    """A text message; ``quick_replies`` (title, payload) as Meta's ``message.quick_replies`` (text buttons)."""
+    message: dict[str, Any] = {"text": text}
+    if quick_replies:
+        message["quick_replies"] = [{"content_type": "text", "title": t, "payload": p} for t, p in quick_replies]
+    return _windowed({"recipient": {"id": recipient_id}, "message": message}, window)
 
 
 def attachment_form(recipient_id: str, kind: str, window: Response | HumanAgent) -> dict[str, str]:

@@ -17,7 +17,7 @@ CTX = TemplateContext(
 def test_every_variable_renders() -> None:
     text = " ".join("{" + v + "}" for v in VARIABLES)
     validate(text)
-    assert render(text, CTX.values()) == "Maria Maria López @maria_l Sam Rivera Sam X 12 Acme"
+    assert render(text, CTX.values()) == "Maria Maria López @maria_l Sam Rivera Sam X 12 Acme soon soon"
 
 
 def test_handle_falls_back_to_the_name() -> None:
