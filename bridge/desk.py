@@ -16,7 +16,7 @@ from typing import Protocol
 
 from sqlmodel import Session
 
-from bridge import notices, state, templates
+from bridge import lead_actions, notices, state, templates
 from bridge.authz import NOT_AGENT, Decision, Facts, Scope, agent_channels, decide
 from bridge.commands import (
     THREAD_USAGE,
@@ -29,6 +29,7 @@ from bridge.commands import (
     ParseError,
     Reopen,
     Resolve,
+    SetLead,
     Snooze,
     Unassign,
     UseTemplate,
@@ -189,6 +190,9 @@ class Desk:
                 shown = f"{until:%a %d %b %H:%M} ({self.file.timezone})"
                 self._changed(s, conv, who.id, "snooze", shown, f"Snoozed until {shown} by {mention(who.id)}.", now)
                 return Reply(f"#{conv.id} is snoozed until {shown}.")
+            case SetLead():
+                text, ok = lead_actions.apply(s, who.id, conv, cmd, now, crm=self.file.crm is not None)
+                return Reply(text, ok)
         return Reply("That does not apply to a conversation.", ok=False)
 
     def _assign(self, s: Session, who: Who, conv: Conversation, user: str, now: float) -> Reply:

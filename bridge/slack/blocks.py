@@ -54,6 +54,7 @@ class CardView:
     snoozed_until: str | None = None  # already formatted for people
     reopened: bool = False
     sla: str | None = None  # already formatted mrkdwn
+    lead: str | None = None  # "qualified · 1,200.00 EUR" (bridge.leads.lead_label); None: not a lead
 
 
 STATUS_LABEL = {
@@ -94,6 +95,8 @@ def header_card(card: CardView) -> SlackMessage:
         facts.append("Reopened: the customer wrote again")
     if card.sla:
         facts.append(clip(card.sla, SECTION_LIMIT, can_cut=mrkdwn_safe_cut))
+    if card.lead:
+        facts.append(f"Lead: *{card.lead}*")
     more = [
         ("Unassign", "unassign"),
         ("De-escalate", "deescalate"),
@@ -111,6 +114,7 @@ def header_card(card: CardView) -> SlackMessage:
         _button("Reply with template", "conv_template"),
         _button("Escalate", "conv_escalate"),
         _button("Reopen", "conv_reopen") if card.status == "resolved" else _button("Resolve", "conv_resolve"),
+        *([] if card.lead else [_button("Mark as lead", "conv_lead")]),
         {
             "type": "overflow",
             "action_id": "conv_more",
@@ -222,7 +226,7 @@ SLA_LABEL = {
 }
 
 
-def card_view(conv: Conversation, tz: tzinfo, reopened: bool = False) -> CardView:
+def card_view(conv: Conversation, tz: tzinfo, reopened: bool = False, lead: str | None = None) -> CardView:
     """What the header card shows of ``conv`` (times in the desk's timezone, SLA due times in each reader's)."""
     assert conv.id is not None
     until = None
@@ -250,4 +254,5 @@ def card_view(conv: Conversation, tz: tzinfo, reopened: bool = False) -> CardVie
         snoozed_until=until,
         reopened=reopened and conv.status == "open",
         sla=sla_line,
+        lead=lead,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 # What the retention job (bridge/store/retention.py) still has to prune: partial indexes, so each run reads
@@ -252,3 +252,19 @@ class XUsage(SQLModel, table=True):
     day: str = Field(primary_key=True)  # YYYY-MM-DD, UTC
     kind: str = Field(primary_key=True)  # events_read | read | send | chat_event
     count: int = 0
+
+
+class Lead(SQLModel, table=True):
+    """A conversation that is a sales lead (``bridge.leads``): its stage and value. ``value_minor`` is in the
+    currency's minor units (cents; yen have none), an integer so sums are exact."""
+
+    __tablename__ = "lead"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", unique=True)
+    stage: str = "new"  # new | qualified | meeting | won | lost
+    value_minor: int | None = Field(default=None, sa_type=BigInteger)
+    currency: str | None = None  # ISO 4217, three capital letters
+    created_at: float
+    updated_at: float
+    updated_by: str
