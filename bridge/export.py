@@ -25,6 +25,7 @@ from bridge.store.tables import Conversation
 FORMATS = ("jsonl", "csv", "html")
 CSV_FIELDS = ("conversation", "platform", "account", "customer_id", "customer_name", "at", "who", "author", "text")
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
+_BREAKS = ("\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")  # str.splitlines' others
 
 
 @dataclass(frozen=True)
@@ -84,13 +85,20 @@ def _iso(ts: float, tz: tzinfo) -> str:
 
 
 def to_jsonl(recs: list[Record], tz: tzinfo) -> str:
-    """One JSON object per message (with its conversation's fields), one per line."""
-    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in _rows(recs, tz))
+    """One JSON object per message (with its conversation's fields), one per line (the characters some readers
+    take as line breaks are escaped, so a line is always one record)."""
+    return "".join(_one_line(json.dumps(row, ensure_ascii=False)) + "\n" for row in _rows(recs, tz))
+
+
+def _one_line(text: str) -> str:
+    for char in _BREAKS:
+        text = text.replace(char, f"\\u{ord(char):04x}")
+    return text
 
 
 def to_csv(recs: list[Record], tz: tzinfo) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\r\n")  # RFC 4180: a lone CR is quoted
     writer.writeheader()
     for row in _rows(recs, tz):
         writer.writerow({k: safe_cell(str(row[k])) if isinstance(row[k], str) else row[k] for k in CSV_FIELDS})
