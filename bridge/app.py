@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlmodel import select
 from starlette.applications import Starlette
 
-from bridge import logs, x_costs
+from bridge import logs, stats, x_costs
 from bridge import metrics as engine_metrics
 from bridge.claims import recover
 from bridge.config import Settings, channel_for, desk_channels, secret_from
@@ -194,6 +194,7 @@ class Bridge:
             coalesce=True,
             next_run_time=_now_dt(),
         )
+        stats.schedule_digest(self.scheduler, ctx)  # [digest]
         self.scheduler.start()
 
     def _sla_step(self) -> float:

@@ -7,15 +7,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy import inspect, text
 from sqlmodel import Session
 
+from bridge.context import Context
+from bridge.deliveries import ChannelNotice
 from bridge.playbook_metrics import Facts, Figures, compute, render_text
 from bridge.reports import ConversationFacts, build_report
 from bridge.sla_runner import timelines
 from bridge.store import desk as store
 from bridge.store import leads as lead_store
+from bridge.store import outbox
 from bridge.store.db import Database
+from bridge.toml_config import FileConfig
 
 
 def csat_scores(s: Session, since: float, until: float) -> dict[int, list[int]] | None:
@@ -81,3 +86,38 @@ def playbook_text(db: Database, days: int, now: float) -> str:
 
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
+
+
+def post_digest(db: Database, file: FileConfig, channel: str, now: float) -> bool:
+    """The weekly digest (``[digest]``) queued for the channel, once per ISO week whichever process runs it."""
+    from bridge.sla_runner import report_text
+
+    week = datetime.fromtimestamp(now, file.tz).strftime("%G-W%V")
+    notice = ChannelNotice(f"digest:{week}", None, channel, f"*Weekly digest*\n{report_text(db, file, 7, now)}")
+    with db.session() as s:
+        return outbox.enqueue(s, notice, now)
+
+
+def schedule_digest(scheduler: BaseScheduler, ctx: Context) -> None:
+    """``[digest]``: a weekly cron job in the desk's timezone (its time read from the bridge's clock)."""
+    digest = ctx.toml.digest
+    if digest is None:
+        return
+    channel = digest.channel or ctx.settings.dmbridge_channel
+    hour, minute = digest.time.split(":")
+
+    def run() -> None:
+        if post_digest(ctx.db, ctx.toml, channel, ctx.clock()):
+            ctx.wake_slack.set()
+
+    scheduler.add_job(
+        run,
+        "cron",
+        day_of_week=digest.weekday[:3],
+        hour=int(hour),
+        minute=int(minute),
+        timezone=ctx.toml.tz,
+        id="digest",
+        max_instances=1,
+        coalesce=True,
+    )

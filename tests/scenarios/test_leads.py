@@ -101,3 +101,19 @@ def test_export_uploads_the_escaped_html_transcript_into_the_thread(box: Sandbox
     with box.bridge.ctx.db.session() as s:
         row = s.exec(select(Outbox).where(Outbox.kind == "transcript_upload")).one()
     assert row.state == "sent" and json.loads(row.payload)["requested_by"] == SAM
+
+
+def test_stats_show_the_playbook_figures_and_the_digest_posts_once_a_week(box: Sandbox, crm: CrmEmulator) -> None:
+    ts = new_conversation(box)
+    box.slack.post_as_user(SAM, CHANNEL, f"<@{BOT_USER}> lead won 1500 EUR", thread_ts=ts)
+    wait_for(lambda: lead_of(box) is not None, what="the lead")
+    answer = box.slack.slash_command(SAM, CHANNEL, "stats 7d").text
+    assert "The DM playbook" in answer and "won 1 (100%)" in answer and "value won 1,500.00 EUR" in answer
+    assert "By platform x" in answer and "CSAT" not in answer  # no csat table on this branch: no CSAT shown
+    from bridge.stats import post_digest
+
+    ctx = box.bridge.ctx
+    assert post_digest(ctx.db, ctx.toml, CHANNEL, ctx.clock()) is True
+    assert post_digest(ctx.db, ctx.toml, CHANNEL, ctx.clock()) is False  # once per ISO week
+    ctx.wake_slack.set()
+    wait_for(lambda: [m for m in box.slack.messages(CHANNEL) if "Weekly digest" in shown(m)], what="the digest")
