@@ -20,11 +20,12 @@ from sqlalchemy import text
 from sqlmodel import select
 from starlette.applications import Starlette
 
-from bridge import logs, x_costs
+from bridge import logs, stats, x_costs
 from bridge import metrics as engine_metrics
 from bridge.claims import recover
-from bridge.config import Settings, channel_for, desk_channels
+from bridge.config import Settings, channel_for, desk_channels, secret_from
 from bridge.context import Context, wake_snoozed
+from bridge.crm import CrmClient
 from bridge.desk import Desk
 from bridge.domain import Batch
 from bridge.http import build_http
@@ -193,6 +194,7 @@ class Bridge:
             coalesce=True,
             next_run_time=_now_dt(),
         )
+        stats.schedule_digest(self.scheduler, ctx)  # [digest]
         self.scheduler.start()
 
     def _sla_step(self) -> float:
@@ -277,6 +279,14 @@ def _now_dt() -> Any:
     from datetime import datetime
 
     return datetime.now(UTC)
+
+
+def crm_client(db: Database, file: FileConfig, environ: Mapping[str, str], slack: SlackApi) -> CrmClient | None:
+    """``[crm]``'s client, its secret read from the environment variable it names (refused at start if unset)."""
+    if file.crm is None:
+        return None
+    secret = secret_from(environ, file.crm.secret_env, "[crm]")
+    return CrmClient(db, file.crm.url, secret, slack.thread_link)
 
 
 def build(
@@ -364,7 +374,7 @@ def build(
         channels=channels,
         desk_channels=kept_channels,
     )
-    bridge.platform = PlatformHandler(ctx)
+    bridge.platform = PlatformHandler(ctx, crm=crm_client(db, file, os.environ if environ is None else environ, slack))
     if settings.x_enabled:  # what X bills: the legacy DM connector's calls and X Chat's, and chat deliveries
         counted = [calls for c in channels.polled.values() if isinstance(calls := getattr(c, "calls", None), dict)]
         bridge.meter = Meter(db, lambda: x_costs.total(counted), clock)

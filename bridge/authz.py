@@ -30,8 +30,10 @@ from enum import StrEnum
 
 from bridge.commands import (
     ChannelCommand,
+    Export,
     Help,
     ListConversations,
+    ListLeads,
     OnConversation,
     Show,
     SlaPolicies,
@@ -112,10 +114,10 @@ def scope_of(cmd: ChannelCommand) -> Scope | None:
     match cmd:
         case Help():
             return None
-        case Show() | OnConversation():
+        case Show() | OnConversation() | Export():
             return Scope.CONVERSATION
         case TemplateAdd() | TemplateDelete():
             return Scope.ADMIN
-        case ListConversations() | Stats() | SlaPolicies() | TemplateList() | TemplateShow():
+        case ListConversations() | Stats() | SlaPolicies() | TemplateList() | TemplateShow() | ListLeads():
             return Scope.DESK
     raise TypeError(f"no authorization scope for {type(cmd).__name__}")  # a new command must be given one

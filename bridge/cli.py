@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from bridge import manifest as manifest_mod
+from bridge import records_cli
 from bridge.config import Settings
 from bridge.errors import ConfigError
 from bridge.outbox_cli import outbox_app
@@ -140,6 +141,7 @@ templates_app = typer.Typer(no_args_is_help=True, help="Saved replies: bulk impo
 app.add_typer(templates_app, name="templates")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(x_chat_app, name="x-chat")
+records_cli.register(app)
 
 
 @templates_app.command("export")
@@ -206,8 +208,12 @@ def templates_import(file: Path) -> None:
 
 
 @app.command()
-def stats(days: Annotated[int, typer.Option(help="how many days back")] = 7, config: ConfigOpt = None) -> None:
-    """Volumes, response and resolution times, SLA attainment and busiest hours (as /dm stats)."""
+def stats(
+    days: Annotated[int, typer.Option(help="how many days back")] = 7,
+    config: ConfigOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="text or csv (the playbook's figures by group)")] = "text",
+) -> None:
+    """Volumes, response and resolution times, SLA attainment, busiest hours and the playbook's metrics."""
     import time
 
     from bridge.sla_runner import report_text
@@ -219,7 +225,13 @@ def stats(days: Annotated[int, typer.Option(help="how many days back")] = 7, con
         typer.echo(f"dmbridge: {exc}", err=True)
         raise typer.Exit(2) from exc
     db = Database(Settings().database_url)
-    typer.echo(report_text(db, file, days, time.time()).replace("*", ""))
+    if fmt == "csv":
+        from bridge.playbook_metrics import render_csv
+        from bridge.stats import figures
+
+        typer.echo(render_csv(figures(db, days, time.time())[0]), nl=False)
+    else:
+        typer.echo(report_text(db, file, days, time.time()).replace("*", ""))
     db.dispose()
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bridge.leads import LeadError, parse_change
+
 PRIORITIES = ("low", "normal", "high", "urgent")
 LIST_SCOPES = ("mine", "unassigned", "all", "escalated")
 _USER = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
@@ -118,8 +120,29 @@ class Stats:
     days: int = 7
 
 
+@dataclass(frozen=True)
+class SetLead:
+    """``lead [stage] [value currency]``: mark as a lead, or move it (``bridge.leads``)."""
+
+    stage: str | None = None
+    value_minor: int | None = None
+    currency: str | None = None
+
+
+@dataclass(frozen=True)
+class ListLeads:
+    pass
+
+
+@dataclass(frozen=True)
+class Export:
+    """``/dm export 12``: the HTML transcript uploaded into the conversation's thread."""
+
+    number: int
+
+
 ConversationCommand = (
-    Assign | Claim | Unassign | UseTemplate | Escalate | Deescalate | Resolve | Reopen | Snooze | SetType
+    Assign | Claim | Unassign | UseTemplate | Escalate | Deescalate | Resolve | Reopen | Snooze | SetType | SetLead
 )
 
 
@@ -142,6 +165,8 @@ ChannelCommand = (
     | SlaPolicies
     | Stats
     | OnConversation
+    | ListLeads
+    | Export
 )
 
 
@@ -152,13 +177,14 @@ class ParseError(ValueError):
 THREAD_USAGE = (
     "In a conversation thread: `@dmbridge claim`, `assign @user`, `unassign`, `template NAME`, "
     "`escalate TEAM [low|normal|high|urgent] [reason]`, `deescalate`, `resolve`, `reopen`, "
-    "`snooze 2h` or `snooze tomorrow 9:00`, `type NAME`, `help`."
+    "`snooze 2h` or `snooze tomorrow 9:00`, `type NAME`, `lead [stage] [1200 EUR]`, `help`."
 )
 CHANNEL_USAGE = (
     "In the channel: `/dm list [mine|unassigned|escalated|all]`, `/dm show 12`, "
     "`/dm assign 12 @user`, `/dm claim 12`, `/dm resolve 12`, `/dm escalate 12 billing [reason]`, "
     "`/dm snooze 12 2h`, `/dm type 12 sales`, `/dm template add NAME text…`, `/dm template list`, "
-    "`/dm template show NAME`, `/dm template delete NAME`, `/dm sla`, `/dm stats [7d|30d]`, `/dm help`."
+    "`/dm template show NAME`, `/dm template delete NAME`, `/dm sla`, `/dm stats [7d|30d]`, "
+    "`/dm list leads`, `/dm lead 12 won 1500 EUR`, `/dm export 12`, `/dm help`."
 )
 
 
@@ -177,10 +203,16 @@ def parse_slash(text: str) -> ChannelCommand:
     if not words or words[0].lower() in ("help", "?"):
         return Help()
     verb, args = words[0].lower(), words[1:]
+    if verb == "list" and [a.lower() for a in args] == ["leads"]:
+        return ListLeads()
+    if verb == "export":
+        if len(args) != 1:
+            raise ParseError("Usage: `/dm export 12` (the transcript, uploaded into the thread)")
+        return Export(_number(args[0]))
     if verb == "list":
         scope = args[0].lower() if args else "mine"
         if scope not in LIST_SCOPES or len(args) > 1:
-            raise ParseError("Usage: `/dm list [mine|unassigned|escalated|all]`")
+            raise ParseError("Usage: `/dm list [mine|unassigned|escalated|all|leads]`")
         return ListConversations(scope)
     if verb == "show":
         if len(args) != 1:
@@ -242,6 +274,12 @@ def _conversation_command(verb: str, args: list[str], raw: str) -> ConversationC
             if len(args) != 1:
                 raise ParseError("Usage: `type NAME` (e.g. `type sales`)")
             return SetType(args[0].lower()[:100])
+        case "lead":
+            try:
+                change = parse_change(args)
+            except LeadError as exc:
+                raise ParseError(str(exc)) from exc
+            return SetLead(change.stage, change.value_minor, change.currency)
         case "snooze":
             if not args:
                 raise ParseError("Usage: `snooze 2h` or `snooze tomorrow 9:00`")

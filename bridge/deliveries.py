@@ -12,58 +12,28 @@ before the types existed, so rows queued by an older release decode.
 Lanes: ``s:{conversation}`` the Slack side of a conversation (card, mirrors, uploads, notices, receipts, and the
 profile refresh that precedes the card), ``p:{conversation}`` its platform side (replies), ``c:{channel}`` channel
 notices, ``e:{user}`` ephemerals, ``h:{user}`` App Home, ``d:{conversation}`` erasure's deletions.
+The base classes are in ``bridge.delivery_base``; the DM playbook's in ``bridge.deliveries_playbook`` (lane
+``k:{conversation}``: a conversation's CRM hand-offs, in order, never holding up its replies).
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, Literal, Self
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
 
+from bridge.deliveries_playbook import CrmPost, TranscriptUpload
+from bridge.delivery_base import OK as OK
+from bridge.delivery_base import WAITING as WAITING
+from bridge.delivery_base import WARNING as WARNING
+from bridge.delivery_base import Cause as Cause
+from bridge.delivery_base import Delivery as Delivery
+from bridge.delivery_base import Source as Source
+from bridge.delivery_base import Target as Target
+from bridge.delivery_base import cause_key as cause_key
+from bridge.delivery_base import platform_lane as platform_lane
+from bridge.delivery_base import slack_lane as slack_lane
 from bridge.domain import AgentFile
-
-Target = Literal["slack", "platform"]
-OK, WAITING, WARNING = "white_check_mark", "hourglass_flowing_sand", "warning"  # the receipts' emoji names
-
-
-Cause = tuple[str | int | float, ...]
-"""What a notice or a redraw is about, e.g. ``("line", audit_id)``: its key, so the same cause adds it once."""
-Source = tuple[str, str, str]
-"""A platform message: its (platform, account, remote id)."""
-
-
-def cause_key(cause: Cause) -> str:
-    return ":".join(str(part) for part in cause)
-
-
-def slack_lane(conversation_id: int) -> str:
-    return f"s:{conversation_id}"
-
-
-def platform_lane(conversation_id: int) -> str:
-    return f"p:{conversation_id}"
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """Common to every delivery: its dedupe key and, where it has one, its conversation."""
-
-    key: str
-    conversation_id: int | None
-
-    kind: ClassVar[str]
-    target: ClassVar[Target] = "slack"
-
-    @property
-    def lane(self) -> str:
-        assert self.conversation_id is not None, f"{self.kind} needs a conversation"
-        return slack_lane(self.conversation_id)
-
-    def payload(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["key"], data["conversation_id"]
-        return data
-
 
 # --------------------------------------------------------------------------------------------- conversation threads
 
@@ -384,6 +354,8 @@ class Profile(Delivery):
 UNTHREADED: tuple[type[Delivery], ...] = (ChannelNotice, Ephemeral, Home, Delete)
 """Deliveries that need no conversation row to be sent."""
 _THREADED = (Card, CardUpdate, AutoAssign, Mirror, Notice, TemplatePost, Reaction, Unreaction, Upload)
-KINDS: dict[str, type[Delivery]] = {cls.kind: cls for cls in _THREADED + UNTHREADED + (DM, Profile)}
+KINDS: dict[str, type[Delivery]] = {
+    cls.kind: cls for cls in _THREADED + UNTHREADED + (DM, Profile, CrmPost, TranscriptUpload)
+}
 POSTS: tuple[type[Card | Mirror | Notice | ChannelNotice], ...] = (Card, Mirror, Notice, ChannelNotice)
 """Deliveries that post a message (TemplatePost is a Notice): a lost answer is looked for before resending."""

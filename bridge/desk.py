@@ -16,7 +16,7 @@ from typing import Protocol
 
 from sqlmodel import Session
 
-from bridge import automatic, notices, state, templates, types_desk
+from bridge import automatic, lead_actions, notices, state, templates, types_desk
 from bridge.authz import NOT_AGENT, Decision, Facts, Scope, agent_channels, decide
 from bridge.commands import (
     THREAD_USAGE,
@@ -29,6 +29,7 @@ from bridge.commands import (
     ParseError,
     Reopen,
     Resolve,
+    SetLead,
     SetType,
     Snooze,
     Unassign,
@@ -194,6 +195,9 @@ class Desk:
             case SetType(name):
                 ok, text = types_desk.set_type(s, self.file.types, conv, name, who.id, now)
                 return Reply(text, ok=ok)
+            case SetLead():
+                text, ok = lead_actions.apply(s, who.id, conv, cmd, now, crm=self.file.crm is not None)
+                return Reply(text, ok)
         return Reply("That does not apply to a conversation.", ok=False)
 
     def _assign(self, s: Session, who: Who, conv: Conversation, user: str, now: float) -> Reply:

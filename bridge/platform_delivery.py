@@ -17,8 +17,9 @@ from sqlmodel import Session, col, select
 from bridge import profiles, state, thread_messages
 from bridge.automatic import AUTHOR
 from bridge.context import Context, enqueue_channel_notice
+from bridge.crm import CrmClient
 from bridge.decide import Failed, Retry
-from bridge.deliveries import DM, OK, WAITING, WARNING, Delivery, Profile, Target, Unreaction
+from bridge.deliveries import DM, OK, WAITING, WARNING, CrmPost, Delivery, Profile, Reaction, Target, Unreaction
 from bridge.domain import OutboundFile, OutboundMessage, Platform, SendResult, file_kind, limits_of
 from bridge.errors import Rejected
 from bridge.runner import BLOCKED_RECHECK, Write, retry_write
@@ -36,14 +37,18 @@ class PlatformHandler:
     target: Target = "platform"
     batch = 20
 
-    def __init__(self, ctx: Context, files: AgentFiles | None = None) -> None:
+    def __init__(self, ctx: Context, files: AgentFiles | None = None, crm: CrmClient | None = None) -> None:
         self.ctx = ctx
         self.files = files or agent_files(ctx)
+        self.crm = crm  # [crm]: leads handed off (bridge.crm)
 
     def admit(self, rows: list[Outbox], where: dict[int, tuple[str, str]], now: float) -> tuple[list[int], float]:
         wait, wanted = 0.5, []
         for row in rows:  # each is the head of its lane
             assert row.id is not None
+            if row.kind == CrmPost.kind:  # the CRM is not the platform: its credential pauses nothing here
+                wanted.append(row.id)
+                continue
             platform = where.get(row.conversation_id or 0, ("", ""))[1]
             paused = self.ctx.auth_state(platform).paused_until - self.ctx.clock()
             if paused > 0:  # this platform refused our credential: leave its rows alone until the next probe
@@ -54,6 +59,8 @@ class PlatformHandler:
 
     def group(self, delivery: Delivery, conv: Conversation | None) -> str | None:
         """A rate limit is the account's: the platform's other rows would only hit it too."""
+        if isinstance(delivery, CrmPost):
+            return "crm"
         return conv.platform if conv is not None else None
 
     def credential(self, conv: Conversation | None) -> str:
@@ -62,7 +69,8 @@ class PlatformHandler:
     def before(self, delivery: Delivery, row: Outbox, conv: Conversation | None) -> Write | None:
         if isinstance(delivery, Profile):  # a customer profile refresh writes its own outcome
             return profiles.refresh(self.ctx, row, conv)
-        if isinstance(delivery, DM) and delivery.receipt_key is not None and self._post(delivery) is None:
+        waits_for = delivery.receipt_key if isinstance(delivery, DM | CrmPost) else None
+        if waits_for is not None and self._settled(waits_for) is None:
             row_id, unsure = row.id, row.uncertain
             assert row_id is not None
             when = self.ctx.clock() + BLOCKED_RECHECK
@@ -72,8 +80,12 @@ class PlatformHandler:
     def _post(self, dm: DM) -> Outbox | None:
         """A template's thread post, once it is settled (its ts carries the receipts); None while it is not."""
         assert dm.receipt_key is not None
+        return self._settled(dm.receipt_key)
+
+    def _settled(self, key: str) -> Outbox | None:
+        """The thread post ``key``, once it is settled; None while it is not."""
         with self.ctx.db.read() as s:
-            post = outbox.row_for(s, dm.receipt_key)
+            post = outbox.row_for(s, key)
         if post is not None and post.state in (outbox.PENDING, outbox.SENDING):
             return None
         return post
@@ -119,6 +131,8 @@ class PlatformHandler:
 
     def verify(self, delivery: Delivery, row: Outbox, conv: Conversation | None) -> SendResult | None:
         """An earlier attempt ended without an answer: look for it on the platform before sending again."""
+        if isinstance(delivery, CrmPost):
+            return None  # sent again: the CRM deduplicates by event_id (README)
         connector, message = self._message(delivery, conv)
         if not isinstance(connector, VerifiesSends) or conv is None:
             return None  # no way to check: resending may duplicate (README, "Running more than one instance")
@@ -131,7 +145,13 @@ class PlatformHandler:
             )
         return found
 
-    def send(self, delivery: Delivery, row: Outbox, conv: Conversation | None) -> SendResult:
+    def send(self, delivery: Delivery, row: Outbox, conv: Conversation | None) -> SendResult | str:
+        if isinstance(delivery, CrmPost):
+            if self.crm is None:
+                raise Rejected("no [crm] is configured (or its secret is not set)")
+            if conv is None:
+                raise Rejected("conversation is gone")
+            return self.crm.post(delivery, conv)
         connector, message = self._message(delivery, conv)
         if not isinstance(delivery, DM) or delivery.file is None or conv is None or conv.id is None:
             return connector.send(message)
@@ -146,6 +166,8 @@ class PlatformHandler:
     def sent(
         self, delivery: Delivery, row: Outbox, conv: Conversation | None, result: object, resumed: float | None
     ) -> tuple[str | None, Write | None]:
+        if isinstance(delivery, CrmPost):
+            return str(result), self._crm_receipt(delivery, conv, OK)
         assert isinstance(delivery, DM) and isinstance(result, SendResult) and conv is not None
         ctx, conv_id, ts = self.ctx, conv.id, self._receipt_ts(delivery)
         assert conv_id is not None
@@ -209,6 +231,15 @@ class PlatformHandler:
         """Refused for good: ⚠️, a notice with the reason, and the message's later parts failed too."""
         row_id, reason = row.id, verdict.reason
         assert row_id is not None
+        if conv is not None and isinstance(delivery, CrmPost):
+            receipt, now = self._crm_receipt(delivery, conv, WARNING), self.ctx.clock()
+
+            def refused(s: Session) -> None:
+                outbox.fail(s, row_id, reason)
+                receipt(s)
+                state.say(s, conv, ("crm_failed", row_id), f":warning: Not handed to the CRM. {reason}", now)
+
+            return refused
         if conv is None or not isinstance(delivery, DM):
             return lambda s: outbox.fail(s, row_id, reason)
         ts, now = self._receipt_ts(delivery), self.ctx.clock()
@@ -230,6 +261,18 @@ class PlatformHandler:
                 f":warning: Not delivered to the customer. {reason}",
                 now,
             )
+
+        return write
+
+    def _crm_receipt(self, post: CrmPost, conv: Conversation | None, name: str) -> Write:
+        """✅ or ⚠️ on the thread line that announced the lead's change."""
+        line, now = self._settled(post.receipt_key), self.ctx.clock()
+        ts = line.result if line is not None and line.state == outbox.SENT else None
+        channel = conv.channel if conv is not None else ""
+
+        def write(s: Session) -> None:
+            if ts and post.conversation_id is not None:
+                thread_messages.enqueue_receipt(s, Reaction.on(post.conversation_id, channel, ts, name), now)
 
         return write
 

@@ -183,4 +183,6 @@ def report_text(db: Database, file: FileConfig, days: int, now: float) -> str:
             for c in convs
         ]
     report = build_report(facts, _dt(since), _dt(until), file.tz)
-    return render(report, f"Last {days} days")
+    from bridge.stats import playbook_text  # bridge.stats reads this module's timelines
+
+    return render(report, f"Last {days} days") + "\n" + playbook_text(db, days, now)

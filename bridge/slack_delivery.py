@@ -31,18 +31,22 @@ from bridge.deliveries import (
     Reaction,
     Target,
     TemplatePost,
+    TranscriptUpload,
     Unreaction,
     Upload,
 )
 from bridge.domain import Pacer, Platform, safe_https_url
 from bridge.errors import Rejected
+from bridge.leads import lead_label
 from bridge.runner import Write, retry_write
 from bridge.slack.blocks import SlackMessage, card_view, customer_username, header_card, notice
 from bridge.slack.files import Copier, not_copied_note
 from bridge.slack.views import home_view, not_agent_home_view
 from bridge.store import desk as desk_store
 from bridge.store import events, outbox, replies
+from bridge.store import leads as lead_store
 from bridge.store.tables import Conversation, Outbox
+from bridge.transcripts import Transcripts
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,7 @@ class SlackHandler:
             private_ok=settings.dmbridge_fetch_private,
         )
         self.pacer = Pacer(ctx.settings.dmbridge_slack_posts_per_second, ctx.settings.dmbridge_slack_burst)
+        self.transcripts = Transcripts(ctx.db, ctx.slack, self.copier.poster, ctx.toml.tz)
         self.home_report = home_report  # the last 7 days' figures (bridge.app: computed at most once a minute)
 
     # ------------------------------------------------------------------------------------------------ admission
@@ -115,6 +120,8 @@ class SlackHandler:
 
     def verify(self, delivery: Delivery, row: Outbox, conv: Conversation | None) -> object | None:
         """An earlier attempt ended without an answer: did it post? (Only posts need this; the rest is idempotent.)"""
+        if isinstance(delivery, TranscriptUpload) and conv is not None:
+            return self.transcripts.find(delivery, conv, since=row.created_at, bot_user=self.ctx.bot_user_id)
         if isinstance(delivery, Upload) and conv is not None and conv.id is not None:
             with self.ctx.db.read() as s:
                 known = outbox.results(s, conv.id, Upload.kind)
@@ -154,11 +161,11 @@ class SlackHandler:
             case Card():
                 if conv.thread_ts:
                     return conv.thread_ts
-                card = header_card(card_view(conv, ctx.toml.tz, types=_types(ctx)))
-                return slack.post(conv.channel, card, key=delivery.key)
+                card = card_view(conv, ctx.toml.tz, types=_types(ctx), lead=self._lead(conv))
+                return slack.post(conv.channel, header_card(card), key=delivery.key)
             case CardUpdate(reopened=reopened):
                 if conv.thread_ts:
-                    view = card_view(conv, ctx.toml.tz, reopened, _types(ctx), self._csat(conv))
+                    view = card_view(conv, ctx.toml.tz, reopened, _types(ctx), self._csat(conv), self._lead(conv))
                     slack.update(conv.channel, conv.thread_ts, header_card(view))
                 return None
             case AutoAssign(skip=skip):
@@ -173,6 +180,8 @@ class SlackHandler:
         if not conv.thread_ts:
             raise Rejected("the conversation's header card could not be posted")
         match delivery:
+            case TranscriptUpload():
+                return self.transcripts.upload(delivery, conv, ctx.bot_user_id)
             case Upload():
                 source = ctx.connectors.get(conv.platform) if delivery.private else None
                 return self.copier.copy(delivery, conv, max(row.attempts - 1, 0), source)  # attempts counts this one
@@ -204,6 +213,12 @@ class SlackHandler:
         """The score the card shows (``bridge.automatic``)."""
         with self.ctx.db.read() as s:
             return replies.latest_score(s, conv.id) if conv.id is not None else None
+
+    def _lead(self, conv: Conversation) -> str | None:
+        """The lead's stage and value for the card (None: not a lead)."""
+        with self.ctx.db.read() as s:
+            lead = lead_store.get(s, conv.id or 0)
+        return None if lead is None else lead_label(lead.stage, lead.value_minor, lead.currency)
 
     def _home(self, user: str) -> dict[str, object]:
         ctx, now = self.ctx, self.ctx.clock()
@@ -306,7 +321,7 @@ class SlackHandler:
         return write
 
 
-POST_KINDS = {kind.kind for kind in (*POSTS, TemplatePost, Upload)}
+POST_KINDS = {kind.kind for kind in (*POSTS, TemplatePost, Upload, TranscriptUpload)}
 
 
 def _types(ctx: Context) -> list[tuple[str, str]]:

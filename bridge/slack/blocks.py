@@ -61,6 +61,7 @@ class CardView:
     types: tuple[tuple[str, str], ...] = ()  # [[types]] (name, emoji): the card's type select
     csat: int | None = None  # the customer's latest satisfaction score, 1-5
     opted_out: bool = False  # the customer opted out of automatic messages
+    lead: str | None = None  # "qualified · 1,200.00 EUR" (bridge.leads.lead_label); None: not a lead
 
 
 STATUS_LABEL = {
@@ -108,6 +109,8 @@ def header_card(card: CardView) -> SlackMessage:
         facts.append(f"CSAT: ⭐ {card.csat}/5")
     if card.opted_out:
         facts.append(":no_bell: opted out of automatic messages")
+    if card.lead:
+        facts.append(f"Lead: *{card.lead}*")
     more = [
         ("Unassign", "unassign"),
         ("De-escalate", "deescalate"),
@@ -125,6 +128,7 @@ def header_card(card: CardView) -> SlackMessage:
         _button("Reply with template", "conv_template"),
         _button("Escalate", "conv_escalate"),
         _button("Reopen", "conv_reopen") if card.status == "resolved" else _button("Resolve", "conv_resolve"),
+        *([] if card.lead else [_button("Mark as lead", "conv_lead")]),
         {
             "type": "overflow",
             "action_id": "conv_more",
@@ -243,6 +247,7 @@ def card_view(
     reopened: bool = False,
     types: Sequence[tuple[str, str]] = (),
     csat: int | None = None,
+    lead: str | None = None,
 ) -> CardView:
     """What the header card shows of ``conv`` (times in the desk's timezone, SLA due times in each reader's)."""
     assert conv.id is not None
@@ -276,4 +281,5 @@ def card_view(
         types=tuple(types),
         csat=csat,
         opted_out=conv.opted_out_at is not None,
+        lead=lead,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 # What the retention job (bridge/store/retention.py) still has to prune: partial indexes, so each run reads
@@ -310,3 +310,19 @@ class CsatSurvey(SQLModel, table=True):
     comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     answered_at: float | None = None
     answer_id: str | None = None  # the answer's platform message id: left out of the SLA timeline
+
+
+class Lead(SQLModel, table=True):
+    """A conversation that is a sales lead (``bridge.leads``): its stage and value. ``value_minor`` is in the
+    currency's minor units (cents; yen have none), an integer so sums are exact."""
+
+    __tablename__ = "lead"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", unique=True)
+    stage: str = "new"  # new | qualified | meeting | won | lost
+    value_minor: int | None = Field(default=None, sa_type=BigInteger)
+    currency: str | None = None  # ISO 4217, three capital letters
+    created_at: float
+    updated_at: float
+    updated_by: str

@@ -112,6 +112,8 @@ def test_every_slash_command_has_a_scope(kind: type) -> None:
         commands.SlaPolicies: commands.SlaPolicies(),
         commands.Stats: commands.Stats(7),
         commands.OnConversation: commands.OnConversation(1, commands.Resolve()),
+        commands.ListLeads: commands.ListLeads(),
+        commands.Export: commands.Export(1),
     }
     assert kind in samples, f"{kind.__name__} needs a sample here and a scope in bridge.authz.scope_of"
     scope = scope_of(samples[kind])  # type: ignore[arg-type]
@@ -119,6 +121,7 @@ def test_every_slash_command_has_a_scope(kind: type) -> None:
         commands.Help: None,
         commands.Show: Scope.CONVERSATION,
         commands.OnConversation: Scope.CONVERSATION,
+        commands.Export: Scope.CONVERSATION,
         commands.TemplateAdd: Scope.ADMIN,
         commands.TemplateDelete: Scope.ADMIN,
     }.get(kind, Scope.DESK)

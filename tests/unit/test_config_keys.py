@@ -249,7 +249,7 @@ def test_the_readme_snippets_say_what_they_show() -> None:
     loaded = load_text(to_toml(doc))
     assert len(README_BLOCKS) >= 5
     assert (loaded.brand, loaded.admins, loaded.assignment.capacity) == ("Acme", "S0DESKLEADS", 8)
-    assert [p.name for p in loaded.policies()][0] == "standard" and loaded.policies()[0].hours is not None
+    assert loaded.policies()[0].name == "standard" and loaded.policies()[0].hours is not None
     assert [p.id for p in loaded.meta.pages] == ["209384756102938", "17841405309211844"]
     assert [s.name for s in loaded.generic.sources] == ["shop"] and loaded.retention.batch == 500
 

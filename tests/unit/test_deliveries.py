@@ -28,6 +28,7 @@ from bridge.deliveries import (
     Unreaction,
     Upload,
 )
+from bridge.deliveries_playbook import CrmPost, TranscriptUpload
 from bridge.store.outbox import decode, encode
 
 EXAMPLES: list[Delivery] = [
@@ -49,6 +50,8 @@ EXAMPLES: list[Delivery] = [
     DM.template(7, TemplatePost.parts(7, ("tpl", 4), ["t"])[0], "Dear customer", "U1", "C1"),
     Profile.daily(7, "42", 1800000000.0),
     Upload.of(7, ("instagram", "1784", "mid.1"), "mid.1:0", "https://cdn.example/p.jpg", "p.jpg", file_kind="image"),
+    CrmPost.after_audit(7, 12, "qualified", 120000, "EUR", "U1", 1800000000.0),
+    TranscriptUpload.asked(7, 13, "U1"),
 ]
 
 
@@ -60,7 +63,7 @@ def test_the_examples_cover_every_kind() -> None:
 def test_every_kind_round_trips_through_its_row(delivery: Delivery) -> None:
     again = decode(delivery.kind, delivery.key, delivery.conversation_id, encode(delivery))
     assert again == delivery and type(again) is type(delivery)
-    assert delivery.target == ("platform" if isinstance(delivery, DM | Profile) else "slack")
+    assert delivery.target == ("platform" if isinstance(delivery, DM | Profile | CrmPost) else "slack")
 
 
 def test_lanes_keep_each_side_of_a_conversation_in_order() -> None:

@@ -16,7 +16,9 @@ from bridge.authz import NOT_CONVERSATION_AGENT, Scope, scope_of
 from bridge.commands import (
     CHANNEL_USAGE,
     THREAD_USAGE,
+    Export,
     ListConversations,
+    ListLeads,
     OnConversation,
     ParseError,
     Show,
@@ -31,6 +33,7 @@ from bridge.commands import (
 from bridge.sla_runner import report_text
 from bridge.slack.answers import listing_text, policies_text, template_list_text, template_show_text, timeline_text
 from bridge.slack.listeners.deps import ListenerDeps
+from bridge.slack.listeners.records import export_asked, leads_text
 from bridge.store import conversations
 from bridge.store import desk as store
 
@@ -64,7 +67,7 @@ def answer(deps: ListenerDeps, user: str, channel: str, text: str) -> str:
     scope = scope_of(cmd)
     if scope is None:
         return DM_HELP
-    if isinstance(cmd, Show | OnConversation):
+    if isinstance(cmd, Show | OnConversation | Export):
         return _on_conversation(deps, user, cmd)
     decision = deps.desk.authorize(user, scope)
     if not decision.allowed:
@@ -72,6 +75,8 @@ def answer(deps: ListenerDeps, user: str, channel: str, text: str) -> str:
     now = deps.clock()
     if isinstance(cmd, Stats):
         return report_text(deps.db, deps.desk.file, cmd.days, now)
+    if isinstance(cmd, ListLeads):
+        return leads_text(deps, user)
     if isinstance(cmd, ListConversations):
         with deps.db.read() as s:
             listed = store.listing(s, cmd.scope, user)
@@ -97,7 +102,7 @@ def answer(deps: ListenerDeps, user: str, channel: str, text: str) -> str:
     return DM_HELP
 
 
-def _on_conversation(deps: ListenerDeps, user: str, cmd: Show | OnConversation) -> str:
+def _on_conversation(deps: ListenerDeps, user: str, cmd: Show | OnConversation | Export) -> str:
     """Judged in the conversation's own channel. A stranger to the whole desk gets the same answer whether
     the conversation exists or not (no way to learn which numbers exist)."""
     with deps.db.read() as s:
@@ -109,7 +114,7 @@ def _on_conversation(deps: ListenerDeps, user: str, cmd: Show | OnConversation) 
             return desk_wide.reason
         if who is not None:
             return NOT_CONVERSATION_AGENT
-    if conv is None or (isinstance(cmd, OnConversation) and conv.thread_ts is None):
+    if conv is None or (isinstance(cmd, OnConversation | Export) and conv.thread_ts is None):
         return f"There is no conversation #{cmd.number}."
     assert who is not None
     now = deps.clock()
@@ -119,6 +124,8 @@ def _on_conversation(deps: ListenerDeps, user: str, cmd: Show | OnConversation) 
         if isinstance(cmd, Show):
             inbound, actions = store.history(s, cmd.number)
             return timeline_text(fresh, inbound, actions, deps.desk.file.tz, deps.desk.link)
+        if isinstance(cmd, Export):
+            return export_asked(s, user, fresh, now)
         return deps.desk.act(s, who, fresh, cmd.command, now).text
 
 

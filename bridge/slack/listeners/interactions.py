@@ -23,6 +23,7 @@ from bridge.commands import (
     Escalate,
     Reopen,
     Resolve,
+    SetLead,
     SetType,
     Snooze,
     Unassign,
@@ -69,6 +70,8 @@ def _card_command(action: dict[str, Any]) -> ConversationCommand | str | None:
             return Resolve()
         case "conv_reopen":
             return Reopen()
+        case "conv_lead":
+            return SetLead()
         case "conv_template" | "conv_escalate" as opener:
             return str(opener)
         case "conv_type_confirm":
