@@ -39,7 +39,16 @@ from bridge.domain import Platform
 from bridge.store import desk as desk_store
 from bridge.store import outbox
 from bridge.store.db import Database
-from bridge.store.tables import Audit, Conversation, InboundEvent, Outbox, SlackEvent, TemplateChoice, TypeExample
+from bridge.store.tables import (
+    Audit,
+    Conversation,
+    CsatSurvey,
+    InboundEvent,
+    Outbox,
+    SlackEvent,
+    TemplateChoice,
+    TypeExample,
+)
 
 ERASED = "customer data erased on request"
 ERASED_NAME = "(erased)"
@@ -107,6 +116,7 @@ def forget(db: Database, platform: str, customer_id: str, now: float, actor: str
         s.execute(update(Audit).where(col(Audit.conversation_id).in_(ids)).values(detail=""))
         for learned in (TypeExample, TemplateChoice):  # what suggestions learn from holds their messages too
             s.execute(delete(learned).where(col(learned.conversation_id).in_(ids)))
+        s.execute(update(CsatSurvey).where(col(CsatSurvey.conversation_id).in_(ids)).values(comment=None))
         for conv in convs:
             if conv.thread_ts:
                 cancelled += _erase_thread(s, conv.channel, conv.thread_ts)

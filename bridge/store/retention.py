@@ -11,7 +11,8 @@ What is pruned (``bridge.toml_config.Retention``):
 - message bodies in the audit trail: ``audit.detail`` of ``relay`` and
   ``template`` rows → ``""`` after ``messages``; who did what when stays;
 - what the type suggestions and suggested replies learn from (``type_example``,
-  ``template_choice``: a customer message each) → deleted after ``messages``.
+  ``template_choice``: a customer message each) → deleted after ``messages``;
+  a CSAT answer's comment → ``NULL`` after ``messages`` (the score stays).
 
 Because the unique keys stay, a replayed Slack event or platform message
 after pruning still inserts nothing. Pending, sending and failed deliveries
@@ -36,7 +37,16 @@ from sqlalchemy import delete, text, update
 from sqlmodel import col, select
 
 from bridge.store.db import Database
-from bridge.store.tables import UNPRUNED, Audit, InboundEvent, Outbox, SlackEvent, TemplateChoice, TypeExample
+from bridge.store.tables import (
+    UNPRUNED,
+    Audit,
+    CsatSurvey,
+    InboundEvent,
+    Outbox,
+    SlackEvent,
+    TemplateChoice,
+    TypeExample,
+)
 from bridge.toml_config import Retention
 
 log = logging.getLogger(__name__)
@@ -108,6 +118,10 @@ def prune(db: Database, policy: Retention, now: float, max_batches: int = MAX_BA
                 gone = int(s.execute(delete(model).where(col(model.created_at) < now - period)).rowcount)  # type: ignore[attr-defined]
                 if gone:
                     done[str(model.__tablename__)] = gone
+            old = col(CsatSurvey.answered_at) < now - period
+            said = s.execute(update(CsatSurvey).where(old, col(CsatSurvey.comment).is_not(None)).values(comment=None))
+            if said.rowcount:  # type: ignore[attr-defined]
+                done["csat"] = int(said.rowcount)  # type: ignore[attr-defined]
     return done
 
 

@@ -18,7 +18,16 @@ from bridge.store import events, outbox
 from bridge.store.db import Database
 from bridge.store.migrate import upgrade
 from bridge.store.retention import RetentionJob, prune
-from bridge.store.tables import Audit, Conversation, InboundEvent, Outbox, SlackEvent, TemplateChoice, TypeExample
+from bridge.store.tables import (
+    Audit,
+    Conversation,
+    CsatSurvey,
+    InboundEvent,
+    Outbox,
+    SlackEvent,
+    TemplateChoice,
+    TypeExample,
+)
 from bridge.toml_config import FileConfig, Retention
 
 DAY = 86400.0
@@ -289,8 +298,19 @@ def test_what_suggestions_learn_from_is_deleted_after_messages_and_on_erasure(db
         assert conv_id is not None
         s.add(TypeExample(conversation_id=conv_id, text="How much", type="sales", confirmed_by="U1", created_at=T0))
         s.add(TemplateChoice(conversation_id=conv_id, text="How much", template="prices", created_at=T0 + 80 * DAY))
+        old, new = (CsatSurvey(conversation_id=conv_id, audit_id=i, asked_at=at, score=4, comment="fast, thanks Ana",
+                               answered_at=at) for i, at in ((1, T0), (2, T0 + 80 * DAY)))  # fmt: skip
+        s.add(old)
+        s.add(new)
     done = prune(db, Retention(messages="90d"), T0 + 91 * DAY)
     assert done.get("type_example") == 1 and "template_choice" not in done  # the newer one is kept
+    assert done.get("csat") == 1
+    with db.read() as s:
+        assert [(c.score, c.comment) for c in s.exec(select(CsatSurvey).order_by(col(CsatSurvey.audit_id)))] == [
+            (4, None),
+            (4, "fast, thanks Ana"),
+        ]
     forget(db, "x", "42", T0 + 92 * DAY)
     with db.read() as s:
         assert s.exec(select(TypeExample)).all() == [] and s.exec(select(TemplateChoice)).all() == []
+        assert [c.comment for c in s.exec(select(CsatSurvey))] == [None, None]  # the scores stay for the figures
