@@ -10,7 +10,17 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from bridge.sandbox.harness import CHANNEL, IG_CUSTOMER, MESSENGER_CUSTOMER, Sandbox, shown, start_sandbox, wait_for
+from bridge.playbook_config import AutoReply, Csat
+from bridge.sandbox.harness import (
+    CHANNEL,
+    IG_CUSTOMER,
+    MESSENGER_CUSTOMER,
+    PAGE_ID,
+    Sandbox,
+    shown,
+    start_sandbox,
+    wait_for,
+)
 from bridge.toml_config import FileConfig
 
 MARIA, JDOE = "1290011223344556677", "1290011223344559999"
@@ -28,6 +38,29 @@ def photo(width: int = 200, height: int = 150, seed: int = 4471) -> bytes:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+WELCOME = "Thanks for writing to {brand}! An agent will answer here shortly."
+
+
+def send_suggested(box: Sandbox, user: str, ts: str, template: str) -> None:
+    """Click the suggested reply naming ``template`` under the customer's message, and send it as shown."""
+
+    def button() -> tuple[str, str] | None:
+        for msg in box.slack.thread(CHANNEL, ts)[1:]:
+            for block in msg.get("blocks") or []:
+                for element in block.get("elements") or []:
+                    if str(element.get("action_id", "")).startswith("sugg_tpl") and template in str(element):
+                        return str(msg["ts"]), str(element["action_id"])
+        return None
+
+    message_ts, action_id = wait_for(button, what=f"the suggested reply {template!r}")
+    before = set(box.slack.views)
+    box.slack.click(user, CHANNEL, message_ts, action_id)
+    view_id = wait_for(lambda: next(iter(set(box.slack.views) - before), None), what="the template modal")
+    block = next(b for b in box.slack.views[view_id]["blocks"] if b["type"] == "input")
+    text = block["element"].get("initial_value", "")
+    box.slack.submit_view(user, view_id, {block["block_id"]: {"text": {"type": "plain_text_input", "value": text}}})
 
 
 def _landed(box: Sandbox, ts: str, data: bytes) -> bool:
@@ -87,9 +120,14 @@ def transcript(box: Sandbox) -> list[str]:
 def run_demo(say: Callable[[str], Any] = print) -> bool:
     """Play the script; True only if every expected delivery happened."""
     say("Starting emulated Slack, X and Meta, and dmbridge against them (SLACK_API_URL, X_API_URL, META_GRAPH_URL)…")
+    playbook = FileConfig(
+        brand="Acme",
+        auto_replies=[AutoReply(kind="welcome", template="welcome", platforms=["messenger"])],
+        csat=Csat(accounts=[PAGE_ID]),
+    )
     box = start_sandbox(
         meta=True,
-        file=FileConfig(brand="Acme"),
+        file=playbook,
         dmbridge_slack_posts_per_second=1.0,
         x_chat=True,
         x_webhooks=True,
@@ -104,6 +142,11 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
         say(f"  Graph API emulator:     {meta.graph_url}")
         say(f"  dmbridge listening on:  {box.events_url}, {box.http.url}/webhooks/x and …/webhooks/meta")
         box.x.add_chat_customer(AIKO, "aiko_t", "Aiko Tanaka")
+        box.slack.slash_command(KIM, CHANNEL, f"template add welcome {WELCOME}")
+        box.slack.slash_command(
+            KIM, CHANNEL, "template add shipping We do: 5–7 business days to Canada, duties included."
+        )
+        say("Kim saves two templates: a welcome that dmbridge sends new Messenger customers, and shipping times…")
         box.x.customer_sends(MARIA, "Hi! My order #5512 never arrived <!channel> :(")
         box.x.customer_sends(JDOE, "Do you ship to Canada?")
         say("Two customers DM the brand on X…")
@@ -128,7 +171,11 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
         note = "// check warehouse stock for #5512 before promising anything"
         sam_ts, _ = box.slack.post_as_user(SAM, CHANNEL, reply1, thread_ts=maria_ts)
         box.slack.post_as_user(KIM, CHANNEL, note, thread_ts=maria_ts)
-        kim_ts, _ = box.slack.post_as_user(KIM, CHANNEL, reply2, thread_ts=jdoe_ts)
+        wait_for(lambda: "service?" in shown(box.slack.thread(CHANNEL, maria_ts)[0]), what="Maria's suggested type")
+        box.slack.click(SAM, CHANNEL, maria_ts, "conv_type_confirm")
+        say("Maria's first message suggested the type *service*; Sam confirms it on the card…")
+        send_suggested(box, KIM, jdoe_ts, "shipping")
+        say("Under J Doe's question dmbridge suggests the shipping template; Kim clicks it and sends it…")
         reply3 = "Of course, Lena: reply with the new address and we'll update #7731."
         reply4 = "¡Sí! La talla M está disponible en azul."
         lena_reply_ts, _ = box.slack.post_as_user(SAM, CHANNEL, reply3, thread_ts=lena_ts)
@@ -143,6 +190,10 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
             lambda: meta.received_by(MESSENGER_CUSTOMER) and len(meta.received_by(IG_CUSTOMER)) == 2,
             what="replies on Messenger and Instagram",
         )
+        box.slack.click(SAM, CHANNEL, lena_ts, "conv_resolve")
+        wait_for(lambda: any(m.get("quick_replies") for m in meta.log(MESSENGER_CUSTOMER)), what="Lena's survey")
+        meta.customer_taps(MESSENGER_CUSTOMER, "5 ⭐⭐⭐⭐⭐")
+        say("Sam resolves Lena's conversation; she gets a 1-5 survey and taps 5…")
         box.x.customer_sends(MARIA, "Thank you so much!")
         wait_for(
             lambda: any("Thank you so much" in shown(m) for m in box.slack.thread(CHANNEL, maria_ts)),
@@ -151,7 +202,7 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
         wait_for(
             lambda: all(
                 "white_check_mark" in box.slack.reactions(CHANNEL, ts)
-                for ts in (sam_ts, kim_ts, lena_reply_ts, tomas_reply_ts, tomas_photo_ts, aiko_reply_ts)
+                for ts in (sam_ts, lena_reply_ts, tomas_reply_ts, tomas_photo_ts, aiko_reply_ts)
             ),
             what="delivery receipts",
         )
@@ -178,7 +229,10 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
             "five conversations, five threads": len(box.slack.roots(CHANNEL)) == 5,
             "Aiko's app decrypted exactly Sam's encrypted reply": box.x.chat_received_by(AIKO) == [reply5],
             "Aiko's card says X Chat": "X Chat" in shown(box.slack.thread(CHANNEL, aiko_ts)[0]),
-            "Lena received exactly Sam's reply on Messenger": meta.received_by(MESSENGER_CUSTOMER) == [reply3],
+            "Lena was welcomed, then got Sam's reply": meta.received_by(MESSENGER_CUSTOMER)[:2]
+            == [WELCOME.replace("{brand}", "Acme"), reply3],
+            "Lena's rating is on her card": "CSAT: ⭐ 5/5" in shown(box.slack.thread(CHANNEL, lena_ts)[0]),
+            "Maria's card shows the confirmed type": "service*" in shown(box.slack.thread(CHANNEL, maria_ts)[0]),
             "Tomás received exactly Kim's reply on Instagram, then her photo": meta.received_by(IG_CUSTOMER)
             == [reply4, "[image abrigo-azul-M.png]"],
             "Kim's photo reached Tomás byte for byte": [
@@ -191,7 +245,7 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
                 for name, ts in (("Lena Fischer", lena_ts), ("Tomás Ruiz", tomas_ts))
             ),
             "Maria received exactly Sam's reply": box.x.received_by(MARIA) == [reply1],
-            "J Doe received Kim's reply, then the template": box.x.received_by(JDOE) == [reply2, template_text],
+            "J Doe received the suggested reply, then the template": box.x.received_by(JDOE) == [reply2, template_text],
             "the template was saved": "Saved template" in saved,
             "the card shows Sam as assignee": f"Assignee: <@{SAM}>" in shown(box.slack.thread(CHANNEL, maria_ts)[0]),
             "the note stayed in Slack": all("warehouse" not in t for u in (MARIA, JDOE) for t in box.x.received_by(u)),
