@@ -43,7 +43,6 @@ class CrmEmulator:
         self.http.start()
 
     def close(self) -> None:
-        self.http.server.force_exit = True  # no graceful wait on the bridge's kept-alive TLS connection
         self.http.stop()
 
     def fail_next(self, status: int = 503, times: int = 1) -> None:

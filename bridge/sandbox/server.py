@@ -51,6 +51,8 @@ class HttpServer:
 
     def stop(self) -> None:
         self.server.should_exit = True
+        # a TLS connection the client keeps alive holds uvicorn's graceful shutdown for its whole timeout
+        self.server.force_exit = self.scheme == "https"
         self.thread.join(timeout=10)
         self.sock.close()
 
