@@ -143,7 +143,7 @@ def test_a_json_body_is_not_read_by_get_upload_url(emu: SlackEmulator) -> None:
     assert answer["error"] == "invalid_arguments"
 
 
-@pytest.mark.parametrize("sent", [PHOTO[:-1], PHOTO + b"!"])
+@pytest.mark.parametrize("sent", [PHOTO[:-1], PHOTO + b"!"], ids=["one-byte-short", "one-byte-over"])
 def test_bytes_other_than_the_declared_length_are_refused(emu: SlackEmulator, client: WebClient, sent: bytes) -> None:
     ts = root(emu)
     file_id, url = reserve(client)
