@@ -79,8 +79,14 @@ def thread_of_customer(box: Sandbox, name: str) -> str:
 
 
 def uploads(box: Sandbox) -> list[Outbox]:
-    with box.bridge.ctx.db.session() as s:
-        return list(s.exec(select(Outbox).where(Outbox.kind == "upload")).all())
+    """The upload rows, once each has its outcome written (the file shows in Slack a moment before that)."""
+
+    def settled() -> list[Outbox] | None:
+        with box.bridge.ctx.db.session() as s:
+            rows = list(s.exec(select(Outbox).where(Outbox.kind == "upload")).all())
+        return rows if rows and all(r.state in ("sent", "failed") for r in rows) else None
+
+    return wait_for(settled, what="every upload's outcome written")
 
 
 def test_a_messenger_photo_lands_in_the_thread_after_its_text_byte_for_byte(box: Sandbox) -> None:

@@ -40,8 +40,14 @@ def note(box: Sandbox, ts: str, words: str) -> str:
 
 
 def uploads(box: Sandbox) -> list[Outbox]:
-    with box.bridge.ctx.db.session() as s:
-        return list(s.exec(select(Outbox).where(Outbox.kind == "upload")).all())
+    """The upload rows, once each has its outcome written (the file shows in Slack a moment before that)."""
+
+    def settled() -> list[Outbox] | None:
+        with box.bridge.ctx.db.session() as s:
+            rows = list(s.exec(select(Outbox).where(Outbox.kind == "upload")).all())
+        return rows if rows and all(r.state in ("sent", "failed") for r in rows) else None
+
+    return wait_for(settled, what="every upload's outcome written")
 
 
 def media_reads(box: Sandbox) -> list[str]:
