@@ -94,10 +94,13 @@ def test_welcomes_do_not_stop_the_first_response_clock(box: Sandbox) -> None:
     meta(box).customer_sends(MESSENGER_CUSTOMER, "Where is my parcel?")
     thread_with(box, "Where is my parcel?")
     wait_for(lambda: len(received(box)) == 1, what="the welcome")
-    with box.bridge.ctx.db.session() as s:
-        from bridge.store.tables import AutoReplySent
+    from bridge.store.tables import AutoReplySent
 
-        wait_for(lambda: s.exec(select(AutoReplySent.remote_id)).first() is not None, what="its platform id")
+    def recorded() -> bool:  # a fresh read each time: one transaction would keep seeing its first snapshot
+        with box.bridge.ctx.db.read() as s:
+            return s.exec(select(AutoReplySent.remote_id)).first() is not None
+
+    wait_for(recorded, what="its platform id")
     loops_ran(box, "sla")
     assert conv(box).sla_state == "on_track" and conv(box).sla_kind == "first_response"
 
