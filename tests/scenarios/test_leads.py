@@ -98,9 +98,14 @@ def test_export_uploads_the_escaped_html_transcript_into_the_thread(box: Sandbox
     assert files[0]["name"] == "conversation-1-transcript.html"
     page = box.slack.file_bytes(files[0]["id"]).decode()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>" not in page
-    with box.bridge.ctx.db.session() as s:
-        row = s.exec(select(Outbox).where(Outbox.kind == "transcript_upload")).one()
-    assert row.state == "sent" and json.loads(row.payload)["requested_by"] == SAM
+
+    def written() -> Outbox | None:  # the file shows in the thread a moment before the row says sent
+        with box.bridge.ctx.db.read() as s:
+            found = s.exec(select(Outbox).where(Outbox.kind == "transcript_upload")).one()
+        return found if found.state == "sent" else None
+
+    row = wait_for(written, what="the upload's outcome written")
+    assert json.loads(row.payload)["requested_by"] == SAM
 
 
 def test_stats_show_the_playbook_figures_and_the_digest_posts_once_a_week(box: Sandbox, crm: CrmEmulator) -> None:
