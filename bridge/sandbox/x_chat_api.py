@@ -20,7 +20,16 @@ from starlette.routing import Route
 
 from bridge.sandbox import xchat_thrift as thrift
 from bridge.sandbox.x_chat import colon, iso, now_ms
-from bridge.sandbox.x_parts import BRAND_ID, DEFAULT_USER_FIELDS, Problem, decode_token, encode_token, fields_of, pick
+from bridge.sandbox.x_parts import (
+    BRAND_ID,
+    DEFAULT_USER_FIELDS,
+    Problem,
+    decode_token,
+    encode_token,
+    fields_of,
+    invalid,
+    pick,
+)
 
 if TYPE_CHECKING:
     from bridge.sandbox.x import XEmulator
@@ -53,20 +62,6 @@ SIGNATURE = {
 }
 SIGNING_KEY_INFO = {"member_id", "public_key_version", "signing_public_key"}
 MESSAGE_BODY = {"message_id", "encoded_message_create_event", "encoded_message_event_signature", "conversation_token"}
-
-
-def invalid(detail: str) -> Problem:
-    return Problem(
-        400,
-        "Invalid Request",
-        detail,
-        body={
-            "errors": [{"message": detail}],
-            "title": "Invalid Request",
-            "detail": "One or more parameters to your request was invalid.",
-            "type": "https://api.x.com/2/problems/invalid-request",
-        },
-    )
 
 
 def routes(emu: XEmulator) -> list[Route]:

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bridge.sandbox.x_parts import BRAND_ID, Problem
+from bridge.sandbox.x_parts import BRAND_ID, Problem, invalid
 
 if TYPE_CHECKING:
     from bridge.sandbox.x import XEmulator
@@ -66,20 +66,6 @@ class MediaWorld:
 
     def new_key(self) -> str:
         return secrets.token_hex(16)
-
-
-def invalid(detail: str) -> Problem:
-    return Problem(
-        400,
-        "Invalid Request",
-        detail,
-        body={
-            "errors": [{"message": detail}],
-            "title": "Invalid Request",
-            "detail": "One or more parameters to your request was invalid.",
-            "type": "https://api.x.com/2/problems/invalid-request",
-        },
-    )
 
 
 def not_found(what: str) -> Problem:

@@ -103,3 +103,17 @@ def decode_token(token: str) -> int | None:
         return int(raw.removeprefix("older:")) if raw.startswith("older:") else None
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+def invalid(detail: str) -> Problem:
+    return Problem(
+        400,
+        "Invalid Request",
+        detail,
+        body={
+            "errors": [{"message": detail}],
+            "title": "Invalid Request",
+            "detail": "One or more parameters to your request was invalid.",
+            "type": "https://api.x.com/2/problems/invalid-request",
+        },
+    )
