@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -11,6 +13,48 @@ from typing import Any, TypeVar
 import uvicorn
 
 T = TypeVar("T")
+
+
+class _QuickServer(uvicorn.Server):
+    """uvicorn's server, stopping as soon as it is asked to. uvicorn's own loop looks for the exit flag every
+    0.1 s and its shutdown sleeps another 0.1 s before waiting for connections: ~0.17 s per stop, which a test
+    run stopping thousands of emulators pays in minutes. Here a stop wakes the loop at once and the shutdown
+    waits only while a connection is still answering (graceful, as uvicorn's, with the lifespan off)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def main_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+
+    def wake(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already closed
+                loop.call_soon_threadsafe(wake.set)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        deadline = time.monotonic() + 10
+        while self.server_state.connections or self.server_state.tasks:
+            if self.force_exit or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.005)
+        for server in self.servers:
+            await server.wait_closed()
 
 
 class HttpServer:
@@ -34,7 +78,7 @@ class HttpServer:
             ssl_certfile=ssl_certfile,
             ssl_keyfile=ssl_keyfile,
         )
-        self.server = uvicorn.Server(config)
+        self.server = _QuickServer(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     @property
@@ -53,6 +97,7 @@ class HttpServer:
         self.server.should_exit = True
         # a TLS connection the client keeps alive holds uvicorn's graceful shutdown for its whole timeout
         self.server.force_exit = self.scheme == "https"
+        self.server.wake()
         self.thread.join(timeout=10)
         self.sock.close()
 
