@@ -121,11 +121,17 @@ def clock() -> OffsetClock:
 
 
 @pytest.fixture
-def make_box() -> Iterator[BoxFactory]:
-    """``make_box(**options)`` starts a sandbox (``start_sandbox``'s options); each is closed after the test."""
+def make_box(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BoxFactory]:
+    """``make_box(**options)`` starts a sandbox (``start_sandbox``'s options); each is closed after the test.
+    Without a ``database_url`` each sandbox gets its own copy of the migrated SQLite template (the bridge's
+    upgrade at start finds it current)."""
     started: list[Sandbox] = []
 
     def make(database_url: str | None = None, **options: Any) -> Sandbox:
+        if database_url is None:
+            path = tmp_path / f"box-{len(started)}.db"
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+            database_url = f"sqlite:///{path}"
         sandbox = start_sandbox(database_url, **options)
         started.append(sandbox)
         return sandbox

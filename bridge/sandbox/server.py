@@ -25,6 +25,11 @@ class _QuickServer(uvicorn.Server):
         super().__init__(config)
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
 
     async def main_loop(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -87,11 +92,8 @@ class HttpServer:
 
     def start(self) -> None:
         self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("HTTP server did not start")
-            time.sleep(0.01)
+        if not self.server.ready.wait(10) or not self.server.started:
+            raise RuntimeError("HTTP server did not start")
 
     def stop(self) -> None:
         self.server.should_exit = True
