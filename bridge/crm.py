@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from bridge import tls
 from bridge.deliveries import CrmPost
 from bridge.domain import Platform
 from bridge.errors import Rejected, RetryLater, unreachable
@@ -43,7 +44,7 @@ class CrmClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.db, self.url, self.secret, self.link = db, url, secret, link
-        self.http = httpx.Client(timeout=timeout, transport=transport)
+        self.http = httpx.Client(timeout=timeout, transport=transport, verify=tls.verifying())
 
     def body(self, post: CrmPost, conv: Conversation) -> bytes:
         assert conv.id is not None

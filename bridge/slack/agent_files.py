@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bridge import tls
 from bridge.domain import AgentFile, FileLimits, OutboundFile, file_kind, safe_file_name
 from bridge.errors import AuthFailed, DeliveryError, Rejected, RetryLater, unreachable
 from bridge.slack.api import SlackApi
@@ -98,6 +99,7 @@ class AgentFiles:
         self.http = httpx.Client(
             timeout=timeout,
             transport=transport,
+            verify=tls.verifying(),
             headers={"Authorization": f"Bearer {token}"},  # httpx drops it on a redirect to another host
             follow_redirects=True,
             event_hooks={"request": [self._check]},

@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import SlackResponse
 
+from bridge import tls
 from bridge.errors import AuthFailed, Rejected, RetryLater, server_error, unreachable
 from bridge.slack.blocks import SlackMessage
 
@@ -66,7 +67,9 @@ def make_client(token: str, base_url: str, timeout: float = 15) -> WebClient:
     """A WebClient with no automatic retries: rate limits and lost answers are the outbox's to handle. (slack_sdk's
     default handler resends a request once after a connection reset, which can post a message twice; the outbox
     instead looks for the post by its metadata key before sending again.)"""
-    return WebClient(token=token, base_url=base_url, timeout=max(1, round(timeout)), retry_handlers=[])
+    return WebClient(
+        token=token, base_url=base_url, timeout=max(1, round(timeout)), retry_handlers=[], ssl=tls.system()
+    )
 
 
 class SlackApi:

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bridge import tls
 from bridge.deliveries import Upload
 from bridge.domain import Platform
 from bridge.errors import Rejected, RetryLater, unreachable
@@ -187,9 +188,13 @@ class Copier:
         self.slack, self.cap = slack, int(cap_mb * MB)
         self.allowed: Callable[[str], bool] = (lambda url: True) if private_ok else public_only(resolver)
         self.fetcher = httpx.Client(
-            timeout=timeout, follow_redirects=True, transport=transport, event_hooks={"request": [self._check]}
+            timeout=timeout,
+            follow_redirects=True,
+            transport=transport,
+            event_hooks={"request": [self._check]},
+            verify=tls.verifying(),
         )
-        self.poster = httpx.Client(timeout=timeout, transport=transport)
+        self.poster = httpx.Client(timeout=timeout, transport=transport, verify=tls.verifying())
 
     def _check(self, request: httpx.Request) -> None:
         if request.url.scheme != "https" or not self.allowed(str(request.url)):

@@ -8,6 +8,7 @@ from typing import IO, Any
 
 import httpx
 
+from bridge import tls
 from bridge.domain import Platform
 from bridge.errors import RetryLater, changes_state, unreachable
 from connectors.meta import convert
@@ -23,7 +24,9 @@ class Graph:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         # the token goes in the Authorization header, so URLs (which httpx logs) carry no secret
-        self.client = httpx.Client(base_url=base_url.rstrip("/") + "/", timeout=timeout, transport=transport)
+        self.client = httpx.Client(
+            base_url=base_url.rstrip("/") + "/", timeout=timeout, transport=transport, verify=tls.verifying()
+        )
         self.clock = clock
 
     def get(self, platform: Platform, path: str, token: str, params: dict[str, str] | None = None) -> dict[str, Any]:

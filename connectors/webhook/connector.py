@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from bridge import tls
 from bridge.domain import FileLimits, Limits, OutboundMessage, Platform, SendResult
 from bridge.errors import AuthFailed, Rejected, RetryLater, server_error, unreachable
 from connectors import signing
@@ -61,7 +62,7 @@ class GenericConnector:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.sources, self.clock = sources, clock
-        self.client = httpx.Client(timeout=timeout, transport=transport)
+        self.client = httpx.Client(timeout=timeout, transport=transport, verify=tls.verifying())
 
     def start(self) -> None:
         """Nothing to learn: the sources are configured."""
