@@ -272,6 +272,33 @@ def database(settings: Settings) -> Check:
     return Check(name, True, f"{where} reachable, schema at {', '.join(sorted(heads))} (head)")
 
 
+def auto_reply_templates(settings: Settings, file: FileConfig) -> Check | None:
+    """Every template ``[[auto_replies]]`` names is saved (else that reply is skipped, with a warning in the
+    thread, each time it would have gone out). Asked only of a database the check above found current."""
+    from bridge.store.db import Database
+    from bridge.store.desk import all_templates
+
+    names = sorted({rule.template for rule in file.auto_replies})
+    if not names:
+        return None
+    db = Database(settings.database_url)
+    try:
+        with db.read() as s:
+            saved = {t.name for t in all_templates(s)}
+    finally:
+        db.dispose()
+    missing = [name for name in names if name not in saved]
+    name = "Automatic replies"
+    if missing:
+        return Check(
+            name,
+            False,
+            f"[[auto_replies]] names templates that are not saved: {', '.join(missing)}",
+            "save each in the inbox channel with `/dm template add NAME text…`, or fix the name in dmbridge.toml",
+        )
+    return Check(name, True, f"templates saved: {', '.join(names)}")
+
+
 # ---------------------------------------------------------------------------------------------- all
 
 
@@ -293,8 +320,10 @@ def run(
         results += platforms.x_checks(settings, public_url, x_token_status or platforms.x_oauth2_freshness)
     if settings.meta_enabled:
         results += platforms.meta_checks(settings, file, env)
-    results.append(database(settings))
-    return results
+    db_check = database(settings)
+    results.append(db_check)
+    replies = auto_reply_templates(settings, file) if db_check.ok else None
+    return results if replies is None else [*results, replies]
 
 
 def printable(text: str) -> str:

@@ -297,3 +297,30 @@ def test_each_page_token_named_in_the_toml_is_checked(world: World) -> None:
     assert doctor.summary_ok(both)
     # the Instagram account's token is the linked Page's: its /me is the Page, whose subscription is checked once
     assert [c.name for c in both if c.name.startswith("Meta Page")] == [f"Meta Page {PAGE_ID} webhooks"]
+
+
+def test_templates_named_by_automatic_replies_must_be_saved(world: World) -> None:
+    from bridge.playbook_config import AutoReply
+    from bridge.store.desk import save_template
+
+    file = world.file.model_copy(
+        update={
+            "auto_replies": [AutoReply(kind="welcome", template="hello"), AutoReply(kind="away", template="closed")]
+        }
+    )
+
+    def check() -> doctor.Check:
+        results = doctor.run(world.settings, file, environ={}, public_url=PUBLIC)
+        return next(c for c in results if c.name == "Automatic replies")
+
+    assert "Automatic replies" not in world.run()  # none configured, nothing to check
+    missing = check()
+    assert not missing.ok and "closed, hello" in missing.detail and "/dm template add" in missing.fix
+    db = Database(world.settings.database_url)
+    with db.session() as s:
+        save_template(s, "hello", "Hi {first_name}!", "U0AGENT1", 0.0)
+    assert not check().ok and "closed" in check().detail and "hello" not in check().detail
+    with db.session() as s:
+        save_template(s, "closed", "We open at {next_open}.", "U0AGENT1", 0.0)
+    db.dispose()
+    assert check().ok and "closed, hello" in check().detail
