@@ -14,12 +14,12 @@ from dataclasses import replace
 from sqlmodel import Session
 
 from bridge import autoreply, csat, optout, state, templates
-from bridge.deliveries import DM
+from bridge.deliveries import DM, AutoReplyDue
 from bridge.domain import InboundMessage, Platform
 from bridge.sla import Kind
 from bridge.store import desk as desk_store
 from bridge.store import outbox, replies
-from bridge.store.tables import Conversation, CsatSurvey
+from bridge.store.tables import AutoReplySent, Conversation, CsatSurvey
 from bridge.text import slack_escape
 from bridge.toml_config import FileConfig
 from bridge.when import parse_duration
@@ -82,7 +82,20 @@ def after_message(
         return
     first = next((t.seconds for t in policy.targets if t.kind is Kind.FIRST_RESPONSE), None) if policy else None
     extra = autoreply.values(hours, first, now, file.timezone)
-    _send(s, file, conv, rule.kind, rule.template, now, extra)
+    later = f"{msg.platform.value}:{msg.remote_id}" if msg.needs_profile else None
+    _send(s, file, conv, rule.kind, rule.template, now, extra, wait_for_profile=later)
+
+
+def send_due(s: Session, file: FileConfig, conv: Conversation, due: AutoReplyDue, now: float) -> None:
+    """An automatic reply whose turn has come in the conversation's Slack lane (the profile lookup queued ahead
+    of it has settled): sent with the name now known, unless an agent answered or the customer opted out since."""
+    record = replies.pending(s, due.key)
+    if record is None:  # sent by an earlier attempt of this row
+        return
+    if conv.opted_out_at is not None or (conv.last_outbound_at or 0.0) > due.decided_at:
+        replies.settle(s, record, None)
+        return
+    _send(s, file, conv, due.reply, due.template, now, dict(due.values), pending=record)
 
 
 def on_resolved(s: Session, file: FileConfig, conv: Conversation, audit_id: int, now: float) -> None:
@@ -116,11 +129,25 @@ def _record_score(
 
 
 def _send(
-    s: Session, file: FileConfig, conv: Conversation, kind: str, name: str, now: float, extra: dict[str, str]
+    s: Session,
+    file: FileConfig,
+    conv: Conversation,
+    kind: str,
+    name: str,
+    now: float,
+    extra: dict[str, str],
+    *,
+    wait_for_profile: str | None = None,
+    pending: AutoReplySent | None = None,
 ) -> None:
+    """Render and send the template ``name``; with ``wait_for_profile`` (the message's source) and the customer's
+    name not known yet, queue it as an ``AutoReplyDue`` behind the profile lookup instead; ``pending``: the
+    record of such a reply, now sent."""
     assert conv.id is not None
     row = desk_store.get_template(s, name)
     if row is None:
+        if pending is not None:
+            replies.settle(s, pending, None)
         state.say(
             s,
             conv,
@@ -130,8 +157,14 @@ def _send(
             now,
         )
         return
-    # a platform that sends only the customer's id (Meta) has not told us their name yet: "Hi there"
+    # a platform that sends only the customer's id (Meta) names them through the profile lookup queued with
+    # the message: wait for it; if it found nothing, "Hi there"
     known = conv.customer_name and conv.customer_name != conv.customer_id
+    if not known and wait_for_profile is not None:
+        due = AutoReplyDue.after_profile(conv.id, wait_for_profile, kind, name, extra, now)
+        outbox.enqueue(s, due, now)
+        replies.record(s, conv.id, kind, due.key, now)
+        return
     values = templates.TemplateContext(
         customer_name=conv.customer_name if known else "there",
         customer_handle=conv.customer_handle,
@@ -148,6 +181,7 @@ def _send(
         f"the automatic *{kind}* reply (template *{slack_escape(name)}*)",
         templates.render(row.text, values),
         now,
+        pending=pending,
     )
 
 
@@ -159,6 +193,7 @@ def _deliver(
     text: str,
     now: float,
     options: tuple[tuple[str, str], ...] = (),
+    pending: AutoReplySent | None = None,
 ) -> None:
     """A post in the thread and the DM to the customer, as a template goes (receipts on the post)."""
     assert conv.id is not None
@@ -171,4 +206,7 @@ def _deliver(
         outbox.enqueue(s, post, now)
     dm = replace(DM.template(conv.id, posts[0], text, AUTHOR, conv.channel), options=options)
     outbox.enqueue(s, dm, now)
-    replies.record(s, conv.id, kind, dm.key, now)
+    if pending is not None:
+        replies.settle(s, pending, dm.key)
+    else:
+        replies.record(s, conv.id, kind, dm.key, now)

@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from bridge.deliveries_playbook import CrmPost, TranscriptUpload
+from bridge.deliveries_playbook import AutoReplyDue, CrmPost, TranscriptUpload
 from bridge.delivery_base import OK as OK
 from bridge.delivery_base import WAITING as WAITING
 from bridge.delivery_base import WARNING as WARNING
@@ -355,7 +355,7 @@ UNTHREADED: tuple[type[Delivery], ...] = (ChannelNotice, Ephemeral, Home, Delete
 """Deliveries that need no conversation row to be sent."""
 _THREADED = (Card, CardUpdate, AutoAssign, Mirror, Notice, TemplatePost, Reaction, Unreaction, Upload)
 KINDS: dict[str, type[Delivery]] = {
-    cls.kind: cls for cls in _THREADED + UNTHREADED + (DM, Profile, CrmPost, TranscriptUpload)
+    cls.kind: cls for cls in _THREADED + UNTHREADED + (DM, Profile, CrmPost, TranscriptUpload, AutoReplyDue)
 }
 POSTS: tuple[type[Card | Mirror | Notice | ChannelNotice], ...] = (Card, Mirror, Notice, ChannelNotice)
 """Deliveries that post a message (TemplatePost is a Notice): a lost answer is looked for before resending."""

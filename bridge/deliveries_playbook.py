@@ -59,3 +59,23 @@ class TranscriptUpload(Delivery):
             requested_by,
             f"conversation-{conversation_id}-transcript.html",
         )
+
+
+@dataclass(frozen=True)
+class AutoReplyDue(Delivery):
+    """An automatic reply decided when a customer's message arrived from a platform that names them only later
+    (Meta sends ids; the ``Profile`` lookup is queued ahead of this in the conversation's Slack lane). Sent when
+    its turn comes, so ``{first_name}`` is the customer's name rather than "there"; the cooldown was recorded
+    when it was decided (``auto_reply`` under this key until the DM takes it over)."""
+
+    reply: str  # welcome | away | acknowledgement
+    template: str
+    values: dict[str, str]
+    decided_at: float
+    kind: ClassVar[str] = "auto_reply_due"
+
+    @classmethod
+    def after_profile(
+        cls, conversation_id: int, source: str, reply: str, template: str, values: dict[str, str], now: float
+    ) -> AutoReplyDue:
+        return cls(f"autoreply:{conversation_id}:{source}", conversation_id, reply, template, values, now)

@@ -12,13 +12,14 @@ from collections.abc import Callable
 
 from sqlmodel import Session
 
-from bridge import membership, state
+from bridge import automatic, membership, state
 from bridge.authz import Scope
 from bridge.context import Context, enqueue_channel_notice
 from bridge.decide import Failed, Retry
 from bridge.deliveries import (
     POSTS,
     AutoAssign,
+    AutoReplyDue,
     Card,
     CardUpdate,
     ChannelNotice,
@@ -170,6 +171,12 @@ class SlackHandler:
                 return None
             case AutoAssign(skip=skip):
                 self._auto_assign(conv, skip)
+                return None
+            case AutoReplyDue():
+                with ctx.db.session() as s:
+                    fresh = s.get(Conversation, conv.id)
+                    if fresh is not None:
+                        automatic.send_due(s, ctx.toml, fresh, delivery, ctx.clock())
                 return None
             case Unreaction(channel=channel, ts=ts, name=name):
                 slack.unreact(channel, ts, name)

@@ -24,6 +24,21 @@ def record(session: Session, conversation_id: int, kind: str, key: str, now: flo
     return insert_ignore(session, AutoReplySent, values)
 
 
+def pending(session: Session, key: str) -> AutoReplySent | None:
+    """The record of an automatic reply decided under ``key`` (an ``AutoReplyDue``) and not yet sent."""
+    return session.exec(select(AutoReplySent).where(AutoReplySent.key == key)).first()
+
+
+def settle(session: Session, row: AutoReplySent, dm_key: str | None) -> None:
+    """The decided reply went out as the DM ``dm_key`` (its record now follows that DM), or with ``None`` was
+    dropped (an agent answered first, the customer opted out): it no longer counts for the cooldown."""
+    if dm_key is None:
+        session.delete(row)
+    else:
+        row.key = dm_key
+        session.add(row)
+
+
 def delivered(session: Session, key: str, remote_id: str) -> None:
     """The platform's id of an automatic message (the SLA timeline leaves it out: not an agent's answer)."""
     row = session.exec(select(AutoReplySent).where(AutoReplySent.key == key)).first()

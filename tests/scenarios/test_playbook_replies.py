@@ -75,7 +75,7 @@ def test_welcome_once_within_the_cooldown_and_again_after_a_silence(box: Sandbox
     meta(box).customer_sends(MESSENGER_CUSTOMER, "Hello, do you ship to Austria?")
     ts = thread_with(box, "do you ship to Austria")
     wait_for(lambda: len(received(box)) == 1, what="the welcome")
-    assert received(box)[0] == "Hi there, thanks for writing to our team!"  # Meta gives the name later
+    assert received(box)[0] == "Hi Lena, thanks for writing to our team!"  # sent once the profile named her
     wait_for(lambda: says(box, ts, "dmbridge sent the automatic *welcome* reply"), what="the thread's record")
     # two hours later (a silence, but within the 24 h cooldown): no second welcome
     clock.offset = 2 * HOUR

@@ -28,7 +28,7 @@ from bridge.deliveries import (
     Unreaction,
     Upload,
 )
-from bridge.deliveries_playbook import CrmPost, TranscriptUpload
+from bridge.deliveries_playbook import AutoReplyDue, CrmPost, TranscriptUpload
 from bridge.store.outbox import decode, encode
 
 EXAMPLES: list[Delivery] = [
@@ -52,6 +52,7 @@ EXAMPLES: list[Delivery] = [
     Upload.of(7, ("instagram", "1784", "mid.1"), "mid.1:0", "https://cdn.example/p.jpg", "p.jpg", file_kind="image"),
     CrmPost.after_audit(7, 12, "qualified", 120000, "EUR", "U1", 1800000000.0),
     TranscriptUpload.asked(7, 13, "U1"),
+    AutoReplyDue.after_profile(7, "messenger:m_1", "welcome", "welcome", {"next_open": "Monday at 09:00"}, 1.8e9),
 ]
 
 
