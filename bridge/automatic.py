@@ -26,7 +26,8 @@ from bridge.when import parse_duration
 
 AUTHOR = "dmbridge"
 QUICK_REPLIES = (Platform.MESSENGER, Platform.INSTAGRAM)
-"""Platforms whose survey offers 1–5 as quick replies; the others send the question's text alone."""
+"""Platforms whose survey offers 1–5 as quick replies, and X conversations held in X Chat (``via``); the others
+(legacy X DMs, generic sources) send the question's text alone."""
 
 Answered = tuple[CsatSurvey, csat.Answer]
 
@@ -106,7 +107,7 @@ def on_resolved(s: Session, file: FileConfig, conv: Conversation, audit_id: int,
     survey = replies.add_survey(s, conv.id, audit_id, now)
     if survey is None or survey.id is None:
         return
-    options = csat.quick_replies(survey.id) if conv.platform in QUICK_REPLIES else ()
+    options = csat.quick_replies(survey.id) if conv.platform in QUICK_REPLIES or conv.via == "xchat" else ()
     _deliver(s, conv, "csat", "the satisfaction survey", file.csat.question, now, options)
 
 

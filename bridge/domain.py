@@ -193,7 +193,8 @@ class OutboundMessage:
     file: OutboundFile | None = None
     """One file with the text ("" when the file goes alone), for connectors whose ``Limits.files`` take files."""
     quick_replies: tuple[tuple[str, str], ...] = ()
-    """(title, payload) buttons offered with the text where the platform has them (Meta); others send the text."""
+    """(title, payload) buttons offered with the text where the platform has them (Meta, X Chat); others send the
+    text."""
 
 
 @dataclass(frozen=True)

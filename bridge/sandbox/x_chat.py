@@ -231,6 +231,35 @@ class ChatPeople:
 
     def chat_received_by(self, user_id: str) -> list[str]:
         """What the customer's app shows from the brand, decrypted and verified there, in order."""
+        return [str(content["text"]) for content in self._brand_messages(user_id)]
+
+    def chat_offers_received_by(self, user_id: str) -> list[tuple[str, list[str]]]:
+        """The brand's messages that offered quick replies, as the customer's app shows them: (text, labels)."""
+        return [
+            (str(content["text"]), [str(o["label"]) for o in offer["options"]])
+            for content in self._brand_messages(user_id)
+            if (offer := ((content.get("quick_reply") or {}).get("request") or {}).get("options"))
+        ]
+
+    def customer_taps_chat(self, user_id: str, label: str) -> str:
+        """The customer taps the quick reply ``label`` of the brand's newest offer: their app sends the label as
+        the text with the option's response (its request id, option id and metadata), as chatxdk shapes it."""
+        with self._lock:
+            offers = [
+                c["quick_reply"]["request"]["options"]
+                for c in self._brand_messages(user_id)
+                if (c.get("quick_reply") or {}).get("request")
+            ]
+            request = offers[-1]
+            option = next(o for o in request["options"] if o["label"] == label)
+            answer = {"request_id": request["id"], "selected_option_id": option["id"], "metadata": option["metadata"]}
+            conv, person = self._conversation(user_id), self.chat.people[user_id]
+            return self._write(
+                conv, person.chat, user_id, person.version, label, quick_reply={"response": {"options": answer}}
+            )
+
+    def _brand_messages(self, user_id: str) -> list[dict[str, Any]]:
+        """The content of each message from the brand, decrypted and verified in the customer's app, in order."""
         with self._lock:
             conv, person = self.chat.conversations.get(user_id), self.chat.people[user_id]
             if conv is None:
@@ -243,7 +272,7 @@ class ChatPeople:
                     event["encoded_event"], conv.keys, self.chat.signing_entries(BRAND_ID, user_id)
                 )
                 if opened.get("verified") is True and opened.get("type") == "Message":
-                    found.append(str(opened["content"]["text"]))
+                    found.append(dict(opened["content"]))
             return found
 
     def brand_chats_from_app(self, user_id: str, text: str, chat: Chat, version: str) -> str:
@@ -264,6 +293,7 @@ class ChatPeople:
         *,
         tamper: bool = False,
         attachments: list[dict[str, Any]] | None = None,
+        quick_reply: dict[str, Any] | None = None,
     ) -> str:
         """A message encrypted and signed by ``sender``'s app under the conversation's newest key, as X stores
         it; ``tamper``: one byte of its ECDSA signature flipped on the way."""
@@ -276,6 +306,7 @@ class ChatPeople:
             conversation_key=conv.keys[conv.latest],
             conversation_key_version=conv.latest,
             attachments=attachments,
+            quick_reply=quick_reply,
         )
         signature = thrift.parse_message_event_signature(sent.encoded_event_signature)
         if tamper:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -282,7 +283,13 @@ class XChatConnector:
         if message.file is not None:  # encrypted with the same conversation key as the text, uploaded first
             encryptor = crypto.stream_encryptor(self.identity, key)
             attachments = [media.upload(self.api, conversation, message.file, encryptor)]
-        body = crypto.encrypt(self.identity, conversation, message.text, key, version, attachments)
+        try:
+            offer = (
+                convert.quick_reply_request(message.quick_replies, uuid.uuid4().hex) if message.quick_replies else None
+            )
+        except ValueError as exc:
+            raise Rejected(str(exc)) from exc
+        body = crypto.encrypt(self.identity, conversation, message.text, key, version, attachments, offer)
         self.api.send(conversation, body)
         return SendResult(remote_id=body["message_id"], conversation=conversation)
 

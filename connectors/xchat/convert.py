@@ -18,6 +18,9 @@ CHAT_EVENTS = ("chat.received", "chat.sent")
 MAX_EVENT_CHARS = 64_000  # base64 of one event: a text message is well under 1 KB; X's text limit is 10,000
 USER_ID = re.compile(r"[1-9][0-9]{0,18}")  # X ids: no leading zero (else "0123" and "123" would be two users)
 EVENT_ID = re.compile(r"[A-Za-z0-9_\-:.]{1,128}")
+# X documents no limits for X Chat quick replies; these are its legacy DM quick replies' (at most 20 options,
+# a label of up to 36 characters, metadata of up to 1,000)
+QUICK_REPLY_OPTIONS, QUICK_REPLY_LABEL, QUICK_REPLY_METADATA = 20, 36, 1000
 
 
 def canonical(conversation: str, me: str) -> str | None:
@@ -203,7 +206,33 @@ def to_message(
         via="xchat",
         files=files,
         unverified=not verified,
+        quick_reply=tapped(content) if verified else "",
     )
+
+
+def quick_reply_request(options: tuple[tuple[str, str], ...], request_id: str) -> dict[str, Any]:
+    """chatxdk's ``quick_reply`` offering (title, payload) buttons: each payload comes back as the ``metadata``
+    of the customer's response (``tapped``)."""
+    if len(options) > QUICK_REPLY_OPTIONS:
+        raise ValueError(f"X Chat offers at most {QUICK_REPLY_OPTIONS} quick replies")
+    for title, payload in options:
+        if not title or len(title) > QUICK_REPLY_LABEL or len(payload) > QUICK_REPLY_METADATA:
+            raise ValueError(
+                f"a quick reply's label is 1–{QUICK_REPLY_LABEL} characters, its metadata at most "
+                f"{QUICK_REPLY_METADATA}"
+            )
+    chosen = [{"id": str(i), "label": title, "metadata": payload} for i, (title, payload) in enumerate(options, 1)]
+    return {"request": {"options": {"id": request_id, "options": chosen}}}
+
+
+def tapped(content: dict[str, Any]) -> str:
+    """The metadata of the quick reply a decrypted message answers with (``content.quick_reply.response``); ""
+    when it answers none or the shape is not one chatxdk makes."""
+    answer = content.get("quick_reply")
+    response = answer.get("response") if isinstance(answer, dict) else None
+    chosen = response.get("options") if isinstance(response, dict) else None
+    metadata = chosen.get("metadata") if isinstance(chosen, dict) else None
+    return metadata if isinstance(metadata, str) and len(metadata) <= QUICK_REPLY_METADATA else ""
 
 
 def sent_at(msec: Any) -> datetime:

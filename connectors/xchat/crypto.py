@@ -176,9 +176,11 @@ def encrypt(
     key: bytes,
     version: str,
     attachments: list[dict[str, Any]] | None = None,
+    quick_reply: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     """The body of ``POST /2/chat/conversations/{id}/messages`` carrying ``text`` (and media ``attachments``,
-    ``connectors.xchat.media.attachment``) encrypted and signed."""
+    ``connectors.xchat.media.attachment``; a ``quick_reply`` offer, ``convert.quick_reply_request``) encrypted
+    and signed."""
     with identity.lock:
         sent = identity.chat.encrypt_message(
             conversation,
@@ -188,6 +190,7 @@ def encrypt(
             conversation_key=key,
             conversation_key_version=version,
             attachments=attachments or None,
+            quick_reply=quick_reply,
         )
     return {
         "message_id": sent.message_id,
