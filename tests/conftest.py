@@ -10,6 +10,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +69,9 @@ def pg_template(pg_admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture
-def pg_url(pg_admin_url: str, pg_template: str) -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, at the newest schema and empty of rows, dropped afterwards."""
+@contextmanager
+def pg_copy(pg_admin_url: str, pg_template: str) -> Iterator[str]:
+    """A fresh PostgreSQL database copied from the migrated template, dropped afterwards."""
     name = f"dmbridge_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -82,6 +83,13 @@ def pg_url(pg_admin_url: str, pg_template: str) -> Iterator[str]:
             conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_admin_url: str, pg_template: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, at the newest schema and empty of rows, dropped afterwards."""
+    with pg_copy(pg_admin_url, pg_template) as url:
+        yield url
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ whole-index walk can still pass there.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from bridge.store import events, outbox
 from bridge.store.db import Database
 from bridge.store.migrate import upgrade
 from bridge.store.tables import Outbox, SlackEvent
+from tests.conftest import pg_copy
 
 HOT: dict[str, Callable[[Session], Any]] = {
     "due": lambda s: outbox.due(s, "platform", 1e12),
@@ -39,6 +41,23 @@ HOT: dict[str, Callable[[Session], Any]] = {
     "oldest_pending": metrics.oldest_pending,
     "unprocessed_events": events.unprocessed_slack_events,
 }
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def history(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """One database per backend for the module, with history: the queries below read it (and change nothing
+    of it: every row is sent or processed)."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("plans") / "dmbridge.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        db = _with_history(f"sqlite:///{path}")
+        yield db
+        db.dispose()
+        return
+    with pg_copy(request.getfixturevalue("pg_admin_url"), request.getfixturevalue("pg_template")) as url:
+        db = _with_history(url)
+        yield db
+        db.dispose()
 
 
 def _with_history(url: str) -> Database:
@@ -136,20 +155,18 @@ def _full_scans(plan: str) -> list[str]:
 
 
 @pytest.mark.parametrize("name", sorted(HOT))
-def test_hot_queries_use_an_index(db_url: str, name: str) -> None:
-    db = _with_history(db_url)
+def test_hot_queries_use_an_index(history: Database, name: str) -> None:
+    db = history
     captured = _captured(db, HOT[name])
     assert captured, f"{name} issued no query on outbox or slack_event"
     for statement, parameters in captured:
         plan = _plan(db, statement, parameters)
         assert not _full_scans(plan), f"{name} scans a whole table:\n{statement}\n{plan}"
-    db.dispose()
 
 
-def test_metrics_count_without_reading_the_sent_history(db_url: str) -> None:
-    db = _with_history(db_url)
+def test_metrics_count_without_reading_the_sent_history(history: Database) -> None:
+    db = history
     captured = _captured(db, lambda _s: list(OutboxCollector(db).collect()))
     for statement, parameters in captured:
         plan = _plan(db, statement, parameters)
         assert not _full_scans(plan), f"/metrics scans a whole table:\n{statement}\n{plan}"
-    db.dispose()
