@@ -130,18 +130,19 @@ class Bridge:
         self.platform = self.platform or PlatformHandler(ctx)
         self.platform_runner = Runner(ctx, self.platform)
         slack, platform, processor = self.slack_runner, self.platform_runner, EventProcessor(ctx)
+        way = ctx.edge.give_way
         self.loops = [
-            Loop("slack-events", processor.step, ctx.wake_events, self.stop_event),
-            Loop("slack-delivery", slack.step, ctx.wake_slack, self.stop_event),
-            Loop("platform-delivery", platform.step, ctx.wake_platform, self.stop_event),
+            Loop("slack-events", processor.step, ctx.wake_events, self.stop_event, way),
+            Loop("slack-delivery", slack.step, ctx.wake_slack, self.stop_event, way),
+            Loop("platform-delivery", platform.step, ctx.wake_platform, self.stop_event, way),
             # the SLA sweep: every DMBRIDGE_SWEEP_SECONDS, and at once when a timeline changes (wake_sla)
-            Loop("sla", self._sla_step, ctx.wake_sla, self.stop_event),
+            Loop("sla", self._sla_step, ctx.wake_sla, self.stop_event, way),
         ]
         if self.channels.opener is not None:  # X Chat: the stored sealed events, opened in one process
             lock = ProcessLock(ctx.db, "open:xchat")
             self.locks.append(lock)
             self.opener = Opener(ctx, self.channels.opener, lock)
-            self.loops.append(Loop("x-chat-opener", self.opener.step, ctx.wake_sealed, self.stop_event))
+            self.loops.append(Loop("x-chat-opener", self.opener.step, ctx.wake_sealed, self.stop_event, way))
         for loop in self.loops:
             loop.start()
         for name, polled in self.channels.polled.items():
@@ -389,5 +390,6 @@ def build(
         skip,
         body_seconds=settings.dmbridge_body_seconds,
         media=bridge.platform.media,
+        edge=ctx.edge,
     )
     return bridge

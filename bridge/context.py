@@ -14,7 +14,7 @@ from bridge.config import Settings, channel_for
 from bridge.deliveries import ChannelNotice
 from bridge.desk import Desk
 from bridge.domain import Limits
-from bridge.loops import AuthState
+from bridge.loops import AuthState, EdgeFirst
 from bridge.slack.api import SlackApi
 from bridge.store import outbox
 from bridge.store.db import Database
@@ -47,6 +47,7 @@ class Context:
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     auth: dict[str, AuthState] = field(default_factory=dict)
     failed_event: Callable[[], None] = lambda: None  # counts a Slack event whose processing raised (/metrics)
+    edge: EdgeFirst = field(default_factory=EdgeFirst)  # the loops give way while a request is being answered
 
     def auth_state(self, name: str) -> AuthState:
         return self.auth.setdefault(name, AuthState())

@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from bridge.domain import Batch
 from bridge.errors import BadPayload
+from bridge.loops import EdgeFirst
 from connectors.base import WebhookReceiver, WebhookReply, WebhookRequest
 
 MAX_BODY = 1024 * 1024
@@ -76,12 +77,23 @@ def build_http(
     *,
     body_seconds: float = BODY_SECONDS,
     media: Media | None = None,
+    edge: EdgeFirst | None = None,
 ) -> Starlette:
     """``bolt`` None (Socket Mode): no ``/slack/events`` route. ``store(route, batch)`` writes a webhook's
     messages in one transaction and wakes the loops. ``skip(body, headers)``: True for a verified request
     to acknowledge without storing (our own posts echoed back), answered without a trip through bolt."""
 
+    first = edge or EdgeFirst()
+
     async def webhook(request: Request) -> Response:
+        with first.request():
+            return await _webhook(request)
+
+    async def slack_events(request: Request) -> Response:
+        with first.request():
+            return await _slack_events(request)
+
+    async def _webhook(request: Request) -> Response:
         route = request.path_params.get("route", "generic")
         receiver = receivers.get(route)
         if receiver is None:
@@ -112,7 +124,7 @@ def build_http(
                 new = await run_in_threadpool(store, route, result)
                 return JSONResponse({"received": len(result.messages), "new": new})
 
-    async def slack_events(request: Request) -> Response:
+    async def _slack_events(request: Request) -> Response:
         assert bolt is not None  # the route is only mounted with bolt
         try:
             body = await read_body(request, deadline=body_seconds)

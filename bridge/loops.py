@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -48,20 +49,69 @@ class AuthState:
         return ended
 
 
+class EdgeFirst:
+    """Requests being answered come before background work. Slack retries an event it has no answer for
+    within 3 s (and disables an app that keeps failing), while the loops' work is stored and can wait: under
+    load the loops and the HTTP edge share one interpreter, and each request's answer waited behind their steps.
+    Each loop now gives way before a step while a webhook or Slack request is in flight, for at most
+    ``max_wait`` seconds, so it still makes progress under a steady stream."""
+
+    def __init__(self, max_wait: float = 0.05) -> None:
+        self.max_wait = max_wait
+        self._busy = 0
+        self._quiet = threading.Condition()
+        self.waiting = 0  # loops giving way right now
+
+    @contextmanager
+    def request(self) -> Iterator[None]:
+        """Around answering one request (never waits: safe on the event loop)."""
+        with self._quiet:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._quiet:
+                self._busy -= 1
+                if not self._busy:
+                    self._quiet.notify_all()
+
+    @property
+    def busy(self) -> bool:
+        return self._busy > 0
+
+    def give_way(self) -> None:
+        """Before a loop's step: wait until no request is in flight, or ``max_wait``."""
+        with self._quiet:
+            if self._busy:
+                self.waiting += 1
+                try:
+                    self._quiet.wait_for(lambda: not self._busy, self.max_wait)
+                finally:
+                    self.waiting -= 1
+
+
 class Loop(threading.Thread):
     """Runs ``step`` until stopped; sleeps for what it returns or until woken.
 
     ``steps`` counts the steps finished, failed ones too: once it has grown by two since some moment, one
     whole step ran after that moment."""
 
-    def __init__(self, name: str, step: Callable[[], float], wake: threading.Event, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        name: str,
+        step: Callable[[], float],
+        wake: threading.Event,
+        stop: threading.Event,
+        give_way: Callable[[], None] = lambda: None,
+    ) -> None:
         super().__init__(name=name, daemon=True)
-        self.step_fn, self.wake, self.stop_event = step, wake, stop
+        self.step_fn, self.wake, self.stop_event, self.give_way = step, wake, stop, give_way
         self.steps: int = 0
 
     def run(self) -> None:
         while not self.stop_event.is_set():
             try:
+                self.give_way()
                 delay = self.step_fn()
             except Exception:
                 log.exception("%s step failed", self.name)

@@ -29,6 +29,7 @@ from bridge.store.tables import Outbox
 log = logging.getLogger(__name__)
 
 FAILED = "failed"
+BATCH, BUSY_BATCH = 50, 5
 
 
 class EventProcessor:
@@ -40,7 +41,8 @@ class EventProcessor:
     def step(self) -> float:
         ctx = self.ctx
         with ctx.db.read() as s:
-            pending = events.unprocessed_slack_events(s)
+            # a batch is one write transaction: while requests wait to be stored, keep it short
+            pending = events.unprocessed_slack_events(s, limit=BUSY_BATCH if ctx.edge.busy else BATCH)
         if not pending:
             return 1.0
         # classify, and ask Slack who the authors are, before the transaction opens (no write waits on Slack)

@@ -110,6 +110,7 @@ class Runner:
         held: dict[str, float] = {}  # groups that just answered "slow down" or "refused": until when
         try:
             for row, conv in claimed:
+                ctx.edge.give_way()  # no transaction is open here: requests being answered go first
                 outcomes.append(self._attempt(row, conv, held, finished))
         except BaseException:
             give_back(ctx, [r for r, _ in claimed], "interrupted")
