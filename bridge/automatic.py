@@ -34,8 +34,8 @@ Answered = tuple[CsatSurvey, csat.Answer]
 
 def survey_answer(s: Session, file: FileConfig, conv: Conversation, msg: InboundMessage, now: float) -> Answered | None:
     """The customer's message answers the conversation's open survey within ``[csat] window``: it must not reopen."""
-    if msg.from_brand or msg.unverified or conv.id is None:
-        return None
+    if msg.from_brand or msg.unverified or conv.id is None or not file.csat.accounts:
+        return None  # (without [csat] no survey is ever sent: no query per message)
     survey = replies.open_survey(s, conv.id)
     if survey is None or survey.id is None or now - survey.asked_at > parse_duration(file.csat.window):
         return None
@@ -62,6 +62,8 @@ def after_message(
         return
     if conv.opted_out_at is None and optout.is_opt_out(msg.text, file.opt_out.words):
         state.opted_out(s, conv, now)
+        return
+    if not file.auto_replies:
         return
     policy = next(
         (p for p in file.policies() if p.applies(conv.platform, conv.account, conv.priority, conv.inquiry_type)), None
