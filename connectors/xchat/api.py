@@ -15,15 +15,6 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
-import xdk
-from xdk.chat.models import (
-    AddConversationKeysRequest,
-    AddUserPublicKeyRequest,
-    MediaUploadAppendRequest,
-    MediaUploadFinalizeRequest,
-    MediaUploadInitializeRequest,
-    SendMessageRequest,
-)
 
 from bridge.errors import AuthFailed, Rejected, RetryLater, server_error, unreachable
 from connectors.x.api import reset_of
@@ -31,6 +22,9 @@ from connectors.x.oauth import with_fresh_token
 
 if TYPE_CHECKING:
     from connectors.x.oauth import AccessTokens
+
+# xdk is imported when a ChatApi is made, not with this module: its generated models are ~23 MB of a serving
+# process, which a deployment without X Chat should not carry
 
 T = TypeVar("T")
 PAGE = 100  # max_results of the Chat API's lists
@@ -93,6 +87,8 @@ class ChatApi:
         timeout: float = 15.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        import xdk
+
         self.client = xdk.Client(base_url=base_url.rstrip("/"), access_token=user_bearer_token or None)
         self.client.session = TimeoutSession(timeout)
         self.tokens, self.clock = tokens, clock
@@ -152,6 +148,8 @@ class ChatApi:
 
     def register_public_key(self, user_id: str, registration: dict[str, Any]) -> str:
         """Registers our identity's public keys; X answers the version it assigned."""
+        from xdk.chat.models import AddUserPublicKeyRequest
+
         body = AddUserPublicKeyRequest.model_validate(registration)
         resp = self._call(lambda: self.client.chat.add_user_public_key(user_id, body), changes=True)
         version = (_dump(resp).get("data") or {}).get("public_key_version")
@@ -192,11 +190,15 @@ class ChatApi:
         return found
 
     def add_keys(self, conversation: str, body: dict[str, Any]) -> dict[str, Any]:
+        from xdk.chat.models import AddConversationKeysRequest
+
         request = AddConversationKeysRequest.model_validate(body)
         resp = self._call(lambda: self.client.chat.add_conversation_keys(conversation, request), changes=True)
         return _dump(resp).get("data") or {}
 
     def send(self, conversation: str, body: dict[str, Any]) -> dict[str, Any]:
+        from xdk.chat.models import SendMessageRequest
+
         request = SendMessageRequest.model_validate(body)
         resp = self._call(lambda: self.client.chat.send_message(conversation, request), changes=True)
         self._count("send")
@@ -206,6 +208,8 @@ class ChatApi:
 
     def upload_initialize(self, conversation: str, total_bytes: int) -> tuple[str, str]:
         """A media upload session for ``total_bytes`` of ciphertext: its id and the media hash key X gave."""
+        from xdk.chat.models import MediaUploadInitializeRequest
+
         request = MediaUploadInitializeRequest(conversation_id=conversation, total_bytes=total_bytes)
         resp = self._call(lambda: self.client.chat.media_upload_initialize(request), changes=True)
         self._count("media")
@@ -217,6 +221,8 @@ class ChatApi:
 
     def upload_append(self, session: str, conversation: str, media_hash_key: str, index: int, segment: bytes) -> None:
         """One segment of ciphertext (base64 in the JSON body)."""
+        from xdk.chat.models import MediaUploadAppendRequest
+
         request = MediaUploadAppendRequest(
             conversation_id=conversation,
             media_hash_key=media_hash_key,
@@ -226,6 +232,8 @@ class ChatApi:
         self._call(lambda: self.client.chat.media_upload_append(session, request), changes=True)
 
     def upload_finalize(self, session: str, conversation: str, media_hash_key: str, parts: int) -> None:
+        from xdk.chat.models import MediaUploadFinalizeRequest
+
         request = MediaUploadFinalizeRequest(
             conversation_id=conversation, media_hash_key=media_hash_key, num_parts=str(parts)
         )
