@@ -85,15 +85,10 @@ def build_http(
 
     first = edge or EdgeFirst()
 
+    # a request counts as in flight (the loops give way to it) once its body is in: a client trickling a body
+    # until the deadline holds up no delivery
+
     async def webhook(request: Request) -> Response:
-        with first.request():
-            return await _webhook(request)
-
-    async def slack_events(request: Request) -> Response:
-        with first.request():
-            return await _slack_events(request)
-
-    async def _webhook(request: Request) -> Response:
         route = request.path_params.get("route", "generic")
         receiver = receivers.get(route)
         if receiver is None:
@@ -102,6 +97,18 @@ def build_http(
             body = await read_body(request, deadline=body_seconds)
         except BodyRefused as refused:
             return refused.response()
+        with first.request():
+            return await _webhook(request, route, receiver, body)
+
+    async def slack_events(request: Request) -> Response:
+        try:
+            body = await read_body(request, deadline=body_seconds)
+        except BodyRefused as refused:
+            return refused.response()
+        with first.request():
+            return await _slack_events(request, body)
+
+    async def _webhook(request: Request, route: str, receiver: WebhookReceiver, body: bytes) -> Response:
         req = WebhookRequest(
             method=request.method,
             query=dict(request.query_params),
@@ -124,12 +131,8 @@ def build_http(
                 new = await run_in_threadpool(store, route, result)
                 return JSONResponse({"received": len(result.messages), "new": new})
 
-    async def _slack_events(request: Request) -> Response:
+    async def _slack_events(request: Request, body: bytes) -> Response:
         assert bolt is not None  # the route is only mounted with bolt
-        try:
-            body = await read_body(request, deadline=body_seconds)
-        except BodyRefused as refused:
-            return refused.response()
         try:
             if skip is not None and skip(body, dict(request.headers)):
                 return Response(status_code=200)
