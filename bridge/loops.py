@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,12 +55,15 @@ class EdgeFirst:
     within 3 s (and disables an app that keeps failing), while the loops' work is stored and can wait: under
     load the loops and the HTTP edge share one interpreter, and each request's answer waited behind their steps.
     Each loop now gives way before a step while a webhook or Slack request is in flight, for at most
-    ``max_wait`` seconds, so it still makes progress under a steady stream."""
+    ``max_wait`` seconds; a loop that waited that long without a quiet moment then runs freely for ``free``
+    seconds, so a stream of requests that never pauses (a flood of forged ones included) cannot stop the
+    deliveries, only slow them."""
 
-    def __init__(self, max_wait: float = 0.05) -> None:
-        self.max_wait = max_wait
+    def __init__(self, max_wait: float = 0.05, free: float = 0.01, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_wait, self.free, self.clock = max_wait, free, clock
         self._busy = 0
         self._quiet = threading.Condition()
+        self._free_until = threading.local()  # per loop thread: after a full wait, when it must wait again
         self.waiting = 0  # loops giving way right now
 
     @contextmanager
@@ -81,13 +85,17 @@ class EdgeFirst:
 
     def give_way(self) -> None:
         """Before a loop's step: wait until no request is in flight, or ``max_wait``."""
+        if self.clock() < getattr(self._free_until, "at", 0.0):
+            return
         with self._quiet:
             if self._busy:
                 self.waiting += 1
                 try:
-                    self._quiet.wait_for(lambda: not self._busy, self.max_wait)
+                    quiet = self._quiet.wait_for(lambda: not self._busy, self.max_wait)
                 finally:
                     self.waiting -= 1
+                if not quiet:
+                    self._free_until.at = self.clock() + self.free
 
 
 class Loop(threading.Thread):

@@ -64,3 +64,20 @@ def test_a_loop_gives_way_before_each_step() -> None:
         assert not stepped.is_set()
     assert stepped.wait(5)
     loop.join(5)
+
+
+def test_after_a_full_wait_a_loop_runs_freely_for_a_while() -> None:
+    now = [100.0]
+    edge = EdgeFirst(max_wait=1.0, free=1.0, clock=lambda: now[0])
+    with edge.request():  # a stream that never pauses (a flood of requests, forged ones too)
+        started = time.monotonic()
+        edge.give_way()  # waits its whole max_wait
+        assert time.monotonic() - started >= 0.9
+        now[0] += 0.5  # within the free window: no wait at all
+        started = time.monotonic()
+        edge.give_way()
+        assert edge.waiting == 0 and time.monotonic() - started < 0.9
+        now[0] += 0.6  # the window is over: it gives way again
+        started = time.monotonic()
+        edge.give_way()
+        assert time.monotonic() - started >= 0.9
