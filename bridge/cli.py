@@ -60,7 +60,9 @@ def serve(host: str = "127.0.0.1", port: int = 3000, config: ConfigOpt = None, v
         raise typer.Exit(2) from exc
     bridge.start()
     # what start-up built (modules, models, clients) lives as long as the process: out of the collector's
-    # view, a full collection scans only what requests and deliveries allocate since
+    # view, a full collection scans only what requests and deliveries allocate since (start-up's garbage is
+    # collected first, not frozen with it)
+    gc.collect()
     gc.freeze()
     try:
         if settings.slack_app_token:

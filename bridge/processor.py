@@ -37,12 +37,15 @@ class EventProcessor:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.progressed = True  # the last step applied an event (else it only deferred some: take a full batch)
 
     def step(self) -> float:
         ctx = self.ctx
         with ctx.db.read() as s:
             # a batch is one write transaction: while requests wait to be stored, keep it short
-            pending = events.unprocessed_slack_events(s, limit=BUSY_BATCH if ctx.edge.busy else BATCH)
+            # (unless the last step got nowhere: events deferred at the head must not hide the ones behind them)
+            small = ctx.edge.busy and self.progressed
+            pending = events.unprocessed_slack_events(s, limit=BUSY_BATCH if small else BATCH)
         if not pending:
             return 1.0
         # classify, and ask Slack who the authors are, before the transaction opens (no write waits on Slack)
@@ -100,6 +103,7 @@ class EventProcessor:
                 done.append((row_id, outcome))
                 deliveries = deliveries or not isinstance(action, thread_messages.Ignore | thread_messages.Note)
             events.mark_all_processed(s, done, now)
+        self.progressed = bool(done)
         for _ in failures:
             ctx.failed_event()
         if done:  # commands and replies change timelines (snooze, resolve, an agent's answer)

@@ -177,6 +177,7 @@ class SlackHandler:
                     fresh = s.get(Conversation, conv.id)
                     if fresh is not None:
                         automatic.send_due(s, ctx.toml, fresh, delivery, ctx.clock())
+                ctx.wake_platform.set()  # the DM it queued
                 return None
             case Unreaction(channel=channel, ts=ts, name=name):
                 slack.unreact(channel, ts, name)
@@ -312,6 +313,10 @@ class SlackHandler:
 
         def write(s: Session) -> None:
             outbox.fail(s, row_id, reason)
+            if isinstance(delivery, AutoReplyDue):  # never sent: it must not count for the cooldown
+                record = replies.pending(s, delivery.key)
+                if record is not None:
+                    replies.settle(s, record, None)
             if invite is not None:
                 invite(s)
             if note is not None and conv is not None:

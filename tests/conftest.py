@@ -10,7 +10,6 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from bridge.sandbox.harness import Sandbox, start_sandbox
 from bridge.sandbox.server import OffsetClock
 from bridge.store.db import Database
 from bridge.store.migrate import upgrade
+from tests.databases import pg_copy
 from tests.scenarios.helpers import BoxFactory
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -65,22 +65,6 @@ def pg_template(pg_admin_url: str) -> Iterator[str]:
         yield name
     finally:
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
-
-
-@contextmanager
-def pg_copy(pg_admin_url: str, pg_template: str) -> Iterator[str]:
-    """A fresh PostgreSQL database copied from the migrated template, dropped afterwards."""
-    name = f"dmbridge_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
-    try:
-        yield pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
 

@@ -278,17 +278,17 @@ class XChatConnector:
         conversation = convert.canonical(message.conversation, me)
         if conversation is None:
             raise Rejected("X Chat replies go to one-to-one conversations only")
-        version, key = self._send_keys(conversation, convert.other(conversation, me))
-        attachments = None
-        if message.file is not None:  # encrypted with the same conversation key as the text, uploaded first
-            encryptor = crypto.stream_encryptor(self.identity, key)
-            attachments = [media.upload(self.api, conversation, message.file, encryptor)]
-        try:
+        try:  # before any call: a refused offer must not have set up keys or uploaded a file
             offer = (
                 convert.quick_reply_request(message.quick_replies, uuid.uuid4().hex) if message.quick_replies else None
             )
         except ValueError as exc:
             raise Rejected(str(exc)) from exc
+        version, key = self._send_keys(conversation, convert.other(conversation, me))
+        attachments = None
+        if message.file is not None:  # encrypted with the same conversation key as the text, uploaded first
+            encryptor = crypto.stream_encryptor(self.identity, key)
+            attachments = [media.upload(self.api, conversation, message.file, encryptor)]
         body = crypto.encrypt(self.identity, conversation, message.text, key, version, attachments, offer)
         self.api.send(conversation, body)
         return SendResult(remote_id=body["message_id"], conversation=conversation)

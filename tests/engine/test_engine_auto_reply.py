@@ -112,3 +112,23 @@ def test_an_agent_who_answered_first_or_an_opt_out_cancels_it(db_url: str, chang
     run(ctx, clock)
     assert records(ctx) == [] and "dm" not in [r.kind for r in rows(ctx)]  # dropped, and off the cooldown
     assert x.sent == []
+
+
+def test_a_reply_that_cannot_be_sent_stops_counting_for_the_cooldown(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bridge import automatic
+
+    ctx, clock, x = setup(db_url, "Lena Fischer")
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(automatic, "send_due", broken)
+    customer_writes(ctx)
+    for _ in range(12):
+        run(ctx, clock, steps=1)
+        clock.advance(600)  # past each retry's backoff
+    due = [r for r in rows(ctx) if r.kind == "auto_reply_due"]
+    assert [r.state for r in due] == ["failed"]
+    assert records(ctx) == [] and x.sent == []  # given up: not a welcome that was sent

@@ -26,7 +26,7 @@ from bridge.store import events, outbox
 from bridge.store.db import Database
 from bridge.store.migrate import upgrade
 from bridge.store.tables import Outbox, SlackEvent
-from tests.conftest import pg_copy
+from tests.databases import pg_copy
 
 HOT: dict[str, Callable[[Session], Any]] = {
     "due": lambda s: outbox.due(s, "platform", 1e12),

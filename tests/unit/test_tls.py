@@ -33,3 +33,22 @@ def test_a_changed_ca_setting_gives_a_new_context(monkeypatch: pytest.MonkeyPatc
     assert named is not default and tls.verifying() is named
     monkeypatch.delenv("SSL_CERT_FILE")
     assert tls.verifying() is default
+
+
+def test_repeating_the_same_alpn_list_leaves_the_shared_context_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+    context = tls._client_context()
+    monkeypatch.setattr(ssl.SSLContext, "set_alpn_protocols", lambda self, p: calls.append(list(p)))
+    for _ in range(3):  # httpcore sets it before every new connection
+        context.set_alpn_protocols(["http/1.1"])
+    context.set_alpn_protocols(["http/1.1", "h2"])
+    assert calls == [["http/1.1"], ["http/1.1", "h2"]]
+
+
+def test_the_system_context_follows_the_cert_settings_as_openssl_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    with_file = tls.system()
+    assert with_file.cert_store_stats()["x509_ca"] > 0 and tls.system() is with_file
+    monkeypatch.setenv("SSL_CERT_DIR", "/nonexistent")
+    assert tls.system() is not with_file  # a new setting, a new context
