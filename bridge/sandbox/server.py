@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import uvicorn
 
 T = TypeVar("T")
+GRACE_SECONDS = 5.0  # how long a stop waits for requests still being answered, before it cancels them
 
 
 class _QuickServer(uvicorn.Server):
@@ -53,10 +54,15 @@ class _QuickServer(uvicorn.Server):
             sock.close()
         for connection in list(self.server_state.connections):
             connection.shutdown()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + GRACE_SECONDS
         while self.server_state.connections or self.server_state.tasks:
             if self.force_exit or time.monotonic() > deadline:
                 break
+            await asyncio.sleep(0.005)
+        for task in list(self.server_state.tasks):  # still answering (a hang a test injected): cut it short
+            task.cancel()
+        deadline = time.monotonic() + 1
+        while self.server_state.tasks and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
         # no server.wait_closed(): from Python 3.12 it waits for every connection, a kept-alive one included
         # (uvicorn no longer calls it either); the loop ends with this coroutine and closes what is left
