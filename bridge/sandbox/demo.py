@@ -40,7 +40,7 @@ def photo(width: int = 200, height: int = 150, seed: int = 4471) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
-WELCOME = "Thanks for writing to {brand}! An agent will answer here shortly."
+WELCOME = "Hi {first_name}, thanks for writing to {brand}! An agent will answer here shortly."
 
 
 def send_suggested(box: Sandbox, user: str, ts: str, template: str) -> None:
@@ -230,7 +230,7 @@ def run_demo(say: Callable[[str], Any] = print) -> bool:
             "Aiko's app decrypted exactly Sam's encrypted reply": box.x.chat_received_by(AIKO) == [reply5],
             "Aiko's card says X Chat": "X Chat" in shown(box.slack.thread(CHANNEL, aiko_ts)[0]),
             "Lena was welcomed, then got Sam's reply": meta.received_by(MESSENGER_CUSTOMER)[:2]
-            == [WELCOME.replace("{brand}", "Acme"), reply3],
+            == [WELCOME.replace("{first_name}", "Lena").replace("{brand}", "Acme"), reply3],
             "Lena's rating is on her card": "CSAT: ⭐ 5/5" in shown(box.slack.thread(CHANNEL, lena_ts)[0]),
             "Maria's card shows the confirmed type": "service*" in shown(box.slack.thread(CHANNEL, maria_ts)[0]),
             "Tomás received exactly Kim's reply on Instagram, then her photo": meta.received_by(IG_CUSTOMER)
