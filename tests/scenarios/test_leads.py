@@ -77,6 +77,25 @@ def test_mark_as_lead_hands_a_signed_post_with_the_transcript_to_the_crm(box: Sa
     assert "qualified · 1,200.00 EUR" in answer and "Maria" in answer
 
 
+def test_a_lead_the_crm_refuses_for_good_is_said_in_the_thread_and_not_retried(box: Sandbox, crm: CrmEmulator) -> None:
+    ts = new_conversation(box)
+    crm.fail_next(422)  # the CRM refuses the payload (a 4xx other than 429): final
+    box.slack.click(SAM, CHANNEL, ts, "conv_lead")
+    notice = wait_for(
+        lambda: [m for m in box.slack.thread(CHANNEL, ts)[1:] if "Not handed to the CRM" in shown(m)],
+        what="the refusal in the thread",
+    )[0]
+    assert "422" in shown(notice)
+    line = next(m for m in box.slack.thread(CHANNEL, ts)[1:] if "Marked as a lead" in shown(m))
+    wait_for(lambda: "warning" in box.slack.reactions(CHANNEL, line["ts"]), what="⚠️ on the lead's line")
+    with box.bridge.ctx.db.read() as s:
+        posts = list(s.exec(select(Outbox).where(Outbox.kind == "crm_post")).all())
+    assert [(p.state, p.attempts) for p in posts] == [("failed", 1)] and "422" in (posts[0].last_error or "")
+    assert crm.refused == [422] and crm.received == []  # tried once, never again
+    lead = lead_of(box)
+    assert lead is not None and lead.stage == "new"  # the lead itself stands
+
+
 def test_absurd_lead_input_is_refused_and_changes_nothing(box: Sandbox, crm: CrmEmulator) -> None:
     ts = new_conversation(box)
     for bad, why in [
