@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from sqlalchemy import case
 from sqlmodel import Session, col, select
 
+from bridge.leads import STAGES
 from bridge.store.tables import Conversation, Lead
+
+_PIPELINE = case({stage: i for i, stage in enumerate(STAGES)}, value=col(Lead.stage), else_=len(STAGES))
 
 
 def get(session: Session, conversation_id: int) -> Lead | None:
@@ -12,11 +16,12 @@ def get(session: Session, conversation_id: int) -> Lead | None:
 
 
 def listing(session: Session, limit: int = 50) -> list[tuple[Lead, Conversation]]:
-    """Leads still in play first (by stage order in the pipeline), then won and lost, newest change first."""
+    """By stage in the pipeline's order (new, qualified, meeting, then won and lost), newest change first within
+    a stage."""
     rows = session.exec(
         select(Lead, Conversation)
         .join(Conversation, col(Conversation.id) == col(Lead.conversation_id))
-        .order_by(col(Lead.updated_at).desc())
+        .order_by(_PIPELINE, col(Lead.updated_at).desc())
         .limit(limit)
     ).all()
     return [(lead, conv) for lead, conv in rows]
