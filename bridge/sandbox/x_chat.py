@@ -238,19 +238,14 @@ class ChatPeople:
         return [
             (str(content["text"]), [str(o["label"]) for o in offer["options"]])
             for content in self._brand_messages(user_id)
-            if (offer := ((content.get("quick_reply") or {}).get("request") or {}).get("options"))
+            if (offer := _offer(content))
         ]
 
     def customer_taps_chat(self, user_id: str, label: str) -> str:
         """The customer taps the quick reply ``label`` of the brand's newest offer: their app sends the label as
         the text with the option's response (its request id, option id and metadata), as chatxdk shapes it."""
         with self._lock:
-            offers = [
-                c["quick_reply"]["request"]["options"]
-                for c in self._brand_messages(user_id)
-                if (c.get("quick_reply") or {}).get("request")
-            ]
-            request = offers[-1]
+            request = [offer for c in self._brand_messages(user_id) if (offer := _offer(c))][-1]
             option = next(o for o in request["options"] if o["label"] == label)
             answer = {"request_id": request["id"], "selected_option_id": option["id"], "metadata": option["metadata"]}
             conv, person = self._conversation(user_id), self.chat.people[user_id]
@@ -348,6 +343,12 @@ class ChatPeople:
         if self.webhook_url and not key_change:
             key_event = next((e["encoded_event"] for e in reversed(conv.events) if e["key_change"]), None)
             self._webhooks.put({"_chat": chat_delivery(event, key_event)})
+
+
+def _offer(content: dict[str, Any]) -> dict[str, Any] | None:
+    """The quick-reply request (its ``id`` and ``options``) a decrypted message offers, if it offers one."""
+    offer = ((content.get("quick_reply") or {}).get("request") or {}).get("options")
+    return offer if isinstance(offer, dict) else None
 
 
 def chat_delivery(event: dict[str, Any], key_event: str | None) -> dict[str, Any]:

@@ -25,7 +25,7 @@ def record(session: Session, conversation_id: int, kind: str, key: str, now: flo
 
 
 def pending(session: Session, key: str) -> AutoReplySent | None:
-    """The record of an automatic reply decided under ``key`` (an ``AutoReplyDue``) and not yet sent."""
+    """The record under ``key``: an ``AutoReplyDue``'s (decided, not yet sent), or a sent DM's."""
     return session.exec(select(AutoReplySent).where(AutoReplySent.key == key)).first()
 
 
@@ -41,7 +41,7 @@ def settle(session: Session, row: AutoReplySent, dm_key: str | None) -> None:
 
 def delivered(session: Session, key: str, remote_id: str) -> None:
     """The platform's id of an automatic message (the SLA timeline leaves it out: not an agent's answer)."""
-    row = session.exec(select(AutoReplySent).where(AutoReplySent.key == key)).first()
+    row = pending(session, key)  # the record under the DM's key
     if row is not None and row.remote_id is None:
         row.remote_id = remote_id
         session.add(row)

@@ -3,6 +3,8 @@ message); the customer's app taps one and the encrypted response's metadata reco
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from sqlmodel import select
 
@@ -25,12 +27,22 @@ def status(box: Sandbox) -> str:
         return s.exec(select(Conversation.status)).one()
 
 
-def test_the_survey_offers_quick_replies_and_a_tapped_one_is_the_score(box: Sandbox) -> None:
-    box.x.customer_chats(MARIA, "¿Dónde está mi pedido?")
-    ts = thread_with(box, "¿Dónde está mi pedido?")
-    box.slack.post_as_user(SAM, CHANNEL, "Llega mañana.", thread_ts=ts)
-    wait_for(lambda: "Llega mañana." in box.x.chat_received_by(MARIA), what="the answer")
+def answered_and_resolved(
+    box: Sandbox, write: Callable[[str, str], object], read: Callable[[str], list[str]], question: str, answer: str
+) -> str:
+    """Maria writes ``question`` (by ``write``), Sam answers, she reads it (by ``read``), Sam resolves: the ts."""
+    write(MARIA, question)
+    ts = thread_with(box, question)
+    box.slack.post_as_user(SAM, CHANNEL, answer, thread_ts=ts)
+    wait_for(lambda: answer in read(MARIA), what="the answer")
     box.slack.click(SAM, CHANNEL, ts, "conv_resolve")
+    return ts
+
+
+def test_the_survey_offers_quick_replies_and_a_tapped_one_is_the_score(box: Sandbox) -> None:
+    ts = answered_and_resolved(
+        box, box.x.customer_chats, box.x.chat_received_by, "¿Dónde está mi pedido?", "Llega mañana."
+    )
     offers = wait_for(lambda: box.x.chat_offers_received_by(MARIA), what="the survey with its quick replies")
     assert offers[0][0].startswith("How did we do?") and offers[0][1] == STARS
     thread = [shown(m) for m in box.slack.thread(CHANNEL, ts)]
@@ -43,11 +55,7 @@ def test_the_survey_offers_quick_replies_and_a_tapped_one_is_the_score(box: Sand
 
 
 def test_a_legacy_dm_conversation_gets_the_question_as_text(box: Sandbox) -> None:
-    box.x.customer_sends(MARIA, "Hello by DM")
-    ts = thread_with(box, "Hello by DM")
-    box.slack.post_as_user(SAM, CHANNEL, "Hi!", thread_ts=ts)
-    wait_for(lambda: "Hi!" in box.x.received_by(MARIA), what="the answer")
-    box.slack.click(SAM, CHANNEL, ts, "conv_resolve")
+    ts = answered_and_resolved(box, box.x.customer_sends, box.x.received_by, "Hello by DM", "Hi!")
     wait_for(lambda: any(t.startswith("How did we do?") for t in box.x.received_by(MARIA)), what="the survey")
     thread = [shown(m) for m in box.slack.thread(CHANNEL, ts)]
     survey = [t for t in thread if "dmbridge sent the satisfaction survey" in t]
