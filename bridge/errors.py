@@ -72,6 +72,11 @@ class RetryLater(DeliveryError):
         self.answered = answered
 
 
+class NotStarted(RetryLater):
+    """The connector has not learned who it is yet (its first call to the platform has not succeeded):
+    nothing was sent, try again shortly. Not a refused credential, so no pause and no notice."""
+
+
 class Rejected(DeliveryError):
     """The platform refused this message for good; ``reason`` is shown to the team."""
 

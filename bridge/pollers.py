@@ -10,7 +10,7 @@ from sqlmodel import Session
 from bridge.config import channel_for
 from bridge.context import Context, enqueue_channel_notice
 from bridge.domain import Batch, SealedEvent
-from bridge.errors import AuthFailed, RetryLater
+from bridge.errors import AuthFailed, NotStarted, RetryLater
 from bridge.inbound import ingest
 from bridge.loops import backoff
 from bridge.store import events, x_chat
@@ -63,12 +63,12 @@ class Poller:
         now = ctx.clock()
         if now < self.not_before:
             return 0
-        if self.lock is not None and not self.lock.try_acquire():
-            return 0  # another process polls this account
         try:
-            if not self.started:
+            if not self.started:  # every process, leader or not: its deliveries and webhooks need the identity
                 c.start()
                 self.started = True
+            if self.lock is not None and not self.lock.try_acquire():
+                return 0  # another process polls this account
             with ctx.db.session() as s:
                 cursor = events.get_cursor(s, c.name, c.account)
             batch = c.poll(cursor)
@@ -146,7 +146,7 @@ class Opener:
             return IDLE_SECONDS
         try:
             account = c.account
-        except AuthFailed:
+        except NotStarted:
             return 1.0  # not started yet (its poller starts it)
         now = ctx.clock()
         with ctx.db.read() as s:

@@ -11,7 +11,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import requests
 
 from bridge.domain import Batch, Limits, OutboundMessage, Platform, SendResult
-from bridge.errors import AuthFailed, Rejected
+from bridge.errors import NotStarted, Rejected
 from connectors.x import api, convert, media, transfer
 from connectors.x.oauth import with_fresh_token
 
@@ -77,13 +77,13 @@ class XConnector:
     @property
     def account(self) -> str:
         if self._username is None:
-            raise AuthFailed("X connector not started")
+            raise NotStarted("X connector not started")
         return self._username
 
     @property
     def user_id(self) -> str:
         if self._me is None:
-            raise AuthFailed("X connector not started")
+            raise NotStarted("X connector not started")
         return self._me
 
     def _call(self, fn: Callable[[], T]) -> T:

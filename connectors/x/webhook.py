@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bridge.domain import Batch, Pacer, SealedEvent
-from bridge.errors import AuthFailed, BadPayload
+from bridge.errors import BadPayload, NotStarted
 from connectors import signing
 from connectors.base import WebhookReply, WebhookRequest
 from connectors.x import convert
@@ -104,7 +104,7 @@ class XWebhook:
         check_signature(request.body, request.headers.get("x-twitter-webhooks-signature"), self.consumer_secret)
         try:
             me, account = self.connector.user_id, self.connector.account
-        except AuthFailed:
+        except NotStarted:
             # not started yet: X retries the delivery, and the reconciliation poll catches up in any case
             return WebhookReply.json({"error": "starting"}, status=503)
         try:

@@ -27,7 +27,7 @@ from bridge.domain import (
     SealedEvent,
     SendResult,
 )
-from bridge.errors import AuthFailed, Rejected
+from bridge.errors import AuthFailed, NotStarted, Rejected
 from connectors.x.convert import customer_from_user
 from connectors.xchat import convert, crypto, media
 from connectors.xchat.api import ChatApi
@@ -68,7 +68,7 @@ class XChatConnector:
     @property
     def account(self) -> str:
         if self._username is None:
-            raise AuthFailed("X Chat connector not started")
+            raise NotStarted("X Chat connector not started")
         return self._username
 
     @property
@@ -79,7 +79,7 @@ class XChatConnector:
     @property
     def identity(self) -> Identity:
         if self._identity is None:
-            raise AuthFailed("X Chat connector not started")
+            raise NotStarted("X Chat connector not started")
         return self._identity
 
     def start(self) -> None:

@@ -65,7 +65,8 @@ def test_mark_as_lead_hands_a_signed_post_with_the_transcript_to_the_crm(box: Sa
 
     crm.fail_next(503, times=2)  # the CRM is down for a while: retried, then delivered
     box.slack.post_as_user(SAM, CHANNEL, f"<@{BOT_USER}> lead qualified 1200 EUR", thread_ts=ts)
-    second = wait_for(lambda: crm.received[1:], what="the retried hand-off")[0]
+    # two backoffs (up to 2.5 s and 5 s with jitter) before the third try: room for a loaded machine
+    second = wait_for(lambda: crm.received[1:], timeout=40, what="the retried hand-off")[0]
     assert crm.refused == [503, 503]
     assert second["stage"] == "qualified" and second["lead"]["value_minor"] == 120000
     assert second["lead"]["currency"] == "EUR" and second["lead"]["value"] == "1,200.00 EUR"
