@@ -57,7 +57,7 @@ def test_a_process_that_does_not_hold_the_poll_lock_still_starts_its_connector(d
 
 
 def test_a_delivery_whose_connector_is_not_started_waits_without_pausing_the_credential(db_url: str) -> None:
-    ctx, clock, _db, slack, x = make_ctx(db_url)
+    ctx, clock, _db, _slack, x = make_ctx(db_url)
     conv = conversation(ctx)
     reply(ctx, conv, "hello", "1800000001.000001")
 
