@@ -252,6 +252,7 @@ class Bridge:
                 log.warning("X usage of this process not written at stop", exc_info=True)
         for lock in reversed(self.locks):
             lock.release(forget=lock.name.startswith("instance:"))
+        self.ctx.slack.close()
         self.ctx.db.dispose()
 
     def health(self) -> dict[str, Any]:

@@ -56,6 +56,7 @@ class WebApiMethods(SlackWorld):
         raw = await request.body()
         content_type = request.headers.get("content-type", "")
         params, encoding, sent = parse_params(method, raw, content_type, dict(request.query_params))
+        peer = f"{request.client.host}:{request.client.port}" if request.client else ""
         auth = request.headers.get("authorization", "")
         token = auth[7:] if auth.lower().startswith("bearer ") else str(params.get("token", ""))
         if encoding == "json" and not auth:
@@ -82,7 +83,7 @@ class WebApiMethods(SlackWorld):
                 if method == "apps.connections.open":
                     if token != self.socket.app_token:
                         raise ApiError("invalid_auth")
-                    self._calls.append(Call(method, params, 200, encoding=encoding, sent=sent))
+                    self._calls.append(Call(method, params, 200, encoding=encoding, sent=sent, peer=peer))
                     return JSONResponse({"ok": True, "url": self.socket.url()})
                 if not token:
                     raise ApiError("not_authed")
@@ -95,13 +96,13 @@ class WebApiMethods(SlackWorld):
                     data = handler(params)
                 except Refused as exc:
                     raise ApiError(exc.error, messages=exc.messages) from exc
-                self._calls.append(Call(method, params, 200, encoding=encoding, sent=sent))
+                self._calls.append(Call(method, params, 200, encoding=encoding, sent=sent, peer=peer))
                 if injected is not None and injected.reset:
                     return _CutOff()
                 headers = {"x-oauth-scopes": ",".join(self.scopes)} if method == "auth.test" else None
                 answer = JSONResponse({"ok": True, **data}, headers=headers)
             except ApiError as exc:
-                self._calls.append(Call(method, params, exc.status, exc.error, encoding=encoding, sent=sent))
+                self._calls.append(Call(method, params, exc.status, exc.error, encoding=encoding, sent=sent, peer=peer))
                 body: dict[str, Any] = {"ok": False, "error": exc.error, **exc.extra}
                 if exc.messages:
                     body["response_metadata"] = {"messages": exc.messages}

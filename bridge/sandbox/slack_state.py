@@ -52,6 +52,8 @@ class Call:
     error: str | None = None
     encoding: str = "query"
     sent: tuple[str, ...] = ()
+    peer: str = ""
+    """The client's address and port: calls on one kept-alive connection share it."""
 
 
 @dataclass

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import SlackResponse
@@ -14,6 +15,7 @@ from slack_sdk.web import SlackResponse
 from bridge import tls
 from bridge.errors import AuthFailed, Rejected, RetryLater, server_error, unreachable
 from bridge.slack.blocks import SlackMessage
+from bridge.slack.transport import PooledWebClient
 
 AUTH_ERRORS = {"invalid_auth", "not_authed", "token_revoked", "account_inactive", "token_expired"}
 HARMLESS = {"already_reacted", "no_reaction"}
@@ -63,11 +65,12 @@ READ_METHODS = frozenset(
 )
 
 
-def make_client(token: str, base_url: str, timeout: float = 15) -> WebClient:
-    """A WebClient with no automatic retries: rate limits and lost answers are the outbox's to handle. (slack_sdk's
-    default handler resends a request once after a connection reset, which can post a message twice; the outbox
-    instead looks for the post by its metadata key before sending again.)"""
-    return WebClient(
+def make_client(token: str, base_url: str, timeout: float = 15) -> PooledWebClient:
+    """A WebClient on kept-alive connections (``bridge.slack.transport``) with no automatic retries: rate limits
+    and lost answers are the outbox's to handle. (slack_sdk's default handler resends a request once after a
+    connection reset, which can post a message twice; the outbox instead looks for the post by its metadata key
+    before sending again.)"""
+    return PooledWebClient(
         token=token, base_url=base_url, timeout=max(1, round(timeout)), retry_handlers=[], ssl=tls.system()
     )
 
@@ -77,6 +80,11 @@ class SlackApi:
         self.client = client
         self.clock = clock
         self.team_url = "https://slack.com/"
+
+    def close(self) -> None:
+        """Close the kept-alive connections (a client made elsewhere is its maker's to close)."""
+        if isinstance(self.client, PooledWebClient):
+            self.client.close()
 
     def _call(self, send: Callable[..., SlackResponse], **kwargs: Any) -> dict[str, Any]:
         """Call one typed WebClient method (``self.client.chat_postMessage`` …), which sends the HTTP verb and
@@ -102,6 +110,8 @@ class SlackApi:
             if error in AUTH_ERRORS:
                 raise AuthFailed(f"Slack refused the bot token ({error})") from exc
             raise Rejected(f"Slack {method} failed: {error or status}") from exc
+        except httpx.HTTPError as exc:  # no answer on the kept-alive connection: sorted into sent or not sent
+            raise unreachable("Slack", exc, changes=changes, reason=f"Slack {method}: {type(exc).__name__}") from exc
         except SlackClientError as exc:
             raise unreachable("Slack", exc, changes=changes, reason=f"Slack {method}: {exc}") from exc
         except OSError as exc:  # timeouts and resets may come after Slack acted; a refused connection cannot
