@@ -24,6 +24,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from bridge.sandbox.cdn import certificates
 from bridge.sandbox.server import HttpServer
 from bridge.sandbox.slack_api import WebApiMethods
 from bridge.sandbox.slack_conversations import ConversationMethods
@@ -46,6 +47,11 @@ from bridge.sandbox.slack_state import (
 __all__ = ["APP_ID", "BOT_ID", "BOT_USER", "TEAM", "Call", "SlackEmulator", "SocketModeServer"]
 
 
+def _tls_files() -> dict[str, str]:
+    folder = certificates()
+    return {"ssl_certfile": str(folder / "cert.pem"), "ssl_keyfile": str(folder / "key.pem")}
+
+
 class SlackEmulator(WebApiMethods, ConversationMethods, FileMethods, SlackPeople):
     def __init__(
         self,
@@ -59,7 +65,10 @@ class SlackEmulator(WebApiMethods, ConversationMethods, FileMethods, SlackPeople
         echo_bot_messages: bool = True,
         page_size: int = PAGE_SIZE,
         scopes: list[str] | None = None,
+        tls: bool = False,
     ) -> None:
+        """``tls``: the Web API over https with the sandbox's certificate (``bridge.sandbox.cdn.certificates``;
+        clients trust its CA through ``SSL_CERT_FILE``), as Slack serves it."""
         self.signing_secret = signing_secret
         self.bot_token = bot_token
         self.socket = SocketModeServer(app_token)
@@ -105,7 +114,8 @@ class SlackEmulator(WebApiMethods, ConversationMethods, FileMethods, SlackPeople
                     Route("/response/{token}", self._response_url, methods=["POST"]),
                     *self._file_routes(),
                 ]
-            )
+            ),
+            **_tls_files() if tls else {},
         )
         self.client = httpx.Client(timeout=30)
 

@@ -9,10 +9,12 @@ import socket
 import threading
 from collections.abc import Iterator
 
+import certifi
 import pytest
 from slack_sdk import WebClient
 
 from bridge.errors import Rejected, RetryLater
+from bridge.sandbox.cdn import certificates
 from bridge.sandbox.slack import BOT_USER, SlackEmulator
 from bridge.slack.api import SlackApi, make_client
 from bridge.slack.blocks import SlackMessage
@@ -131,3 +133,26 @@ def test_threads_share_the_pool(emu: SlackEmulator, api: SlackApi) -> None:
     assert errors == []
     posts = emu.calls("chat.postMessage")
     assert len(posts) == 80 and len({c.peer for c in posts}) <= 8
+
+
+def test_over_https_the_handshake_is_made_once_and_the_certificate_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    emulator = SlackEmulator(signing_secret="s", bot_token=TOKEN, tls=True)
+    emulator.add_channel("C1", "desk", members=[BOT_USER])
+    emulator.start()
+    try:
+        assert emulator.api_url.startswith("https://")
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificates() / "ca.pem"))  # the sandbox's CA, as the demo trusts it
+        trusting = SlackApi(make_client(TOKEN, emulator.api_url))
+        for _ in range(3):
+            trusting.post("C1", HELLO)
+        assert len({c.peer for c in emulator.calls("chat.postMessage")}) == 1
+        trusting.close()
+        monkeypatch.setenv("SSL_CERT_FILE", certifi.where())  # a CA bundle without the sandbox's CA
+        doubting = SlackApi(make_client(TOKEN, emulator.api_url))
+        with pytest.raises(RetryLater) as caught:
+            doubting.post("C1", HELLO)
+        assert not caught.value.uncertain  # refused at the handshake: nothing was sent
+        assert len(emulator.calls("chat.postMessage")) == 3
+        doubting.close()
+    finally:
+        emulator.stop()
