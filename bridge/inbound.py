@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from sqlmodel import Session
 
@@ -13,6 +14,8 @@ from bridge.slack.blocks import SlackMessage, customer_text, slack_date
 from bridge.slack.type_blocks import suggestion_actions
 from bridge.store import conversations, events, outbox, playbook_types, x_chat
 from bridge.store.db import Database
+from bridge.store.tables import Conversation
+from bridge.suggest import Suggester
 from bridge.text import slack_escape
 from bridge.toml_config import FileConfig
 
@@ -48,7 +51,7 @@ def ingest(
     new = 0
     # the batch's existing conversations first, by id (bridge.store.conversations.lock): the messages below
     # come in the platform's order, and the event processor, deliveries and the SLA sweep write them too
-    conversations.lock_remote(session, {(m.platform, m.account, m.conversation) for m in batch.messages})
+    reads = BatchReads.of(session, batch.messages)
     for msg in batch.messages:
         if msg.from_brand and events.sent_by_us(session, msg.platform, msg.account, msg.remote_id):
             continue
@@ -56,7 +59,7 @@ def ingest(
             session, platform=msg.platform, account=msg.account, remote_conversation=msg.conversation, text=msg.text
         ):
             continue  # our own send whose outcome is not written yet (in flight, or cut short by a crash)
-        if ingest_message(session, msg, channel_for(msg.account), now, auto_assign, toml):
+        if ingest_message(session, msg, channel_for(msg.account), now, auto_assign, toml, reads):
             new += 1
     for sealed in batch.sealed:  # X Chat: stored as received, opened later (bridge.pollers.Opener)
         if x_chat.store_sealed(session, sealed, now):
@@ -80,6 +83,37 @@ def store_batch(
         return ingest(s, connector, "", batch, channel_for, now, auto_assign, toml)
 
 
+@dataclass
+class BatchReads:
+    """What a batch's ingest reads once for all its messages, where each message used to read it again (six
+    statements a message, most of a poll's time on PostgreSQL): the messages stored already, the batch's
+    conversations (read and, on PostgreSQL, locked by id before anything is written), the template index."""
+
+    known: set[tuple[str, str, str]]
+    conversations: dict[conversations.RemoteKey, Conversation]
+    _suggester: Suggester | None = None
+    _suggester_read: bool = False
+
+    @classmethod
+    def of(cls, session: Session, messages: Sequence[InboundMessage]) -> BatchReads:
+        by_account: dict[tuple[str, str], list[str]] = {}
+        for m in messages:
+            by_account.setdefault((str(m.platform), m.account), []).append(m.remote_id)
+        known = {
+            (platform, account, remote_id)
+            for (platform, account), ids in by_account.items()
+            for remote_id in events.inbound_known_among(session, platform, account, ids)
+        }
+        loaded = conversations.load_remote(session, {(str(m.platform), m.account, m.conversation) for m in messages})
+        return cls(known, loaded)
+
+    def suggest_templates(self, session: Session, text: str) -> Sequence[str]:
+        """``playbook_types.suggest_templates``, the index read once per batch (the batch writes no template)."""
+        if not self._suggester_read:
+            self._suggester, self._suggester_read = playbook_types.suggester(session), True
+        return [] if self._suggester is None else [x.name for x in self._suggester.rank(text, 3)]
+
+
 def ingest_message(
     session: Session,
     msg: InboundMessage,
@@ -87,10 +121,12 @@ def ingest_message(
     now: float,
     auto_assign: bool = False,
     toml: FileConfig | None = None,
+    reads: BatchReads | None = None,
 ) -> bool:
     """Store one message; with ``toml`` (dmbridge.toml) a customer's may be a CSAT answer or an opt-out, or get
-    an automatic reply (``bridge.automatic``)."""
-    if events.inbound_known(session, msg.platform, msg.account, msg.remote_id):
+    an automatic reply (``bridge.automatic``). ``reads``: the batch's (``ingest``), else read here."""
+    key = (str(msg.platform), msg.account, msg.remote_id)
+    if key in reads.known if reads is not None else events.inbound_known(session, *key):
         return False
     conv, created = conversations.get_or_create(
         session,
@@ -100,6 +136,7 @@ def ingest_message(
         customer=msg.customer,
         channel=channel,
         now=now,
+        loaded=reads.conversations if reads is not None else None,
     )
     assert conv.id is not None
     if not events.store_inbound(
@@ -114,6 +151,8 @@ def ingest_message(
         now=now,
     ):
         return False
+    if reads is not None:
+        reads.known.add(key)
     if msg.needs_profile and not msg.from_brand:
         # before the card in the lane, so the card is drawn with the customer's real name
         outbox.enqueue(session, Profile.daily(conv.id, conv.customer_id, now), now)
@@ -157,7 +196,12 @@ def ingest_message(
     source = (msg.platform.value, msg.account, msg.remote_id)
     parts = customer_text(text, label) if text.strip() or not msg.files else []  # files alone: no empty post
     if parts and not msg.from_brand and msg.text.strip():  # suggested replies under the (last part of the) message
-        buttons = suggestion_actions(playbook_types.suggest_templates(session, msg.text))
+        suggested = (
+            reads.suggest_templates(session, msg.text)
+            if reads is not None
+            else playbook_types.suggest_templates(session, msg.text)
+        )
+        buttons = suggestion_actions(suggested)
         if buttons:
             parts[-1] = SlackMessage(parts[-1].text, [*parts[-1].blocks, buttons])
     for i, part in enumerate(parts):

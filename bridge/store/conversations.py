@@ -5,18 +5,35 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import tuple_
+from sqlalchemy import and_, or_, tuple_
 from sqlmodel import Session, col, select
 
 from bridge.domain import Customer
 from bridge.store.common import insert_ignore
 from bridge.store.tables import Conversation
 
+RemoteKey = tuple[str, str, str]
+"""(platform, account, remote id) of a conversation."""
+
 
 def get_or_create(
-    session: Session, *, platform: str, account: str, remote_id: str, customer: Customer, channel: str, now: float
+    session: Session,
+    *,
+    platform: str,
+    account: str,
+    remote_id: str,
+    customer: Customer,
+    channel: str,
+    now: float,
+    loaded: dict[RemoteKey, Conversation] | None = None,
 ) -> tuple[Conversation, bool]:
-    """The conversation for this remote id, created when new (safe under concurrent callers)."""
+    """The conversation for this remote id, created when new (safe under concurrent callers). ``loaded``: the
+    conversations already read in this transaction (``load_remote``), looked in first and added to."""
+    key = (platform, account, remote_id)
+    known = loaded.get(key) if loaded is not None else None
+    if known is not None:
+        _refresh_customer(known, customer)
+        return known, False
     created = insert_ignore(
         session,
         Conversation,
@@ -39,14 +56,20 @@ def get_or_create(
             Conversation.platform == platform, Conversation.account == account, Conversation.remote_id == remote_id
         )
     ).one()
-    if not created and customer.name and customer.name != customer.id:
-        # keep name and avatar current; the card shows what was true when it was drawn
+    if not created:
+        _refresh_customer(conv, customer)
+    if loaded is not None:
+        loaded[key] = conv
+    return conv, created
+
+
+def _refresh_customer(conv: Conversation, customer: Customer) -> None:
+    """Keep name and avatar current; the card shows what was true when it was drawn."""
+    if customer.name and customer.name != customer.id:
         conv.customer_name = customer.name
         conv.customer_handle = customer.handle or conv.customer_handle
         conv.customer_avatar = customer.avatar_url or conv.customer_avatar
         conv.customer_profile_url = customer.profile_url or conv.customer_profile_url
-        session.add(conv)
-    return conv, created
 
 
 def by_thread(session: Session, channel: str, thread_ts: str) -> Conversation | None:
@@ -75,15 +98,28 @@ def lock(session: Session, ids: Iterable[int | None], *, key_change: bool = Fals
         _lock(session, col(Conversation.id).in_(wanted), key_change)
 
 
-def lock_remote(session: Session, keys: Iterable[tuple[str, str, str]]) -> None:
-    """``lock`` for the existing conversations of these (platform, account, remote id)s (the ingest's)."""
-    wanted = sorted(set(keys))
-    if wanted:
-        _lock(
-            session,
-            tuple_(col(Conversation.platform), col(Conversation.account), col(Conversation.remote_id)).in_(wanted),
-            False,
+def load_remote(session: Session, keys: Iterable[RemoteKey]) -> dict[RemoteKey, Conversation]:
+    """The existing conversations of these (platform, account, remote id)s, in one statement; on PostgreSQL
+    also locked as ``lock`` does, ascending by id (the ingest's, before it writes anything)."""
+    by_account: dict[tuple[str, str], set[str]] = {}
+    for platform, account, remote_id in keys:
+        by_account.setdefault((str(platform), account), set()).add(remote_id)
+    if not by_account:
+        return {}
+    where = or_(
+        *(
+            and_(
+                col(Conversation.platform) == platform,
+                col(Conversation.account) == account,
+                col(Conversation.remote_id).in_(sorted(remote_ids)),
+            )
+            for (platform, account), remote_ids in sorted(by_account.items())
         )
+    )
+    query = select(Conversation).where(where).order_by(col(Conversation.id))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(key_share=True)  # FOR NO KEY UPDATE, as ``lock`` takes
+    return {(c.platform, c.account, c.remote_id): c for c in session.exec(query).all()}
 
 
 def lock_threads(session: Session, threads: Iterable[tuple[str, str]]) -> None:

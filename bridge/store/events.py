@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import update
@@ -88,6 +89,19 @@ def store_inbound(
             stored_at=now,
         ),
     )
+
+
+def inbound_known_among(session: Session, platform: str, account: str, remote_ids: Iterable[str]) -> set[str]:
+    """Which of these remote ids of one account are stored already (one statement)."""
+    wanted = sorted(set(remote_ids))
+    if not wanted:
+        return set()
+    rows = session.exec(
+        select(InboundEvent.remote_id).where(
+            InboundEvent.platform == platform, InboundEvent.account == account, col(InboundEvent.remote_id).in_(wanted)
+        )
+    ).all()
+    return set(rows)
 
 
 def inbound_known(session: Session, platform: str, account: str, remote_id: str) -> bool:

@@ -1,0 +1,93 @@
+"""A batch's ingest reads once what every message needs: the messages stored already, the batch's
+conversations, the template index. Each message then costs its own writes only (on both databases)."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import event
+from sqlmodel import select
+
+from bridge.domain import Batch, Customer, InboundMessage, Platform
+from bridge.inbound import ingest
+from bridge.store.tables import Conversation, InboundEvent, Outbox
+from tests.engine.fakes import CHANNEL, make_ctx
+
+
+def _msg(i: int, conversation: str, account: str = "acme", name: str = "Maria") -> InboundMessage:
+    return InboundMessage(
+        platform=Platform.X,
+        account=account,
+        remote_id=f"m{i}",
+        conversation=conversation,
+        customer=Customer(id=f"cust-{conversation}", name=name),
+        text=f"hello {i}",
+        sent_at=datetime.fromtimestamp(1_800_000_000 + i, UTC),
+    )
+
+
+@contextmanager
+def statements(engine: Any) -> Iterator[collections.Counter[str]]:
+    seen: collections.Counter[str] = collections.Counter()
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        words = statement.split()
+        if words[0] == "SELECT" and "FROM" in words:
+            table = words[words.index("FROM") + 1]
+        else:
+            table = words[2] if len(words) > 2 else ""
+        seen[f"{words[0]} {table}"] += 1
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def test_a_batch_reads_its_messages_and_conversations_once(db_url: str) -> None:
+    _ctx, clock, db, _slack, _x = make_ctx(db_url)
+    with db.session() as s:  # an earlier poll: conversation c0 exists, m0 is stored
+        ingest(s, "x", "acme", Batch((_msg(0, "c0"),), "1"), lambda _: CHANNEL, clock())
+    batch = (*(_msg(i, f"c{i % 4}") for i in range(40)), _msg(7, "c3"))  # m0 again, m7 twice
+    with statements(db.engine) as seen, db.session() as s:
+        new = ingest(s, "x", "acme", Batch(batch, "2"), lambda _: CHANNEL, clock())
+    assert new == 39
+    assert seen["SELECT inbound_event"] == 1  # was one per message
+    assert seen["SELECT conversation"] == 1 + 3  # the batch's, then each new one once after its insert
+    assert seen["INSERT conversation"] == 3 and seen["INSERT inbound_event"] == 39  # m0 and the second m7 not tried
+    with db.read() as s:
+        assert len(s.exec(select(InboundEvent)).all()) == 40
+        assert len(s.exec(select(Conversation)).all()) == 4
+        mirrors = s.exec(select(Outbox.dedupe_key).where(Outbox.kind == "mirror")).all()
+    assert len(mirrors) == 40 and len(set(mirrors)) == 40  # m7 mirrored once
+
+
+def test_a_loaded_conversation_still_takes_the_customers_new_name(db_url: str) -> None:
+    _ctx, clock, db, _slack, _x = make_ctx(db_url)
+    with db.session() as s:
+        ingest(s, "x", "acme", Batch((_msg(0, "c0", name="cust-c0"),), "1"), lambda _: CHANNEL, clock())
+    with db.session() as s:
+        ingest(s, "x", "acme", Batch((_msg(1, "c0", name="Maria López"),), "2"), lambda _: CHANNEL, clock())
+    with db.read() as s:
+        [conv] = s.exec(select(Conversation)).all()
+    assert conv.customer_name == "Maria López"
+
+
+def test_a_webhook_batch_of_two_accounts_finds_each_accounts_conversations(db_url: str) -> None:
+    _ctx, clock, db, _slack, _x = make_ctx(db_url)
+    first = (_msg(0, "c0", account="acme"), _msg(1, "c0", account="acme-support"))
+    with db.session() as s:
+        assert ingest(s, "x", "", Batch(first, None), lambda _: CHANNEL, clock()) == 2
+    again = (_msg(0, "c0", account="acme"), _msg(2, "c0", account="acme"), _msg(3, "c0", account="acme-support"))
+    with statements(db.engine) as seen, db.session() as s:
+        assert ingest(s, "x", "", Batch(again, None), lambda _: CHANNEL, clock()) == 2
+    assert seen["SELECT conversation"] == 1 and seen["INSERT conversation"] == 0
+    assert seen["SELECT inbound_event"] == 2  # one per account
+    with db.read() as s:
+        convs = s.exec(select(Conversation.account, Conversation.remote_id)).all()
+    assert sorted(convs) == [("acme", "c0"), ("acme-support", "c0")]
