@@ -188,7 +188,7 @@ class PlatformHandler:
             if delivery.author == AUTHOR:  # an automatic message: not an agent's answer (bridge.store.desk)
                 replies.delivered(s, delivery.key, result.remote_id)
             if delivery.part == delivery.parts - 1:
-                _settle(s, delivery, ts, OK, now)
+                _settle(s, delivery, ts, OK, now, row)
 
         return result.remote_id, delivered
 
@@ -253,7 +253,7 @@ class PlatformHandler:
             for other in later:
                 assert other.id is not None
                 outbox.fail(s, other.id, "not sent: an earlier part was refused")
-            _settle(s, delivery, ts, WARNING, now)
+            _settle(s, delivery, ts, WARNING, now, row)
             state.say(
                 s,
                 conv,
@@ -277,10 +277,11 @@ class PlatformHandler:
         return write
 
 
-def _settle(s: Session, dm: DM, ts: str | None, name: str, now: float) -> None:
-    """The final receipt on the agent's message, and the ⏳ taken off if it was shown."""
+def _settle(s: Session, dm: DM, ts: str | None, name: str, now: float, row: Outbox) -> None:
+    """The final receipt on the agent's message, and the ⏳ taken off if it was shown (only a rate-limited
+    row shows it: a one-part message whose row never was has none to look for)."""
     thread_messages.enqueue_receipt(s, dm.receipt(ts, name), now)
-    waiting = dm.receipt(ts, WAITING)
+    waiting = dm.receipt(ts, WAITING) if dm.parts > 1 or row.waiting_shown else None
     if waiting is not None and outbox.queued(s, waiting):
         thread_messages.enqueue_receipt(
             s, Unreaction.on(waiting.conversation_id or 0, waiting.channel, waiting.ts, WAITING), now

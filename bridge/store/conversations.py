@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import and_, or_, tuple_
+from sqlalchemy import and_, inspect, or_, tuple_
 from sqlmodel import Session, col, select
 
 from bridge.domain import Customer
@@ -72,7 +72,20 @@ def _refresh_customer(conv: Conversation, customer: Customer) -> None:
         conv.customer_profile_url = customer.profile_url or conv.customer_profile_url
 
 
+_HELD = "dmbridge.conversations"
+"""``session.info`` key: the conversations ``_lock`` read, kept referenced for the transaction's life."""
+_THREADS = "dmbridge.threads"
+"""``session.info`` key: the conversations ``lock_threads`` read, by (channel, thread_ts), for ``by_thread``."""
+
+
 def by_thread(session: Session, channel: str, thread_ts: str) -> Conversation | None:
+    """The conversation of this thread; from what ``lock_threads`` read in this transaction when it still
+    matches (the objects are the session's own, so a change made since shows), else read now."""
+    read: dict[tuple[str, str], Conversation] = session.info.get(_THREADS, {})
+    conv = read.get((channel, thread_ts))
+    fresh = conv is not None and conv in session and not inspect(conv).deleted
+    if conv is not None and fresh and conv.channel == channel and conv.thread_ts == thread_ts:
+        return conv
     return session.exec(
         select(Conversation).where(Conversation.channel == channel, Conversation.thread_ts == thread_ts)
     ).first()
@@ -90,8 +103,9 @@ def lock(session: Session, ids: Iterable[int | None], *, key_change: bool = Fals
     docs/design.md, "Transactions"): row locks are then always acquired in one
     order and two writers cannot wait on each other. ``key_change`` when the
     transaction may change a unique column (``thread_ts``): it takes the
-    stronger lock up front instead of upgrading midway. SQLite needs none of
-    this: ``BEGIN IMMEDIATE`` already holds the one write lock.
+    stronger lock up front instead of upgrading midway. SQLite needs no lock
+    (``BEGIN IMMEDIATE`` already holds the one write lock); on both, the rows
+    are read whole, so the transaction's ``session.get`` finds them unasked.
     """
     wanted = sorted({i for i in ids if i is not None})
     if wanted:
@@ -116,24 +130,27 @@ def load_remote(session: Session, keys: Iterable[RemoteKey]) -> dict[RemoteKey, 
             for (platform, account), remote_ids in sorted(by_account.items())
         )
     )
-    query = select(Conversation).where(where).order_by(col(Conversation.id))
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(key_share=True)  # FOR NO KEY UPDATE, as ``lock`` takes
-    return {(c.platform, c.account, c.remote_id): c for c in session.exec(query).all()}
+    return {(c.platform, c.account, c.remote_id): c for c in _lock(session, where, False)}
 
 
 def lock_threads(session: Session, threads: Iterable[tuple[str, str]]) -> None:
-    """``lock`` for the conversations of these (channel, thread_ts)s (the Slack event processor's)."""
+    """``lock`` for the conversations of these (channel, thread_ts)s (the Slack event processor's); what it
+    reads answers ``by_thread`` for the rest of the transaction."""
     wanted = sorted(set(threads))
     if wanted:
-        _lock(session, tuple_(col(Conversation.channel), col(Conversation.thread_ts)).in_(wanted), False)
+        where = tuple_(col(Conversation.channel), col(Conversation.thread_ts)).in_(wanted)
+        found = _lock(session, where, False)
+        session.info[_THREADS] = {(c.channel, c.thread_ts): c for c in found if c.thread_ts is not None}
 
 
-def _lock(session: Session, where: Any, key_change: bool) -> None:
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    # FOR NO KEY UPDATE is what an ordinary UPDATE takes: it does not block other transactions' inserts that
-    # reference the row (foreign keys take KEY SHARE). The rows are locked as the sort emits them, by id.
-    session.execute(
-        select(Conversation.id).where(where).order_by(col(Conversation.id)).with_for_update(key_share=not key_change)
-    ).all()
+def _lock(session: Session, where: Any, key_change: bool) -> list[Conversation]:
+    """The conversations ``where`` selects, read whole (later ``session.get`` calls find them without a query)
+    and, on PostgreSQL, locked."""
+    query = select(Conversation).where(where).order_by(col(Conversation.id))
+    if session.get_bind().dialect.name == "postgresql":
+        # FOR NO KEY UPDATE is what an ordinary UPDATE takes: it does not block other transactions' inserts
+        # that reference the row (foreign keys take KEY SHARE). The rows are locked as the sort emits them, by id.
+        query = query.with_for_update(key_share=not key_change)
+    found = list(session.exec(query).all())
+    session.info.setdefault(_HELD, []).extend(found)  # the identity map holds unchanged objects only weakly
+    return found

@@ -8,12 +8,14 @@ transactions fail the way a database blip or a deadlock does.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
@@ -224,3 +226,23 @@ def slack_event(ctx: Context, ts: str, text: str, thread_ts: str, user: str = "U
 def rows(ctx: Context) -> list[Outbox]:
     with ctx.db.read() as s:
         return list(s.exec(select(Outbox).order_by(Outbox.id)).all())  # type: ignore[arg-type]
+
+
+@contextmanager
+def statements(engine: Any) -> Iterator[collections.Counter[str]]:
+    """Count the SQL statements run on ``engine`` meanwhile, by verb and table (``SELECT conversation``)."""
+    seen: collections.Counter[str] = collections.Counter()
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        words = statement.split()
+        if words[0] == "SELECT" and "FROM" in words:
+            table = words[words.index("FROM") + 1]
+        else:
+            table = words[2] if len(words) > 2 else ""
+        seen[f"{words[0]} {table}"] += 1
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)

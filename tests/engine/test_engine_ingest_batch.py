@@ -3,19 +3,14 @@ conversations, the template index. Each message then costs its own writes only (
 
 from __future__ import annotations
 
-import collections
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import event
 from sqlmodel import select
 
 from bridge.domain import Batch, Customer, InboundMessage, Platform
 from bridge.inbound import ingest
 from bridge.store.tables import Conversation, InboundEvent, Outbox
-from tests.engine.fakes import CHANNEL, make_ctx
+from tests.engine.fakes import CHANNEL, make_ctx, statements
 
 
 def _msg(i: int, conversation: str, account: str = "acme", name: str = "Maria") -> InboundMessage:
@@ -28,25 +23,6 @@ def _msg(i: int, conversation: str, account: str = "acme", name: str = "Maria") 
         text=f"hello {i}",
         sent_at=datetime.fromtimestamp(1_800_000_000 + i, UTC),
     )
-
-
-@contextmanager
-def statements(engine: Any) -> Iterator[collections.Counter[str]]:
-    seen: collections.Counter[str] = collections.Counter()
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        words = statement.split()
-        if words[0] == "SELECT" and "FROM" in words:
-            table = words[words.index("FROM") + 1]
-        else:
-            table = words[2] if len(words) > 2 else ""
-        seen[f"{words[0]} {table}"] += 1
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def test_a_batch_reads_its_messages_and_conversations_once(db_url: str) -> None:
