@@ -2,10 +2,11 @@
 
 Authors are looked up in Slack (agent or not, names) before the transaction
 opens; the batch is then applied in one transaction, serialised across
-processes so outbox ids follow event order. Each event runs in its own
-savepoint: one that raises something unforeseen is rolled back alone, marked
-``failed`` with the error, its author is told privately, and the batch moves
-on. A database outage or deadlock is not the event's fault: the batch rolls
+processes so outbox ids follow event order, first with no savepoints; if
+anything of the batch raises, it is rolled back whole and applied again with
+each event in its own savepoint: one that raises something unforeseen is
+rolled back alone, marked ``failed`` with the error, its author is told
+privately, and the batch moves on. A database outage or deadlock is not the event's fault: the batch rolls
 back and is tried again.
 """
 
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 FAILED = "failed"
 BATCH, BUSY_BATCH = 50, 5
 
+Thread = tuple[str, str]
+Classified = tuple[int, dict[str, object], thread_messages.Action, Who | None]
+
 
 class EventProcessor:
     """Turns stored Slack events into outbox rows (relay, notices), each exactly once."""
@@ -49,7 +53,7 @@ class EventProcessor:
         if not pending:
             return 1.0
         # classify, and ask Slack who the authors are, before the transaction opens (no write waits on Slack)
-        classified: list[tuple[int, dict[str, object], thread_messages.Action, Who | None]] = []
+        classified: list[Classified] = []
         for row in pending:
             assert row.id is not None
             event = json.loads(row.payload)
@@ -61,6 +65,31 @@ class EventProcessor:
                 else None
             )
             classified.append((row.id, event, action, who))
+        try:  # most batches raise nothing: then no savepoint per event (two statements each)
+            done, deferred, failures, deliveries = self._batch(classified, isolate=False)
+        except (OperationalError, InterfaceError):
+            raise  # the database's trouble: the loop tries the batch again
+        except Exception:  # an event's (while applied, flushed or committed): rolled back whole; again,
+            # each event in its own savepoint, so the one that raises is failed alone
+            done, deferred, failures, deliveries = self._batch(classified, isolate=True)
+        self.progressed = bool(done)
+        for _ in failures:
+            ctx.failed_event()
+        if done:  # commands and replies change timelines (snooze, resolve, an agent's answer)
+            ctx.wake_sla.set()
+        if deliveries:
+            ctx.wake_slack.set()
+            ctx.wake_platform.set()
+        return BLOCKED_RECHECK if deferred and not done else 0.0
+
+    def _batch(
+        self, classified: list[Classified], *, isolate: bool
+    ) -> tuple[list[tuple[int, str]], set[Thread], list[int], bool]:
+        """Apply the batch in one transaction: the events done (with their outcomes), the threads deferred, the
+        events failed, whether deliveries were queued. Without ``isolate`` an event that raises something
+        unforeseen rolls the whole batch back (the caller applies it again isolated); with it, each event runs
+        in a savepoint and one that raises is rolled back alone and marked failed."""
+        ctx = self.ctx
         deliveries = False
         with ctx.db.session() as s:  # the batch in one transaction, processors serialised across processes
             xact_serialize(s, "slack-event-processor")  # so outbox ids follow event order
@@ -76,7 +105,7 @@ class EventProcessor:
                 },
             )
             now, done = ctx.clock(), []
-            deferred: set[tuple[str, str]] = set()  # threads whose events wait for the next batch
+            deferred: set[Thread] = set()  # threads whose events wait for the next batch
             failures: list[int] = []
             for row_id, event, action, who in classified:
                 if row_id not in still:
@@ -92,26 +121,23 @@ class EventProcessor:
                     deferred.add(thread or ("", ""))
                     continue
                 try:
-                    with s.begin_nested():  # this event alone is rolled back if it raises
+                    if isolate:
+                        with s.begin_nested():  # this event alone is rolled back if it raises
+                            outcome = self._apply(s, row_id, event, action, who, now)
+                    else:
                         outcome = self._apply(s, row_id, event, action, who, now)
                 except (OperationalError, InterfaceError):
                     raise  # the database's trouble (lost connection, deadlock, lock timeout), not the event's:
                     # the whole batch is tried again; an IntegrityError or DataError is the event's
                 except Exception as exc:
+                    if not isolate:
+                        raise
                     failures.append(row_id)
                     outcome = self._failed(s, row_id, action, exc, now)
                 done.append((row_id, outcome))
                 deliveries = deliveries or not isinstance(action, thread_messages.Ignore | thread_messages.Note)
             events.mark_all_processed(s, done, now)
-        self.progressed = bool(done)
-        for _ in failures:
-            ctx.failed_event()
-        if done:  # commands and replies change timelines (snooze, resolve, an agent's answer)
-            ctx.wake_sla.set()
-        if deliveries:
-            ctx.wake_slack.set()
-            ctx.wake_platform.set()
-        return BLOCKED_RECHECK if deferred and not done else 0.0
+        return done, deferred, failures, deliveries
 
     def _apply(
         self,

@@ -239,7 +239,7 @@ def statements(engine: Any) -> Iterator[collections.Counter[str]]:
             table = words[words.index("FROM") + 1]
         else:
             table = words[2] if len(words) > 2 else ""
-        seen[f"{words[0]} {table}"] += 1
+        seen[f"{words[0]} {table}".strip()] += 1
 
     event.listen(engine, "before_cursor_execute", count)
     try:

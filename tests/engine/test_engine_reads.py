@@ -3,11 +3,15 @@ loads the rows, and what it loaded answers the later look-ups, unless the row ch
 
 from __future__ import annotations
 
-from sqlmodel import select
+from typing import Any
 
+import pytest
+from sqlmodel import col, select
+
+from bridge import thread_messages
 from bridge.processor import EventProcessor
 from bridge.store import conversations
-from bridge.store.tables import Conversation
+from bridge.store.tables import Conversation, SlackEvent
 from tests.engine.fakes import CHANNEL, conversation, make_ctx, platform_runner, rows, slack_event, statements
 
 
@@ -57,3 +61,32 @@ def test_what_lock_threads_read_is_not_trusted_once_the_row_changed(db_url: str)
         s.rollback()
     with db.read() as s:
         assert len(s.exec(select(Conversation)).all()) == 2
+
+
+def test_a_batch_that_raises_nothing_takes_no_savepoint_and_one_that_does_is_isolated(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx, _clock, db, _slack, _x = make_ctx(db_url)
+    thread = str(conversation(ctx, "41").thread_ts)
+    for i in range(5):
+        slack_event(ctx, f"1800000001.{i:06d}", f"reply {i}", thread)
+    with statements(db.engine) as seen:
+        EventProcessor(ctx).step()
+    assert seen["SAVEPOINT"] == 0 and seen["INSERT outbox"] == 5
+    for i in range(5, 8):
+        slack_event(ctx, f"1800000001.{i:06d}", f"reply {i}", thread)
+    real = thread_messages.apply
+
+    def sometimes(s: Any, action: Any, *args: Any, **kwargs: Any) -> str:
+        if getattr(action, "text", "") == "reply 6":
+            raise ZeroDivisionError("a bug")
+        return real(s, action, *args, **kwargs)
+
+    monkeypatch.setattr(thread_messages, "apply", sometimes)
+    with statements(db.engine) as seen:
+        EventProcessor(ctx).step()
+    assert seen["SAVEPOINT"] >= 2  # tried without, rolled back, then each event in its own (as it needs one)
+    with ctx.db.read() as s:
+        outcomes = [e.outcome for e in s.exec(select(SlackEvent).order_by(col(SlackEvent.id))).all()]
+    assert outcomes[5:] == ["relayed in 1 part(s)", "failed", "relayed in 1 part(s)"]
+    assert [r.kind for r in rows(ctx)].count("dm") == 7  # the first try's rows are gone, none twice
