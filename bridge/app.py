@@ -252,7 +252,8 @@ class Bridge:
                 log.warning("X usage of this process not written at stop", exc_info=True)
         for lock in reversed(self.locks):
             lock.release(forget=lock.name.startswith("instance:"))
-        self.ctx.slack.close()
+        if not any(loop.is_alive() for loop in self.loops):  # a loop still in a Slack call keeps its connection
+            self.ctx.slack.close()
         self.ctx.db.dispose()
 
     def health(self) -> dict[str, Any]:

@@ -4,10 +4,11 @@
 
 - ``Retry(at, uncertain)``: back to ``pending`` until ``at``. A rate limit
   waits for the platform's reset (at least a second; a minute when it gives
-  none) and never gives up; other transient errors back off exponentially
-  and, when the call may have reached the other side without answering (a
-  timeout, a reset), wait at least one client timeout so a late answer lands
-  before the row is looked for.
+  none) and never gives up, nor does a connector not started yet (backoff up
+  to a minute: its start is retried by the poller or starter); other
+  transient errors back off exponentially and, when the call may have reached
+  the other side without answering (a timeout, a reset), wait at least one
+  client timeout so a late answer lands before the row is looked for.
 - ``Failed(reason, gave_up)``: for good: the platform refused, or a
   transient error outlasted ``max_attempts``.
 - ``Paused(reason)``: the credential was refused; the runner pauses that
@@ -23,10 +24,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bridge.errors import AuthFailed, DeliveryError, RetryLater
+from bridge.errors import AuthFailed, DeliveryError, NotStarted, RetryLater
 from bridge.loops import backoff
 
 RATE_LIMIT_DEFAULT = 60.0  # seconds to wait on a rate limit that names no reset time
+NOT_STARTED_MAX = 60.0  # the longest wait for a connector that has not started (its starter retries on its own)
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ def decide(
         case RetryLater(rate_limited=True):
             at = error.retry_at if error.retry_at is not None else now + RATE_LIMIT_DEFAULT
             return Retry(max(at, now + 1.0), error.reason, error.uncertain or not checked, rate_limited=True)
+        case NotStarted():  # nothing was sent, and waiting for a start is no attempt: never gives up
+            at = now + min(NOT_STARTED_MAX, backoff(attempts, jitter))
+            return Retry(at, error.reason, error.uncertain or not checked)
         case RetryLater():
             if gave_up := exhausted(error.reason):
                 return gave_up

@@ -67,6 +67,7 @@ class Poller:
             if not self.started:  # every process, leader or not: its deliveries and webhooks need the identity
                 c.start()
                 self.started = True
+                self._works()
             if self.lock is not None and not self.lock.try_acquire():
                 return 0  # another process polls this account
             with ctx.db.session() as s:
@@ -82,7 +83,7 @@ class Poller:
             first = state.refused(now)
             ctx.health[c.platform.value] = exc.reason
             self.not_before = state.paused_until
-            if first:
+            if first and (self.lock is None or self.lock.try_acquire()):  # said by the poller only, not by all
                 log.error("%s poll paused: %s", c.name, exc.reason)
                 with ctx.db.session() as s:
                     enqueue_channel_notice(
@@ -94,9 +95,7 @@ class Poller:
                         "being fetched until the credential works again (see /healthz).",
                     )
             return 0
-        self.failures = 0
-        ctx.health[c.platform.value] = "ok"
-        ctx.auth_state(c.platform.value).works()
+        self._works()
         with ctx.db.session() as s:
             new = store_found(ctx, s, c.name, c.account, batch, route=c.name)
         if new:
@@ -105,6 +104,12 @@ class Poller:
             if batch.sealed:  # X Chat events found by reconciliation: opened at once, not at the next look
                 ctx.wake_sealed.set()
         return new
+
+    def _works(self) -> None:
+        """X answered: the failures, the health line and the credential's pause are over."""
+        self.failures = 0
+        self.ctx.health[self.connector.platform.value] = "ok"
+        self.ctx.auth_state(self.connector.platform.value).works()
 
 
 class Starter:

@@ -69,8 +69,13 @@ class EventProcessor:
             done, deferred, failures, deliveries = self._batch(classified, isolate=False)
         except (OperationalError, InterfaceError):
             raise  # the database's trouble: the loop tries the batch again
-        except Exception:  # an event's (while applied, flushed or committed): rolled back whole; again,
+        except Exception as exc:  # an event's (while applied, flushed or committed): rolled back whole; again,
             # each event in its own savepoint, so the one that raises is failed alone
+            log.warning(
+                "a batch of %d slack events raised %s: applied again event by event",
+                len(classified),
+                type(exc).__name__,
+            )
             done, deferred, failures, deliveries = self._batch(classified, isolate=True)
         self.progressed = bool(done)
         for _ in failures:

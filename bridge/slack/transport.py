@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import io
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.error import HTTPError
 from urllib.request import Request
@@ -38,7 +39,15 @@ class PooledWebClient(WebClient):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.http = httpx.Client(verify=self.ssl or tls.system(), timeout=self.timeout, proxy=self.proxy)
+        # a proxy given here is used for every call; else httpx reads HTTPS_PROXY / HTTP_PROXY and NO_PROXY from
+        # the environment as urllib did (slack_sdk copies the proxy variable into ``self.proxy``, but a proxy
+        # passed to httpx would ignore NO_PROXY); cookies are refused, as urllib kept none
+        self.http = httpx.Client(
+            verify=self.ssl or tls.system(),
+            timeout=self.timeout,
+            proxy=kwargs.get("proxy"),
+            cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
+        )
 
     def _perform_urllib_http_request_internal(self, url: str, req: Request) -> dict[str, Any]:
         if not url.lower().startswith(("https://", "http://")):  # slack_sdk refuses other schemes too

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bridge.domain import Batch, Platform
-from bridge.errors import NotStarted
+from bridge.errors import AuthFailed, NotStarted
 from bridge.pollers import Poller
 from bridge.store.locks import ProcessLock
 from tests.engine.fakes import conversation, make_ctx, platform_runner, reply, rows
@@ -32,8 +32,12 @@ class Polled:
             raise NotStarted("X connector not started")
         return self.identity
 
+    refuse: bool = False
+
     def start(self) -> None:
         self.starts += 1
+        if self.refuse:
+            raise AuthFailed("X refused the credential (401)")
         self.identity = "acme"
 
     def poll(self, cursor: str | None) -> Batch:
@@ -49,6 +53,7 @@ def test_a_process_that_does_not_hold_the_poll_lock_still_starts_its_connector(d
     poller = Poller(ctx, polled, ProcessLock(db, "poll:x"))  # type: ignore[arg-type]
     assert poller.poll_once() == 0
     assert (polled.starts, polled.polls, polled.account) == (1, 0, "acme")
+    assert ctx.health["x"] == "ok"  # started: this process's X side is well, though another polls
     poller.poll_once()
     assert (polled.starts, polled.polls) == (1, 0)  # started once; still not the poller
     leader.release()
@@ -75,3 +80,19 @@ def test_a_delivery_whose_connector_is_not_started_waits_without_pausing_the_cre
     platform_runner(ctx).step()
     assert x.sent == ["hello"]
     assert [r.state for r in rows(ctx) if r.target == "platform"] == ["sent"]
+
+
+def test_a_refused_start_is_said_once_by_the_poller_and_cleared_by_the_next_start(db_url: str) -> None:
+    ctx, clock, db, _slack, _x = make_ctx(db_url)
+    leader_ctx, *_ = make_ctx(db_url)  # another process on the same database
+    refused_here, refused_there = Polled(refuse=True), Polled(refuse=True)
+    leader = Poller(leader_ctx, refused_there, ProcessLock(db, "poll:x"))  # type: ignore[arg-type]
+    other = Poller(ctx, refused_here, ProcessLock(db, "poll:x"))  # type: ignore[arg-type]
+    assert leader.poll_once() == 0 and other.poll_once() == 0
+    notices = [r for r in rows(ctx) if r.kind == "channel_notice"]
+    assert len(notices) == 1 and "not being fetched" in notices[0].payload  # the lock holder's, not one each
+    assert ctx.health["x"] == "X refused the credential (401)"
+    refused_here.refuse = False  # the credential works again (a transient 401 at boot)
+    clock.advance(ctx.auth_state("x").paused_until - clock() + 1)
+    other.poll_once()
+    assert ctx.health["x"] == "ok" and ctx.auth_state("x").failures == 0

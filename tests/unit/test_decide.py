@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.decide import RATE_LIMIT_DEFAULT, Failed, Paused, Policy, Retry, decide
-from bridge.errors import AuthFailed, Rejected, RetryLater
+from bridge.decide import NOT_STARTED_MAX, RATE_LIMIT_DEFAULT, Failed, Paused, Policy, Retry, decide
+from bridge.errors import AuthFailed, NotStarted, Rejected, RetryLater
 
 POLICY = Policy(max_attempts=5, http_timeout=10.0)
 NOW = 1_000.0
@@ -30,6 +30,15 @@ def test_a_transient_error_backs_off_and_an_uncertain_one_waits_a_client_timeout
     assert run(RetryLater("reset", uncertain=True), attempts=1) == Retry(NOW + 10, "reset", uncertain=True)
     assert run(RetryLater("reset", uncertain=True), attempts=4) == Retry(NOW + 16, "reset", uncertain=True)
     assert run(RetryLater("later", retry_at=NOW + 42)) == Retry(NOW + 42, "later", uncertain=False)
+
+
+def test_a_connector_not_started_is_waited_for_and_never_gives_up() -> None:
+    assert run(NotStarted("X connector not started"), attempts=1) == Retry(NOW + 2, "X connector not started", False)
+    # a credential refused at start for an hour: the rows wait, capped at a minute, and are not failed
+    assert run(NotStarted("X connector not started"), attempts=99) == Retry(
+        NOW + NOT_STARTED_MAX, "X connector not started", False
+    )
+    assert run(NotStarted("X connector not started"), attempts=3, checked=False).uncertain  # type: ignore[attr-defined]
 
 
 def test_transient_errors_stop_at_the_attempt_cap() -> None:

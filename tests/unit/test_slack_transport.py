@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 
 import certifi
+import httpx
 import pytest
 from slack_sdk import WebClient
 
@@ -156,3 +157,30 @@ def test_over_https_the_handshake_is_made_once_and_the_certificate_checked(monke
         doubting.close()
     finally:
         emulator.stop()
+
+
+def test_the_proxy_settings_are_urllibs(emu: SlackEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP(S)_PROXY from the environment, and NO_PROXY with it: a host listed there is reached directly."""
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct = SlackApi(make_client(TOKEN, emu.api_url))
+    assert direct.post("C1", HELLO)
+    direct.close()
+    monkeypatch.delenv("NO_PROXY")
+    proxied = SlackApi(make_client(TOKEN, emu.api_url))
+    with pytest.raises(RetryLater) as caught:
+        proxied.post("C1", HELLO)
+    assert not caught.value.uncertain  # the proxy refused the connection: nothing reached Slack
+    proxied.close()
+
+
+def test_cookies_are_not_kept(emu: SlackEmulator) -> None:
+    """urllib kept no cookies between calls; neither does the pool (a Set-Cookie is not sent back)."""
+    client = make_client(TOKEN, emu.api_url)
+    answer = httpx.Response(
+        200, headers={"set-cookie": "b=1; Path=/"}, request=httpx.Request("POST", emu.api_url + "auth.test")
+    )
+    client.http.cookies.extract_cookies(answer)
+    assert len(client.http.cookies.jar) == 0
+    client.close()
