@@ -4,15 +4,16 @@
 
 - ``Retry(at, uncertain)``: back to ``pending`` until ``at``. A rate limit
   waits for the platform's reset (at least a second; a minute when it gives
-  none) and never gives up, nor does a connector not started yet (backoff up
-  to a minute: its start is retried by the poller or starter); other
+  none) and never gives up, nor does a connector not started yet (every 15
+  s: its start is retried by the poller or starter). Neither is ``counted``:
+  the row's attempts, which the cap counts, stay as they were. Other
   transient errors back off exponentially and, when the call may have reached
   the other side without answering (a timeout, a reset), wait at least one
   client timeout so a late answer lands before the row is looked for.
 - ``Failed(reason, gave_up)``: for good: the platform refused, or a
   transient error outlasted ``max_attempts``.
 - ``Paused(reason)``: the credential was refused; the runner pauses that
-  side and retries the row when the pause ends.
+  side and retries the row when the pause ends (not counted either).
 
 ``uncertain`` is the error's own (``RetryLater.uncertain``, one definition in
 ``bridge.errors``) or the row's: an attempt that had not yet checked whether
@@ -28,7 +29,7 @@ from bridge.errors import AuthFailed, DeliveryError, NotStarted, RetryLater
 from bridge.loops import backoff
 
 RATE_LIMIT_DEFAULT = 60.0  # seconds to wait on a rate limit that names no reset time
-NOT_STARTED_MAX = 60.0  # the longest wait for a connector that has not started (its starter retries on its own)
+NOT_STARTED_SECONDS = 15.0  # between looks at a connector that has not started (its start is retried on its own)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Retry:
     reason: str
     uncertain: bool
     rate_limited: bool = False
+    counted: bool = True  # False: not the delivery's failure (a rate limit, a connector not started), see below
 
 
 @dataclass(frozen=True)
@@ -78,10 +80,11 @@ def decide(
     match error:
         case RetryLater(rate_limited=True):
             at = error.retry_at if error.retry_at is not None else now + RATE_LIMIT_DEFAULT
-            return Retry(max(at, now + 1.0), error.reason, error.uncertain or not checked, rate_limited=True)
+            return Retry(
+                max(at, now + 1.0), error.reason, error.uncertain or not checked, rate_limited=True, counted=False
+            )
         case NotStarted():  # nothing was sent, and waiting for a start is no attempt: never gives up
-            at = now + min(NOT_STARTED_MAX, backoff(attempts, jitter))
-            return Retry(at, error.reason, error.uncertain or not checked)
+            return Retry(now + NOT_STARTED_SECONDS, error.reason, error.uncertain or not checked, counted=False)
         case RetryLater():
             if gave_up := exhausted(error.reason):
                 return gave_up

@@ -74,7 +74,9 @@ class PlatformHandler:
             row_id, unsure = row.id, row.uncertain
             assert row_id is not None
             when = self.ctx.clock() + BLOCKED_RECHECK
-            return lambda s: outbox.retry_at(s, row_id, when, "waiting for the thread post", uncertain=unsure)
+            return lambda s: outbox.retry_at(
+                s, row_id, when, "waiting for the thread post", uncertain=unsure, counted=False
+            )
         return None
 
     def _post(self, dm: DM) -> Outbox | None:

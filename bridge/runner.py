@@ -189,7 +189,7 @@ class Runner:
                 extra = handler.paused(delivery, row, conv, until, first, state.since, reason)
 
                 def paused(s: Session) -> None:
-                    outbox.retry_at(s, row_id, until, reason, uncertain=unsure)
+                    outbox.retry_at(s, row_id, until, reason, uncertain=unsure, counted=False)
                     if extra is not None:
                         extra(s)
 
@@ -233,14 +233,20 @@ def hand_back(row: Outbox, when: float) -> Write:
     """A claimed row we will not attempt now goes back to ``pending`` as it was."""
     row_id, error, uncertain = row.id, row.last_error or "postponed", row.uncertain
     assert row_id is not None
-    return lambda s: outbox.retry_at(s, row_id, when, error, uncertain=uncertain)
+    return lambda s: outbox.retry_at(s, row_id, when, error, uncertain=uncertain, counted=False)
 
 
 def retry_write(row: Outbox, verdict: Retry, waiting_shown: bool | None = None) -> Write:
     row_id = row.id
     assert row_id is not None
     return lambda s: outbox.retry_at(
-        s, row_id, verdict.at, verdict.reason, waiting_shown=waiting_shown, uncertain=verdict.uncertain
+        s,
+        row_id,
+        verdict.at,
+        verdict.reason,
+        waiting_shown=waiting_shown,
+        uncertain=verdict.uncertain,
+        counted=verdict.counted,
     )
 
 

@@ -20,7 +20,7 @@ from dataclasses import fields
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import and_, exists, or_, update
+from sqlalchemy import and_, case, exists, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -200,11 +200,17 @@ def retry_at(
     error: str,
     waiting_shown: bool | None = None,
     uncertain: bool | None = None,
+    counted: bool = True,
 ) -> None:
-    """Back to ``pending`` until ``when``; ``uncertain`` when the attempt may have reached the other side."""
+    """Back to ``pending`` until ``when``; ``uncertain`` when the attempt may have reached the other side.
+    Not ``counted``: the claim's attempt is given back (none was made, or none that was the delivery's fault:
+    a pause, a rate limit, a wait for the thread post), so a long outage cannot use up the attempts that the
+    cap on transient failures counts."""
     values: dict[str, Any] = dict(
         state=PENDING, next_attempt_at=when, last_error=error, claimed_at=None, claimed_by=None
     )
+    if not counted:
+        values["attempts"] = case((col(Outbox.attempts) > 0, col(Outbox.attempts) - 1), else_=0)
     if waiting_shown is not None:
         values["waiting_shown"] = waiting_shown
     if uncertain is not None:

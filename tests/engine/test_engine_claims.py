@@ -150,3 +150,30 @@ def test_metrics_show_the_age_of_the_oldest_pending_row_per_target(db_url: str) 
     reply(ctx, conv, "newer", "1800000001.000002")
     assert registry.get_sample_value("dmbridge_outbox_oldest_pending_seconds", {"target": "platform"}) == 90.0
     assert registry.get_sample_value("dmbridge_slack_events_failed_total") == 0.0
+
+
+def test_a_long_pause_does_not_use_up_the_attempts_of_the_rows_waiting_it_out(db_url: str) -> None:
+    """Twenty pause cycles of a refused credential (the probe refused, the rows behind it handed back), then one
+    transient failure: retried, not failed as if it had outlasted the cap."""
+    from bridge.errors import AuthFailed
+
+    ctx, clock, _db, _slack, x = make_ctx(db_url, max_attempts=4)
+    a, b = conversation(ctx, "41"), conversation(ctx, "42")
+    reply(ctx, a, "to a", "1800000001.000001")
+    reply(ctx, b, "to b", "1800000001.000002")
+
+    def refused(_: object) -> None:
+        raise AuthFailed("X refused the credential (401)")
+
+    x.fault = refused
+    for _ in range(20):
+        platform_runner(ctx).step()
+        clock.advance(ctx.auth_state("x").paused_until - clock() + 1)
+    assert {r.attempts for r in rows(ctx) if r.target == "platform"} == {0}
+    x.fault = lambda _: (_ for _ in ()).throw(RetryLater("X answered 503"))
+    platform_runner(ctx).step()
+    assert [(r.state, r.attempts) for r in rows(ctx) if r.target == "platform"] == [("pending", 1), ("pending", 1)]
+    x.fault = None
+    clock.advance(60)
+    platform_runner(ctx).step()
+    assert sorted(x.sent) == ["to a", "to b"]

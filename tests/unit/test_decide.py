@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.decide import NOT_STARTED_MAX, RATE_LIMIT_DEFAULT, Failed, Paused, Policy, Retry, decide
+from bridge.decide import NOT_STARTED_SECONDS, RATE_LIMIT_DEFAULT, Failed, Paused, Policy, Retry, decide
 from bridge.errors import AuthFailed, NotStarted, Rejected, RetryLater
 
 POLICY = Policy(max_attempts=5, http_timeout=10.0)
@@ -19,10 +19,10 @@ def run(error: Exception, attempts: int = 1, checked: bool = True) -> object:
 
 def test_a_rate_limit_waits_for_the_reset_and_never_gives_up() -> None:
     assert run(RetryLater("slow", retry_at=NOW + 30, rate_limited=True), attempts=99) == Retry(
-        NOW + 30, "slow", uncertain=False, rate_limited=True
+        NOW + 30, "slow", uncertain=False, rate_limited=True, counted=False
     )
-    assert run(RetryLater("slow", rate_limited=True)) == Retry(NOW + RATE_LIMIT_DEFAULT, "slow", False, True)
-    assert run(RetryLater("slow", retry_at=NOW - 5, rate_limited=True)) == Retry(NOW + 1, "slow", False, True)
+    assert run(RetryLater("slow", rate_limited=True)) == Retry(NOW + RATE_LIMIT_DEFAULT, "slow", False, True, False)
+    assert run(RetryLater("slow", retry_at=NOW - 5, rate_limited=True)) == Retry(NOW + 1, "slow", False, True, False)
 
 
 def test_a_transient_error_backs_off_and_an_uncertain_one_waits_a_client_timeout() -> None:
@@ -33,12 +33,11 @@ def test_a_transient_error_backs_off_and_an_uncertain_one_waits_a_client_timeout
 
 
 def test_a_connector_not_started_is_waited_for_and_never_gives_up() -> None:
-    assert run(NotStarted("X connector not started"), attempts=1) == Retry(NOW + 2, "X connector not started", False)
-    # a credential refused at start for an hour: the rows wait, capped at a minute, and are not failed
-    assert run(NotStarted("X connector not started"), attempts=99) == Retry(
-        NOW + NOT_STARTED_MAX, "X connector not started", False
-    )
+    waiting = Retry(NOW + NOT_STARTED_SECONDS, "X connector not started", False, counted=False)
+    assert run(NotStarted("X connector not started"), attempts=1) == waiting
+    assert run(NotStarted("X connector not started"), attempts=99) == waiting  # an hour of a refused start
     assert run(NotStarted("X connector not started"), attempts=3, checked=False).uncertain  # type: ignore[attr-defined]
+    assert run(RetryLater("503"), attempts=1).counted  # type: ignore[attr-defined]  # a transient failure counts
 
 
 def test_transient_errors_stop_at_the_attempt_cap() -> None:
