@@ -53,12 +53,14 @@ def ingest(
     # come in the platform's order, and the event processor, deliveries and the SLA sweep write them too
     reads = BatchReads.of(session, batch.messages)
     for msg in batch.messages:
-        if msg.from_brand and events.sent_by_us(session, msg.platform, msg.account, msg.remote_id):
+        if msg.from_brand and (str(msg.platform), msg.account, msg.remote_id) in reads.ours:
             continue
         if msg.from_brand and outbox.attempted_with_text(
             session, platform=msg.platform, account=msg.account, remote_conversation=msg.conversation, text=msg.text
         ):
             continue  # our own send whose outcome is not written yet (in flight, or cut short by a crash)
+        if msg.from_brand and events.sent_by_us(session, msg.platform, msg.account, msg.remote_id):
+            continue  # its outcome was written (by another process) since the batch was read
         if ingest_message(session, msg, channel_for(msg.account), now, auto_assign, toml, reads):
             new += 1
     for sealed in batch.sealed:  # X Chat: stored as received, opened later (bridge.pollers.Opener)
@@ -86,26 +88,37 @@ def store_batch(
 @dataclass
 class BatchReads:
     """What a batch's ingest reads once for all its messages, where each message used to read it again (six
-    statements a message, most of a poll's time on PostgreSQL): the messages stored already, the batch's
-    conversations (read and, on PostgreSQL, locked by id before anything is written), the template index."""
+    statements a message, most of a poll's time on PostgreSQL): the messages stored already, the brand's
+    messages that are our own sends, the batch's conversations (read and, on PostgreSQL, locked by id before
+    anything is written), the template index."""
 
     known: set[tuple[str, str, str]]
     conversations: dict[conversations.RemoteKey, Conversation]
+    ours: set[tuple[str, str, str]]
+    """The brand's messages in the batch that we sent (our own sends coming back: not mirrored)."""
     _suggester: Suggester | None = None
     _suggester_read: bool = False
 
     @classmethod
     def of(cls, session: Session, messages: Sequence[InboundMessage]) -> BatchReads:
         by_account: dict[tuple[str, str], list[str]] = {}
+        brand: dict[tuple[str, str], list[str]] = {}
         for m in messages:
             by_account.setdefault((str(m.platform), m.account), []).append(m.remote_id)
+            if m.from_brand:
+                brand.setdefault((str(m.platform), m.account), []).append(m.remote_id)
         known = {
             (platform, account, remote_id)
             for (platform, account), ids in by_account.items()
             for remote_id in events.inbound_known_among(session, platform, account, ids)
         }
+        ours = {
+            (platform, account, remote_id)
+            for (platform, account), ids in brand.items()
+            for remote_id in events.sent_among(session, platform, account, ids)
+        }
         loaded = conversations.load_remote(session, {(str(m.platform), m.account, m.conversation) for m in messages})
-        return cls(known, loaded)
+        return cls(known, loaded, ours)
 
     def suggest_templates(self, session: Session, text: str) -> Sequence[str]:
         """``playbook_types.suggest_templates``, the index read once per batch (the batch writes no template)."""

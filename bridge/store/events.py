@@ -141,6 +141,19 @@ def record_sent(
     )
 
 
+def sent_among(session: Session, platform: str, account: str, remote_ids: Iterable[str]) -> set[str]:
+    """Which of these remote ids of one account are messages we sent (one statement)."""
+    wanted = sorted(set(remote_ids))
+    if not wanted:
+        return set()
+    rows = session.exec(
+        select(SentMessage.remote_id).where(
+            SentMessage.platform == platform, SentMessage.account == account, col(SentMessage.remote_id).in_(wanted)
+        )
+    ).all()
+    return set(rows)
+
+
 def sent_by_us(session: Session, platform: str, account: str, remote_id: str) -> bool:
     return (
         session.exec(

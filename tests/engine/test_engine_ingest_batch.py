@@ -3,12 +3,14 @@ conversations, the template index. Each message then costs its own writes only (
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlmodel import select
 
 from bridge.domain import Batch, Customer, InboundMessage, Platform
 from bridge.inbound import ingest
+from bridge.store import events
 from bridge.store.tables import Conversation, InboundEvent, Outbox
 from tests.engine.fakes import CHANNEL, make_ctx, statements
 
@@ -67,3 +69,31 @@ def test_a_webhook_batch_of_two_accounts_finds_each_accounts_conversations(db_ur
     with db.read() as s:
         convs = s.exec(select(Conversation.account, Conversation.remote_id)).all()
     assert sorted(convs) == [("acme", "c0"), ("acme-support", "c0")]
+
+
+def test_our_own_sends_coming_back_are_found_in_one_read(db_url: str) -> None:
+    """A poll returns the DMs we sent as the brand's messages: one read finds which are ours (not mirrored); a
+    message the brand wrote in X's own app is mirrored with its label."""
+    _ctx, clock, db, _slack, _x = make_ctx(db_url)
+    with db.session() as s:
+        ingest(s, "x", "acme", Batch((_msg(0, "c0"),), "1"), lambda _: CHANNEL, clock())
+        conv_id = s.exec(select(Conversation.id)).one()
+        for i in range(1, 21):
+            events.record_sent(
+                s,
+                platform="x",
+                account="acme",
+                remote_id=f"out{i}",
+                conversation_id=conv_id,
+                slack_channel=CHANNEL,
+                slack_ts=None,
+                now=clock(),
+            )
+    echoes = tuple(replace(_msg(i, "c0"), remote_id=f"out{i}", from_brand=True) for i in range(1, 21))
+    native = replace(_msg(99, "c0"), remote_id="app1", from_brand=True, text="sent from the X app")
+    with statements(db.engine) as seen, db.session() as s:
+        assert ingest(s, "x", "acme", Batch((*echoes, native), "2"), lambda _: CHANNEL, clock()) == 1
+    assert seen["SELECT sent_message"] == 2  # the batch's one read, and the native message's own re-check
+    with db.read() as s:
+        mirrors = s.exec(select(Outbox.payload).where(Outbox.kind == "mirror")).all()
+    assert len(mirrors) == 2 and "outside Slack" in mirrors[-1]  # labelled as the brand's own
