@@ -70,7 +70,7 @@ class Poller:
                 self._works()
             if self.lock is not None and not self.lock.try_acquire():
                 return 0  # another process polls this account
-            with ctx.db.session() as s:
+            with ctx.db.read() as s:  # the cursor is written with the batch it came with, in one transaction
                 cursor = events.get_cursor(s, c.name, c.account)
             batch = c.poll(cursor)
         except RetryLater as exc:

@@ -68,7 +68,7 @@ class SlaRunner:
         now = self.clock()
         done = 0
         while True:
-            with self.db.session() as s:
+            with self.db.read() as s:  # a read: on SQLite it does not take the one write lock
                 due = store.sla_due(s, now)
             for start in range(0, len(due), 50):  # a few dozen per transaction: one commit, not one each
                 batch = due[start : start + 50]
@@ -82,7 +82,9 @@ class SlaRunner:
                 return done
 
     def next_at(self) -> float | None:
-        with self.db.session() as s:
+        if not self.policies:
+            return None  # nothing is ever due: sweep evaluates nothing
+        with self.db.read() as s:
             return store.next_sla_at(s)
 
     def evaluate(self, s: Session, conv_id: int, now: float, events: list[Event]) -> None:

@@ -90,3 +90,15 @@ def test_a_batch_that_raises_nothing_takes_no_savepoint_and_one_that_does_is_iso
         outcomes = [e.outcome for e in s.exec(select(SlackEvent).order_by(col(SlackEvent.id))).all()]
     assert outcomes[5:] == ["relayed in 1 part(s)", "failed", "relayed in 1 part(s)"]
     assert [r.kind for r in rows(ctx)].count("dm") == 7  # the first try's rows are gone, none twice
+
+
+def test_without_sla_policies_the_sla_loop_asks_the_database_nothing(db_url: str) -> None:
+    """The SLA loop runs after every stored batch; with no policy configured nothing is ever due."""
+    from bridge.sla_runner import SlaRunner
+
+    ctx, clock, db, _slack, _x = make_ctx(db_url)
+    conversation(ctx, "41")
+    runner = SlaRunner(db, ctx.desk, [], clock)
+    with statements(db.engine) as seen:
+        assert runner.sweep() == 0 and runner.next_at() is None
+    assert sum(seen.values()) == 0
