@@ -133,11 +133,17 @@ def reset_peak(proc: ServeProcess) -> bool:
     return True
 
 
-def thread_with(world: World, text: str) -> str:
+def thread_with(world: World, text: str, proc: ServeProcess | None = None) -> str:
     def find() -> str | None:
         return next((str(m["thread_ts"]) for m in world.slack.messages(CHANNEL) if text in shown(m)), None)
 
-    return wait_for(find, timeout=60, what=f"a thread with {text!r}")
+    try:
+        return wait_for(find, timeout=60, what=f"a thread with {text!r}")
+    except TimeoutError as exc:  # say what the bridge and the platforms saw, so a stall can be told apart
+        webhooks = world.meta.webhook_statuses if world.meta is not None else []
+        calls = [(c.method, c.status, c.error) for c in world.slack.calls()][-10:]
+        tail = proc.log_tail(40) if proc is not None else ""
+        raise TimeoutError(f"{exc}; Meta webhook answers {webhooks}; last Slack calls {calls}\n{tail}") from None
 
 
 def customers(meta: MetaEmulator, count: int) -> list[str]:
@@ -211,9 +217,9 @@ def run(mb: float, photos: int, conversations: int, settle: float = 3.0) -> Figu
                 threads = {}
                 for i, cid in enumerate(who):  # the threads first: what is timed below is the files alone
                     world.meta.customer_sends(cid, f"hello from customer {i}")
-                    threads[cid] = thread_with(world, f"hello from customer {i}")
+                    threads[cid] = thread_with(world, f"hello from customer {i}", proc)
                 world.generic.customer_sends("big-1", "visitor-1", "Ana", "can you send me the video?")
-                generic_ts = thread_with(world, "send me the video")
+                generic_ts = thread_with(world, "send me the video", proc)
                 time.sleep(settle)
                 figures.idle_rss_mb = proc.status_kb("VmRSS") / 1024
                 figures.idle_hwm_mb = proc.status_kb("VmHWM") / 1024
