@@ -101,22 +101,8 @@ class BatchReads:
 
     @classmethod
     def of(cls, session: Session, messages: Sequence[InboundMessage]) -> BatchReads:
-        by_account: dict[tuple[str, str], list[str]] = {}
-        brand: dict[tuple[str, str], list[str]] = {}
-        for m in messages:
-            by_account.setdefault((str(m.platform), m.account), []).append(m.remote_id)
-            if m.from_brand:
-                brand.setdefault((str(m.platform), m.account), []).append(m.remote_id)
-        known = {
-            (platform, account, remote_id)
-            for (platform, account), ids in by_account.items()
-            for remote_id in events.inbound_known_among(session, platform, account, ids)
-        }
-        ours = {
-            (platform, account, remote_id)
-            for (platform, account), ids in brand.items()
-            for remote_id in events.sent_among(session, platform, account, ids)
-        }
+        known = _per_account(session, messages, events.inbound_known_among)
+        ours = _per_account(session, [m for m in messages if m.from_brand], events.sent_among)
         loaded = conversations.load_remote(session, {(str(m.platform), m.account, m.conversation) for m in messages})
         return cls(known, loaded, ours)
 
@@ -125,6 +111,22 @@ class BatchReads:
         if not self._suggester_read:
             self._suggester, self._suggester_read = playbook_types.suggester(session), True
         return [] if self._suggester is None else [x.name for x in self._suggester.rank(text, 3)]
+
+
+def _per_account(
+    session: Session,
+    messages: Sequence[InboundMessage],
+    among: Callable[[Session, str, str, list[str]], set[str]],
+) -> set[tuple[str, str, str]]:
+    """(platform, account, remote id) of the ``messages`` that ``among`` finds, asked once per account."""
+    by_account: dict[tuple[str, str], list[str]] = {}
+    for m in messages:
+        by_account.setdefault((str(m.platform), m.account), []).append(m.remote_id)
+    return {
+        (platform, account, remote_id)
+        for (platform, account), ids in by_account.items()
+        for remote_id in among(session, platform, account, ids)
+    }
 
 
 def ingest_message(

@@ -6,8 +6,8 @@ processes so outbox ids follow event order, first with no savepoints; if
 anything of the batch raises, it is rolled back whole and applied again with
 each event in its own savepoint: one that raises something unforeseen is
 rolled back alone, marked ``failed`` with the error, its author is told
-privately, and the batch moves on. A database outage or deadlock is not the event's fault: the batch rolls
-back and is tried again.
+privately, and the batch moves on. A database outage or deadlock is not the
+event's fault: the batch rolls back and is tried again.
 """
 
 from __future__ import annotations

@@ -61,6 +61,12 @@ def certificates() -> Path:
         return _made
 
 
+def tls_files() -> dict[str, str]:
+    """``HttpServer``'s keyword arguments to serve over https with the sandbox's certificate for 127.0.0.1."""
+    folder = certificates()
+    return {"ssl_certfile": str(folder / "cert.pem"), "ssl_keyfile": str(folder / "key.pem")}
+
+
 def _issue() -> tuple[bytes, bytes, bytes]:
     now = datetime.datetime.now(datetime.UTC)
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
@@ -132,9 +138,7 @@ class Cdn:
         """Every link made, in order."""
         self._lock = threading.Lock()
         self.http = HttpServer(
-            Starlette(routes=[Route("/v/{key}/{name}", self._serve, methods=["GET"])]),
-            ssl_certfile=str(self.folder / "cert.pem"),
-            ssl_keyfile=str(self.folder / "key.pem"),
+            Starlette(routes=[Route("/v/{key}/{name}", self._serve, methods=["GET"])]), **tls_files()
         )
 
     @property

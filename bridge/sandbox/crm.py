@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bridge.sandbox.cdn import certificates
+from bridge.sandbox.cdn import tls_files
 from bridge.sandbox.server import HttpServer
 from connectors import signing
 
@@ -28,12 +28,8 @@ class CrmEmulator:
         self.refused: list[int] = []
         self._faults: list[int] = []
         self._lock = threading.Lock()
-        folder = certificates()  # the sandbox's CA is trusted through SSL_CERT_FILE
-        self.http = HttpServer(
-            Starlette(routes=[Route("/leads", self._leads, methods=["POST"])]),
-            ssl_certfile=str(folder / "cert.pem"),
-            ssl_keyfile=str(folder / "key.pem"),
-        )
+        # the sandbox's CA is trusted through SSL_CERT_FILE
+        self.http = HttpServer(Starlette(routes=[Route("/leads", self._leads, methods=["POST"])]), **tls_files())
 
     @property
     def url(self) -> str:

@@ -24,7 +24,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from bridge.sandbox.cdn import certificates
+from bridge.sandbox.cdn import tls_files
 from bridge.sandbox.server import HttpServer
 from bridge.sandbox.slack_api import WebApiMethods
 from bridge.sandbox.slack_conversations import ConversationMethods
@@ -45,11 +45,6 @@ from bridge.sandbox.slack_state import (
 )
 
 __all__ = ["APP_ID", "BOT_ID", "BOT_USER", "TEAM", "Call", "SlackEmulator", "SocketModeServer"]
-
-
-def _tls_files() -> dict[str, str]:
-    folder = certificates()
-    return {"ssl_certfile": str(folder / "cert.pem"), "ssl_keyfile": str(folder / "key.pem")}
 
 
 class SlackEmulator(WebApiMethods, ConversationMethods, FileMethods, SlackPeople):
@@ -115,7 +110,7 @@ class SlackEmulator(WebApiMethods, ConversationMethods, FileMethods, SlackPeople
                     *self._file_routes(),
                 ]
             ),
-            **_tls_files() if tls else {},
+            **tls_files() if tls else {},
         )
         self.client = httpx.Client(timeout=30)
 

@@ -93,15 +93,26 @@ def store_inbound(
 
 def inbound_known_among(session: Session, platform: str, account: str, remote_ids: Iterable[str]) -> set[str]:
     """Which of these remote ids of one account are stored already (one statement)."""
+    return _among(session, InboundEvent, platform, account, remote_ids)
+
+
+def _among(
+    session: Session,
+    table: type[InboundEvent] | type[SentMessage],
+    platform: str,
+    account: str,
+    remote_ids: Iterable[str],
+) -> set[str]:
+    """Which of these remote ids of one account ``table`` holds, in one statement."""
     wanted = sorted(set(remote_ids))
     if not wanted:
         return set()
-    rows = session.exec(
-        select(InboundEvent.remote_id).where(
-            InboundEvent.platform == platform, InboundEvent.account == account, col(InboundEvent.remote_id).in_(wanted)
+    found = session.exec(
+        select(table.remote_id).where(
+            table.platform == platform, table.account == account, col(table.remote_id).in_(wanted)
         )
     ).all()
-    return set(rows)
+    return set(found)
 
 
 def inbound_known(session: Session, platform: str, account: str, remote_id: str) -> bool:
@@ -143,15 +154,7 @@ def record_sent(
 
 def sent_among(session: Session, platform: str, account: str, remote_ids: Iterable[str]) -> set[str]:
     """Which of these remote ids of one account are messages we sent (one statement)."""
-    wanted = sorted(set(remote_ids))
-    if not wanted:
-        return set()
-    rows = session.exec(
-        select(SentMessage.remote_id).where(
-            SentMessage.platform == platform, SentMessage.account == account, col(SentMessage.remote_id).in_(wanted)
-        )
-    ).all()
-    return set(rows)
+    return _among(session, SentMessage, platform, account, remote_ids)
 
 
 def sent_by_us(session: Session, platform: str, account: str, remote_id: str) -> bool:

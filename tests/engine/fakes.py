@@ -177,19 +177,23 @@ def make_ctx(url: str, *, max_attempts: int = 4) -> tuple[Context, ManualClock, 
     return ctx, clock, db, slack, x
 
 
-def conversation(ctx: Context, customer: str = "42", thread_ts: str | None = None) -> Conversation:
-    """A conversation with its Slack thread (as if its card had been posted)."""
-    msg = InboundMessage(
+def message(ctx: Context, customer: str = "42", name: str = "Maria") -> InboundMessage:
+    """The first X DM of ``customer``, sent now (conversation ``{customer}-7``)."""
+    return InboundMessage(
         platform=Platform.X,
         account="acme",
         remote_id=f"in-{customer}",
         conversation=f"{customer}-7",
-        customer=Customer(id=customer, name="Maria"),
+        customer=Customer(id=customer, name=name),
         text="hi",
         sent_at=datetime.fromtimestamp(ctx.clock(), UTC),
     )
+
+
+def conversation(ctx: Context, customer: str = "42", thread_ts: str | None = None) -> Conversation:
+    """A conversation with its Slack thread (as if its card had been posted)."""
     with ctx.db.session() as s:
-        ingest_message(s, msg, CHANNEL, ctx.clock())
+        ingest_message(s, message(ctx, customer), CHANNEL, ctx.clock())
         conv = s.exec(select(Conversation).where(Conversation.remote_id == f"{customer}-7")).one()
         conv.thread_ts = thread_ts or f"1799999999.{int(customer):06d}"
         s.add(conv)

@@ -55,26 +55,14 @@ def test_a_database_error_is_not_the_events_fault(db_url: str) -> None:
 
 
 def test_events_waiting_for_a_card_do_not_hide_the_ones_behind_them_while_requests_come_in(db_url: str) -> None:
-    from datetime import UTC, datetime
-
-    from bridge.domain import Customer, InboundMessage, Platform
     from bridge.inbound import ingest_message
-    from tests.engine.fakes import CHANNEL
+    from tests.engine.fakes import CHANNEL, message
 
     ctx, _clock, _db, _slack, _x = make_ctx(db_url)
     known = conversation(ctx, "41")
     assert known.thread_ts
-    new = InboundMessage(  # a new conversation whose header card is not posted yet
-        platform=Platform.X,
-        account="acme",
-        remote_id="in-new",
-        conversation="43-7",
-        customer=Customer(id="43", name="Ana"),
-        text="hi",
-        sent_at=datetime.fromtimestamp(ctx.clock(), UTC),
-    )
-    with ctx.db.session() as s:
-        ingest_message(s, new, CHANNEL, ctx.clock())
+    with ctx.db.session() as s:  # a new conversation whose header card is not posted yet
+        ingest_message(s, message(ctx, "43", name="Ana"), CHANNEL, ctx.clock())
     for i in range(6):  # replies in a thread we do not know yet: they wait for the card
         slack_event(ctx, f"1800000001.00000{i}", f"early {i}", "1800000000.999999")
     slack_event(ctx, "1800000002.000001", "a reply in a known thread", known.thread_ts)
